@@ -1,0 +1,35 @@
+// swift-tools-version: 6.2
+// locksmith-swift: a cluster reboot manager, compatible with CoreOS locksmith.
+//
+// Layout (see ../shared/STYLE.md and docs/architecture.md):
+//   CJSONC, CCurl, CSystemd   system libraries (pkg-config) with small typed shims
+//   CLocksmith                the hand-written public header include/locksmith.h, as a module
+//   LocksmithCore             pure Swift rules: semaphore, window, durations, config text, backoff
+//   LocksmithSystem           I/O: files, machine id, local time, update.conf locations
+//   Locksmith                 the C ABI (`@c @implementation` of include/locksmith.h)
+//
+// The shipped liblocksmith.so.1 (static Swift runtime, version script, soname) is linked by the
+// Makefile; nothing here needs unsafe flags.
+import PackageDescription
+
+let package = Package(
+    name: "locksmith",
+    products: [
+        .library(name: "locksmith", type: .dynamic, targets: ["Locksmith"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CLocksmith"),
+        .target(name: "LocksmithCore", dependencies: ["CJSONC"]),
+        .target(name: "LocksmithSystem", dependencies: ["LocksmithCore"]),
+        .target(name: "Locksmith", dependencies: ["CLocksmith", "LocksmithCore", "LocksmithSystem"]),
+        .testTarget(
+            name: "LocksmithCoreTests",
+            dependencies: ["LocksmithCore", "LocksmithSystem"],
+            exclude: ["vectors"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

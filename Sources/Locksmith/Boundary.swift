@@ -1,0 +1,133 @@
+// What every export needs at the C boundary, kept in one place: the table from error kinds to
+// errno, the thread's last error message, checked conversion of C strings, and object handles.
+import Glibc
+import LocksmithCore
+
+// MARK: Errors
+
+extension LocksmithError.Kind {
+    /// The one table from the core's failure kinds to errno.
+    var errno: Int32 {
+        switch self {
+        case .invalidArgument: return EINVAL
+        case .badMessage: return EBADMSG
+        case .busy: return EBUSY
+        case .exists: return EEXIST
+        case .notFound: return ENOENT
+        case .outOfRange: return ERANGE
+        case .system(let code): return code > 0 ? code : EIO
+        }
+    }
+}
+
+/// The calling thread's last error message (malloc()ed), freed when the thread exits.
+private let lastErrorKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { free($0) }
+    return key
+}()
+
+nonisolated(unsafe) private let emptyMessage: UnsafeMutablePointer<CChar> = strdup("")!
+
+func setLastError(_ message: String) {
+    free(pthread_getspecific(lastErrorKey))
+    pthread_setspecific(lastErrorKey, strdup(message))
+}
+
+func lastErrorMessage() -> UnsafePointer<CChar> {
+    guard let p = pthread_getspecific(lastErrorKey) else { return UnsafePointer(emptyMessage) }
+    return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
+}
+
+/// Records `error` as the thread's last error and returns it as a negative errno.
+func fail(_ error: any Error) -> Int32 {
+    let e = (error as? LocksmithError) ?? LocksmithError(.system(EIO), "\(error)")
+    setLastError(e.message)
+    return -e.kind.errno
+}
+
+/// Runs `body`, turning a thrown error into a negative errno. Out-parameters are written by
+/// `body` only after everything that can fail has succeeded.
+func call(_ body: () throws -> Int32) -> Int32 {
+    do {
+        return try body()
+    } catch {
+        return fail(error)
+    }
+}
+
+func invalid(_ message: String) -> LocksmithError {
+    LocksmithError(.invalidArgument, message)
+}
+
+// MARK: Arguments
+
+/// Strings callers hand in are bounded, so an unterminated or hostile one costs little.
+let maxArgumentBytes = 1 << 20
+
+/// A required C string argument as Swift text: NULL, over-long or non-UTF-8 input is -EINVAL
+/// with a message naming `name`.
+func text(_ p: UnsafePointer<CChar>?, _ name: String, limit: Int = maxArgumentBytes) throws -> String {
+    guard let p else { throw invalid("\(name) is NULL") }
+    let length = strnlen(p, limit + 1)
+    guard length <= limit else { throw invalid("\(name) is longer than \(limit) bytes") }
+    let bytes = UnsafeRawBufferPointer(start: p, count: length)
+    guard let s = String(validating: bytes, as: UTF8.self) else { throw invalid("\(name) is not valid UTF-8") }
+    return s
+}
+
+/// A required out-parameter.
+func out<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMutablePointer<T> {
+    guard let p else { throw invalid("\(name) is NULL") }
+    return p
+}
+
+/// A malloc()ed copy of `s` for a char **ret_* parameter.
+func copyOut(_ s: String) throws -> UnsafeMutablePointer<CChar> {
+    guard let p = strdup(s) else { throw LocksmithError(.system(ENOMEM), "out of memory") }
+    return p
+}
+
+// MARK: Objects
+
+/// The object behind an opaque C pointer: a Swift value plus the C strings lent out from it.
+final class Handle<Value> {
+    var value: Value {
+        didSet { releaseBorrowed() }
+    }
+    /// Strings handed out as `const char *`, by slot, valid until the value changes or the
+    /// handle dies. Asking for the same slot again returns the same pointer.
+    private var borrowed: [String: UnsafeMutablePointer<CChar>] = [:]
+
+    init(_ value: Value) { self.value = value }
+    deinit { releaseBorrowed() }
+
+    func lend(_ slot: String, _ make: () -> String) -> UnsafePointer<CChar>? {
+        if let p = borrowed[slot] { return UnsafePointer(p) }
+        guard let p = strdup(make()) else { return nil }
+        borrowed[slot] = p
+        return UnsafePointer(p)
+    }
+
+    private func releaseBorrowed() {
+        borrowed.values.forEach { free($0) }
+        borrowed.removeAll()
+    }
+
+    /// A new C handle owning `value`.
+    static func make(_ value: Value) -> OpaquePointer {
+        OpaquePointer(Unmanaged.passRetained(Handle(value)).toOpaque())
+    }
+
+    /// The handle behind `p`; -EINVAL if NULL.
+    static func from(_ p: OpaquePointer?, _ name: String) throws -> Handle {
+        guard let p else { throw invalid("\(name) is NULL") }
+        return Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+    }
+
+    /// Releases the handle behind `p` (NULL is fine); returns NULL for `x = x_free(x)`.
+    static func release(_ p: OpaquePointer?) -> OpaquePointer? {
+        if let p { Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).release() }
+        return nil
+    }
+}

@@ -1,0 +1,6 @@
+// The one place the version lives.
+
+public enum Version {
+    /// Follows the original's last release, 0.6.2.
+    public static let string = "0.7.0"
+}

@@ -1,0 +1,55 @@
+// Every libc call of the I/O layer goes through here, so the core stays free of the system and
+// errors come back as LocksmithError with the errno intact.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import LocksmithCore
+
+public enum Syscalls {
+    /// The current errno as an error whose message names `what` and says why.
+    public static func errnoError(_ what: String, _ code: Int32 = errno) -> LocksmithError {
+        LocksmithError(code == ENOENT ? .notFound : .system(code), "\(what): \(String(cString: strerror(code)))")
+    }
+
+    /// Reads a whole file of at most `limit` bytes. A missing file is `.notFound`.
+    public static func readFile(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw errnoError(path) }
+        defer { close(fd) }
+        var data = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw errnoError(path)
+            }
+            if n == 0 { return data }
+            data += chunk[0..<n]
+            if data.count > limit {
+                throw LocksmithError(.outOfRange, "\(path): larger than \(limit) bytes")
+            }
+        }
+    }
+
+    /// The value of environment variable `name`, or nil.
+    public static func environment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
+    /// Every variable of the process environment, in order.
+    public static func environment() -> [(key: String, value: String)] {
+        var out: [(key: String, value: String)] = []
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                out.append((String(text[..<eq]), String(text[text.index(after: eq)...])))
+            }
+            p += 1
+        }
+        return out
+    }
+}

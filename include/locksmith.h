@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * locksmith.h: the C API of liblocksmith, the cluster reboot lock of locksmith-swift.
+ *
+ * Conventions (the same for every function):
+ *   - Fallible functions return int: >= 0 on success, a negative errno on failure, so that
+ *     strerror(-r) explains it. -EINVAL always means a bad argument (NULL where a value is
+ *     required, a number out of range, a string that is not valid UTF-8 or is too long).
+ *   - Out-parameters come last and are named ret_*; they are written only on success.
+ *   - Every _new/_parse/_load has a _free that accepts NULL and returns NULL:
+ *         s = locksmith_semaphore_free(s);
+ *   - Strings returned through char **ret_* are malloc()ed: free them with free(3), or with
+ *     locksmith_free() from languages that cannot call free. "const char *" results are
+ *     borrowed: valid until the object they came from is changed or freed.
+ *   - Times are Unix seconds (int64_t).
+ *   - The library never logs, never exits, never changes the process's signal handling.
+ *   - Threads: functions that take no object are thread-safe. An object belongs to one thread at
+ *     a time; different objects may be used on different threads at once.
+ *   - After a failure, locksmith_last_error() returns a message for people, naming the input
+ *     that was wrong.
+ *
+ * Errors the semaphore functions return:
+ *   -EBADMSG  a stored value that is not a semaphore document
+ *   -EBUSY    no free slot          -EEXIST  already a holder      -ENOENT  not a holder
+ *   -ERANGE   a count that would not fit an int
+ */
+#ifndef LOCKSMITH_H
+#define LOCKSMITH_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The default group's etcd key; a group G lives at LOCKSMITH_KEY_PREFIX "/groups/" escape(G)
+ * "/semaphore" (see locksmith_group_key()). */
+#define LOCKSMITH_KEY_PREFIX "coreos.com/updateengine/rebootlock"
+#define LOCKSMITH_DEFAULT_KEY LOCKSMITH_KEY_PREFIX "/semaphore"
+
+typedef struct locksmith_semaphore locksmith_semaphore;
+typedef struct locksmith_window locksmith_window;
+typedef struct locksmith_config locksmith_config;
+
+/* ---- General ------------------------------------------------------------------------------- */
+
+/* The library's version, e.g. "0.7.0". A static string: never free it. */
+const char *locksmith_version(void);
+
+/* Frees memory the library returned through a char **ret_* parameter (the same as free(3), for
+ * callers such as Python's ctypes that cannot reach the C library's free). NULL is fine. */
+void locksmith_free(void *p);
+
+/* A message describing the last failure of a locksmith_* call on the calling thread, or "" if
+ * there was none. Borrowed: valid until the next locksmith_* call on this thread. Thread-safe. */
+const char *locksmith_last_error(void);
+
+/* ---- The semaphore document ------------------------------------------------------------------
+ * The JSON value stored at a group's key: {"semaphore":1,"max":1,"holders":null}. These functions
+ * change the document in memory only; storing it is the client's job. */
+
+/* Creates the document a fresh key gets: one free slot of one, holders null.
+ * Returns 0, or -EINVAL if ret is NULL. The caller frees *ret with locksmith_semaphore_free(). */
+int locksmith_semaphore_new(locksmith_semaphore **ret);
+
+/* Parses a stored document. Missing or null fields read as 0 / no holders; unknown fields are
+ * kept and written back by locksmith_semaphore_to_json(). Returns 0; -EINVAL if json or ret is
+ * NULL; -EBADMSG if json is not a semaphore document (not JSON, not an object, a field of the
+ * wrong type or out of range, a holder listed twice, larger than 128 KiB); the message of
+ * locksmith_last_error() says which and quotes the start of the value. */
+int locksmith_semaphore_parse(const char *json, locksmith_semaphore **ret);
+
+/* Serializes the document byte-compatibly with the original locksmith: fields semaphore, max,
+ * holders (null or a sorted array), then unknown fields; no spaces.
+ * Returns 0, or -EINVAL. *ret_json is malloc()ed; the caller frees it. */
+int locksmith_semaphore_to_json(const locksmith_semaphore *s, char **ret_json);
+
+/* Takes a slot for holder (a non-empty id of at most 255 bytes, no control characters).
+ * Returns 0; -EBUSY if no slot is free (checked first, as the original did); -EEXIST if holder
+ * already holds a slot; -EINVAL for a bad argument. The document is unchanged on failure. */
+int locksmith_semaphore_lock(locksmith_semaphore *s, const char *holder);
+
+/* Gives back holder's slot. Returns 0; -ENOENT if holder holds none; -EINVAL. */
+int locksmith_semaphore_unlock(locksmith_semaphore *s, const char *holder);
+
+/* Sets the maximum number of holders. Free slots change by the difference and holders are kept,
+ * so a max below the number of holders leaves the free count negative; 0 pauses the group.
+ * Returns 0 and the previous max in *ret_old_max (if not NULL); -EINVAL if max < 0; -ERANGE if
+ * the free count would not fit an int. */
+int locksmith_semaphore_set_max(locksmith_semaphore *s, int max, int *ret_old_max);
+
+/* The number of free slots (negative when max was lowered below the holders).
+ * Returns 0, or -EINVAL. */
+int locksmith_semaphore_get_available(const locksmith_semaphore *s, int *ret);
+
+/* The maximum number of holders. Returns 0, or -EINVAL. */
+int locksmith_semaphore_get_max(const locksmith_semaphore *s, int *ret);
+
+/* The number of holders (>= 0), or -EINVAL if s is NULL. */
+int locksmith_semaphore_holder_count(const locksmith_semaphore *s);
+
+/* Holder number i (0-based, in stored order). Borrowed; NULL if s is NULL or i out of range. */
+const char *locksmith_semaphore_holder(const locksmith_semaphore *s, int i);
+
+/* Whether holder holds a slot: 1 yes, 0 no, -EINVAL for a bad argument. */
+int locksmith_semaphore_is_holder(const locksmith_semaphore *s, const char *holder);
+
+/* Frees s. Accepts NULL; returns NULL. */
+locksmith_semaphore *locksmith_semaphore_free(locksmith_semaphore *s);
+
+/* ---- Reboot windows --------------------------------------------------------------------------
+ * start "HH:MM" (daily) or "Day HH:MM" (weekly, Sun..Sat in any case, weeks start on Sunday);
+ * length in Go duration syntax ("1h30m", "45m", "1.5h"; units ns us µs ms s m h). Windows are
+ * evaluated in the process's local time zone (TZ honoured): they open at that wall-clock time
+ * every day or week, also on days when clocks change. */
+
+/* Parses a window. Returns 0; -EINVAL if an argument is NULL or the window does not parse (bad
+ * day, hour > 23, minute > 59, a bare day, extra fields, a bad or negative length, a length not
+ * shorter than the day or week it repeats in). */
+int locksmith_window_parse(const char *start, const char *length, locksmith_window **ret);
+
+/* Seconds from now until the window opens: > 0 before it, <= 0 inside it (minus how far in; the
+ * closing edge counts as inside). Returns 0; -EINVAL for NULL arguments; -ERANGE if now is
+ * outside the years 1 to 9999. */
+int locksmith_window_seconds_to_start(const locksmith_window *w, int64_t now, int64_t *ret_seconds);
+
+/* The window that contains now, or else the next one: its opening and closing times.
+ * ret_end may be NULL. Returns 0; -EINVAL; -ERANGE as above. */
+int locksmith_window_next(const locksmith_window *w, int64_t now, int64_t *ret_start, int64_t *ret_end);
+
+/* The window as text, normalized: start "Thu 23:00" or "02:33" and length "1h30m0s".
+ * Both strings are malloc()ed; either pointer may be NULL if not wanted. Returns 0, or -EINVAL. */
+int locksmith_window_to_string(const locksmith_window *w, char **ret_start, char **ret_length);
+
+/* Frees w. Accepts NULL; returns NULL. */
+locksmith_window *locksmith_window_free(locksmith_window *w);
+
+/* Parses a duration in Go syntax ("1h30m", "300ms", "-2s") into nanoseconds.
+ * Returns 0; -EINVAL if text is NULL or not a duration (or overflows 64 bits). Thread-safe. */
+int locksmith_duration_parse(const char *text, int64_t *ret_nanoseconds);
+
+/* ---- This node ------------------------------------------------------------------------------
+ * System paths are read under the root named by the environment variable LOCKSMITH_ROOT when it
+ * is set and not empty (for tests and containers), else under "/". */
+
+/* This machine's id: /etc/machine-id, trimmed, checked to be 32 lower-case hex digits.
+ * Returns 0; -EINVAL if ret_id is NULL; -ENOENT if the file is missing; -EBADMSG if it holds no
+ * valid id; another -errno if it cannot be read. *ret_id is malloc()ed. */
+int locksmith_machine_id(char **ret_id);
+
+/* The etcd key of group's semaphore: LOCKSMITH_DEFAULT_KEY for NULL or "", otherwise
+ * LOCKSMITH_KEY_PREFIX "/groups/<group, escaped as Go's url.QueryEscape>/semaphore" (so
+ * "prod/database" -> ".../groups/prod%2Fdatabase/semaphore", a space -> "+").
+ * Returns 0; -EINVAL if ret_key is NULL or group is not UTF-8 or longer than 255 bytes.
+ * *ret_key is malloc()ed. */
+int locksmith_group_key(const char *group, char **ret_key);
+
+/* The wait before retry number attempt (0 for the first): 5 s doubling to at most 300 s.
+ * Returns 0; -EINVAL if attempt < 0 or ret_seconds is NULL. Thread-safe. */
+int locksmith_backoff_delay(int attempt, int64_t *ret_seconds);
+
+/* ---- Configuration ---------------------------------------------------------------------------
+ * KEY=VALUE settings read the way systemd reads an EnvironmentFile= (comments, quotes, escapes,
+ * line continuations). */
+
+/* Loads this node's configuration: /usr/share/coreos/update.conf, /usr/share/flatcar/update.conf,
+ * /etc/coreos/update.conf, /etc/flatcar/update.conf (those that exist, under the root; later
+ * files win), then the process environment, which wins over every file.
+ * Returns 0; -EINVAL if ret is NULL; -EBADMSG if a file is not UTF-8 text; another -errno if a
+ * file exists but cannot be read (locksmith_last_error() names it). */
+int locksmith_config_load(locksmith_config **ret);
+
+/* Parses one text in EnvironmentFile syntax; origin (may be NULL: "<text>") is what
+ * locksmith_config_get() reports as the source. Lines that are not assignments are skipped.
+ * Returns 0, or -EINVAL. */
+int locksmith_config_parse(const char *text, const char *origin, locksmith_config **ret);
+
+/* The value of key, and where it came from (a file path, or "environment"); ret_origin may be
+ * NULL. Both borrowed. Returns 0; -ENOENT if nothing sets key; -EINVAL. */
+int locksmith_config_get(const locksmith_config *c, const char *key, const char **ret_value, const char **ret_origin);
+
+/* Frees c. Accepts NULL; returns NULL. */
+locksmith_config *locksmith_config_free(locksmith_config *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LOCKSMITH_H */
