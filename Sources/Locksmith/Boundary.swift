@@ -68,12 +68,17 @@ let maxArgumentBytes = 1 << 20
 /// A required C string argument as Swift text: NULL, over-long or non-UTF-8 input is -EINVAL
 /// with a message naming `name`.
 func text(_ p: UnsafePointer<CChar>?, _ name: String, limit: Int = maxArgumentBytes) throws -> String {
+    let raw = try bytes(p, name, limit: limit)
+    guard let s = String(validating: raw, as: UTF8.self) else { throw invalid("\(name) is not valid UTF-8") }
+    return s
+}
+
+/// A required C string argument as bytes (not checked for UTF-8): NULL or over-long is -EINVAL.
+func bytes(_ p: UnsafePointer<CChar>?, _ name: String, limit: Int = maxArgumentBytes) throws -> UnsafeRawBufferPointer {
     guard let p else { throw invalid("\(name) is NULL") }
     let length = strnlen(p, limit + 1)
     guard length <= limit else { throw invalid("\(name) is longer than \(limit) bytes") }
-    let bytes = UnsafeRawBufferPointer(start: p, count: length)
-    guard let s = String(validating: bytes, as: UTF8.self) else { throw invalid("\(name) is not valid UTF-8") }
-    return s
+    return UnsafeRawBufferPointer(start: p, count: length)
 }
 
 /// A required out-parameter.

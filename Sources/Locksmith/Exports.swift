@@ -43,7 +43,7 @@ public func locksmith_semaphore_new(_ ret: UnsafeMutablePointer<OpaquePointer?>!
 public func locksmith_semaphore_parse(_ json: UnsafePointer<CChar>!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
     call {
         let r = try out(ret, "ret")
-        let document = try LocksmithCore.Semaphore(parsing: text(json, "json"))
+        let document = try LocksmithCore.Semaphore(parsingUTF8: bytes(json, "json"))
         r.pointee = SemaphoreHandle.make(document)
         return 0
     }

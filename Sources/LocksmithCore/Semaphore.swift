@@ -41,28 +41,41 @@ public struct Semaphore: Sendable {
     /// are kept, field names match case-insensitively (as Go's encoding/json matches them).
     /// Throws `.badMessage` with a message that says what is wrong and shows the start of `text`.
     public init(parsing text: String) throws {
+        var bytes = Array(text.utf8)
+        try self.init(parsingUTF8: &bytes)
+    }
+
+    /// Parses a stored document given as bytes, which need not be valid UTF-8 (that is checked).
+    public init(parsingUTF8 bytes: UnsafeRawBufferPointer) throws {
         self.init()
         available = 0
         max = 0
         do {
-            try parse(text)
+            try parse(bytes)
         } catch let error as LocksmithError {
-            throw LocksmithError(error.kind, "\(error.message) (value: \(Semaphore.excerpt(text)))")
+            throw LocksmithError(error.kind, "\(error.message) (value: \(Semaphore.excerpt(bytes)))")
         }
     }
 
-    private mutating func parse(_ text: String) throws {
-        let size = text.utf8.count
+    private init(parsingUTF8 bytes: inout [UInt8]) throws {
+        self = try bytes.withUnsafeBytes { try Semaphore(parsingUTF8: $0) }
+    }
+
+    private mutating func parse(_ bytes: UnsafeRawBufferPointer) throws {
+        let size = bytes.count
         if size > Semaphore.maxDocumentBytes {
             throw LocksmithError(.badMessage, "document is \(size) bytes, more than the \(Semaphore.maxDocumentBytes) allowed")
         }
-        if text.utf8.contains(0) {
+        guard let base = bytes.baseAddress, size > 0 else {
+            throw LocksmithError(.badMessage, "not JSON: the value is empty")
+        }
+        if bytes.contains(0) {
             throw LocksmithError(.badMessage, "document contains a NUL byte")
         }
         guard let tokener = json_tokener_new() else { throw LocksmithError(.system(12), "out of memory") }
         defer { json_tokener_free(tokener) }
         json_tokener_set_flags(tokener, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8)
-        let root = text.withCString { json_tokener_parse_ex(tokener, $0, Int32(size)) }
+        let root = json_tokener_parse_ex(tokener, base.assumingMemoryBound(to: CChar.self), Int32(size))
         defer { json_object_put(root) }
         let status = json_tokener_get_error(tokener)
         if status == json_tokener_continue || (root == nil && status == json_tokener_success) {
@@ -73,7 +86,7 @@ public struct Semaphore: Sendable {
             throw LocksmithError(.badMessage, "not JSON: \(String(cString: json_tokener_error_desc(status))) at byte \(offset)")
         }
         let end = json_tokener_get_parse_end(tokener)
-        if text.utf8.dropFirst(end).contains(where: { !Semaphore.isJSONSpace($0) }) {
+        if bytes.dropFirst(end).contains(where: { !Semaphore.isJSONSpace($0) }) {
             throw LocksmithError(.badMessage, "not JSON: extra data after the document at byte \(end)")
         }
         guard json_object_get_type(root) == json_type_object else {
@@ -246,7 +259,8 @@ public struct Semaphore: Sendable {
     }
 
     /// The first few characters of a bad value, quoted, for error messages.
-    static func excerpt(_ text: String, limit: Int = 40) -> String {
+    static func excerpt(_ bytes: UnsafeRawBufferPointer, limit: Int = 40) -> String {
+        let text = String(decoding: bytes.prefix(limit * 4), as: UTF8.self)
         let scalars = text.unicodeScalars
         if scalars.count <= limit { return JSONText.quoted(text) }
         var head = ""

@@ -1,0 +1,77 @@
+# locksmith-swift: build, install and test.
+#
+#   make                  build liblocksmith.so.1 (static Swift runtime, version script, soname)
+#   make install          install under $(DESTDIR)$(PREFIX)
+#   make test             install missing Debian packages, build, run every test suite
+#
+# The shared library is linked here rather than in Package.swift, because its flags
+# (-static-stdlib, the version script, the soname) are "unsafe" to SwiftPM and would break
+# `swift test`. lld with --no-export-dynamic (the static runtime asks for -export-dynamic) lets the
+# version script decide alone what is exported. It gets its own scratch path so debug builds and tests are not rebuilt each time.
+
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      ?= $(PREFIX)/bin
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+SWIFT       ?= swift
+BUILD       := build
+LIB_SCRATCH := .build-lib
+SONAME      := liblocksmith.so.1
+VERSION     := $(shell sed -n 's/.*static let string = "\(.*\)"/\1/p' Sources/LocksmithCore/Version.swift)
+
+SWIFT_SOURCES := Package.swift $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') include/locksmith.h
+
+LIB_FLAGS := -c release --scratch-path $(LIB_SCRATCH) --product locksmith \
+	-Xswiftc -static-stdlib -Xswiftc -use-ld=lld -Xlinker --no-export-dynamic \
+	-Xlinker --version-script=$(CURDIR)/tools/liblocksmith.map \
+	-Xlinker -soname=$(SONAME)
+
+.PHONY: all lib deps install uninstall test test-swift test-abi clean
+
+all: lib
+
+deps:
+	@tools/install-deps
+
+lib: $(BUILD)/lib/$(SONAME)
+
+$(BUILD)/lib/$(SONAME): $(SWIFT_SOURCES) tools/liblocksmith.map Makefile
+	$(SWIFT) build $(LIB_FLAGS)
+	mkdir -p $(BUILD)/lib
+	strip --strip-unneeded -o $@ $(LIB_SCRATCH)/release/liblocksmith.so
+	ln -sf $(SONAME) $(BUILD)/lib/liblocksmith.so
+
+$(BUILD)/locksmith.pc: tools/locksmith.pc.in Sources/LocksmithCore/Version.swift
+	mkdir -p $(BUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# The .pc file depends on PREFIX, so it is written at install time.
+install: lib
+	rm -f $(BUILD)/locksmith.pc
+	$(MAKE) --no-print-directory $(BUILD)/locksmith.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BUILD)/lib/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liblocksmith.so
+	install -m 0644 include/locksmith.h $(DESTDIR)$(INCLUDEDIR)/locksmith.h
+	install -m 0644 $(BUILD)/locksmith.pc $(DESTDIR)$(PKGCONFIGDIR)/locksmith.pc
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && [ "$(LIBDIR)" = "/usr/local/lib" -o "$(LIBDIR)" = "/usr/lib" ]; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblocksmith.so \
+	      $(DESTDIR)$(INCLUDEDIR)/locksmith.h $(DESTDIR)$(PKGCONFIGDIR)/locksmith.pc
+
+test: deps
+	@tools/run-tests
+
+test-swift:
+	TZ=America/Los_Angeles $(SWIFT) test
+
+test-abi: lib
+	@tools/test-abi
+
+clean:
+	rm -rf $(BUILD) $(LIB_SCRATCH)
