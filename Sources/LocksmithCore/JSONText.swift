@@ -45,3 +45,149 @@ enum Bytewise {
     static func equal(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
     static func less(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 }
+
+/// A strict RFC 8259 syntax check, run before json-c builds values: json-c accepts single
+/// quotes and other extensions that Go's decoder (and so the original) refused.
+enum JSONSyntax {
+    struct Failure: Error {
+        var offset: Int
+        var reason: String
+    }
+
+    /// Checks that `bytes` hold exactly one JSON value (blanks around it allowed), nested at
+    /// most `maxDepth` deep. Does not check UTF-8 (json-c does).
+    static func check(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 32) throws(Failure) {
+        var scanner = Scanner(bytes: bytes, maxDepth: maxDepth)
+        scanner.skipBlanks()
+        try scanner.value(depth: 1)
+        scanner.skipBlanks()
+        if scanner.i < bytes.count { throw Failure(offset: scanner.i, reason: "extra data after the document") }
+    }
+
+    private struct Scanner {
+        let bytes: UnsafeRawBufferPointer
+        let maxDepth: Int
+        var i = 0
+
+        init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+            self.bytes = bytes
+            self.maxDepth = maxDepth
+        }
+
+        var current: UInt8? { i < bytes.count ? bytes[i] : nil }
+
+        mutating func skipBlanks() {
+            while let c = current, c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d { i += 1 }
+        }
+
+        func fail(_ reason: String) -> Failure {
+            Failure(offset: i, reason: i < bytes.count ? reason : "unexpected end of data")
+        }
+
+        mutating func expect(_ c: UInt8, _ what: String) throws(Failure) {
+            guard current == c else { throw fail("expected \(what)") }
+            i += 1
+        }
+
+        mutating func value(depth: Int) throws(Failure) {
+            guard depth <= maxDepth else { throw fail("nested deeper than \(maxDepth) levels") }
+            guard let c = current else { throw fail("") }
+            switch c {
+            case UInt8(ascii: "{"):
+                i += 1
+                skipBlanks()
+                if current == UInt8(ascii: "}") { i += 1; return }
+                while true {
+                    skipBlanks()
+                    try string()
+                    skipBlanks()
+                    try expect(UInt8(ascii: ":"), "':'")
+                    skipBlanks()
+                    try value(depth: depth + 1)
+                    skipBlanks()
+                    if current == UInt8(ascii: ",") { i += 1; continue }
+                    try expect(UInt8(ascii: "}"), "',' or '}'")
+                    return
+                }
+            case UInt8(ascii: "["):
+                i += 1
+                skipBlanks()
+                if current == UInt8(ascii: "]") { i += 1; return }
+                while true {
+                    skipBlanks()
+                    try value(depth: depth + 1)
+                    skipBlanks()
+                    if current == UInt8(ascii: ",") { i += 1; continue }
+                    try expect(UInt8(ascii: "]"), "',' or ']'")
+                    return
+                }
+            case UInt8(ascii: "\""):
+                try string()
+            case UInt8(ascii: "t"): try literal("true")
+            case UInt8(ascii: "f"): try literal("false")
+            case UInt8(ascii: "n"): try literal("null")
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                try number()
+            default:
+                throw fail("expected a value")
+            }
+        }
+
+        mutating func literal(_ word: String) throws(Failure) {
+            for c in word.utf8 {
+                guard current == c else { throw fail("expected \(word)") }
+                i += 1
+            }
+        }
+
+        mutating func digits() throws(Failure) {
+            guard let c = current, (0x30...0x39).contains(c) else { throw fail("expected a digit") }
+            while let c = current, (0x30...0x39).contains(c) { i += 1 }
+        }
+
+        mutating func number() throws(Failure) {
+            if current == UInt8(ascii: "-") { i += 1 }
+            if current == UInt8(ascii: "0") { i += 1 } else { try digits() }
+            if current == UInt8(ascii: ".") { i += 1; try digits() }
+            if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+                i += 1
+                if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { i += 1 }
+                try digits()
+            }
+        }
+
+        mutating func string() throws(Failure) {
+            try expect(UInt8(ascii: "\""), "a string in double quotes")
+            while let c = current {
+                i += 1
+                switch c {
+                case UInt8(ascii: "\""):
+                    return
+                case UInt8(ascii: "\\"):
+                    guard let e = current else { throw fail("") }
+                    i += 1
+                    switch e {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+                         UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        break
+                    case UInt8(ascii: "u"):
+                        for _ in 0..<4 {
+                            guard let h = current, (0x30...0x39).contains(h) || (0x41...0x46).contains(h) || (0x61...0x66).contains(h)
+                            else { throw fail("bad \\u escape") }
+                            i += 1
+                        }
+                    default:
+                        i -= 1
+                        throw fail("bad escape in a string")
+                    }
+                case 0..<0x20:
+                    i -= 1
+                    throw fail("control character in a string")
+                default:
+                    break
+                }
+            }
+            throw fail("")
+        }
+    }
+}

@@ -72,22 +72,29 @@ public struct Semaphore: Sendable {
         if bytes.contains(0) {
             throw LocksmithError(.badMessage, "document contains a NUL byte")
         }
+        do {
+            try JSONSyntax.check(bytes)
+        } catch {
+            throw LocksmithError(.badMessage, "not JSON: \(error.reason) at byte \(error.offset)")
+        }
+        // Only an object is a document (and json-c needs a terminator after a bare literal).
+        switch bytes.first(where: { !Semaphore.isJSONSpace($0) }) {
+        case UInt8(ascii: "{"): break
+        case UInt8(ascii: "["): throw LocksmithError(.badMessage, "not a JSON object but an array")
+        case UInt8(ascii: "\""): throw LocksmithError(.badMessage, "not a JSON object but a string")
+        case UInt8(ascii: "n"): throw LocksmithError(.badMessage, "not a JSON object but null")
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): throw LocksmithError(.badMessage, "not a JSON object but a boolean")
+        default: throw LocksmithError(.badMessage, "not a JSON object but a number")
+        }
         guard let tokener = json_tokener_new() else { throw LocksmithError(.system(12), "out of memory") }
         defer { json_tokener_free(tokener) }
         json_tokener_set_flags(tokener, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8)
         let root = json_tokener_parse_ex(tokener, base.assumingMemoryBound(to: CChar.self), Int32(size))
         defer { json_object_put(root) }
         let status = json_tokener_get_error(tokener)
-        if status == json_tokener_continue || (root == nil && status == json_tokener_success) {
-            throw LocksmithError(.badMessage, "not JSON: unexpected end of data")
-        }
         if status != json_tokener_success {
             let offset = json_tokener_get_parse_end(tokener)
             throw LocksmithError(.badMessage, "not JSON: \(String(cString: json_tokener_error_desc(status))) at byte \(offset)")
-        }
-        let end = json_tokener_get_parse_end(tokener)
-        if bytes.dropFirst(end).contains(where: { !Semaphore.isJSONSpace($0) }) {
-            throw LocksmithError(.badMessage, "not JSON: extra data after the document at byte \(end)")
         }
         guard json_object_get_type(root) == json_type_object else {
             throw LocksmithError(.badMessage, "not a JSON object but \(Semaphore.typeName(root))")

@@ -1,0 +1,111 @@
+import Glibc
+import Testing
+@testable import LocksmithCore
+@testable import LocksmithSystem
+
+/// A scratch directory that acts as a system root.
+final class ScratchRoot {
+    let path: String
+    init() {
+        var template = Array("/tmp/locksmith-test-XXXXXX".utf8CString)
+        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    }
+    deinit { _ = system("rm -rf '\(path)'") }
+
+    func write(_ relative: String, _ text: String) {
+        let full = path + relative
+        var dir = ""
+        for part in full.split(separator: "/").dropLast() {
+            dir += "/" + part
+            mkdir(dir, 0o755)
+        }
+        let f = fopen(full, "w")!
+        fputs(text, f)
+        fclose(f)
+    }
+}
+
+@Suite struct SystemTests {
+    @Test func machineIDIsTrimmedAndChecked() throws {
+        let root = ScratchRoot()
+        #expect(throws: LocksmithError.self) { try MachineID.read(root: root.path) }
+        root.write("/etc/machine-id", "\t69d27b356a94476da859461d3a3bc6fd \n")
+        #expect(try MachineID.read(root: root.path) == "69d27b356a94476da859461d3a3bc6fd")
+        for bad in ["", "69d27b356a94476da859461d3a3bc6f", "69D27B356A94476DA859461D3A3BC6FD", "69d27b356a94476da859461d3a3bc6fdd",
+                    "69d27b356a94476d a859461d3a3bc6fd", "zzd27b356a94476da859461d3a3bc6fd"] {
+            root.write("/etc/machine-id", bad + "\n")
+            do {
+                _ = try MachineID.read(root: root.path)
+                Issue.record("accepted \(bad)")
+            } catch let error as LocksmithError {
+                #expect(error.kind == .badMessage)
+                #expect(error.message.contains("/etc/machine-id"))
+            }
+        }
+    }
+
+    @Test func missingMachineIDIsNotFound() {
+        let root = ScratchRoot()
+        do {
+            _ = try MachineID.read(root: root.path)
+        } catch let error as LocksmithError {
+            #expect(error.kind == .notFound)
+            #expect(error.message.contains("No such file"))
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
+    @Test func rootResolution() {
+        #expect(SystemRoot.resolve("/etc/machine-id", root: "/") == "/etc/machine-id")
+        #expect(SystemRoot.resolve("/etc/machine-id", root: "/tmp/n1/") == "/tmp/n1/etc/machine-id")
+        #expect(SystemRoot.resolve("/etc/machine-id", root: "/tmp/n1") == "/tmp/n1/etc/machine-id")
+    }
+
+    @Test func updateConfFilesInOrderLaterWins() throws {
+        let root = ScratchRoot()
+        root.write("/usr/share/coreos/update.conf", "REBOOT_STRATEGY=reboot\nGROUP=a\nSERVER=x\n")
+        root.write("/usr/share/flatcar/update.conf", "GROUP=b\n")
+        root.write("/etc/coreos/update.conf", "REBOOT_STRATEGY=\"etcd-lock\"\n")
+        root.write("/etc/flatcar/update.conf", "# nothing\nLOCKSMITHD_REBOOT_WINDOW_START='Thu 23:00'\n")
+        let c = try NodeConfiguration.load(root: root.path, environment: false)
+        #expect(c["REBOOT_STRATEGY"] == "etcd-lock")
+        #expect(c.settings["REBOOT_STRATEGY"]?.origin == root.path + "/etc/coreos/update.conf")
+        #expect(c["GROUP"] == "b")
+        #expect(c["SERVER"] == "x")
+        #expect(c["LOCKSMITHD_REBOOT_WINDOW_START"] == "Thu 23:00")
+    }
+
+    @Test func noFilesIsAnEmptyConfiguration() throws {
+        let root = ScratchRoot()
+        #expect(try NodeConfiguration.load(root: root.path, environment: false).settings.isEmpty)
+    }
+
+    @Test func unreadableOrBinaryFilesAreErrors() throws {
+        let root = ScratchRoot()
+        root.write("/etc/coreos/update.conf", "A=\u{1}")
+        mkdir(root.path + "/etc/flatcar", 0o755)
+        mkdir(root.path + "/etc/flatcar/update.conf", 0o755)  // a directory where a file should be
+        do {
+            _ = try NodeConfiguration.load(root: root.path, environment: false)
+            Issue.record("loaded a directory as update.conf")
+        } catch let error as LocksmithError {
+            #expect(error.message.contains("/etc/flatcar/update.conf"))
+        }
+    }
+
+    @Test func environmentWinsOverFiles() throws {
+        let root = ScratchRoot()
+        root.write("/etc/coreos/update.conf", "PATH=/from/file\nLOCKSMITH_TEST_ONLY_FILE=1\n")
+        let c = try NodeConfiguration.load(root: root.path, environment: true)
+        #expect(c.settings["PATH"]?.origin == "environment")
+        #expect(c["LOCKSMITH_TEST_ONLY_FILE"] == "1")
+    }
+
+    @Test func readFileLimits() throws {
+        let root = ScratchRoot()
+        root.write("/big", String(repeating: "x", count: 5000))
+        #expect(try Syscalls.readFile(root.path + "/big").count == 5000)
+        #expect(throws: LocksmithError.self) { try Syscalls.readFile(root.path + "/big", limit: 4096) }
+    }
+}
