@@ -135,6 +135,19 @@ struct WindowVector: CustomTestStringConvertible, Sendable {
         #expect(try weekly.secondsToStart(now: opening.start + 3600, calendar: calendar) == -3600)
     }
 
+    /// 01:30 happens twice on Nov 1 2015 (PDT, then PST): the window opens at the first, and
+    /// the answer does not depend on what was computed before.
+    @Test func ambiguousStartOpensAtTheFirst() throws {
+        let w = try RebootWindow(start: "Sun 01:30", length: "10m")
+        let before: Int64 = 1_446_318_000  // Sat Oct 31 12:00 PDT
+        #expect(try w.occurrence(now: before, calendar: calendar).start == 1_446_366_600)  // 08:30 UTC
+        _ = calendar.unixTime(year: 2015, month: 11, day: 1, hour: 9, minute: 0)  // PST state
+        #expect(try w.occurrence(now: before, calendar: calendar).start == 1_446_366_600)
+        _ = calendar.unixTime(year: 2015, month: 3, day: 8, hour: 2, minute: 30)
+        #expect(calendar.unixTime(year: 2015, month: 3, day: 8, hour: 2, minute: 30) == 1_425_810_600)  // 03:30 PDT
+        #expect(calendar.unixTime(year: 2015, month: 2, day: 29, hour: 0, minute: 0) == 1_425_196_800)  // = Mar 1
+    }
+
     @Test func secondsToStartAgreesWithOccurrenceEverywhere() throws {
         let w = try RebootWindow(start: "Sat 23:05", length: "11h")
         var t: Int64 = 1_431_846_001
