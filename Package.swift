@@ -6,6 +6,7 @@
 //   CLocksmith                the hand-written public header include/locksmith.h, as a module
 //   LocksmithCore             pure Swift rules: semaphore, window, durations, config text, backoff
 //   LocksmithSystem           I/O: files, machine id, local time, update.conf locations
+//   LocksmithEtcd             the etcd lock client: v2 and v3 wire, compare-and-swap, failover, watch
 //   Locksmith                 the C ABI (`@c @implementation` of include/locksmith.h)
 //
 // The shipped liblocksmith.so.1 (static Swift runtime, version script, soname) is linked by the
@@ -24,10 +25,11 @@ let package = Package(
         .systemLibrary(name: "CLocksmith"),
         .target(name: "LocksmithCore", dependencies: ["CJSONC"]),
         .target(name: "LocksmithSystem", dependencies: ["LocksmithCore"]),
-        .target(name: "Locksmith", dependencies: ["CLocksmith", "LocksmithCore", "LocksmithSystem"]),
+        .target(name: "LocksmithEtcd", dependencies: ["CCurl", "LocksmithCore", "LocksmithSystem"]),
+        .target(name: "Locksmith", dependencies: ["CLocksmith", "LocksmithCore", "LocksmithSystem", "LocksmithEtcd"]),
         .testTarget(
             name: "LocksmithCoreTests",
-            dependencies: ["LocksmithCore", "LocksmithSystem"],
+            dependencies: ["LocksmithCore", "LocksmithSystem", "LocksmithEtcd"],
             exclude: ["vectors"]
         ),
     ],

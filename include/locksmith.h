@@ -41,6 +41,7 @@ extern "C" {
 typedef struct locksmith_semaphore locksmith_semaphore;
 typedef struct locksmith_window locksmith_window;
 typedef struct locksmith_config locksmith_config;
+typedef struct locksmith_client locksmith_client;
 
 /* ---- General ------------------------------------------------------------------------------- */
 
@@ -181,6 +182,77 @@ int locksmith_config_get(const locksmith_config *c, const char *key, const char 
 
 /* Frees c. Accepts NULL; returns NULL. */
 locksmith_config *locksmith_config_free(locksmith_config *c);
+
+/* ---- The etcd lock client --------------------------------------------------------------------
+ * Reads and changes one group's semaphore in etcd: v2 keys API or v3 JSON gateway, compare-and-
+ * swap retried with fresh data when another writer wins (bounded), failover between endpoints.
+ * A client belongs to one thread at a time; it keeps one connection open between calls.
+ * Errors of the client functions, besides -EINVAL and those of the semaphore functions:
+ *   -EBADMSG       the stored value is not a semaphore document (it is never overwritten)
+ *   -ECONNREFUSED  no endpoint could be reached (the message names each endpoint and why)
+ *   -ETIMEDOUT     every endpoint timed out
+ *   -EACCES        etcd refused the credentials, or a TLS file cannot be read
+ *   -EAGAIN        compare-and-swap lost to other writers too many times
+ *   -EPROTO        an answer that is not what the etcd protocol allows
+ * After a failure, locksmith_client_last_error() says what happened. */
+
+/* Creates a client with the defaults: endpoints http://127.0.0.1:2379 and http://127.0.0.1:4001,
+ * the default group, etcd-api auto, timeout 5s. Returns 0, -EINVAL, or -ENOMEM. */
+int locksmith_client_new(locksmith_client **ret);
+
+/* Sets an option, named like the command-line flags:
+ *   endpoint            a URL with http:// or https://, or a comma-separated list; each call adds
+ *                       to the list (replacing the defaults); "" goes back to the defaults
+ *   group               the group ("" is the default group)
+ *   etcd-cafile         CA certificate file: verify the server against it
+ *   etcd-certfile       client certificate file (with etcd-keyfile)
+ *   etcd-keyfile        client key file
+ *   etcd-username       user for etcd authentication (v2: basic auth; v3: a token)
+ *   etcd-password       its password (never shown in messages)
+ *   etcd-password-file  a file whose first line is the password
+ *   etcd-api            v2, v3 or auto (v2 when the cluster serves it, else v3)
+ *   timeout             per-request timeout, a Go duration from 1ms to 1h (default 5s)
+ * Set options before the first request. Returns 0; -EINVAL for an unknown option or a bad value
+ * (the message names it); -EACCES if a file cannot be read for lack of permission. */
+int locksmith_client_set(locksmith_client *c, const char *option, const char *value);
+
+/* Sets every option whose variable <PREFIX>_<OPTION> (upper case, '-' as '_', e.g.
+ * LOCKSMITHCTL_ETCD_CAFILE) is set and not empty in the environment. Returns the number of
+ * options set (>= 0), or the error of the first bad value (naming the variable). */
+int locksmith_client_load_env(locksmith_client *c, const char *prefix);
+
+/* Reads the group's semaphore (creating the key with {"semaphore":1,"max":1,"holders":null} if
+ * it is missing). *ret is freed with locksmith_semaphore_free(). */
+int locksmith_client_get(locksmith_client *c, locksmith_semaphore **ret);
+
+/* Takes a slot for id (NULL: this machine's id). -EBUSY no free slot; -EEXIST already holds. */
+int locksmith_client_lock(locksmith_client *c, const char *id);
+
+/* Gives back id's slot (NULL: this machine's id). -ENOENT if id holds none. */
+int locksmith_client_unlock(locksmith_client *c, const char *id);
+
+/* Sets the group's maximum; the previous one in *ret_old_max (may be NULL). -EINVAL if max < 0. */
+int locksmith_client_set_max(locksmith_client *c, int max, int *ret_old_max);
+
+/* Blocks until the semaphore changes after this client's last read or write (or, if there was
+ * none, after a read it makes now), or timeout_ms pass. Returns 1 if it changed (read it again),
+ * 0 on timeout, or a negative errno. Uses etcd's watch, so a freed slot is seen at once. */
+int locksmith_client_wait(locksmith_client *c, int64_t timeout_ms);
+
+/* The message of the client's last failure ("" if none). Borrowed: valid until the next call on
+ * c. NULL-safe (returns "" for NULL). Passwords never appear in it. */
+const char *locksmith_client_last_error(const locksmith_client *c);
+
+/* Which API the client used: "v2" or "v3"; NULL before its first request or if c is NULL.
+ * Borrowed, valid until the next call on c. */
+const char *locksmith_client_api(const locksmith_client *c);
+
+/* The endpoint that answered last; NULL before the first answer or if c is NULL.
+ * Borrowed, valid until the next call on c. */
+const char *locksmith_client_endpoint(const locksmith_client *c);
+
+/* Frees c and closes its connection. Accepts NULL; returns NULL. */
+locksmith_client *locksmith_client_free(locksmith_client *c);
 
 #ifdef __cplusplus
 }

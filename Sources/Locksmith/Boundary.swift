@@ -15,6 +15,11 @@ extension LocksmithError.Kind {
         case .exists: return EEXIST
         case .notFound: return ENOENT
         case .outOfRange: return ERANGE
+        case .timedOut: return ETIMEDOUT
+        case .connectionFailed: return ECONNREFUSED
+        case .permissionDenied: return EACCES
+        case .conflict: return EAGAIN
+        case .protocolError: return EPROTO
         case .system(let code): return code > 0 ? code : EIO
         }
     }
@@ -33,6 +38,8 @@ func setLastError(_ message: String) {
     free(pthread_getspecific(lastErrorKey))
     pthread_setspecific(lastErrorKey, strdup(message))
 }
+
+func lastErrorEmpty() -> UnsafePointer<CChar> { UnsafePointer(emptyMessage) }
 
 func lastErrorMessage() -> UnsafePointer<CChar> {
     guard let p = pthread_getspecific(lastErrorKey) else { return UnsafePointer(emptyMessage) }

@@ -4,6 +4,7 @@
 import CLocksmith
 import Glibc
 import LocksmithCore
+import LocksmithEtcd
 import LocksmithSystem
 
 typealias SemaphoreHandle = Handle<LocksmithCore.Semaphore>
@@ -261,4 +262,129 @@ public func locksmith_config_get(_ c: OpaquePointer!, _ key: UnsafePointer<CChar
 @c @implementation
 public func locksmith_config_free(_ c: OpaquePointer!) -> OpaquePointer! {
     ConfigHandle.release(c)
+}
+
+// MARK: Client
+
+/// A C client: its options, and the etcd client made from them at the first request.
+final class ClientState {
+    var options = ClientOptions()
+    var client: EtcdClient?
+    var lastError = ""
+
+    func connected() throws -> EtcdClient {
+        if let client { return client }
+        let made = try EtcdClient(options: options)
+        client = made
+        return made
+    }
+
+    func holder(_ id: UnsafePointer<CChar>?) throws -> String {
+        try id.map { try text($0, "id", limit: LocksmithCore.Semaphore.maxHolderBytes + 1) } ?? MachineID.read()
+    }
+}
+
+typealias ClientHandle = Handle<ClientState>
+
+/// Runs a client operation, keeping its failure message on the client as well.
+private func clientCall(_ c: OpaquePointer?, _ body: (ClientState) throws -> Int32) -> Int32 {
+    guard let handle = try? ClientHandle.from(c, "c") else { return fail(invalid("c is NULL")) }
+    let state = handle.value
+    let r = call { try body(state) }
+    state.lastError = r < 0 ? String(cString: lastErrorMessage()) : ""
+    handle.value = state  // drops strings lent out before this call
+    return r
+}
+
+@c @implementation
+public func locksmith_client_new(_ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    call {
+        try out(ret, "ret").pointee = ClientHandle.make(ClientState())
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_set(_ c: OpaquePointer!, _ option: UnsafePointer<CChar>!, _ value: UnsafePointer<CChar>!) -> Int32 {
+    clientCall(c) { state in
+        try state.options.set(text(option, "option"), text(value, "value"))
+        state.client = nil
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_load_env(_ c: OpaquePointer!, _ prefix: UnsafePointer<CChar>!) -> Int32 {
+    clientCall(c) { state in
+        let name = try text(prefix, "prefix", limit: 64)
+        let count = try state.options.loadEnvironment(prefix: name, lookup: Syscalls.environment)
+        state.client = nil
+        return Int32(count)
+    }
+}
+
+@c @implementation
+public func locksmith_client_get(_ c: OpaquePointer!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    clientCall(c) { state in
+        let r = try out(ret, "ret")
+        r.pointee = SemaphoreHandle.make(try state.connected().get())
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_lock(_ c: OpaquePointer!, _ id: UnsafePointer<CChar>!) -> Int32 {
+    clientCall(c) { state in
+        try state.connected().lock(state.holder(id))
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_unlock(_ c: OpaquePointer!, _ id: UnsafePointer<CChar>!) -> Int32 {
+    clientCall(c) { state in
+        try state.connected().unlock(state.holder(id))
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_set_max(_ c: OpaquePointer!, _ max: Int32, _ ret_old_max: UnsafeMutablePointer<Int32>!) -> Int32 {
+    clientCall(c) { state in
+        let old = try state.connected().setMax(Int(max))
+        ret_old_max?.pointee = Int32(old)
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_wait(_ c: OpaquePointer!, _ timeout_ms: Int64) -> Int32 {
+    clientCall(c) { state in
+        guard timeout_ms >= 0 else { throw invalid("timeout_ms is negative: \(timeout_ms)") }
+        return try state.connected().wait(timeoutMilliseconds: Int(min(timeout_ms, Int64(Int32.max)))) ? 1 : 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_last_error(_ c: OpaquePointer!) -> UnsafePointer<CChar>! {
+    guard let handle = try? ClientHandle.from(c, "c") else { return lastErrorEmpty() }
+    let message = handle.value.lastError
+    return handle.lend("last error") { message }
+}
+
+@c @implementation
+public func locksmith_client_api(_ c: OpaquePointer!) -> UnsafePointer<CChar>! {
+    guard let handle = try? ClientHandle.from(c, "c"), let api = handle.value.client?.api else { return nil }
+    return handle.lend("api") { api.rawValue }
+}
+
+@c @implementation
+public func locksmith_client_endpoint(_ c: OpaquePointer!) -> UnsafePointer<CChar>! {
+    guard let handle = try? ClientHandle.from(c, "c"), let endpoint = handle.value.client?.endpointInUse else { return nil }
+    return handle.lend("endpoint") { endpoint }
+}
+
+@c @implementation
+public func locksmith_client_free(_ c: OpaquePointer!) -> OpaquePointer! {
+    ClientHandle.release(c)
 }

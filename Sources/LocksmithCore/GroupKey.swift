@@ -15,7 +15,7 @@ public enum GroupKey {
         guard group.utf8.count <= maxGroupBytes else {
             throw LocksmithError(.invalidArgument, "group name is longer than \(maxGroupBytes) bytes")
         }
-        return prefix + "/groups/" + queryEscape(group) + "/semaphore"
+        return prefix + "/groups/" + URLEscape.query(group) + "/semaphore"
     }
 
     /// The group a key belongs to ("" for the default key), or nil if `key` is not a semaphore key.
@@ -28,28 +28,7 @@ public enum GroupKey {
         return queryUnescape(String(escaped))
     }
 
-    /// Go's url.QueryEscape: letters, digits and `-_.~` stay, space becomes `+`, every other
-    /// byte becomes `%XX` (upper-case hex).
-    public static func queryEscape(_ text: String) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(text.utf8.count)
-        let hex = Array("0123456789ABCDEF".utf8)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"),
-                 UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.append(byte)
-            case UInt8(ascii: " "):
-                out.append(UInt8(ascii: "+"))
-            default:
-                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 15)]]
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// The inverse of `queryEscape`; nil for malformed escapes or bytes that are not UTF-8.
+    /// The inverse of `URLEscape.query`; nil for malformed escapes or bytes that are not UTF-8.
     public static func queryUnescape(_ text: String) -> String? {
         var out = [UInt8]()
         var bytes = text.utf8.makeIterator()

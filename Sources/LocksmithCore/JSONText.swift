@@ -2,11 +2,11 @@
 // to the ones the original locksmith stored (it escaped <, > and & for HTML safety, wrote
 // control characters as \u00XX except \n, \r and \t, and escaped U+2028 and U+2029).
 
-enum JSONText {
+public enum JSONText {
     private static let hex: [Character] = Array("0123456789abcdef")
 
     /// `value` as a quoted JSON string, escaped as Go's json.Marshal escapes it.
-    static func quoted(_ value: String) -> String {
+    public static func quoted(_ value: String) -> String {
         var out = "\""
         out.reserveCapacity(value.utf8.count + 2)
         for scalar in value.unicodeScalars {

@@ -16,6 +16,16 @@ public struct LocksmithError: Error, Sendable, Equatable, CustomStringConvertibl
         case notFound
         /// A number that does not fit where it must go.
         case outOfRange
+        /// A server or endpoint did not answer in time.
+        case timedOut
+        /// No connection could be made (refused, unreachable, TLS handshake failed).
+        case connectionFailed
+        /// The server refused our credentials or a file could not be read for lack of permission.
+        case permissionDenied
+        /// A compare-and-swap kept losing to other writers; the operation may be retried.
+        case conflict
+        /// A server answered something the protocol does not allow.
+        case protocolError
         /// An errno from the system, passed through unchanged.
         case system(Int32)
     }

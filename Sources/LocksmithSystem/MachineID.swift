@@ -20,7 +20,7 @@ public enum MachineID {
 
 extension String {
     /// Without leading and trailing spaces, tabs, CRs and newlines.
-    func trimmingBlanks() -> String {
+    public func trimmingBlanks() -> String {
         let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
         guard let first = firstIndex(where: { !blank($0) }), let last = lastIndex(where: { !blank($0) }) else { return "" }
         return String(self[first...last])

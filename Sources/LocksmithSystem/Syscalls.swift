@@ -53,3 +53,20 @@ public enum Syscalls {
         return out
     }
 }
+
+/// Monotonic time and sleeping, for timeouts and retries.
+public enum Clock {
+    public static func monotonicMilliseconds() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+    }
+
+    /// Sleeps for `milliseconds`, resuming after signals until the time is up.
+    public static func sleep(milliseconds: Int) {
+        guard milliseconds > 0 else { return }
+        var request = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
+    }
+}

@@ -12,7 +12,7 @@ import Testing
         ("100%", "100%25"), ("x+y", "x%2By"), ("é", "%C3%A9"), ("?&=#", "%3F%26%3D%23"),
     ])
     func queryEscapeAsGo(group: String, escaped: String) throws {
-        #expect(GroupKey.queryEscape(group) == escaped)
+        #expect(URLEscape.query(group) == escaped)
         #expect(try GroupKey.key(group: group) == "coreos.com/updateengine/rebootlock/groups/\(escaped)/semaphore")
         #expect(GroupKey.group(ofKey: "/coreos.com/updateengine/rebootlock/groups/\(escaped)/semaphore") == group)
     }

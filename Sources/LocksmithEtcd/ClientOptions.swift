@@ -1,0 +1,155 @@
+// The settings of an etcd client, named like the command-line flags, with their checks.
+import Glibc
+import LocksmithCore
+import LocksmithSystem
+
+/// Which etcd API to speak.
+public enum EtcdAPI: String, Sendable {
+    case v2, v3
+}
+
+/// The API a client is told to use: one of the two, or `auto` (v2 when the cluster positively
+/// serves it, so a fleet still running the original shares its semaphore; v3 otherwise).
+public enum APIChoice: String, Sendable {
+    case auto, v2, v3
+}
+
+public struct ClientOptions: Sendable {
+    /// The original's defaults.
+    public static let defaultEndpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:4001"]
+    public static let defaultTimeoutMilliseconds = 5_000
+    /// Every option name `set` accepts, in the order help texts list them.
+    public static let names = ["endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile",
+                               "etcd-username", "etcd-password", "etcd-password-file", "etcd-api", "timeout"]
+
+    /// Endpoints given so far; empty means the defaults.
+    public private(set) var endpointList: [String] = []
+    public var group = ""
+    public var tls = TLSFiles()
+    public var username: String?
+    public var password: String?
+    public var api = APIChoice.auto
+    public var timeoutMilliseconds = ClientOptions.defaultTimeoutMilliseconds
+
+    public init() {}
+
+    /// The endpoints in use: those given, or the defaults.
+    public var endpoints: [String] { endpointList.isEmpty ? ClientOptions.defaultEndpoints : endpointList }
+
+    /// Sets option `name` from text, as a flag or variable would. `endpoint` adds to the list
+    /// (comma-separated values allowed; an empty value goes back to the defaults). Throws
+    /// `.invalidArgument` naming the option and what is wrong; file options also check that the
+    /// file can be read.
+    public mutating func set(_ name: String, _ value: String) throws {
+        switch name {
+        case "endpoint":
+            if value.isEmpty { endpointList = [] } else { endpointList += try ClientOptions.parseEndpoints(value) }
+        case "group":
+            _ = try GroupKey.key(group: value)
+            group = value
+        case "etcd-cafile": tls.caFile = try ClientOptions.readableFile(value, option: name)
+        case "etcd-certfile": tls.certFile = try ClientOptions.readableFile(value, option: name)
+        case "etcd-keyfile": tls.keyFile = try ClientOptions.readableFile(value, option: name)
+        case "etcd-username": username = value.isEmpty ? nil : value
+        case "etcd-password": password = value.isEmpty ? nil : value
+        case "etcd-password-file":
+            guard let file = try ClientOptions.readableFile(value, option: name) else { password = nil; return }
+            password = try ClientOptions.firstLine(of: file, option: name)
+        case "etcd-api":
+            guard let choice = APIChoice(rawValue: value.lowercased()) else {
+                throw LocksmithError(.invalidArgument, "etcd-api: \(JSONText.quoted(value)) is not one of v2, v3, auto")
+            }
+            api = choice
+        case "timeout":
+            let nanoseconds: Int64
+            do {
+                nanoseconds = try GoDuration.parse(value)
+            } catch let error as LocksmithError {
+                throw LocksmithError(.invalidArgument, "timeout: \(error.message)")
+            }
+            guard nanoseconds >= 1_000_000, nanoseconds <= 3_600 * 1_000_000_000 else {
+                throw LocksmithError(.invalidArgument, "timeout: \(JSONText.quoted(value)) is not between 1ms and 1h")
+            }
+            timeoutMilliseconds = Int(nanoseconds / 1_000_000)
+        default:
+            throw LocksmithError(.invalidArgument, "unknown option \(JSONText.quoted(name)) (known: \(ClientOptions.names.joined(separator: ", ")))")
+        }
+    }
+
+    /// Sets every option whose variable `<PREFIX>_<OPTION>` `lookup` finds non-empty; an
+    /// endpoint list from a variable replaces the list. Returns how many were set; a bad value
+    /// throws with the variable's name in front.
+    @discardableResult
+    public mutating func loadEnvironment(prefix: String, lookup: (String) -> String?) throws -> Int {
+        var count = 0
+        for name in ClientOptions.names {
+            let variable = ClientOptions.variable(prefix: prefix, option: name)
+            guard let value = lookup(variable), !value.isEmpty else { continue }
+            do {
+                if name == "endpoint" { endpointList = [] }
+                try set(name, value)
+            } catch let error as LocksmithError {
+                throw LocksmithError(error.kind, "\(variable): \(error.message)")
+            }
+            count += 1
+        }
+        return count
+    }
+
+    /// The environment variable of option `name` under `prefix`: LOCKSMITHCTL + etcd-cafile ->
+    /// LOCKSMITHCTL_ETCD_CAFILE.
+    public static func variable(prefix: String, option: String) -> String {
+        prefix.uppercased() + "_" + option.uppercased().replacingDashes()
+    }
+
+    /// Splits a comma-separated endpoint list; each must be an http:// or https:// URL. A trailing
+    /// slash is dropped.
+    public static func parseEndpoints(_ value: String) throws -> [String] {
+        var out: [String] = []
+        for part in value.split(separator: ",") {
+            var endpoint = String(part).trimmingBlanks()
+            if endpoint.isEmpty { continue }
+            let lower = endpoint.lowercased()
+            guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
+                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(endpoint)) has no http:// or https:// scheme")
+            }
+            while endpoint.hasSuffix("/") { endpoint.removeLast() }
+            let host = endpoint.drop(while: { $0 != ":" }).dropFirst(3)
+            guard !host.isEmpty, !host.hasPrefix("/"), !host.contains(where: { $0 == " " || $0 == "\t" || $0 == "?" || $0 == "#" }) else {
+                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(endpoint)) is not a URL of an etcd server")
+            }
+            out.append(endpoint)
+        }
+        if out.isEmpty { throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(value)) names no endpoint") }
+        return out
+    }
+
+    private static func readableFile(_ path: String, option: String) throws -> String? {
+        if path.isEmpty { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw LocksmithError(code == EACCES ? .permissionDenied : .invalidArgument,
+                                 "\(option): cannot read \(path): \(String(cString: strerror(code)))")
+        }
+        close(fd)
+        return path
+    }
+
+    private static func firstLine(of path: String, option: String) throws -> String {
+        let f = fopen(path, "r")
+        defer { if f != nil { fclose(f) } }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard let f, fgets(&buffer, Int32(buffer.count), f) != nil else {
+            throw LocksmithError(.invalidArgument, "\(option): \(path) is empty")
+        }
+        var line = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        while line.hasSuffix("\n") || line.hasSuffix("\r") { line.removeLast() }
+        return line
+    }
+}
+
+extension String {
+    func replacingDashes() -> String { String(map { $0 == "-" ? "_" : $0 }) }
+
+}

@@ -1,0 +1,303 @@
+// The lock client: reads and changes a group's semaphore in etcd with compare-and-swap, over
+// v2 or v3, failing over between endpoints, and waits for changes with etcd's watch.
+import LocksmithCore
+import LocksmithSystem
+
+/// A client of one group's semaphore. Belongs to one thread at a time.
+public final class EtcdClient {
+    /// Most compare-and-swap attempts per operation before giving up with `.conflict`.
+    public static let maxAttempts = 64
+
+    public let options: ClientOptions
+    /// The key of the group's semaphore.
+    public let key: String
+    /// The API in use, once known (`auto` decides on the first request).
+    public private(set) var api: EtcdAPI?
+    /// The endpoint that answered last.
+    public private(set) var endpointInUse: String?
+    /// Compare-and-swap attempts lost to other writers and retried, since the client was made.
+    public private(set) var conflictRetries = 0
+    /// HTTP requests sent, since the client was made.
+    public var requestCount: Int { http.requestCount }
+    /// Receives one line per HTTP request (method, URL, status, time); never a password.
+    public var trace: ((String) -> Void)? {
+        get { http.trace }
+        set { http.trace = newValue }
+    }
+
+    private let http: HTTPConnection
+    private var preferred = 0
+    private var token: String?
+    private var lastIndex: Int64?
+    private var random = SystemRandomNumberGenerator()
+
+    public init(options: ClientOptions) throws {
+        self.options = options
+        key = try GroupKey.key(group: options.group)
+        http = try HTTPConnection()
+        http.tls = options.tls
+        if options.api == .v2 || options.api == .auto, let user = options.username {
+            http.basicAuth = (user, options.password ?? "")
+        }
+        switch options.api {
+        case .v2: api = .v2
+        case .v3: api = .v3
+        case .auto: api = nil
+        }
+    }
+
+    // MARK: Operations
+
+    /// The current document, creating the key with the initial document if it is missing.
+    /// A stored value that is not a semaphore document is `.badMessage` naming the key.
+    public func get() throws -> Semaphore {
+        try decode(read())
+    }
+
+    /// Takes a slot for `holder`. `.busy`, `.exists` as Semaphore.lock; never retried.
+    public func lock(_ holder: String) throws {
+        try modify { try $0.lock(holder) }
+    }
+
+    /// Gives back `holder`'s slot. `.notFound` if it holds none.
+    public func unlock(_ holder: String) throws {
+        try modify { try $0.unlock(holder) }
+    }
+
+    /// Sets the group's maximum; returns the old one.
+    @discardableResult
+    public func setMax(_ max: Int) throws -> Int {
+        try modify { try $0.setMax(max) }
+    }
+
+    /// Blocks until the semaphore changes after the last read or write of this client, or until
+    /// `timeoutMilliseconds` pass. Returns true for a change (or when etcd can no longer tell,
+    /// so the caller should read again), false on timeout.
+    public func wait(timeoutMilliseconds: Int) throws -> Bool {
+        if lastIndex == nil { _ = try read() }
+        guard let index = lastIndex else { return true }
+        let deadline = Clock.monotonicMilliseconds() + max(timeoutMilliseconds, 1)
+        let api = try resolvedAPI()
+        var failures: [String] = []
+        for endpoint in rotation() {
+            let remaining = deadline - Clock.monotonicMilliseconds()
+            if remaining <= 0 { return false }
+            do {
+                switch api {
+                case .v2:
+                    let request = V2.watch(key, after: index)
+                    let response = try http.perform(method: request.method, url: endpoint + request.path, timeoutMilliseconds: remaining)
+                    if response.status >= 500 { failures.append("\(endpoint): HTTP \(response.status)"); continue }
+                    return true  // an event, or an error such as "index cleared": read again
+                case .v3:
+                    var line: [UInt8] = []
+                    var changed = false
+                    let response = try http.perform(method: "POST", url: endpoint + V3.watchPath, body: V3.watch(key, after: index),
+                                                    headers: try authHeaders(endpoint), timeoutMilliseconds: remaining) { chunk in
+                        for byte in chunk {
+                            if byte == UInt8(ascii: "\n") {
+                                if V3.watchLineReportsChange(line) { changed = true; return false }
+                                line.removeAll(keepingCapacity: true)
+                            } else {
+                                line.append(byte)
+                            }
+                        }
+                        if V3.watchLineReportsChange(line) { changed = true; return false }
+                        return true
+                    }
+                    if changed { return true }
+                    if response.status == 401 || response.status >= 400 { token = nil }
+                    if response.status >= 500 { failures.append("\(endpoint): HTTP \(response.status)"); continue }
+                    return true  // the stream ended: read again
+                }
+            } catch let error as LocksmithError where error.kind == .timedOut {
+                return false
+            } catch let error as LocksmithError where error.kind == .connectionFailed {
+                failures.append("\(endpoint): \(error.message)")
+            }
+        }
+        throw unavailable(failures)
+    }
+
+    // MARK: Compare-and-swap
+
+    @discardableResult
+    private func modify<T>(_ change: (inout Semaphore) throws -> T) throws -> T {
+        var current = try read()
+        for attempt in 0..<EtcdClient.maxAttempts {
+            var document = try decode(current)
+            let result = try change(&document)
+            switch try write(document.json, over: current.index) {
+            case .stored(let index):
+                lastIndex = index
+                return result
+            case .conflict(let fresh?), .value(let fresh):
+                current = fresh
+            case .conflict(nil), .missing:
+                current = try read()
+            }
+            conflictRetries += 1
+            // Someone wrote in between: try again with fresh data, after a short random pause
+            // so that a crowd of writers spreads out.
+            Clock.sleep(milliseconds: Int.random(in: 0...min(2 << min(attempt, 4), 25), using: &random))
+        }
+        throw LocksmithError(.conflict, "\(key): gave up after \(EtcdClient.maxAttempts) attempts lost to other writers")
+    }
+
+    /// Reads the value, creating the key first if it is missing.
+    private func read() throws -> StoredValue {
+        for _ in 0..<EtcdClient.maxAttempts {
+            switch try fetch() {
+            case .value(let value):
+                lastIndex = value.index
+                return value
+            case .missing, .conflict(nil), .stored:
+                let initial = Semaphore().json
+                switch try create(initial) {
+                case .stored(let index):
+                    lastIndex = index
+                    return StoredValue(bytes: Array(initial.utf8), index: index)
+                case .conflict(let value?), .value(let value):
+                    lastIndex = value.index
+                    return value
+                case .conflict(nil), .missing:
+                    continue  // created by someone else: read it
+                }
+            case .conflict(let value?):
+                return value
+            }
+        }
+        throw LocksmithError(.conflict, "\(key): the key kept changing between reads")
+    }
+
+    private func decode(_ value: StoredValue) throws -> Semaphore {
+        do {
+            return try value.bytes.withUnsafeBytes { try Semaphore(parsingUTF8: $0) }
+        } catch let error as LocksmithError {
+            throw LocksmithError(error.kind, "\(key): \(error.message)")
+        }
+    }
+
+    private func fetch() throws -> WireResult {
+        switch options.api == .auto && api == nil ? nil : try resolvedAPI() {
+        case .v2?:
+            let request = V2.get(key)
+            return try V2.parse(try send(request.method, request.path), key: key)
+        case .v3?:
+            return try V3.parseRange(try send("POST", V3.rangePath, body: V3.range(key)), key: key)
+        case nil:
+            // auto: the v2 read doubles as the probe.
+            let request = V2.get(key)
+            let response = try send(request.method, request.path)
+            if V2.isV2Answer(response) {
+                api = .v2
+                return try V2.parse(response, key: key)
+            }
+            guard response.status == 404 || response.status == 405 else {
+                throw LocksmithError(.protocolError, "\(key): cannot tell whether etcd serves the v2 API (HTTP \(response.status) to \(request.path))")
+            }
+            api = .v3
+            http.basicAuth = nil
+            return try fetch()
+        }
+    }
+
+    private func create(_ json: String) throws -> WireResult {
+        switch try resolvedAPI() {
+        case .v2:
+            let request = V2.create(key, json)
+            return try V2.parse(try send(request.method, request.path, body: request.body, headers: [V2.formHeader]), key: key)
+        case .v3:
+            return try V3.parseTxn(try send("POST", V3.txnPath, body: V3.putIf(key, json, target: "CREATE", revision: 0)), key: key)
+        }
+    }
+
+    private func write(_ json: String, over index: Int64) throws -> WireResult {
+        switch try resolvedAPI() {
+        case .v2:
+            let request = V2.compareAndSwap(key, json, index: index)
+            let result = try V2.parse(try send(request.method, request.path, body: request.body, headers: [V2.formHeader]), key: key)
+            if case .missing = result { return .conflict(nil) }
+            return result
+        case .v3:
+            return try V3.parseTxn(try send("POST", V3.txnPath, body: V3.putIf(key, json, target: "MOD", revision: index)), key: key)
+        }
+    }
+
+    private func resolvedAPI() throws -> EtcdAPI {
+        if let api { return api }
+        _ = try fetch()
+        return api ?? .v3
+    }
+
+    // MARK: Endpoints
+
+    /// Endpoints in the order to try them: the one that answered last first.
+    private func rotation() -> [String] {
+        let all = options.endpoints
+        return (0..<all.count).map { all[(preferred + $0) % all.count] }
+    }
+
+    /// Sends a request to the first endpoint that answers; connection errors, timeouts and
+    /// 5xx answers move on to the next. v3 requests carry the auth token (fetched, and fetched
+    /// again once when etcd says it expired).
+    private func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [String] = []) throws -> HTTPResponse {
+        var failures: [String] = []
+        let all = options.endpoints
+        for offset in 0..<all.count {
+            let index = (preferred + offset) % all.count
+            let endpoint = all[index]
+            do {
+                var response = try http.perform(method: method, url: endpoint + path, body: body,
+                                                headers: headers + (path.hasPrefix("/v3/") ? authHeaders(endpoint) : []),
+                                                timeoutMilliseconds: options.timeoutMilliseconds)
+                if path.hasPrefix("/v3/"), token != nil, response.status == 401 || isInvalidToken(response) {
+                    token = nil
+                    response = try http.perform(method: method, url: endpoint + path, body: body,
+                                                headers: headers + authHeaders(endpoint), timeoutMilliseconds: options.timeoutMilliseconds)
+                }
+                if response.status >= 500 {
+                    failures.append("\(endpoint): HTTP \(response.status) \(excerpt(response.text, limit: 60))")
+                    continue
+                }
+                preferred = index
+                endpointInUse = endpoint
+                return response
+            } catch let error as LocksmithError where error.kind == .connectionFailed || error.kind == .timedOut {
+                failures.append("\(endpoint): \(error.message)")
+            }
+        }
+        throw unavailable(failures)
+    }
+
+    private func unavailable(_ failures: [String]) -> LocksmithError {
+        let kind: LocksmithError.Kind = failures.allSatisfy { $0.contains("timed out") || $0.contains("Timeout") } ? .timedOut : .connectionFailed
+        return LocksmithError(kind, "no etcd endpoint answered (" + failures.joined(separator: "; ") + ")")
+    }
+
+    // MARK: Authentication (v3)
+
+    private func authHeaders(_ endpoint: String) throws -> [String] {
+        guard let user = options.username else { return [] }
+        if token == nil {
+            let response = try http.perform(method: "POST", url: endpoint + V3.authenticatePath,
+                                            body: V3.authenticate(user: user, password: options.password ?? ""),
+                                            timeoutMilliseconds: options.timeoutMilliseconds)
+            if response.status >= 500 {
+                throw LocksmithError(.connectionFailed, "\(endpoint): HTTP \(response.status) to authentication")
+            }
+            do {
+                token = try V3.parseToken(response)
+            } catch let error as LocksmithError {
+                throw LocksmithError(.permissionDenied, "etcd refused user \(JSONText.quoted(user)): \(error.message)")
+            }
+        }
+        return ["Authorization: \(token ?? "")"]
+    }
+
+    private func isInvalidToken(_ response: HTTPResponse) -> Bool {
+        guard response.status != 200, let tree = JSONTree(response.body) else { return false }
+        let message = tree.node["message"]?.string ?? tree.node["error"]?.string ?? ""
+        return message.contains("invalid auth token") || message.contains("user name is empty")
+    }
+}

@@ -1,0 +1,208 @@
+// The etcd wire formats, in one place: requests and answers of the v2 keys API (as the original
+// sent them, byte for byte) and of the v3 JSON gateway (/v3/kv/range, /v3/kv/txn, /v3/watch,
+// /v3/auth/authenticate).
+import LocksmithCore
+
+/// A stored value with the index etcd reports for it (v2 modifiedIndex, v3 mod_revision). The
+/// compare-and-swap index always comes from here, never from the document.
+struct StoredValue {
+    var bytes: [UInt8]
+    var index: Int64
+}
+
+/// What a read or a conditional write found.
+enum WireResult {
+    /// The key holds this value.
+    case value(StoredValue)
+    /// The key does not exist.
+    case missing
+    /// A conditional write lost: someone else wrote first. The current value, if the answer carried it.
+    case conflict(StoredValue?)
+    /// A conditional write was stored, at this index.
+    case stored(Int64)
+}
+
+// MARK: - v2 keys API
+
+enum V2 {
+    static func keyPath(_ key: String) -> String { "/v2/keys/" + URLEscape.path(key) }
+
+    /// `GET /v2/keys/<key>`
+    static func get(_ key: String) -> (method: String, path: String) { ("GET", keyPath(key)) }
+
+    /// `PUT /v2/keys/<key>?prevExist=false` with `value=<json>`: create only if missing.
+    static func create(_ key: String, _ json: String) -> (method: String, path: String, body: [UInt8]) {
+        ("PUT", keyPath(key) + "?prevExist=false", form(json))
+    }
+
+    /// `PUT /v2/keys/<key>?prevIndex=<index>` with `value=<json>`: compare-and-swap.
+    static func compareAndSwap(_ key: String, _ json: String, index: Int64) -> (method: String, path: String, body: [UInt8]) {
+        ("PUT", keyPath(key) + "?prevIndex=\(index)", form(json))
+    }
+
+    /// `GET /v2/keys/<key>?wait=true&waitIndex=<index>`: the next change at or after index.
+    static func watch(_ key: String, after index: Int64) -> (method: String, path: String) {
+        ("GET", keyPath(key) + "?wait=true&waitIndex=\(index + 1)")
+    }
+
+    static let formHeader = "Content-Type: application/x-www-form-urlencoded"
+
+    private static func form(_ json: String) -> [UInt8] { Array(("value=" + URLEscape.query(json)).utf8) }
+
+    /// Reads an answer of the keys API. Errors etcd reports by code (100 key not found, 101
+    /// compare failed, 105 node exists) become results; others are errors naming the code.
+    static func parse(_ response: HTTPResponse, key: String) throws -> WireResult {
+        guard let tree = JSONTree(response.body) else {
+            throw LocksmithError(.protocolError, "\(key): the v2 answer (HTTP \(response.status)) is not JSON: \(excerpt(response.text))")
+        }
+        let root = tree.node
+        if let code = root["errorCode"]?.int64 {
+            let message = root["message"]?.string ?? ""
+            switch code {
+            case 100: return .missing
+            case 101, 105: return .conflict(nil)
+            case 110: throw LocksmithError(.permissionDenied, "\(key): etcd refused access (\(code): \(message))")
+            default: throw LocksmithError(.protocolError, "\(key): etcd error \(code): \(message)")
+            }
+        }
+        guard let node = root["node"] else {
+            throw LocksmithError(.protocolError, "\(key): the v2 answer has no node: \(excerpt(response.text))")
+        }
+        if node["dir"]?.bool == true {
+            throw LocksmithError(.badMessage, "\(key): is a directory, not a semaphore document")
+        }
+        guard let index = node["modifiedIndex"]?.int64 else {
+            throw LocksmithError(.protocolError, "\(key): the v2 answer has no modifiedIndex")
+        }
+        let action = root["action"]?.string ?? ""
+        if action == "compareAndSwap" || action == "create" {
+            return .stored(index)
+        }
+        guard let value = node["value"]?.bytes else {
+            throw LocksmithError(.badMessage, "\(key): has no value")
+        }
+        return .value(StoredValue(bytes: value, index: index))
+    }
+
+    /// Whether an answer to `GET /v2/keys/...` came from an etcd that serves the v2 API: JSON
+    /// with `action` and `node`, or an etcd error object.
+    static func isV2Answer(_ response: HTTPResponse) -> Bool {
+        guard let tree = JSONTree(response.body) else { return false }
+        return tree.node["errorCode"]?.int64 != nil || (tree.node["action"] != nil && tree.node["node"] != nil)
+    }
+}
+
+// MARK: - v3 JSON gateway
+
+enum V3 {
+    static let rangePath = "/v3/kv/range"
+    static let txnPath = "/v3/kv/txn"
+    static let watchPath = "/v3/watch"
+    static let authenticatePath = "/v3/auth/authenticate"
+
+    static func range(_ key: String) -> [UInt8] {
+        Array(#"{"key":"\#(Base64.encode(key))"}"#.utf8)
+    }
+
+    /// All keys under `prefix`.
+    static func rangePrefix(_ prefix: String) -> [UInt8] {
+        var end = Array(prefix.utf8)
+        end[end.count - 1] += 1
+        return Array(#"{"key":"\#(Base64.encode(prefix))","range_end":"\#(Base64.encode(end))"}"#.utf8)
+    }
+
+    /// A transaction that puts `json` if the key's `target` revision equals `revision`
+    /// (CREATE 0: the key is missing; MOD n: unchanged since read), and otherwise reads the key,
+    /// so a lost race costs no extra request.
+    static func putIf(_ key: String, _ json: String, target: String, revision: Int64) -> [UInt8] {
+        let k = Base64.encode(key), v = Base64.encode(json)
+        let field = target == "CREATE" ? "create_revision" : "mod_revision"
+        return Array(("{\"compare\":[{\"key\":\"\(k)\",\"result\":\"EQUAL\",\"target\":\"\(target)\",\"\(field)\":\"\(revision)\"}],"
+            + "\"success\":[{\"request_put\":{\"key\":\"\(k)\",\"value\":\"\(v)\"}}],"
+            + "\"failure\":[{\"request_range\":{\"key\":\"\(k)\"}}]}").utf8)
+    }
+
+    static func watch(_ key: String, after revision: Int64) -> [UInt8] {
+        Array(#"{"create_request":{"key":"\#(Base64.encode(key))","start_revision":"\#(revision + 1)"}}"#.utf8)
+    }
+
+    static func authenticate(user: String, password: String) -> [UInt8] {
+        Array(("{\"name\":" + JSONText.quoted(user) + ",\"password\":" + JSONText.quoted(password) + "}").utf8)
+    }
+
+    /// Checks the HTTP status and error body of a gateway answer and returns the parsed tree.
+    static func answer(_ response: HTTPResponse, key: String) throws -> JSONTree {
+        let tree = JSONTree(response.body)
+        if response.status == 200, let tree { return tree }
+        let message = tree?.node["message"]?.string ?? tree?.node["error"]?.string ?? excerpt(response.text)
+        let code = tree?.node["code"]?.int64 ?? 0
+        if code == 16 || response.status == 401 {
+            throw LocksmithError(.permissionDenied, "\(key): etcd refused the credentials: \(message)")
+        }
+        if code == 7 || response.status == 403 {
+            throw LocksmithError(.permissionDenied, "\(key): etcd refused access: \(message)")
+        }
+        throw LocksmithError(.protocolError, "\(key): etcd v3 answered HTTP \(response.status): \(message)")
+    }
+
+    /// The first key-value of a range answer, or nil if there is none.
+    static func firstValue(_ node: JSONNode?, key: String) throws -> StoredValue? {
+        guard let kv = node?["kvs"]?[0] else { return nil }
+        guard let revision = kv["mod_revision"]?.int64 else {
+            throw LocksmithError(.protocolError, "\(key): the v3 answer has no mod_revision")
+        }
+        let encoded = kv["value"]?.string ?? ""  // an empty value is omitted
+        guard let value = Base64.decode(encoded) else {
+            throw LocksmithError(.protocolError, "\(key): the v3 answer's value is not base64")
+        }
+        return StoredValue(bytes: value, index: revision)
+    }
+
+    static func parseRange(_ response: HTTPResponse, key: String) throws -> WireResult {
+        let tree = try answer(response, key: key)
+        return try firstValue(tree.node, key: key).map(WireResult.value) ?? .missing
+    }
+
+    static func parseTxn(_ response: HTTPResponse, key: String) throws -> WireResult {
+        let tree = try answer(response, key: key)
+        if tree.node["succeeded"]?.bool == true {
+            guard let revision = tree.node["header"]?["revision"]?.int64 else {
+                throw LocksmithError(.protocolError, "\(key): the v3 answer has no revision")
+            }
+            return .stored(revision)
+        }
+        // Default-valued fields are omitted: a failed transaction has no "succeeded" at all.
+        let current = try firstValue(tree.node["responses"]?[0]?["response_range"], key: key)
+        return .conflict(current)
+    }
+
+    /// Every key and value of a prefix range answer.
+    static func parseRangeAll(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8])] {
+        let tree = try answer(response, key: key)
+        guard let kvs = tree.node["kvs"] else { return [] }
+        return (0..<kvs.count).compactMap { i in
+            guard let kv = kvs[i], let k = kv["key"]?.string.flatMap(Base64.decode) else { return nil }
+            return (String(decoding: k, as: UTF8.self), Base64.decode(kv["value"]?.string ?? "") ?? [])
+        }
+    }
+
+    static func parseToken(_ response: HTTPResponse) throws -> String {
+        let tree = try answer(response, key: "authentication")
+        guard let token = tree.node["token"]?.string, !token.isEmpty else {
+            throw LocksmithError(.protocolError, "authentication: etcd answered without a token")
+        }
+        return token
+    }
+
+    /// Whether a chunk of the watch stream reports a change (events, or a compaction that means
+    /// we must re-read anyway). The stream is one JSON object per line.
+    static func watchLineReportsChange(_ line: [UInt8]) -> Bool {
+        guard let tree = JSONTree(line), let result = tree.node["result"] else { return false }
+        return (result["events"]?.count ?? 0) > 0 || result["compact_revision"] != nil || result["canceled"]?.bool == true
+    }
+}
+
+func excerpt(_ text: String, limit: Int = 80) -> String {
+    let flat = text.unicodeScalars.count <= limit ? text : String(text.unicodeScalars.prefix(limit).map(Character.init)) + "..."
+    return JSONText.quoted(flat)
+}
