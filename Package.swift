@@ -29,8 +29,12 @@ let package = Package(
         .target(name: "Locksmith", dependencies: ["CLocksmith", "LocksmithCore", "LocksmithSystem", "LocksmithEtcd"]),
         .testTarget(
             name: "LocksmithCoreTests",
-            dependencies: ["LocksmithCore", "LocksmithSystem", "LocksmithEtcd"],
+            dependencies: ["LocksmithCore", "LocksmithSystem"],
             exclude: ["vectors"]
+        ),
+        .testTarget(
+            name: "LocksmithEtcdTests",
+            dependencies: ["LocksmithCore", "LocksmithSystem", "LocksmithEtcd"]
         ),
     ],
     swiftLanguageModes: [.v6]

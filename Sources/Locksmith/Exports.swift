@@ -7,7 +7,7 @@ import LocksmithCore
 import LocksmithEtcd
 import LocksmithSystem
 
-typealias SemaphoreHandle = Handle<LocksmithCore.Semaphore>
+typealias SemaphoreHandle = Handle<SemaphoreDocument>
 typealias WindowHandle = Handle<RebootWindow>
 typealias ConfigHandle = Handle<Configuration>
 
@@ -30,12 +30,12 @@ public func locksmith_last_error() -> UnsafePointer<CChar>! {
     lastErrorMessage()
 }
 
-// MARK: Semaphore
+// MARK: SemaphoreDocument
 
 @c @implementation
 public func locksmith_semaphore_new(_ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
     call {
-        try out(ret, "ret").pointee = SemaphoreHandle.make(LocksmithCore.Semaphore())
+        try out(ret, "ret").pointee = SemaphoreHandle.make(SemaphoreDocument())
         return 0
     }
 }
@@ -44,7 +44,7 @@ public func locksmith_semaphore_new(_ ret: UnsafeMutablePointer<OpaquePointer?>!
 public func locksmith_semaphore_parse(_ json: UnsafePointer<CChar>!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
     call {
         let r = try out(ret, "ret")
-        let document = try LocksmithCore.Semaphore(parsingUTF8: bytes(json, "json"))
+        let document = try SemaphoreDocument(parsingUTF8: bytes(json, "json"))
         r.pointee = SemaphoreHandle.make(document)
         return 0
     }
@@ -280,7 +280,7 @@ final class ClientState {
     }
 
     func holder(_ id: UnsafePointer<CChar>?) throws -> String {
-        try id.map { try text($0, "id", limit: LocksmithCore.Semaphore.maxHolderBytes + 1) } ?? MachineID.read()
+        try id.map { try text($0, "id", limit: SemaphoreDocument.maxHolderBytes + 1) } ?? MachineID.read()
     }
 }
 

@@ -50,11 +50,11 @@ public final class EtcdClient {
 
     /// The current document, creating the key with the initial document if it is missing.
     /// A stored value that is not a semaphore document is `.badMessage` naming the key.
-    public func get() throws -> Semaphore {
+    public func get() throws -> SemaphoreDocument {
         try decode(read())
     }
 
-    /// Takes a slot for `holder`. `.busy`, `.exists` as Semaphore.lock; never retried.
+    /// Takes a slot for `holder`. `.busy`, `.exists` as SemaphoreDocument.lock; never retried.
     public func lock(_ holder: String) throws {
         try modify { try $0.lock(holder) }
     }
@@ -72,57 +72,70 @@ public final class EtcdClient {
 
     /// Blocks until the semaphore changes after the last read or write of this client, or until
     /// `timeoutMilliseconds` pass. Returns true for a change (or when etcd can no longer tell,
-    /// so the caller should read again), false on timeout.
+    /// so the caller should read again), false on timeout. While no endpoint can be reached it
+    /// keeps trying until the deadline: etcd may be restarting, and the watch resumes from the
+    /// index last seen, so no change in between is missed.
     public func wait(timeoutMilliseconds: Int) throws -> Bool {
         if lastIndex == nil { _ = try read() }
         guard let index = lastIndex else { return true }
         let deadline = Clock.monotonicMilliseconds() + max(timeoutMilliseconds, 1)
         let api = try resolvedAPI()
-        var failures: [String] = []
-        for endpoint in rotation() {
+        while true {
+            for endpoint in rotation() {
+                let remaining = deadline - Clock.monotonicMilliseconds()
+                if remaining <= 0 { return false }
+                do {
+                    return try watch(api, endpoint, after: index, timeoutMilliseconds: remaining)
+                } catch let error as LocksmithError where error.kind == .timedOut {
+                    return false
+                } catch let error as LocksmithError where error.kind == .connectionFailed {
+                    continue
+                }
+            }
             let remaining = deadline - Clock.monotonicMilliseconds()
             if remaining <= 0 { return false }
-            do {
-                switch api {
-                case .v2:
-                    let request = V2.watch(key, after: index)
-                    let response = try http.perform(method: request.method, url: endpoint + request.path, timeoutMilliseconds: remaining)
-                    if response.status >= 500 { failures.append("\(endpoint): HTTP \(response.status)"); continue }
-                    return true  // an event, or an error such as "index cleared": read again
-                case .v3:
-                    var line: [UInt8] = []
-                    var changed = false
-                    let response = try http.perform(method: "POST", url: endpoint + V3.watchPath, body: V3.watch(key, after: index),
-                                                    headers: try authHeaders(endpoint), timeoutMilliseconds: remaining) { chunk in
-                        for byte in chunk {
-                            if byte == UInt8(ascii: "\n") {
-                                if V3.watchLineReportsChange(line) { changed = true; return false }
-                                line.removeAll(keepingCapacity: true)
-                            } else {
-                                line.append(byte)
-                            }
-                        }
-                        if V3.watchLineReportsChange(line) { changed = true; return false }
-                        return true
-                    }
-                    if changed { return true }
-                    if response.status == 401 || response.status >= 400 { token = nil }
-                    if response.status >= 500 { failures.append("\(endpoint): HTTP \(response.status)"); continue }
-                    return true  // the stream ended: read again
-                }
-            } catch let error as LocksmithError where error.kind == .timedOut {
-                return false
-            } catch let error as LocksmithError where error.kind == .connectionFailed {
-                failures.append("\(endpoint): \(error.message)")
-            }
+            Clock.sleep(milliseconds: min(250, remaining))
         }
-        throw unavailable(failures)
+    }
+
+    /// One watch request: true when the key changed after `index`; a timeout throws `.timedOut`;
+    /// 5xx answers and streams that end without an event count as a failed connection.
+    private func watch(_ api: EtcdAPI, _ endpoint: String, after index: Int64, timeoutMilliseconds: Int) throws -> Bool {
+        switch api {
+        case .v2:
+            let request = V2.watch(key, after: index)
+            let response = try http.perform(method: request.method, url: endpoint + request.path, timeoutMilliseconds: timeoutMilliseconds)
+            if response.status >= 500 { throw LocksmithError(.connectionFailed, "HTTP \(response.status)") }
+            return true  // an event, or an error such as "index cleared": read again
+        case .v3:
+            var line: [UInt8] = []
+            var changed = false
+            let response = try http.perform(method: "POST", url: endpoint + V3.watchPath, body: V3.watch(key, after: index),
+                                            headers: try authHeaders(endpoint), timeoutMilliseconds: timeoutMilliseconds) { chunk in
+                for byte in chunk {
+                    if byte == UInt8(ascii: "\n") {
+                        if V3.watchLineReportsChange(line) { changed = true; return false }
+                        line.removeAll(keepingCapacity: true)
+                    } else {
+                        line.append(byte)
+                    }
+                }
+                if V3.watchLineReportsChange(line) { changed = true; return false }
+                return true
+            }
+            if changed { return true }
+            if response.status == 401 { token = nil }
+            if (400..<500).contains(response.status) { _ = try V3.answer(response, key: key) }
+            // The stream ended without an event (etcd shutting down, a proxy closing it): watch
+            // again from the same revision, so nothing is missed.
+            throw LocksmithError(.connectionFailed, "the watch stream ended (HTTP \(response.status))")
+        }
     }
 
     // MARK: Compare-and-swap
 
     @discardableResult
-    private func modify<T>(_ change: (inout Semaphore) throws -> T) throws -> T {
+    private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T) throws -> T {
         var current = try read()
         for attempt in 0..<EtcdClient.maxAttempts {
             var document = try decode(current)
@@ -152,7 +165,7 @@ public final class EtcdClient {
                 lastIndex = value.index
                 return value
             case .missing, .conflict(nil), .stored:
-                let initial = Semaphore().json
+                let initial = SemaphoreDocument().json
                 switch try create(initial) {
                 case .stored(let index):
                     lastIndex = index
@@ -170,9 +183,9 @@ public final class EtcdClient {
         throw LocksmithError(.conflict, "\(key): the key kept changing between reads")
     }
 
-    private func decode(_ value: StoredValue) throws -> Semaphore {
+    private func decode(_ value: StoredValue) throws -> SemaphoreDocument {
         do {
-            return try value.bytes.withUnsafeBytes { try Semaphore(parsingUTF8: $0) }
+            return try value.bytes.withUnsafeBytes { try SemaphoreDocument(parsingUTF8: $0) }
         } catch let error as LocksmithError {
             throw LocksmithError(error.kind, "\(key): \(error.message)")
         }

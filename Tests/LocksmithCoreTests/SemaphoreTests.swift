@@ -3,11 +3,11 @@ import Testing
 
 @Suite struct SemaphoreTests {
     @Test func freshDocumentBytes() {
-        #expect(Semaphore().json == #"{"semaphore":1,"max":1,"holders":null}"#)
+        #expect(SemaphoreDocument().json == #"{"semaphore":1,"max":1,"holders":null}"#)
     }
 
     @Test func goldenBytesAfterLockAndUnlock() throws {
-        var s = Semaphore()
+        var s = SemaphoreDocument()
         try s.setMax(3)
         try s.lock("node1")
         try s.lock("b")
@@ -16,14 +16,14 @@ import Testing
         for h in ["a", "b", "node1"] { try s.unlock(h) }
         #expect(s.json == #"{"semaphore":3,"max":3,"holders":[]}"#)
 
-        var one = Semaphore()
+        var one = SemaphoreDocument()
         try one.lock("x")
         try one.unlock("x")
         #expect(one.json == #"{"semaphore":1,"max":1,"holders":[]}"#)
     }
 
     @Test func lockChecksFreeSlotsBeforeHolder() throws {
-        var s = Semaphore()
+        var s = SemaphoreDocument()
         try s.lock("a")
         #expect(throws: LocksmithError(.busy, "semaphore is at 0")) { try s.lock("a") }
         #expect(throws: LocksmithError(.busy, "semaphore is at 0")) { try s.lock("b") }
@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test func setMaxMovesFreeSlotsAndKeepsHolders() throws {
-        var s = try Semaphore(parsing: #"{"semaphore":0,"max":3,"holders":["a","b","node1"]}"#)
+        var s = try SemaphoreDocument(parsing: #"{"semaphore":0,"max":3,"holders":["a","b","node1"]}"#)
         #expect(try s.setMax(2) == 3)
         #expect(s.available == -1)
         #expect(s.json == #"{"semaphore":-1,"max":2,"holders":["a","b","node1"]}"#)
@@ -48,34 +48,34 @@ import Testing
     }
 
     @Test func setMaxRefusesOverflow() throws {
-        var s = try Semaphore(parsing: #"{"semaphore":2147483647,"max":0}"#)
+        var s = try SemaphoreDocument(parsing: #"{"semaphore":2147483647,"max":0}"#)
         #expect(throws: LocksmithError.self) { try s.setMax(1) }
         #expect(s.max == 0)
         #expect(throws: LocksmithError.self) { try s.setMax(Int(Int32.max) + 1) }
     }
 
     @Test func missingFieldsReadAsZero() throws {
-        let s = try Semaphore(parsing: "{}")
+        let s = try SemaphoreDocument(parsing: "{}")
         #expect(s.available == 0 && s.max == 0 && s.holders.isEmpty)
         #expect(s.json == #"{"semaphore":0,"max":0,"holders":null}"#)
-        let nulls = try Semaphore(parsing: #"{"semaphore":null,"max":null,"holders":null}"#)
+        let nulls = try SemaphoreDocument(parsing: #"{"semaphore":null,"max":null,"holders":null}"#)
         #expect(nulls.json == #"{"semaphore":0,"max":0,"holders":null}"#)
     }
 
     @Test func unknownFieldsAreKeptAndIndexIsNotOurs() throws {
-        var s = try Semaphore(parsing: #" {"index": 4567, "semaphore": 1, "max": 2, "holders": ["z"], "owner": {"team": "infra", "tags": [1, 2.5, false]}} "#)
+        var s = try SemaphoreDocument(parsing: #" {"index": 4567, "semaphore": 1, "max": 2, "holders": ["z"], "owner": {"team": "infra", "tags": [1, 2.5, false]}} "#)
         try s.lock("a")
         #expect(s.json == #"{"semaphore":0,"max":2,"holders":["a","z"],"index":4567,"owner":{"team":"infra","tags":[1,2.5,false]}}"#)
     }
 
     @Test func fieldNamesMatchCaseInsensitivelyLastWins() throws {
-        let s = try Semaphore(parsing: #"{"Semaphore":2,"MAX":3,"max":4,"Holders":["a"]}"#)
+        let s = try SemaphoreDocument(parsing: #"{"Semaphore":2,"MAX":3,"max":4,"Holders":["a"]}"#)
         #expect(s.available == 2 && s.max == 4 && s.holders == ["a"])
         #expect(s.json == #"{"semaphore":2,"max":4,"holders":["a"]}"#)
     }
 
     @Test func holdersAreSortedBytewiseAndComparedBytewise() throws {
-        var s = try Semaphore(parsing: #"{"semaphore":5,"max":5,"holders":null}"#)
+        var s = try SemaphoreDocument(parsing: #"{"semaphore":5,"max":5,"holders":null}"#)
         try s.lock("b")
         try s.lock("B")
         try s.lock("\u{e9}")  // é precomposed
@@ -89,17 +89,17 @@ import Testing
     }
 
     @Test func holdersAreEscapedAsGoEscapesThem() throws {
-        var s = try Semaphore(parsing: #"{"semaphore":3,"max":3}"#)
+        var s = try SemaphoreDocument(parsing: #"{"semaphore":3,"max":3}"#)
         try s.lock("a<b>&c")
         try s.lock("q\"uote\\")
         try s.lock("line\u{2028}sep")
         #expect(s.json == #"{"semaphore":0,"max":3,"holders":["a\u003cb\u003e\u0026c","line\u2028sep","q\"uote\\"]}"#)
-        let back = try Semaphore(parsing: s.json)
+        let back = try SemaphoreDocument(parsing: s.json)
         #expect(back.holders == s.holders)
     }
 
     @Test func parsedHoldersKeepStoredOrder() throws {
-        let s = try Semaphore(parsing: #"{"semaphore":0,"max":2,"holders":["z","a"]}"#)
+        let s = try SemaphoreDocument(parsing: #"{"semaphore":0,"max":2,"holders":["z","a"]}"#)
         #expect(s.holders == ["z", "a"])
     }
 
@@ -133,7 +133,7 @@ import Testing
     ])
     func badDocumentsAreRefusedWithAReason(text: String, reason: String) {
         do {
-            _ = try Semaphore(parsing: text)
+            _ = try SemaphoreDocument(parsing: text)
             Issue.record("parsed \(text)")
         } catch let error as LocksmithError {
             #expect(error.kind == .badMessage)
@@ -147,7 +147,7 @@ import Testing
     @Test func invalidUTF8IsABadDocument() {
         let bytes: [UInt8] = Array(#"{"holders":[""#.utf8) + [0xff, 0xfe] + Array(#""]}"#.utf8)
         #expect(throws: LocksmithError.self) {
-            try bytes.withUnsafeBytes { try Semaphore(parsingUTF8: $0) }
+            try bytes.withUnsafeBytes { try SemaphoreDocument(parsingUTF8: $0) }
         }
     }
 
@@ -155,7 +155,7 @@ import Testing
         let holders = (0..<10_000).map { "\"machine-\($0)-0123456789abcdef\"" }.joined(separator: ",")
         let text = #"{"semaphore":0,"max":10000,"holders":["# + holders + "]}"
         do {
-            _ = try Semaphore(parsing: text)
+            _ = try SemaphoreDocument(parsing: text)
             Issue.record("parsed a \(text.utf8.count)-byte document")
         } catch let error as LocksmithError {
             #expect(error.kind == .badMessage)
@@ -169,13 +169,13 @@ import Testing
 
     @Test func manyHoldersWithinTheLimitParse() throws {
         let holders = (0..<2000).map { "\"m\($0)\"" }.joined(separator: ",")
-        let s = try Semaphore(parsing: #"{"semaphore":0,"max":2000,"holders":["# + holders + "]}")
+        let s = try SemaphoreDocument(parsing: #"{"semaphore":0,"max":2000,"holders":["# + holders + "]}")
         #expect(s.holders.count == 2000)
     }
 
     @Test(arguments: ["", String(repeating: "x", count: 256), "a\nb", "tab\there", "del\u{7f}"])
     func badHolderIdsAreInvalidArguments(id: String) {
-        var s = Semaphore()
+        var s = SemaphoreDocument()
         #expect(throws: LocksmithError.self) { try s.lock(id) }
         #expect(throws: LocksmithError.self) { try s.unlock(id) }
         #expect(s.json == #"{"semaphore":1,"max":1,"holders":null}"#)

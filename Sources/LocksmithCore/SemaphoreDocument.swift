@@ -7,7 +7,7 @@ import CJSONC
 ///
 /// A value type: every operation changes this copy only. Storing it (with compare-and-swap on
 /// the index that etcd reports, never one from the document) is the client's job.
-public struct Semaphore: Sendable {
+public struct SemaphoreDocument: Sendable {
     /// Stored documents larger than this are refused as corrupt: a real one is a few KiB.
     public static let maxDocumentBytes = 128 * 1024
     /// Longest holder id accepted from a caller (machine ids are 32 bytes).
@@ -53,18 +53,18 @@ public struct Semaphore: Sendable {
         do {
             try parse(bytes)
         } catch let error as LocksmithError {
-            throw LocksmithError(error.kind, "\(error.message) (value: \(Semaphore.excerpt(bytes)))")
+            throw LocksmithError(error.kind, "\(error.message) (value: \(SemaphoreDocument.excerpt(bytes)))")
         }
     }
 
     private init(parsingUTF8 bytes: inout [UInt8]) throws {
-        self = try bytes.withUnsafeBytes { try Semaphore(parsingUTF8: $0) }
+        self = try bytes.withUnsafeBytes { try SemaphoreDocument(parsingUTF8: $0) }
     }
 
     private mutating func parse(_ bytes: UnsafeRawBufferPointer) throws {
         let size = bytes.count
-        if size > Semaphore.maxDocumentBytes {
-            throw LocksmithError(.badMessage, "document is \(size) bytes, more than the \(Semaphore.maxDocumentBytes) allowed")
+        if size > SemaphoreDocument.maxDocumentBytes {
+            throw LocksmithError(.badMessage, "document is \(size) bytes, more than the \(SemaphoreDocument.maxDocumentBytes) allowed")
         }
         guard let base = bytes.baseAddress, size > 0 else {
             throw LocksmithError(.badMessage, "not JSON: the value is empty")
@@ -78,7 +78,7 @@ public struct Semaphore: Sendable {
             throw LocksmithError(.badMessage, "not JSON: \(error.reason) at byte \(error.offset)")
         }
         // Only an object is a document (and json-c needs a terminator after a bare literal).
-        switch bytes.first(where: { !Semaphore.isJSONSpace($0) }) {
+        switch bytes.first(where: { !SemaphoreDocument.isJSONSpace($0) }) {
         case UInt8(ascii: "{"): break
         case UInt8(ascii: "["): throw LocksmithError(.badMessage, "not a JSON object but an array")
         case UInt8(ascii: "\""): throw LocksmithError(.badMessage, "not a JSON object but a string")
@@ -97,15 +97,15 @@ public struct Semaphore: Sendable {
             throw LocksmithError(.badMessage, "not JSON: \(String(cString: json_tokener_error_desc(status))) at byte \(offset)")
         }
         guard json_object_get_type(root) == json_type_object else {
-            throw LocksmithError(.badMessage, "not a JSON object but \(Semaphore.typeName(root))")
+            throw LocksmithError(.badMessage, "not a JSON object but \(SemaphoreDocument.typeName(root))")
         }
         var entry = cjsonc_object_first(root)
         while let e = entry {
             let key = String(cString: cjsonc_entry_key(e))
             let value = cjsonc_entry_value(e)
             switch key.lowercased() {
-            case "semaphore": available = try Semaphore.readCount(value, field: "semaphore")
-            case "max": max = try Semaphore.readCount(value, field: "max")
+            case "semaphore": available = try SemaphoreDocument.readCount(value, field: "semaphore")
+            case "max": max = try SemaphoreDocument.readCount(value, field: "max")
             case "holders": try readHolders(value)
             default:
                 let json = String(cString: json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
@@ -139,7 +139,7 @@ public struct Semaphore: Sendable {
         case json_type_array:
             holdersIsArray = true
         default:
-            throw LocksmithError(.badMessage, "\"holders\" is not an array but \(Semaphore.typeName(value))")
+            throw LocksmithError(.badMessage, "\"holders\" is not an array but \(SemaphoreDocument.typeName(value))")
         }
         let count = json_object_array_length(value)
         var seen = Set<[UInt8]>()
@@ -147,7 +147,7 @@ public struct Semaphore: Sendable {
         for i in 0..<count {
             let item = json_object_array_get_idx(value, i)
             guard json_object_get_type(item) == json_type_string else {
-                throw LocksmithError(.badMessage, "holders[\(i)] is not a string but \(Semaphore.typeName(item))")
+                throw LocksmithError(.badMessage, "holders[\(i)] is not a string but \(SemaphoreDocument.typeName(item))")
             }
             let length = Int(json_object_get_string_len(item))
             let bytes = UnsafeRawBufferPointer(start: json_object_get_string(item), count: length)
@@ -171,7 +171,7 @@ public struct Semaphore: Sendable {
     /// Takes a slot for `holder`. Throws `.busy` ("semaphore is at N") when no slot is free, then
     /// `.exists` ("holder exists") when it already holds one, in the original's order.
     public mutating func lock(_ holder: String) throws {
-        try Semaphore.validateHolder(holder)
+        try SemaphoreDocument.validateHolder(holder)
         if available <= 0 {
             throw LocksmithError(.busy, "semaphore is at \(available)")
         }
@@ -186,7 +186,7 @@ public struct Semaphore: Sendable {
 
     /// Gives back the slot of `holder`. Throws `.notFound` ("holder does not exist").
     public mutating func unlock(_ holder: String) throws {
-        try Semaphore.validateHolder(holder)
+        try SemaphoreDocument.validateHolder(holder)
         guard let index = holders.firstIndex(where: { Bytewise.equal($0, holder) }) else {
             throw LocksmithError(.notFound, "holder does not exist")
         }
@@ -202,11 +202,11 @@ public struct Semaphore: Sendable {
         guard newMax >= 0 else {
             throw LocksmithError(.invalidArgument, "max must not be negative: \(newMax)")
         }
-        guard newMax <= Semaphore.countRange.upperBound else {
+        guard newMax <= SemaphoreDocument.countRange.upperBound else {
             throw LocksmithError(.outOfRange, "max is out of range: \(newMax)")
         }
         let newAvailable = available + newMax - max
-        guard Semaphore.countRange.contains(newAvailable) else {
+        guard SemaphoreDocument.countRange.contains(newAvailable) else {
             throw LocksmithError(.outOfRange, "free slots would be out of range: \(newAvailable)")
         }
         let old = max
