@@ -2,9 +2,10 @@
  * NULL and invalid arguments. Built with `pkg-config --cflags --libs locksmith` and run under
  * valgrind by tools/test-abi.
  *
- * usage: test_api WINDOW_TSV ROOT_DIR
- *   WINDOW_TSV  the window test vectors (evaluated with TZ=America/Los_Angeles)
- *   ROOT_DIR    an empty scratch directory used as LOCKSMITH_ROOT
+ * usage: test_api WINDOW_TSV ROOT_DIR ETCD_ENDPOINT
+ *   WINDOW_TSV     the window test vectors (evaluated with TZ=America/Los_Angeles)
+ *   ROOT_DIR       an empty scratch directory used as LOCKSMITH_ROOT
+ *   ETCD_ENDPOINT  a running etcd (v2 enabled) for the client functions
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <locksmith.h>
 
@@ -408,9 +410,107 @@ static void test_config(const char *root) {
     unsetenv("LOCKSMITH_ROOT");
 }
 
+static void test_client(const char *endpoint, const char *root) {
+    locksmith_client *c = NULL, *d = NULL;
+    locksmith_semaphore *s = NULL;
+    char group[64], *json = NULL;
+    int old = 0;
+
+    /* NULL and bad arguments */
+    CHECK_RC(locksmith_client_new(NULL), -EINVAL);
+    CHECK_RC(locksmith_client_set(NULL, "group", "x"), -EINVAL);
+    CHECK_RC(locksmith_client_load_env(NULL, "X"), -EINVAL);
+    CHECK_RC(locksmith_client_get(NULL, &s), -EINVAL);
+    CHECK_RC(locksmith_client_lock(NULL, "a"), -EINVAL);
+    CHECK_RC(locksmith_client_unlock(NULL, "a"), -EINVAL);
+    CHECK_RC(locksmith_client_set_max(NULL, 1, &old), -EINVAL);
+    CHECK_RC(locksmith_client_wait(NULL, 0), -EINVAL);
+    CHECK_STR(locksmith_client_last_error(NULL), "");
+    CHECK(locksmith_client_api(NULL) == NULL);
+    CHECK(locksmith_client_endpoint(NULL) == NULL);
+    CHECK(locksmith_client_free(NULL) == NULL);
+
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, NULL, "x"), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "group", NULL), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "no-such-option", "x"), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "no-such-option") != NULL);
+    CHECK_RC(locksmith_client_set(c, "endpoint", "127.0.0.1:2379"), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "127.0.0.1:2379") != NULL);
+    CHECK_RC(locksmith_client_set(c, "etcd-api", "v4"), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "timeout", "soon"), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "etcd-cafile", "/nonexistent/ca.pem"), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "/nonexistent/ca.pem") != NULL);
+    CHECK_RC(locksmith_client_get(c, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_wait(c, -1), -EINVAL);
+
+    /* Against the real etcd, in a group of this run's own */
+    snprintf(group, sizeof group, "c-api-%ld", (long)getpid());
+    CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(c, "group", group), 0);
+    CHECK_RC(locksmith_client_set(c, "timeout", "2s"), 0);
+    CHECK(locksmith_client_api(c) == NULL);
+    CHECK_RC(locksmith_client_get(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_to_json(s, &json), 0);
+    CHECK_STR(json, "{\"semaphore\":1,\"max\":1,\"holders\":null}");
+    free(json);
+    s = locksmith_semaphore_free(s);
+    CHECK_STR(locksmith_client_api(c), "v2");
+    CHECK_STR(locksmith_client_endpoint(c), endpoint);
+    CHECK_RC(locksmith_client_set_max(c, 2, &old), 0);
+    CHECK(old == 1);
+    CHECK_RC(locksmith_client_lock(c, "node-a"), 0);
+    CHECK_RC(locksmith_client_lock(c, "node-a"), -EEXIST);
+    CHECK_STR(locksmith_client_last_error(c), "holder exists");
+    CHECK_RC(locksmith_client_lock(c, "node-b"), 0);
+    CHECK_RC(locksmith_client_lock(c, "node-c"), -EBUSY);
+    CHECK_STR(locksmith_client_last_error(c), "semaphore is at 0");
+    CHECK_RC(locksmith_client_unlock(c, "node-c"), -ENOENT);
+    CHECK_RC(locksmith_client_set_max(c, -1, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_wait(c, 100), 0);
+
+    /* NULL id: this machine's id, from LOCKSMITH_ROOT */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/etc/machine-id", root);
+    write_file(path, "0123456789abcdef0123456789abcdef\n");
+    setenv("LOCKSMITH_ROOT", root, 1);
+    CHECK_RC(locksmith_client_unlock(c, "node-b"), 0);
+    CHECK_RC(locksmith_client_lock(c, NULL), 0);
+    CHECK_RC(locksmith_client_get(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_is_holder(s, "0123456789abcdef0123456789abcdef"), 1);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_unlock(c, NULL), 0);
+    unsetenv("LOCKSMITH_ROOT");
+
+    /* v3 through the environment, in the same group: a separate store */
+    setenv("LOCKSMITHTEST_ENDPOINT", endpoint, 1);
+    setenv("LOCKSMITHTEST_GROUP", group, 1);
+    setenv("LOCKSMITHTEST_ETCD_API", "v3", 1);
+    CHECK_RC(locksmith_client_new(&d), 0);
+    CHECK_RC(locksmith_client_load_env(d, "LOCKSMITHTEST"), 3);
+    CHECK_RC(locksmith_client_get(d, &s), 0);
+    CHECK_RC(locksmith_semaphore_holder_count(s), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_STR(locksmith_client_api(d), "v3");
+    CHECK_RC(locksmith_client_lock(d, "v3-node"), 0);
+    CHECK_RC(locksmith_client_unlock(d, "v3-node"), 0);
+    setenv("LOCKSMITHTEST_TIMEOUT", "forever", 1);
+    CHECK_RC(locksmith_client_load_env(d, "LOCKSMITHTEST"), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(d), "LOCKSMITHTEST_TIMEOUT") != NULL);
+    d = locksmith_client_free(d);
+
+    /* Nothing listening: the error names the endpoint */
+    CHECK_RC(locksmith_client_new(&d), 0);
+    CHECK_RC(locksmith_client_set(d, "endpoint", "http://127.0.0.1:9"), 0);
+    CHECK_RC(locksmith_client_lock(d, "x"), -ECONNREFUSED);
+    CHECK(strstr(locksmith_client_last_error(d), "http://127.0.0.1:9") != NULL);
+    locksmith_client_free(d);
+    c = locksmith_client_free(c);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s WINDOW_TSV ROOT_DIR\n", argv[0]);
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s WINDOW_TSV ROOT_DIR ETCD_ENDPOINT\n", argv[0]);
         return 2;
     }
     setenv("TZ", "America/Los_Angeles", 1);
@@ -420,6 +520,7 @@ int main(int argc, char **argv) {
     test_window(argv[1]);
     test_node(argv[2]);
     test_config(argv[2]);
+    test_client(argv[3], argv[2]);
     printf("C API: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
