@@ -136,10 +136,13 @@ enum V3 {
         if response.status == 200, let tree { return tree }
         let message = tree?.node["message"]?.string ?? tree?.node["error"]?.string ?? excerpt(response.text)
         let code = tree?.node["code"]?.int64 ?? 0
-        if code == 16 || response.status == 401 {
+        if message.contains("user name is empty") {
+            throw LocksmithError(.permissionDenied, "\(key): etcd requires authentication (set etcd-username and etcd-password)")
+        }
+        if code == 16 || response.status == 401 || message.contains("invalid auth token") {
             throw LocksmithError(.permissionDenied, "\(key): etcd refused the credentials: \(message)")
         }
-        if code == 7 || response.status == 403 {
+        if code == 7 || response.status == 403 || message.contains("permission denied") {
             throw LocksmithError(.permissionDenied, "\(key): etcd refused access: \(message)")
         }
         throw LocksmithError(.protocolError, "\(key): etcd v3 answered HTTP \(response.status): \(message)")

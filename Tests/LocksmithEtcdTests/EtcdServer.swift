@@ -23,10 +23,20 @@ final class EtcdServer: @unchecked Sendable {
     let extraArguments: [String]
     private(set) var pid: pid_t = 0
 
-    var endpoint: String { (extraArguments.contains("--cert-file") ? "https" : "http") + "://127.0.0.1:\(clientPort)" }
+    let certificates: TestCertificates?
+    var scheme: String { certificates == nil ? "http" : "https" }
+    var endpoint: String { "\(scheme)://127.0.0.1:\(clientPort)" }
 
-    /// Starts etcd and waits until it answers.
-    init(enableV2: Bool = true, extraArguments: [String] = []) throws {
+    /// Starts etcd and waits until it answers. With `certificates`, it serves https (and, with
+    /// `clientCertificates`, asks clients for a certificate signed by the test CA).
+    init(enableV2: Bool = true, certificates: TestCertificates? = nil, clientCertificates: Bool = false,
+         extraArguments: [String] = []) throws {
+        self.certificates = certificates
+        var extra = extraArguments
+        if let certificates {
+            extra += ["--cert-file", certificates.serverCert, "--key-file", certificates.serverKey]
+            if clientCertificates { extra += ["--client-cert-auth", "--trusted-ca-file", certificates.ca] }
+        }
         _ = exitHook
         let base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"
         var template = Array("\(base)/locksmith-test-etcd-XXXXXX".utf8CString)
@@ -34,7 +44,7 @@ final class EtcdServer: @unchecked Sendable {
         clientPort = EtcdServer.freePort()
         peerPort = EtcdServer.freePort()
         self.enableV2 = enableV2
-        self.extraArguments = extraArguments
+        self.extraArguments = extra
         try start()
     }
 
@@ -44,7 +54,6 @@ final class EtcdServer: @unchecked Sendable {
     }
 
     func start() throws {
-        let scheme = extraArguments.contains("--cert-file") ? "https" : "http"
         let arguments = [
             "etcd", "--name", "test", "--data-dir", dataDir + "/data",
             "--listen-client-urls", "\(scheme)://127.0.0.1:\(clientPort)",
@@ -87,8 +96,8 @@ final class EtcdServer: @unchecked Sendable {
 
     private func waitUntilServing() throws {
         let http = try HTTPConnection()
-        if extraArguments.contains("--cert-file") {
-            http.tls = TLSFiles(caFile: dataDir + "/../ca.pem")
+        if let certificates {
+            http.tls = TLSFiles(caFile: certificates.ca, certFile: certificates.clientCert, keyFile: certificates.clientKey)
         }
         let deadline = Clock.monotonicMilliseconds() + 20_000
         while Clock.monotonicMilliseconds() < deadline {
@@ -121,6 +130,38 @@ final class EtcdServer: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         return Int(UInt16(bigEndian: address.sin_port))
     }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+final class TestCertificates: @unchecked Sendable {
+    let dir: String
+    var ca: String { dir + "/ca.pem" }
+    var serverCert: String { dir + "/server.pem" }
+    var serverKey: String { dir + "/server-key.pem" }
+    var clientCert: String { dir + "/client.pem" }
+    var clientKey: String { dir + "/client-key.pem" }
+    /// A second CA that signed nothing here: trusting it must fail verification.
+    var otherCA: String { dir + "/other-ca.pem" }
+
+    init() throws {
+        var template = Array("/tmp/locksmith-test-tls-XXXXXX".utf8CString)
+        dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        let script = """
+            set -e; cd '\(dir)'
+            q() { "$@" >/dev/null 2>&1; }
+            q openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=locksmith-test-ca -keyout ca-key.pem -out ca.pem
+            q openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout other-ca-key.pem -out other-ca.pem
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n' > server.ext
+            printf 'extendedKeyUsage=clientAuth\\n' > client.ext
+            q openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server-key.pem -out server.csr
+            q openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile server.ext -out server.pem
+            q openssl req -newkey rsa:2048 -nodes -subj /CN=locksmith -keyout client-key.pem -out client.csr
+            q openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile client.ext -out client.pem
+            """
+        guard system(script) == 0 else { throw LocksmithError(.system(EIO), "openssl could not make the test certificates") }
+    }
+
+    deinit { _ = system("rm -rf '\(dir)'") }
 }
 
 /// A TCP listener that accepts connections (the kernel does, through the backlog) and never
