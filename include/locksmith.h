@@ -251,6 +251,10 @@ const char *locksmith_client_api(const locksmith_client *c);
  * Borrowed, valid until the next call on c. */
 const char *locksmith_client_endpoint(const locksmith_client *c);
 
+/* Counters since the client was made: HTTP requests sent, and compare-and-swap attempts lost to
+ * other writers and retried. Either pointer may be NULL. Returns 0, or -EINVAL if c is NULL. */
+int locksmith_client_stats(const locksmith_client *c, int64_t *ret_requests, int64_t *ret_conflicts);
+
 /* Frees c and closes its connection. Accepts NULL; returns NULL. */
 locksmith_client *locksmith_client_free(locksmith_client *c);
 

@@ -385,6 +385,16 @@ public func locksmith_client_endpoint(_ c: OpaquePointer!) -> UnsafePointer<CCha
 }
 
 @c @implementation
+public func locksmith_client_stats(_ c: OpaquePointer!, _ ret_requests: UnsafeMutablePointer<Int64>!, _ ret_conflicts: UnsafeMutablePointer<Int64>!) -> Int32 {
+    call {
+        let client = try ClientHandle.from(c, "c").value.client
+        ret_requests?.pointee = Int64(client?.requestCount ?? 0)
+        ret_conflicts?.pointee = Int64(client?.conflictRetries ?? 0)
+        return 0
+    }
+}
+
+@c @implementation
 public func locksmith_client_free(_ c: OpaquePointer!) -> OpaquePointer! {
     ClientHandle.release(c)
 }

@@ -5,7 +5,8 @@ import LocksmithSystem
 
 /// A client of one group's semaphore. Belongs to one thread at a time.
 public final class EtcdClient {
-    /// Most compare-and-swap attempts per operation before giving up with `.conflict`.
+    /// Most compare-and-swap attempts lost to other writers per operation before giving up
+    /// with `.conflict` (with the pauses between them, several seconds of solid contention).
     public static let maxAttempts = 64
 
     public let options: ClientOptions
@@ -28,7 +29,12 @@ public final class EtcdClient {
     private let http: HTTPConnection
     private var preferred = 0
     private var token: String?
-    private var lastIndex: Int64?
+    /// The newest value this client has seen (its own read or write, a lost compare-and-swap's
+    /// answer, a watch event). Operations start from it instead of reading first; the
+    /// compare-and-swap catches a stale one, and a refusal is only reported after a fresh read.
+    private var known: StoredValue?
+    /// The index to watch from: changes after it are news.
+    private var seenIndex: Int64?
     private var random = SystemRandomNumberGenerator()
 
     public init(options: ClientOptions) throws {
@@ -76,8 +82,8 @@ public final class EtcdClient {
     /// keeps trying until the deadline: etcd may be restarting, and the watch resumes from the
     /// index last seen, so no change in between is missed.
     public func wait(timeoutMilliseconds: Int) throws -> Bool {
-        if lastIndex == nil { _ = try read() }
-        guard let index = lastIndex else { return true }
+        if seenIndex == nil { _ = try read() }
+        guard let index = seenIndex else { return true }
         let deadline = Clock.monotonicMilliseconds() + max(timeoutMilliseconds, 1)
         let api = try resolvedAPI()
         while true {
@@ -106,24 +112,29 @@ public final class EtcdClient {
             let request = V2.watch(key, after: index)
             let response = try http.perform(method: request.method, url: endpoint + request.path, timeoutMilliseconds: timeoutMilliseconds)
             if response.status >= 500 { throw LocksmithError(.connectionFailed, "HTTP \(response.status)") }
-            return true  // an event, or an error such as "index cleared": read again
+            note(V2.watchEvent(response))  // an event, or an error such as "index cleared"
+            return true
         case .v3:
             var line: [UInt8] = []
-            var changed = false
+            var event: WatchEvent?
             let response = try http.perform(method: "POST", url: endpoint + V3.watchPath, body: V3.watch(key, after: index),
                                             headers: try authHeaders(endpoint), timeoutMilliseconds: timeoutMilliseconds) { chunk in
                 for byte in chunk {
                     if byte == UInt8(ascii: "\n") {
-                        if V3.watchLineReportsChange(line) { changed = true; return false }
+                        event = V3.watchEvent(line)
+                        if event != nil { return false }
                         line.removeAll(keepingCapacity: true)
                     } else {
                         line.append(byte)
                     }
                 }
-                if V3.watchLineReportsChange(line) { changed = true; return false }
+                event = V3.watchEvent(line)
+                return event == nil
+            }
+            if let event {
+                note(event)
                 return true
             }
-            if changed { return true }
             if response.status == 401 { token = nil }
             if (400..<500).contains(response.status) { _ = try V3.answer(response, key: key) }
             // The stream ended without an event (etcd shutting down, a proxy closing it): watch
@@ -136,25 +147,62 @@ public final class EtcdClient {
 
     @discardableResult
     private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T) throws -> T {
-        var current = try read()
-        for attempt in 0..<EtcdClient.maxAttempts {
-            var document = try decode(current)
-            let result = try change(&document)
-            switch try write(document.json, over: current.index) {
+        var fresh = known == nil
+        var current = try known ?? read()
+        var lost = 0
+        while true {
+            var document: SemaphoreDocument
+            let result: T
+            do {
+                document = try decode(current)
+                result = try change(&document)
+            } catch where !fresh {
+                // Refused on what we saw last: only a fresh read may say no.
+                current = try read()
+                fresh = true
+                continue
+            }
+            let json = document.json
+            switch try write(json, over: current.index) {
             case .stored(let index):
-                lastIndex = index
+                remember(StoredValue(bytes: Array(json.utf8), index: index))
                 return result
-            case .conflict(let fresh?), .value(let fresh):
-                current = fresh
+            case .conflict(let newer?), .value(let newer):
+                current = newer
+                remember(newer)
             case .conflict(nil), .missing:
                 current = try read()
             }
             conflictRetries += 1
-            // Someone wrote in between: try again with fresh data, after a short random pause
-            // so that a crowd of writers spreads out.
-            Clock.sleep(milliseconds: Int.random(in: 0...min(2 << min(attempt, 4), 25), using: &random))
+            if !fresh {
+                fresh = true  // what we saw last was out of date; that is no contention
+                continue
+            }
+            lost += 1
+            if lost >= EtcdClient.maxAttempts {
+                throw LocksmithError(.conflict, "\(key): gave up after \(lost) attempts lost to other writers")
+            }
+            // Another writer won: try again with the fresh data after a random pause that grows
+            // with each loss, so that a crowd of writers spreads out (at most 0.2 s).
+            Clock.sleep(milliseconds: Int.random(in: 0...min(2 << min(lost, 7), 200), using: &random))
         }
-        throw LocksmithError(.conflict, "\(key): gave up after \(EtcdClient.maxAttempts) attempts lost to other writers")
+    }
+
+    private func remember(_ value: StoredValue) {
+        known = value
+        seenIndex = value.index
+    }
+
+    /// What a watch reported: the new value if it carried one; otherwise we know only that
+    /// something changed (or that etcd can no longer say what), and read again next time.
+    private func note(_ event: WatchEvent) {
+        switch event {
+        case .changed(let value?):
+            remember(value)
+        case .changed(nil), .lost:
+            known = nil
+            seenIndex = nil
+        }
     }
 
     /// Reads the value, creating the key first if it is missing.
@@ -162,21 +210,23 @@ public final class EtcdClient {
         for _ in 0..<EtcdClient.maxAttempts {
             switch try fetch() {
             case .value(let value):
-                lastIndex = value.index
+                remember(value)
                 return value
             case .missing, .conflict(nil), .stored:
                 let initial = SemaphoreDocument().json
                 switch try create(initial) {
                 case .stored(let index):
-                    lastIndex = index
-                    return StoredValue(bytes: Array(initial.utf8), index: index)
+                    let value = StoredValue(bytes: Array(initial.utf8), index: index)
+                    remember(value)
+                    return value
                 case .conflict(let value?), .value(let value):
-                    lastIndex = value.index
+                    remember(value)
                     return value
                 case .conflict(nil), .missing:
                     continue  // created by someone else: read it
                 }
             case .conflict(let value?):
+                remember(value)
                 return value
             }
         }

@@ -5,9 +5,17 @@ import LocksmithCore
 
 /// A stored value with the index etcd reports for it (v2 modifiedIndex, v3 mod_revision). The
 /// compare-and-swap index always comes from here, never from the document.
-struct StoredValue {
+struct StoredValue: Equatable {
     var bytes: [UInt8]
     var index: Int64
+}
+
+/// What a watch saw.
+enum WatchEvent: Equatable {
+    /// The key changed; its new value if the event carried one (not for a delete).
+    case changed(StoredValue?)
+    /// etcd cannot say what happened since our index (history compacted or cleared).
+    case lost
 }
 
 /// What a read or a conditional write found.
@@ -84,6 +92,13 @@ enum V2 {
         return .value(StoredValue(bytes: value, index: index))
     }
 
+    /// The event of a `wait=true` answer.
+    static func watchEvent(_ response: HTTPResponse) -> WatchEvent {
+        guard let tree = JSONTree(response.body), tree.node["errorCode"] == nil, let node = tree.node["node"],
+              let index = node["modifiedIndex"]?.int64 else { return .lost }
+        return .changed(node["value"]?.bytes.map { StoredValue(bytes: $0, index: index) })
+    }
+
     /// Whether an answer to `GET /v2/keys/...` came from an etcd that serves the v2 API: JSON
     /// with `action` and `node`, or an etcd error object.
     static func isV2Answer(_ response: HTTPResponse) -> Bool {
@@ -149,8 +164,8 @@ enum V3 {
     }
 
     /// The first key-value of a range answer, or nil if there is none.
-    static func firstValue(_ node: JSONNode?, key: String) throws -> StoredValue? {
-        guard let kv = node?["kvs"]?[0] else { return nil }
+    static func firstValue(_ node: JSONNode?, key: String, field: String = "kvs") throws -> StoredValue? {
+        guard let kv = field == "kvs" ? node?["kvs"]?[0] : node?[field] else { return nil }
         guard let revision = kv["mod_revision"]?.int64 else {
             throw LocksmithError(.protocolError, "\(key): the v3 answer has no mod_revision")
         }
@@ -197,11 +212,15 @@ enum V3 {
         return token
     }
 
-    /// Whether a chunk of the watch stream reports a change (events, or a compaction that means
-    /// we must re-read anyway). The stream is one JSON object per line.
-    static func watchLineReportsChange(_ line: [UInt8]) -> Bool {
-        guard let tree = JSONTree(line), let result = tree.node["result"] else { return false }
-        return (result["events"]?.count ?? 0) > 0 || result["compact_revision"] != nil || result["canceled"]?.bool == true
+    /// The event in one message of the watch stream (one JSON object per line), or nil for a
+    /// message without one (such as the "created" confirmation).
+    static func watchEvent(_ line: [UInt8]) -> WatchEvent? {
+        guard let tree = JSONTree(line), let result = tree.node["result"] else { return nil }
+        if result["compact_revision"] != nil || result["canceled"]?.bool == true { return .lost }
+        let events = result["events"]
+        guard let count = events?.count, count > 0, let last = events?[count - 1] else { return nil }
+        if last["type"]?.string == "DELETE" { return .changed(nil) }
+        return .changed(try? firstValue(last, key: "watch", field: "kv"))
     }
 }
 

@@ -28,9 +28,13 @@ private let curlReady: Bool = curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
 /// One HTTP connection (reused across requests). Belongs to one thread at a time.
 final class HTTPConnection {
     private let handle: UnsafeMutableRawPointer
-    private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-    var tls = TLSFiles()
-    var basicAuth: (user: String, password: String)?
+    private let errorBuffer: UnsafeMutablePointer<CChar>
+    var tls = TLSFiles() {
+        didSet { configure() }
+    }
+    var basicAuth: (user: String, password: String)? {
+        didSet { configure() }
+    }
     /// Called after every request with one line: method, URL, status or error, time taken.
     var trace: ((String) -> Void)?
     /// HTTP requests made, for statistics.
@@ -41,28 +45,27 @@ final class HTTPConnection {
             throw LocksmithError(.system(ENOMEM), "cannot initialize libcurl")
         }
         handle = h
+        errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        configure()
     }
 
-    deinit { curl_easy_cleanup(handle) }
+    deinit {
+        curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
+    }
 
-    /// Sends one request. `onData`, if given, sees the body as it streams in and returns false to
-    /// stop the transfer (which then counts as success with what arrived so far).
-    func perform(method: String, url: String, body: [UInt8]? = nil, headers: [String] = [],
-                 timeoutMilliseconds: Int, onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> HTTPResponse {
-        let sink = Sink(onData: onData)
-        let started = Clock.monotonicMilliseconds()
-        requestCount += 1
+    /// The options that stay the same from request to request, set once (and again when TLS or
+    /// credentials change): the connection is kept between requests either way.
+    private func configure() {
         curl_easy_reset(handle)
-        errorBuffer.withUnsafeMutableBufferPointer { _ = ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, $0.baseAddress) }
-        errorBuffer[0] = 0
-        _ = ccurl_setopt_string(handle, CURLOPT_URL, url)
+        _ = ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
         _ = ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        _ = ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, timeoutMilliseconds))
-        _ = ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, timeoutMilliseconds))
         _ = ccurl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
         _ = ccurl_setopt_string(handle, CURLOPT_NOPROXY, HTTPConnection.noProxy)
         _ = ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
         _ = ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
+        _ = ccurl_setopt_long(handle, CURLOPT_TCP_NODELAY, 1)
         if let ca = tls.caFile { _ = ccurl_setopt_string(handle, CURLOPT_CAINFO, ca) }
         if let cert = tls.certFile { _ = ccurl_setopt_string(handle, CURLOPT_SSLCERT, cert) }
         if let key = tls.keyFile { _ = ccurl_setopt_string(handle, CURLOPT_SSLKEY, key) }
@@ -71,19 +74,6 @@ final class HTTPConnection {
             _ = ccurl_setopt_string(handle, CURLOPT_USERNAME, auth.user)
             _ = ccurl_setopt_string(handle, CURLOPT_PASSWORD, auth.password)
         }
-        switch method {
-        case "GET": _ = ccurl_setopt_long(handle, CURLOPT_HTTPGET, 1)
-        case "POST": _ = ccurl_setopt_long(handle, CURLOPT_POST, 1)
-        default:
-            _ = ccurl_setopt_long(handle, CURLOPT_POST, 1)
-            _ = ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method)
-        }
-        var list: UnsafeMutablePointer<curl_slist>?
-        for h in headers + ["Expect:"] { list = curl_slist_append(list, h) }
-        defer { curl_slist_free_all(list) }
-        _ = ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, list)
-        let unmanaged = Unmanaged.passRetained(sink)
-        defer { unmanaged.release() }
         _ = ccurl_setopt_write_function(handle) { data, size, count, context in
             let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
             let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
@@ -94,27 +84,56 @@ final class HTTPConnection {
             }
             return size * count
         }
+    }
+
+    /// Sends one request. `onData`, if given, sees the body as it streams in and returns false to
+    /// stop the transfer (which then counts as success with what arrived so far).
+    func perform(method: String, url: String, body: [UInt8]? = nil, headers: [String] = [],
+                 timeoutMilliseconds: Int, onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> HTTPResponse {
+        let sink = Sink(onData: onData)
+        let started = tracing ? Clock.monotonicMilliseconds() : 0
+        requestCount += 1
+        errorBuffer[0] = 0
+        _ = ccurl_setopt_string(handle, CURLOPT_URL, url)
+        _ = ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, timeoutMilliseconds))
+        _ = ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, timeoutMilliseconds))
+        var list: UnsafeMutablePointer<curl_slist>? = curl_slist_append(nil, "Expect:")
+        for h in headers { list = curl_slist_append(list, h) }
+        defer { curl_slist_free_all(list) }
+        _ = ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, list)
+        let unmanaged = Unmanaged.passRetained(sink)
+        defer { unmanaged.release() }
         _ = ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
 
         let code: CURLcode = (body ?? []).withUnsafeBufferPointer { buffer in
-            if body != nil {
+            if method == "GET" {
+                _ = ccurl_setopt_long(handle, CURLOPT_HTTPGET, 1)
+                _ = ccurl_setopt_pointer(handle, CURLOPT_CUSTOMREQUEST, nil)
+            } else {
+                _ = ccurl_setopt_long(handle, CURLOPT_POST, 1)
+                _ = ccurl_setopt_pointer(handle, CURLOPT_CUSTOMREQUEST, nil)
+                if method != "POST" { _ = ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method) }
                 _ = ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, buffer.count)
                 _ = ccurl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!))
             }
-            return curl_easy_perform(handle)
+            let code = curl_easy_perform(handle)
+            _ = ccurl_setopt_pointer(handle, CURLOPT_POSTFIELDS, nil)
+            return code
         }
+        _ = ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, nil)
         var status = 0
         _ = ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        let elapsed = Clock.monotonicMilliseconds() - started
         if code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.stopped) {
-            trace?("\(method) \(url) -> \(status) (\(elapsed) ms)")
+            if let trace { trace("\(method) \(url) -> \(status) (\(Clock.monotonicMilliseconds() - started) ms)") }
             return HTTPResponse(status: status, body: sink.body)
         }
-        let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let detail = String(cString: errorBuffer)
         let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-        trace?("\(method) \(url) -> error: \(reason) (\(elapsed) ms)")
+        if let trace { trace("\(method) \(url) -> error: \(reason) (\(Clock.monotonicMilliseconds() - started) ms)") }
         throw LocksmithError(HTTPConnection.kind(of: code), reason)
     }
+
+    private var tracing: Bool { trace != nil }
 
     private static func kind(of code: CURLcode) -> LocksmithError.Kind {
         switch code {

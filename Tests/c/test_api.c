@@ -468,6 +468,11 @@ static void test_client(const char *endpoint, const char *root) {
     CHECK_RC(locksmith_client_unlock(c, "node-c"), -ENOENT);
     CHECK_RC(locksmith_client_set_max(c, -1, NULL), -EINVAL);
     CHECK_RC(locksmith_client_wait(c, 100), 0);
+    int64_t requests = -1, conflicts = -1;
+    CHECK_RC(locksmith_client_stats(NULL, &requests, &conflicts), -EINVAL);
+    CHECK_RC(locksmith_client_stats(c, NULL, NULL), 0);
+    CHECK_RC(locksmith_client_stats(c, &requests, &conflicts), 0);
+    CHECK(requests >= 10 && conflicts == 0);
 
     /* NULL id: this machine's id, from LOCKSMITH_ROOT */
     char path[4096];

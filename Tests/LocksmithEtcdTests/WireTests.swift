@@ -1,0 +1,118 @@
+import Testing
+import LocksmithCore
+@testable import LocksmithEtcd
+
+/// The requests as the original sent them (golden-outputs.md, "On the v2 wire"), and the v3
+/// gateway's encodings, checked without a server.
+@Suite struct WireTests {
+    let groupKey = try! GroupKey.key(group: "a b/c")
+
+    @Test func v2RequestsAreTheOriginals() {
+        let json = #"{"semaphore":1,"max":1,"holders":null}"#
+        let create = V2.create(groupKey, json)
+        #expect(create.method == "PUT")
+        #expect(create.path == "/v2/keys/coreos.com/updateengine/rebootlock/groups/a+b%252Fc/semaphore?prevExist=false")
+        #expect(String(decoding: create.body, as: UTF8.self) == "value=%7B%22semaphore%22%3A1%2C%22max%22%3A1%2C%22holders%22%3Anull%7D")
+        let cas = V2.compareAndSwap(GroupKey.defaultKey, json, index: 42)
+        #expect(cas.path == "/v2/keys/coreos.com/updateengine/rebootlock/semaphore?prevIndex=42")
+        #expect(cas.body == create.body)
+        #expect(V2.get(GroupKey.defaultKey).path == "/v2/keys/coreos.com/updateengine/rebootlock/semaphore")
+        #expect(V2.watch(GroupKey.defaultKey, after: 7).path.hasSuffix("?wait=true&waitIndex=8"))
+    }
+
+    @Test func v2AnswersAreRead() throws {
+        func answer(_ status: Int, _ text: String) -> HTTPResponse { HTTPResponse(status: status, body: Array(text.utf8)) }
+        let key = GroupKey.defaultKey
+        guard case .value(let v) = try V2.parse(answer(200, #"{"action":"get","node":{"key":"/k","value":"{\"max\":2}","modifiedIndex":9,"createdIndex":3}}"#), key: key) else {
+            Issue.record("not a value"); return
+        }
+        #expect(v.index == 9 && String(decoding: v.bytes, as: UTF8.self) == #"{"max":2}"#)
+        guard case .missing = try V2.parse(answer(404, #"{"errorCode":100,"message":"Key not found","cause":"/k","index":5}"#), key: key) else {
+            Issue.record("not missing"); return
+        }
+        guard case .conflict(nil) = try V2.parse(answer(412, #"{"errorCode":101,"message":"Compare failed","cause":"[1 != 2]","index":5}"#), key: key) else {
+            Issue.record("not a conflict"); return
+        }
+        guard case .conflict(nil) = try V2.parse(answer(412, #"{"errorCode":105,"message":"Key already exists","cause":"/k","index":5}"#), key: key) else {
+            Issue.record("not a conflict"); return
+        }
+        guard case .stored(11) = try V2.parse(answer(200, #"{"action":"compareAndSwap","node":{"key":"/k","value":"x","modifiedIndex":11,"createdIndex":3},"prevNode":{"key":"/k","value":"y","modifiedIndex":9,"createdIndex":3}}"#), key: key) else {
+            Issue.record("not stored"); return
+        }
+        #expect(throws: LocksmithError.self) { try V2.parse(answer(200, "<html>"), key: key) }
+        #expect(throws: LocksmithError.self) { try V2.parse(answer(200, #"{"action":"get","node":{"key":"/k","dir":true,"modifiedIndex":4}}"#), key: key) }
+        #expect(V2.isV2Answer(answer(404, #"{"errorCode":100,"message":"Key not found"}"#)))
+        #expect(!V2.isV2Answer(answer(404, "404 page not found\n")))
+    }
+
+    @Test func v3RequestsAndAnswers() throws {
+        #expect(String(decoding: V3.range("foo"), as: UTF8.self) == #"{"key":"Zm9v"}"#)
+        let txn = String(decoding: V3.putIf("foo", "bar", target: "MOD", revision: 12), as: UTF8.self)
+        #expect(txn == #"{"compare":[{"key":"Zm9v","result":"EQUAL","target":"MOD","mod_revision":"12"}],"success":[{"request_put":{"key":"Zm9v","value":"YmFy"}}],"failure":[{"request_range":{"key":"Zm9v"}}]}"#)
+        #expect(String(decoding: V3.putIf("foo", "bar", target: "CREATE", revision: 0), as: UTF8.self).contains(#""create_revision":"0""#))
+        let failed = HTTPResponse(status: 200, body: Array(#"{"header":{"revision":"20"},"responses":[{"response_range":{"header":{"revision":"20"},"kvs":[{"key":"Zm9v","create_revision":"2","mod_revision":"19","version":"3","value":"YmF6"}],"count":"1"}}]}"#.utf8))
+        guard case .conflict(let current?) = try V3.parseTxn(failed, key: "foo") else { Issue.record("not a conflict"); return }
+        #expect(current.index == 19 && current.bytes == Array("baz".utf8))
+        let ok = HTTPResponse(status: 200, body: Array(#"{"header":{"revision":"21"},"succeeded":true,"responses":[{"response_put":{"header":{"revision":"21"}}}]}"#.utf8))
+        guard case .stored(21) = try V3.parseTxn(ok, key: "foo") else { Issue.record("not stored"); return }
+        let empty = HTTPResponse(status: 200, body: Array(#"{"header":{"revision":"21"}}"#.utf8))
+        guard case .missing = try V3.parseRange(empty, key: "foo") else { Issue.record("not missing"); return }
+        let error = HTTPResponse(status: 400, body: Array(#"{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3}"#.utf8))
+        #expect(throws: LocksmithError.self) { try V3.parseRange(error, key: "foo") }
+    }
+
+    @Test func v3WatchStream() {
+        #expect(V3.watchEvent(Array(#"{"result":{"header":{"revision":"5"},"created":true}}"#.utf8)) == nil)
+        guard case .changed(let v?)? = V3.watchEvent(Array(#"{"result":{"header":{"revision":"6"},"events":[{"kv":{"key":"Zm9v","mod_revision":"6","value":"YmFy"}}]}}"#.utf8)) else {
+            Issue.record("no event"); return
+        }
+        #expect(v.index == 6 && v.bytes == Array("bar".utf8))
+        guard case .changed(nil)? = V3.watchEvent(Array(#"{"result":{"events":[{"type":"DELETE","kv":{"key":"Zm9v","mod_revision":"7"}}]}}"#.utf8)) else {
+            Issue.record("no delete"); return
+        }
+        guard case .lost? = V3.watchEvent(Array(#"{"result":{"compact_revision":"9","canceled":true}}"#.utf8)) else {
+            Issue.record("no loss"); return
+        }
+    }
+
+    @Test(arguments: [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("\u{1}\u{ff}", "Af8=")])
+    func base64(plain: String, encoded: String) {
+        let bytes: [UInt8] = plain == "\u{1}\u{ff}" ? [1, 255] : Array(plain.utf8)
+        #expect(Base64.encode(bytes) == encoded)
+        #expect(Base64.decode(encoded) == bytes)
+    }
+
+    @Test func base64RefusesGarbage() {
+        #expect(Base64.decode("Zm9v!") == nil)
+        #expect(Base64.decode("Zg==Zg") == nil)
+    }
+
+    @Test func options() throws {
+        var o = ClientOptions()
+        #expect(o.endpoints == ["http://127.0.0.1:2379", "http://127.0.0.1:4001"])
+        try o.set("endpoint", "http://a:2379/, https://b:2379")
+        try o.set("endpoint", "http://c:2379")
+        #expect(o.endpoints == ["http://a:2379", "https://b:2379", "http://c:2379"])
+        try o.set("endpoint", "")
+        #expect(o.endpoints == ClientOptions.defaultEndpoints)
+        for bad in ["127.0.0.1:2379", "ftp://x", "http://", ",", "http:// x"] {
+            #expect(throws: LocksmithError.self) { try o.set("endpoint", bad) }
+        }
+        try o.set("timeout", "1.5s")
+        #expect(o.timeoutMilliseconds == 1500)
+        for bad in ["0", "-1s", "2h", "soon", "500us"] {
+            #expect(throws: LocksmithError.self) { try o.set("timeout", bad) }
+        }
+        try o.set("etcd-api", "V3")
+        #expect(o.api == .v3)
+        #expect(throws: LocksmithError.self) { try o.set("etcd-api", "v4") }
+        #expect(throws: LocksmithError.self) { try o.set("etcd-endpoint", "x") }
+        #expect(ClientOptions.variable(prefix: "LOCKSMITHCTL", option: "etcd-cafile") == "LOCKSMITHCTL_ETCD_CAFILE")
+        var e = ClientOptions()
+        try e.set("endpoint", "http://flag:1")
+        let env = ["LOCKSMITHD_ENDPOINT": "http://env:1,http://env:2", "LOCKSMITHD_GROUP": "lb", "LOCKSMITHD_ETCD_USERNAME": ""]
+        #expect(try e.loadEnvironment(prefix: "LOCKSMITHD", lookup: { env[$0] }) == 2)
+        #expect(e.endpoints == ["http://env:1", "http://env:2"] && e.group == "lb" && e.username == nil)
+        #expect(throws: LocksmithError.self) { try e.loadEnvironment(prefix: "LOCKSMITHD", lookup: { $0 == "LOCKSMITHD_TIMEOUT" ? "x" : nil }) }
+    }
+}
