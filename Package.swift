@@ -7,6 +7,8 @@
 //   LocksmithCore             pure Swift rules: semaphore, window, durations, config text, backoff
 //   LocksmithSystem           I/O: files, machine id, local time, update.conf locations
 //   LocksmithEtcd             the etcd lock client: v2 and v3 wire, compare-and-swap, failover, watch
+//   LocksmithBus              the system D-Bus (sd-bus): update engine and logind
+//   locksmithctl              the operator CLI
 //   Locksmith                 the C ABI (`@c @implementation` of include/locksmith.h)
 //
 // The shipped liblocksmith.so.1 (static Swift runtime, version script, soname) is linked by the
@@ -17,6 +19,7 @@ let package = Package(
     name: "locksmith",
     products: [
         .library(name: "locksmith", type: .dynamic, targets: ["Locksmith"]),
+        .executable(name: "locksmithctl", targets: ["locksmithctl"]),
     ],
     targets: [
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
@@ -26,7 +29,9 @@ let package = Package(
         .target(name: "LocksmithCore", dependencies: ["CJSONC"]),
         .target(name: "LocksmithSystem", dependencies: ["LocksmithCore"]),
         .target(name: "LocksmithEtcd", dependencies: ["CCurl", "LocksmithCore", "LocksmithSystem"]),
+        .target(name: "LocksmithBus", dependencies: ["CSystemd", "LocksmithCore"]),
         .target(name: "Locksmith", dependencies: ["CLocksmith", "LocksmithCore", "LocksmithSystem", "LocksmithEtcd"]),
+        .executableTarget(name: "locksmithctl", dependencies: ["LocksmithCore", "LocksmithSystem", "LocksmithEtcd", "LocksmithBus"]),
         .testTarget(
             name: "LocksmithCoreTests",
             dependencies: ["LocksmithCore", "LocksmithSystem"],

@@ -21,6 +21,11 @@ static inline int csd_call_reboot(sd_bus *bus, sd_bus_error *err, int interactiv
     return sd_bus_call_method(bus, "org.freedesktop.login1", "/org/freedesktop/login1",
                               "org.freedesktop.login1.Manager", "Reboot", err, NULL, "b", interactive);
 }
+/* The update engine's GetStatus() -> (xdssx). */
+static inline int csd_call_get_status(sd_bus *bus, sd_bus_error *err, sd_bus_message **reply) {
+    return sd_bus_call_method(bus, "com.coreos.update1", "/com/coreos/update1", "com.coreos.update1.Manager",
+                              "GetStatus", err, reply, "");
+}
 /* One journal entry with a message and a priority. */
 static inline int csd_journal_print(int priority, const char *message) {
     return sd_journal_send("MESSAGE=%s", message, "PRIORITY=%i", priority, NULL);

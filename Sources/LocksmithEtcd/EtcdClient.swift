@@ -76,6 +76,30 @@ public final class EtcdClient {
         try modify { try $0.setMax(max) }
     }
 
+    /// Every group that has a semaphore under the reboot-lock prefix, with its document or the
+    /// reason it is not one. Sorted by group name ("" first). Creates nothing.
+    public func allGroups() throws -> [(group: String, document: Result<SemaphoreDocument, LocksmithError>)] {
+        let entries: [(key: String, value: [UInt8])]
+        switch try resolvedAPI() {
+        case .v2:
+            let request = V2.list(GroupKey.prefix)
+            entries = try V2.parseList(try send(request.method, request.path), key: GroupKey.prefix)
+        case .v3:
+            entries = try V3.parseRangeAll(try send("POST", V3.rangePath, body: V3.rangePrefix(GroupKey.prefix + "/")), key: GroupKey.prefix)
+        }
+        var out: [(group: String, document: Result<SemaphoreDocument, LocksmithError>)] = []
+        for entry in entries {
+            guard let group = GroupKey.group(ofKey: entry.key) else { continue }
+            let document = Result { try entry.value.withUnsafeBytes { try SemaphoreDocument(parsingUTF8: $0) } }
+                .mapError { error in
+                    let e = error as? LocksmithError ?? LocksmithError(.badMessage, "\(error)")
+                    return LocksmithError(e.kind, "\(entry.key): \(e.message)")
+                }
+            out.append((group, document))
+        }
+        return out.sorted { $0.group.utf8.lexicographicallyPrecedes($1.group.utf8) }
+    }
+
     /// Blocks until the semaphore changes after the last read or write of this client, or until
     /// `timeoutMilliseconds` pass. Returns true for a change (or when etcd can no longer tell,
     /// so the caller should read again), false on timeout. While no endpoint can be reached it

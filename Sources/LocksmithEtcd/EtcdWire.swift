@@ -92,6 +92,32 @@ enum V2 {
         return .value(StoredValue(bytes: value, index: index))
     }
 
+    /// `GET /v2/keys/<prefix>?recursive=true`: everything under the reboot-lock prefix.
+    static func list(_ prefix: String) -> (method: String, path: String) {
+        ("GET", keyPath(prefix) + "?recursive=true")
+    }
+
+    /// Every key and value in a recursive answer (a missing prefix is an empty list).
+    static func parseList(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8])] {
+        guard let tree = JSONTree(response.body) else {
+            throw LocksmithError(.protocolError, "\(key): the v2 answer (HTTP \(response.status)) is not JSON: \(excerpt(response.text))")
+        }
+        if let code = tree.node["errorCode"]?.int64 {
+            if code == 100 { return [] }
+            throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(key): etcd error \(code): \(tree.node["message"]?.string ?? "")")
+        }
+        var out: [(key: String, value: [UInt8])] = []
+        func walk(_ node: JSONNode) {
+            if let nodes = node["nodes"] {
+                for i in 0..<nodes.count { if let child = nodes[i] { walk(child) } }
+            } else if let k = node["key"]?.string, let v = node["value"]?.bytes {
+                out.append((k.hasPrefix("/") ? String(k.dropFirst()) : k, v))
+            }
+        }
+        if let node = tree.node["node"] { walk(node) }
+        return out
+    }
+
     /// The event of a `wait=true` answer.
     static func watchEvent(_ response: HTTPResponse) -> WatchEvent {
         guard let tree = JSONTree(response.body), tree.node["errorCode"] == nil, let node = tree.node["node"],

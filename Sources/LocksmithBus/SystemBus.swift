@@ -1,0 +1,97 @@
+// The system D-Bus through sd-bus: the update engine (com.coreos.update1) and logind, the two
+// services a reboot manager talks to. DBUS_SYSTEM_BUS_ADDRESS is honoured (sd-bus reads it).
+import CSystemd
+import Glibc
+import LocksmithCore
+
+/// The update engine's status tuple (x last_checked_time, d progress, s current_operation,
+/// s new_version, x new_size), as GetStatus returns it and StatusUpdate carries it.
+public struct UpdateStatus: Sendable, Equatable {
+    public var lastCheckedTime: Int64
+    public var progress: Double
+    public var currentOperation: String
+    public var newVersion: String
+    public var newSize: Int64
+
+    public init(lastCheckedTime: Int64 = 0, progress: Double = 0, currentOperation: String, newVersion: String = "", newSize: Int64 = 0) {
+        (self.lastCheckedTime, self.progress, self.currentOperation, self.newVersion, self.newSize) =
+            (lastCheckedTime, progress, currentOperation, newVersion, newSize)
+    }
+
+    /// The operation that means "an update is applied; reboot to use it".
+    public static let needReboot = "UPDATE_STATUS_UPDATED_NEED_REBOOT"
+}
+
+public enum UpdateEngine {
+    public static let service = "com.coreos.update1"
+    public static let path = "/com/coreos/update1"
+    public static let interface = "com.coreos.update1.Manager"
+}
+
+public enum Logind {
+    public static let service = "org.freedesktop.login1"
+    public static let path = "/org/freedesktop/login1"
+    public static let interface = "org.freedesktop.login1.Manager"
+}
+
+/// A connection to the system bus. Belongs to one thread at a time.
+public final class SystemBus {
+    let bus: OpaquePointer
+
+    /// Connects to the system bus (or the one DBUS_SYSTEM_BUS_ADDRESS names).
+    public init() throws {
+        var bus: OpaquePointer?
+        let r = sd_bus_open_system(&bus)
+        guard r >= 0, let bus else { throw SystemBus.error(r, "cannot connect to the system bus") }
+        self.bus = bus
+    }
+
+    deinit { sd_bus_flush_close_unref(bus) }
+
+    /// Emits the update engine's StatusUpdate signal, and waits until it has left this process.
+    public func emitStatusUpdate(_ status: UpdateStatus) throws {
+        var message: OpaquePointer?
+        var r = sd_bus_message_new_signal(bus, &message, UpdateEngine.path, UpdateEngine.interface, "StatusUpdate")
+        guard r >= 0 else { throw SystemBus.error(r, "cannot make the StatusUpdate signal") }
+        defer { sd_bus_message_unref(message) }
+        r = csd_append_status(message, status.lastCheckedTime, status.progress, status.currentOperation, status.newVersion, status.newSize)
+        guard r >= 0 else { throw SystemBus.error(r, "cannot fill the StatusUpdate signal") }
+        r = sd_bus_send(bus, message, nil)
+        guard r >= 0 else { throw SystemBus.error(r, "cannot send the StatusUpdate signal") }
+        r = sd_bus_flush(bus)
+        guard r >= 0 else { throw SystemBus.error(r, "cannot flush the StatusUpdate signal") }
+    }
+
+    /// Asks logind to reboot now (`Reboot(false)`: no interactive authorization).
+    public func reboot() throws {
+        var error = sd_bus_error(name: nil, message: nil, _need_free: 0)
+        defer { sd_bus_error_free(&error) }
+        let r = csd_call_reboot(bus, &error, 0)
+        guard r >= 0 else { throw SystemBus.error(r, "logind refused to reboot", &error) }
+    }
+
+    /// The update engine's current status (its GetStatus method).
+    public func updateStatus() throws -> UpdateStatus {
+        var error = sd_bus_error(name: nil, message: nil, _need_free: 0)
+        defer { sd_bus_error_free(&error) }
+        var reply: OpaquePointer?
+        var r = csd_call_get_status(bus, &error, &reply)
+        guard r >= 0 else { throw SystemBus.error(r, "the update engine did not answer GetStatus", &error) }
+        defer { sd_bus_message_unref(reply) }
+        var checked: Int64 = 0, size: Int64 = 0, progress = 0.0
+        var operation: UnsafePointer<CChar>?, version: UnsafePointer<CChar>?
+        r = csd_read_status(reply, &checked, &progress, &operation, &version, &size)
+        guard r >= 0 else { throw SystemBus.error(r, "GetStatus answered something else than (xdssx)") }
+        return UpdateStatus(lastCheckedTime: checked, progress: progress, currentOperation: operation.map { String(cString: $0) } ?? "",
+                            newVersion: version.map { String(cString: $0) } ?? "", newSize: size)
+    }
+
+    static func error(_ r: Int32, _ what: String, _ busError: UnsafeMutablePointer<sd_bus_error>? = nil) -> LocksmithError {
+        var detail = String(cString: strerror(-r))
+        if let e = busError?.pointee, let message = e.message {
+            detail = String(cString: message) + (e.name.map { " (" + String(cString: $0) + ")" } ?? "")
+        }
+        let kind: LocksmithError.Kind = -r == EACCES || -r == EPERM ? .permissionDenied : .system(-r)
+        return LocksmithError(kind, "\(what): \(detail)")
+    }
+}
