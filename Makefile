@@ -1,6 +1,7 @@
 # locksmith-swift: build, install and test.
 #
 #   make                  build liblocksmith.so.1 (static Swift runtime, version script, soname)
+#                         and the programs (locksmithctl), with man page and shell completions
 #   make install          install under $(DESTDIR)$(PREFIX)
 #   make test             install missing Debian packages, build, run every test suite
 #
@@ -15,6 +16,8 @@ BINDIR      ?= $(PREFIX)/bin
 LIBDIR      ?= $(PREFIX)/lib
 INCLUDEDIR  ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(DATADIR)/man
 
 SWIFT       ?= swift
 BUILD       := build
@@ -29,9 +32,15 @@ LIB_FLAGS := -c release --scratch-path $(LIB_SCRATCH) --product locksmith \
 	-Xlinker --version-script=$(CURDIR)/tools/liblocksmith.map \
 	-Xlinker -soname=$(SONAME)
 
-.PHONY: all lib deps install uninstall test test-swift test-abi clean
+PROGRAMS    := locksmithctl
+BIN_SCRATCH := .build-bin
+BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib
 
-all: lib
+STANDINS    := fake-logind fake-update-engine
+
+.PHONY: all lib programs standins deps install uninstall test test-swift test-abi clean
+
+all: lib programs
 
 deps:
 	@tools/install-deps
@@ -44,13 +53,36 @@ $(BUILD)/lib/$(SONAME): $(SWIFT_SOURCES) tools/liblocksmith.map Makefile
 	strip --strip-unneeded -o $@ $(LIB_SCRATCH)/release/liblocksmith.so
 	ln -sf $(SONAME) $(BUILD)/lib/liblocksmith.so
 
+# The programs link the Swift modules statically (one copy of the runtime, none to load), and
+# libcurl, json-c and libsystemd dynamically.
+programs: $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(BUILD)/share/locksmithctl.1
+
+$(BUILD)/bin/%: $(SWIFT_SOURCES) Makefile
+	$(SWIFT) build $(BIN_FLAGS) --product $*
+	mkdir -p $(BUILD)/bin
+	strip -o $@ $(BIN_SCRATCH)/release/$*
+
+$(BUILD)/share/locksmithctl.1: $(BUILD)/bin/locksmithctl
+	mkdir -p $(BUILD)/share/completions
+	$(BUILD)/bin/locksmithctl man > $@
+	$(BUILD)/bin/locksmithctl completion bash > $(BUILD)/share/completions/locksmithctl.bash
+	$(BUILD)/bin/locksmithctl completion zsh > $(BUILD)/share/completions/_locksmithctl
+	$(BUILD)/bin/locksmithctl completion fish > $(BUILD)/share/completions/locksmithctl.fish
+
+# Stand-ins for logind and the update engine, for the tests (never installed).
+standins: $(addprefix $(BUILD)/standins/,$(STANDINS))
+
+$(BUILD)/standins/%: Tests/standins/%.c
+	mkdir -p $(BUILD)/standins
+	$(CC) -O1 -Wall -Wextra -Werror -o $@ $< $$(pkg-config --cflags --libs libsystemd)
+
 $(BUILD)/locksmith.pc: tools/locksmith.pc.in Sources/LocksmithCore/Version.swift
 	mkdir -p $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 # The .pc file depends on PREFIX, so it is written at install time.
-install: lib
+install: lib programs
 	rm -f $(BUILD)/locksmith.pc
 	$(MAKE) --no-print-directory $(BUILD)/locksmith.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
@@ -58,11 +90,22 @@ install: lib
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liblocksmith.so
 	install -m 0644 include/locksmith.h $(DESTDIR)$(INCLUDEDIR)/locksmith.h
 	install -m 0644 $(BUILD)/locksmith.pc $(DESTDIR)$(PKGCONFIGDIR)/locksmith.pc
+	install -m 0755 $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/bash-completion/completions \
+	    $(DESTDIR)$(DATADIR)/zsh/vendor-completions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	install -m 0644 $(BUILD)/share/locksmithctl.1 $(DESTDIR)$(MANDIR)/man1/locksmithctl.1
+	install -m 0644 $(BUILD)/share/completions/locksmithctl.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/locksmithctl
+	install -m 0644 $(BUILD)/share/completions/_locksmithctl $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl
+	install -m 0644 $(BUILD)/share/completions/locksmithctl.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && [ "$(LIBDIR)" = "/usr/local/lib" -o "$(LIBDIR)" = "/usr/lib" ]; then ldconfig; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblocksmith.so \
-	      $(DESTDIR)$(INCLUDEDIR)/locksmith.h $(DESTDIR)$(PKGCONFIGDIR)/locksmith.pc
+	      $(DESTDIR)$(INCLUDEDIR)/locksmith.h $(DESTDIR)$(PKGCONFIGDIR)/locksmith.pc \
+	      $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(DESTDIR)$(MANDIR)/man1/locksmithctl.1 \
+	      $(DESTDIR)$(DATADIR)/bash-completion/completions/locksmithctl \
+	      $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl \
+	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish
 
 test: deps
 	@tools/run-tests
@@ -74,4 +117,4 @@ test-abi: lib
 	@tools/test-abi
 
 clean:
-	rm -rf $(BUILD) $(LIB_SCRATCH)
+	rm -rf $(BUILD) $(LIB_SCRATCH) $(BIN_SCRATCH)

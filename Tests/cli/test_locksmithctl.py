@@ -1,0 +1,412 @@
+"""locksmithctl, run as a program against a real etcd (and a private D-Bus for reboot and
+send-need-reboot): the original's outputs and exit codes byte for byte, for etcd v2 and v3,
+flags, environment, configuration files and bad input."""
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+
+MACHINE_ID = "0123456789abcdef0123456789abcdef"
+_counter = itertools.count()
+etcd = None
+
+
+def setUpModule():
+    global etcd
+    etcd = harness.Etcd()
+
+
+def tearDownModule():
+    etcd.stop()
+
+
+def unique(name):
+    return "%s-%d-%d" % (name, os.getpid(), next(_counter))
+
+
+class Run:
+    def __init__(self, proc):
+        self.out, self.err, self.code = proc.stdout, proc.stderr, proc.returncode
+
+
+def ctl(*args, env=None, root=None, endpoint=True):
+    """Runs locksmithctl with a clean environment (no LOCKSMITH* from outside)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSMITH") and not k.startswith("REBOOT_")}
+    e["LOCKSMITH_ROOT"] = root or EMPTY_ROOT
+    if endpoint:
+        e["LOCKSMITHCTL_ENDPOINT"] = etcd.endpoint
+    e.update(env or {})
+    return Run(subprocess.run([harness.LOCKSMITHCTL] + list(args), env=e, capture_output=True, text=True, timeout=60))
+
+
+EMPTY_ROOT = tempfile.mkdtemp(prefix="locksmith-test-root-")
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def make_root(files):
+    root = tempfile.mkdtemp(prefix="locksmith-test-root-")
+    for path, text in files.items():
+        full = root + path
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write(text)
+    return root
+
+
+class GoldenOutputs(unittest.TestCase):
+    """Every "must match" row of golden-outputs.md, for v2 and v3."""
+
+    def each_api(self, body):
+        for api in ("v2", "v3"):
+            with self.subTest(api=api):
+                body(api, lambda *a, **k: ctl("-etcd-api=" + api, *a, **k))
+
+    def expect(self, run, out="", err="", code=0):
+        self.assertEqual((run.out, run.err, run.code), (out, err, code))
+
+    def test_status_and_locks(self):
+        def case(api, c):
+            g = ["-group", unique("golden")]
+            self.expect(c(*g, "status"), "Available: 1\nMax: 1\n")
+            self.assertEqual(etcd.get(api, harness.group_key(g[1])), '{"semaphore":1,"max":1,"holders":null}')
+            self.expect(c(*g, "set-max", "3"), "Old-Max: 1\nMax: 3\n")
+            for h in ("node1", "b", "a"):
+                self.expect(c(*g, "lock", h))
+            self.expect(c(*g, "status"), "Available: 0\nMax: 3\n\nMACHINE ID\na\nb\nnode1\n")
+            self.assertEqual(etcd.get(api, harness.group_key(g[1])), '{"semaphore":0,"max":3,"holders":["a","b","node1"]}')
+            self.expect(c(*g, "lock", "x"), err="Error locking: semaphore is at 0\n", code=1)
+            self.expect(c(*g, "set-max", "2"), "Old-Max: 3\nMax: 2\n")
+            self.expect(c(*g, "status"), "Available: -1\nMax: 2\n\nMACHINE ID\na\nb\nnode1\n")
+            self.expect(c(*g, "set-max", "+5"), "Old-Max: 2\nMax: 5\n")
+            self.expect(c(*g, "lock", "a"), err="Error locking: holder exists\n", code=1)
+            self.expect(c(*g, "unlock", "zz"), err="Error unlocking: holder does not exist\n", code=1)
+            for h in ("a", "b", "node1"):
+                self.expect(c(*g, "unlock", h))
+            self.assertEqual(etcd.get(api, harness.group_key(g[1])), '{"semaphore":5,"max":5,"holders":[]}')
+        self.each_api(case)
+
+    def test_set_max_bad_values_change_nothing(self):
+        def case(api, c):
+            g = ["-group", unique("setmax")]
+            c(*g, "status")
+            before = etcd.get(api, harness.group_key(g[1]))
+            self.expect(c(*g, "set-max"), err="New maximum value must be set.\n", code=1)
+            self.expect(c(*g, "set-max", "1", "2"), err="New maximum value must be set.\n", code=1)
+            for bad in ("abc", "1.5", "0x10", "", "-1", "99999999999999999999", "3000000000"):
+                self.expect(c(*g, "set-max", bad), err="Invalid maximum value: %s\n" % bad, code=1)
+            self.expect(c(*g, "set-max", "--", "-1"), err="Invalid maximum value: -1\n", code=1)
+            self.assertEqual(etcd.get(api, harness.group_key(g[1])), before)
+        self.each_api(case)
+
+    def test_unknown_subcommand_and_version(self):
+        self.expect(ctl("foo"), 'locksmithctl: unknown subcommand: "foo"\nRun \'locksmithctl help\' for usage.\n', code=2)
+        self.expect(ctl("-version"), "locksmithctl version 0.7.0\n")
+        self.expect(ctl("status", "--version"), "locksmithctl version 0.7.0\n")
+
+    def test_no_endpoint_reachable_names_each(self):
+        dead = "http://127.0.0.1:%d" % harness.free_port()
+        r = ctl("-endpoint", dead + ",http://127.0.0.1:9", "status", endpoint=False)
+        self.assertEqual((r.out, r.code), ("", 1))
+        self.assertTrue(r.err.startswith("Error initializing etcd client: "), r.err)
+        self.assertIn(dead + ": ", r.err)
+        self.assertIn("http://127.0.0.1:9: ", r.err)
+
+    def test_corrupt_value_is_reported_and_kept(self):
+        def case(api, c):
+            group = unique("corrupt")
+            key = harness.group_key(group)
+            etcd.put(api, key, "this is not json")
+            for args in (["status"], ["set-max", "2"], ["lock", "x"], ["unlock", "x"]):
+                r = c("-group", group, *args)
+                self.assertEqual((r.out, r.code), ("", 1))
+                self.assertTrue(r.err.startswith("Error reading semaphore: %s: not JSON" % key), r.err)
+                self.assertIn('"this is not json"', r.err)
+            self.assertEqual(etcd.get(api, key), "this is not json")
+        self.each_api(case)
+
+    def test_twenty_concurrent_locks_with_free_slots_all_succeed(self):
+        def case(api, c):
+            g = ["-group", unique("crowd")]
+            c(*g, "set-max", "100")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSMITH")}
+            env.update(LOCKSMITHCTL_ENDPOINT=etcd.endpoint, LOCKSMITH_ROOT=EMPTY_ROOT)
+            procs = [subprocess.Popen([harness.LOCKSMITHCTL, "-etcd-api=" + api, *g, "lock", "m%d" % i], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(20)]
+            errors = [p.communicate(timeout=60)[1] for p in procs]
+            self.assertEqual([p.returncode for p in procs], [0] * 20, errors)
+            self.assertTrue(c(*g, "status").out.startswith("Available: 80\nMax: 100\n"))
+        self.each_api(case)
+
+
+class FlagsAndSettings(unittest.TestCase):
+    def test_flag_forms_and_places(self):
+        group = unique("forms")
+        ctl("-group", group, "set-max", "4")
+        for args in (["-endpoint=" + etcd.endpoint, "status"], ["-endpoint", etcd.endpoint, "status"],
+                     ["--endpoint=" + etcd.endpoint, "status"], ["--endpoint", etcd.endpoint, "status"],
+                     ["status", "-endpoint=" + etcd.endpoint], ["status", "--endpoint", etcd.endpoint]):
+            with self.subTest(args=args):
+                r = ctl("-group=" + group, *args, endpoint=False)
+                self.assertEqual((r.out, r.err, r.code), ("Available: 4\nMax: 4\n", "", 0))
+        r = ctl("status", "-group", group)
+        self.assertEqual(r.out, "Available: 4\nMax: 4\n")
+
+    def test_endpoints_repeated_comma_lists_trailing_slash_and_dead_first(self):
+        dead = "http://127.0.0.1:%d" % harness.free_port()
+        for args in (["-endpoint", dead, "-endpoint", etcd.endpoint + "/"], ["-endpoint", dead + "," + etcd.endpoint]):
+            r = ctl(*args, "-group", unique("ep"), "status", endpoint=False)
+            self.assertEqual((r.out, r.code), ("Available: 1\nMax: 1\n", 0), r.err)
+
+    def test_environment_and_precedence(self):
+        group = unique("env")
+        ctl("-group", group, "set-max", "7")
+        r = ctl("status", endpoint=False, env={"LOCKSMITHCTL_ENDPOINT": etcd.endpoint, "LOCKSMITHCTL_GROUP": group})
+        self.assertEqual(r.out, "Available: 7\nMax: 7\n")
+        # The command line wins over the variable (which names a dead endpoint here).
+        r = ctl("-endpoint", etcd.endpoint, "-group", group, "status", endpoint=False,
+                env={"LOCKSMITHCTL_ENDPOINT": "http://127.0.0.1:9", "LOCKSMITHCTL_GROUP": "other"})
+        self.assertEqual((r.out, r.code), ("Available: 7\nMax: 7\n", 0), r.err)
+
+    def test_daemon_configuration_is_the_fallback(self):
+        group = unique("daemon")
+        ctl("-group", group, "set-max", "6")
+        root = make_root({"/etc/coreos/update.conf": 'REBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_ENDPOINT="%s"\nLOCKSMITHD_GROUP=%s\n'
+                                                     % (etcd.endpoint, group)})
+        r = ctl("status", root=root, endpoint=False)
+        self.assertEqual((r.out, r.code), ("Available: 6\nMax: 6\n", 0), r.err)
+        # LOCKSMITHCTL_* wins over the daemon's settings.
+        r = ctl("status", root=root, endpoint=False, env={"LOCKSMITHCTL_GROUP": unique("own")})
+        self.assertEqual(r.out, "Available: 1\nMax: 1\n")
+        # The daemon's environment wins over its files.
+        r = ctl("status", root=root, endpoint=False, env={"LOCKSMITHD_GROUP": unique("envd")})
+        self.assertEqual(r.out, "Available: 1\nMax: 1\n")
+        r = ctl("-debug", "status", root=root, endpoint=False)
+        self.assertIn("group = %s (from LOCKSMITHD_GROUP in %s/etc/coreos/update.conf)" % (group, root), r.err)
+        shutil.rmtree(root)
+
+    def test_debug_shows_origins_requests_and_no_password(self):
+        r = ctl("-debug", "-group", unique("dbg"), "-etcd-username", "someone", "status",
+                env={"LOCKSMITHCTL_ETCD_PASSWORD": "very-secret-pw"})
+        self.assertIn("endpoint = %s (from LOCKSMITHCTL_ENDPOINT)" % etcd.endpoint, r.err)
+        self.assertIn("etcd-username = someone (from flag -etcd-username)", r.err)
+        self.assertIn("etcd-password = (hidden) (from LOCKSMITHCTL_ETCD_PASSWORD)", r.err)
+        self.assertRegex(r.err, r"GET %s/v2/keys/\S+ -> \d+ \(\d+ ms\)" % etcd.endpoint)
+        self.assertIn("etcd API v2, endpoint " + etcd.endpoint, r.err)
+        self.assertNotIn("very-secret-pw", r.err + r.out)
+
+
+class BadInput(unittest.TestCase):
+    def unchanged(self, group, *args, out="", code):
+        key = harness.group_key(group)
+        r = ctl("-group", group, *args)
+        self.assertEqual((r.out, r.code), (out, code), r.err)
+        self.assertIsNone(etcd.get("v2", key))
+        self.assertIsNone(etcd.get("v3", key))
+        return r
+
+    def test_usage_errors_exit_2_and_write_nothing(self):
+        g = unique("bad")
+        r = self.unchanged(g, "-nosuchflag", "lock", "x", code=2)
+        self.assertEqual(r.err, "locksmithctl: flag provided but not defined: -nosuchflag\nRun 'locksmithctl help' for usage.\n")
+        r = self.unchanged(g, "lock", "x", "--nosuchflag", code=2)
+        self.assertIn("flag provided but not defined: -nosuchflag", r.err)
+        r = self.unchanged(g, "lock", "x", "-endpoint", code=2)
+        self.assertIn("flag needs an argument: -endpoint", r.err)
+        r = self.unchanged(g, "-timeout", "soon", "lock", "x", code=2)
+        self.assertIn('invalid value "soon" for flag -timeout', r.err)
+        r = self.unchanged(g, "-etcd-api", "v4", "lock", "x", code=2)
+        self.assertIn('invalid value "v4" for flag -etcd-api', r.err)
+        r = self.unchanged(g, "-debug=maybe", "lock", "x", code=2)
+        self.assertIn('invalid boolean value "maybe" for -debug', r.err)
+        self.unchanged(g, "lock", "x", "y", code=2)
+
+    def test_bad_endpoints_and_tls_files_exit_1(self):
+        g = unique("bad")
+        for endpoint in ("127.0.0.1:2379", "garbage", "ftp://127.0.0.1:2379"):
+            r = self.unchanged(g, "-endpoint", endpoint, "lock", "x", code=1)
+            self.assertIn('endpoint "%s"' % endpoint, r.err)
+            self.assertTrue(r.err.startswith("Error initializing etcd client: "))
+        for flag in ("-etcd-cafile", "-etcd-certfile", "-etcd-keyfile"):
+            r = self.unchanged(g, flag, "/nonexistent/file.pem", "lock", "x", code=1)
+            self.assertIn("/nonexistent/file.pem", r.err)
+            self.assertIn(flag[1:], r.err)
+
+    def test_machine_id_is_read_from_the_root(self):
+        g = unique("mid")
+        root = make_root({"/etc/machine-id": MACHINE_ID + "\n"})
+        self.assertEqual(ctl("-group", g, "lock", root=root).code, 0)
+        self.assertIn(MACHINE_ID, ctl("-group", g, "status").out)
+        self.assertEqual(ctl("-group", g, "unlock", root=root).code, 0)
+        r = ctl("-group", g, "lock")  # the empty root has no machine id
+        self.assertEqual(r.code, 1)
+        self.assertIn("machine-id", r.err)
+        shutil.rmtree(root)
+
+
+class Views(unittest.TestCase):
+    def test_status_json(self):
+        import json
+        g = unique("json")
+        ctl("-group", g, "lock", "m1")
+        for api in ("v2", "v3"):
+            ctl("-etcd-api", api, "-group", g, "status")
+            ctl("-etcd-api", api, "-group", g, "lock", "m1")
+            r = ctl("-etcd-api", api, "-group", g, "status", "--json")
+            self.assertEqual(r.code, 0, r.err)
+            self.assertEqual(json.loads(r.out), {"group": g, "key": harness.group_key(g), "available": 0, "max": 1,
+                                                 "holders": ["m1"], "etcd_api": api, "endpoint": etcd.endpoint})
+
+    def test_all_groups(self):
+        import json
+        e2 = harness.Etcd()
+        try:
+            env = {"LOCKSMITHCTL_ENDPOINT": e2.endpoint}
+            ctl("status", env=env)
+            ctl("-group", "lb", "lock", "x", env=env)
+            etcd_key = harness.group_key("broken")
+            e2.put("v2", etcd_key, "[]")
+            r = ctl("status", "--all-groups", env=env)
+            self.assertEqual(r.code, 1)
+            lines = r.out.splitlines()
+            self.assertEqual(lines[0].split(), ["GROUP", "AVAILABLE", "MAX", "HOLDERS"])
+            self.assertEqual(lines[1].split(), ["(default)", "1", "1", "-"])
+            self.assertEqual(lines[2].split()[:3], ["broken", "-", "-"])
+            self.assertEqual(lines[3].split(), ["lb", "0", "1", "x"])
+            r = ctl("status", "--all-groups", "--json", env=env)
+            groups = json.loads(r.out)["groups"]
+            self.assertEqual([x["group"] for x in groups], ["", "broken", "lb"])
+            self.assertIn("error", groups[1])
+            self.assertEqual(groups[2]["holders"], ["x"])
+        finally:
+            e2.stop()
+
+    def test_window(self):
+        env = {"TZ": "America/Los_Angeles"}
+        r = ctl("window", env=env)
+        self.assertEqual((r.out, r.code), ("No reboot window is set: reboots may happen at any time.\n", 0))
+        r = ctl("window", env=dict(env, LOCKSMITHD_REBOOT_WINDOW_START="Thu 23:00", LOCKSMITHD_REBOOT_WINDOW_LENGTH="1h30m"))
+        self.assertEqual(r.code, 0, r.err)
+        self.assertTrue(r.out.startswith("Reboot window: Thu 23:00, 1h30m0s long"), r.out)
+        self.assertRegex(r.out, r"(Next opening|Open now): .*P[SD]T")
+        root = make_root({"/etc/flatcar/update.conf": "REBOOT_WINDOW_START=25:00\nREBOOT_WINDOW_LENGTH=1h\n"})
+        r = ctl("window", root=root, env=env)
+        self.assertEqual(r.code, 1)
+        self.assertIn('REBOOT_WINDOW_START="25:00" (from %s/etc/flatcar/update.conf)' % root, r.err)
+        self.assertIn("hour 25", r.err)
+        r = ctl("window", env=dict(env, LOCKSMITHD_REBOOT_WINDOW_START="14:00"))
+        self.assertEqual(r.code, 1)
+        self.assertIn("LOCKSMITHD_REBOOT_WINDOW_LENGTH is not", r.err)
+        shutil.rmtree(root)
+
+    def test_help_completions_and_manual(self):
+        r = ctl("help")
+        self.assertEqual(r.code, 0)
+        for name in ("status", "lock", "unlock", "set-max", "reboot", "send-need-reboot", "window", "-endpoint", "LOCKSMITHCTL_"):
+            self.assertIn(name, r.out)
+        self.assertEqual(ctl().out, r.out)
+        for command in ("status", "lock", "unlock", "set-max", "reboot", "send-need-reboot", "window"):
+            h = ctl("help", command)
+            self.assertEqual(h.code, 0)
+            self.assertIn("Usage: locksmithctl [global flags] " + command, h.out)
+            self.assertRegex(h.out, r"Examples?:\n  \$ ")
+            self.assertEqual(ctl(command, "--help").out, h.out)
+        self.assertEqual(ctl("help", "nope").code, 2)
+        for shell, marker in (("bash", "complete -F"), ("zsh", "#compdef locksmithctl"), ("fish", "complete -c locksmithctl")):
+            out = ctl("completion", shell).out
+            self.assertIn(marker, out)
+            self.assertIn("send-need-reboot", out)
+        self.assertTrue(ctl("man").out.startswith(".TH LOCKSMITHCTL 1"))
+
+
+class Bus(unittest.TestCase):
+    """reboot and send-need-reboot on a private bus with stand-in services."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bus = harness.Bus()
+        cls.root = make_root({"/etc/machine-id": MACHINE_ID + "\n"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.bus.stop()
+        shutil.rmtree(cls.root)
+
+    def run_ctl(self, *args, **kw):
+        return ctl(*args, root=self.root, env={"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address}, **kw)
+
+    def test_send_need_reboot_is_seen_on_the_bus(self):
+        monitor = subprocess.Popen(["dbus-monitor", "--address", self.bus.address,
+                                    "type='signal',interface='com.coreos.update1.Manager'"],
+                                   stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.5)
+            r = self.run_ctl("send-need-reboot")
+            self.assertEqual((r.out, r.err, r.code), ("", "", 0))
+            deadline = time.time() + 5
+            seen = ""
+            os.set_blocking(monitor.stdout.fileno(), False)
+            while time.time() < deadline and "UPDATE_STATUS_UPDATED_NEED_REBOOT" not in seen:
+                seen += monitor.stdout.read() or ""
+                time.sleep(0.05)
+            self.assertIn("member=StatusUpdate", seen)
+            self.assertIn("path=/com/coreos/update1", seen)
+            body = seen[seen.index("member=StatusUpdate"):]
+            self.assertRegex(body, r'int64 0\s+double 0\s+string "UPDATE_STATUS_UPDATED_NEED_REBOOT"\s+string ""\s+int64 0')
+        finally:
+            monitor.kill()
+            monitor.communicate()
+
+    def test_reboot_takes_the_lock_then_asks_logind(self):
+        log = os.path.join(self.bus.dir, unique("logind") + ".log")
+        logind = self.bus.start([os.path.join(harness.STANDINS, "fake-logind"), log])
+        try:
+            g = unique("reboot")
+            r = self.run_ctl("-group", g, "reboot")
+            self.assertEqual((r.out, r.err, r.code), ("", "", 0))
+            self.assertEqual(read(log), "Reboot false\n")
+            self.assertIn(MACHINE_ID, self.run_ctl("-group", g, "status").out)
+            # Holding already counts as holding, even with no free slot left.
+            r = self.run_ctl("-group", g, "reboot")
+            self.assertEqual(r.code, 0, r.err)
+            self.assertEqual(read(log), "Reboot false\nReboot false\n")
+        finally:
+            self.bus.stop_process(logind)
+
+    def test_a_refused_reboot_gives_the_lock_back(self):
+        log = os.path.join(self.bus.dir, unique("logind") + ".log")
+        logind = self.bus.start([os.path.join(harness.STANDINS, "fake-logind"), log, "--fail", "1"])
+        try:
+            g = unique("refused")
+            r = self.run_ctl("-group", g, "reboot")
+            self.assertEqual(r.code, 1)
+            self.assertIn("refused by the test", r.err)
+            self.assertIn("was released", r.err)
+            self.assertEqual(self.run_ctl("-group", g, "status").out, "Available: 1\nMax: 1\n")
+        finally:
+            self.bus.stop_process(logind)
+
+    def test_reboot_without_logind_fails_and_releases(self):
+        g = unique("nologind")
+        r = self.run_ctl("-group", g, "reboot")
+        self.assertEqual(r.code, 1)
+        self.assertIn("Error rebooting", r.err)
+        self.assertEqual(self.run_ctl("-group", g, "status").out, "Available: 1\nMax: 1\n")
+
+    def test_reboot_needs_root(self):
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", harness.LOCKSMITHCTL, "reboot"],
+                           capture_output=True, text=True, env=dict(os.environ, LOCKSMITHCTL_ENDPOINT=etcd.endpoint))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("must be run as root", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
