@@ -363,7 +363,8 @@ class Bus(unittest.TestCase):
             self.assertRegex(body, r'int64 0\s+double 0\s+string "UPDATE_STATUS_UPDATED_NEED_REBOOT"\s+string ""\s+int64 0')
         finally:
             monitor.kill()
-            monitor.communicate()
+            monitor.wait()
+            monitor.stdout.close()
 
     def test_reboot_takes_the_lock_then_asks_logind(self):
         log = os.path.join(self.bus.dir, unique("logind") + ".log")
