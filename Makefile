@@ -34,7 +34,12 @@ LIB_FLAGS := -c release --scratch-path $(LIB_SCRATCH) --product locksmith \
 
 PROGRAMS    := locksmithctl
 BIN_SCRATCH := .build-bin
-BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib
+# libstdc++ (the Swift runtime's C++ library) and json-c are linked statically too: loading and
+# relocating them costs a short-lived program like locksmithctl about 0.6 ms per run. The link
+# arguments name -lstdc++ and -ljson-c; linker scripts of those names, found first, point at the
+# archives. (libcurl stays shared: its static archive needs every TLS library linked in.)
+BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib \
+	-Xlinker -L$(CURDIR)/$(BUILD)/link -Xswiftc -Xclang-linker -Xswiftc -static-libgcc
 
 STANDINS    := fake-logind fake-update-engine
 
@@ -57,7 +62,15 @@ $(BUILD)/lib/$(SONAME): $(SWIFT_SOURCES) tools/liblocksmith.map Makefile
 # libcurl, json-c and libsystemd dynamically.
 programs: $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(BUILD)/share/locksmithctl.1
 
-$(BUILD)/bin/%: $(SWIFT_SOURCES) Makefile
+$(BUILD)/link/libstdc++.so:
+	mkdir -p $(BUILD)/link
+	echo "INPUT($$($(CC) -print-file-name=libstdc++.a))" > $@
+
+$(BUILD)/link/libjson-c.so:
+	mkdir -p $(BUILD)/link
+	echo "INPUT($$(pkg-config --variable=libdir json-c)/libjson-c.a)" > $@
+
+$(BUILD)/bin/%: $(SWIFT_SOURCES) Makefile $(BUILD)/link/libstdc++.so $(BUILD)/link/libjson-c.so
 	$(SWIFT) build $(BIN_FLAGS) --product $*
 	mkdir -p $(BUILD)/bin
 	strip -o $@ $(BIN_SCRATCH)/release/$*

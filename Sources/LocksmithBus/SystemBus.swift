@@ -41,31 +41,25 @@ public final class SystemBus {
     /// Connects to the system bus (or the one DBUS_SYSTEM_BUS_ADDRESS names).
     public init() throws {
         var bus: OpaquePointer?
-        let r = sd_bus_open_system(&bus)
+        let r = csd_bus_open_system(&bus)
         guard r >= 0, let bus else { throw SystemBus.error(r, "cannot connect to the system bus") }
         self.bus = bus
     }
 
-    deinit { sd_bus_flush_close_unref(bus) }
+    deinit { csd_bus_flush_close_unref(bus) }
 
     /// Emits the update engine's StatusUpdate signal, and waits until it has left this process.
     public func emitStatusUpdate(_ status: UpdateStatus) throws {
-        var message: OpaquePointer?
-        var r = sd_bus_message_new_signal(bus, &message, UpdateEngine.path, UpdateEngine.interface, "StatusUpdate")
-        guard r >= 0 else { throw SystemBus.error(r, "cannot make the StatusUpdate signal") }
-        defer { sd_bus_message_unref(message) }
-        r = csd_append_status(message, status.lastCheckedTime, status.progress, status.currentOperation, status.newVersion, status.newSize)
-        guard r >= 0 else { throw SystemBus.error(r, "cannot fill the StatusUpdate signal") }
-        r = sd_bus_send(bus, message, nil)
+        var r = csd_emit_status_update(bus, status.lastCheckedTime, status.progress, status.currentOperation, status.newVersion, status.newSize)
         guard r >= 0 else { throw SystemBus.error(r, "cannot send the StatusUpdate signal") }
-        r = sd_bus_flush(bus)
+        r = csd_bus_flush(bus)
         guard r >= 0 else { throw SystemBus.error(r, "cannot flush the StatusUpdate signal") }
     }
 
     /// Asks logind to reboot now (`Reboot(false)`: no interactive authorization).
     public func reboot() throws {
         var error = sd_bus_error(name: nil, message: nil, _need_free: 0)
-        defer { sd_bus_error_free(&error) }
+        defer { csd_error_free(&error) }
         let r = csd_call_reboot(bus, &error, 0)
         guard r >= 0 else { throw SystemBus.error(r, "logind refused to reboot", &error) }
     }
@@ -73,11 +67,11 @@ public final class SystemBus {
     /// The update engine's current status (its GetStatus method).
     public func updateStatus() throws -> UpdateStatus {
         var error = sd_bus_error(name: nil, message: nil, _need_free: 0)
-        defer { sd_bus_error_free(&error) }
+        defer { csd_error_free(&error) }
         var reply: OpaquePointer?
         var r = csd_call_get_status(bus, &error, &reply)
         guard r >= 0 else { throw SystemBus.error(r, "the update engine did not answer GetStatus", &error) }
-        defer { sd_bus_message_unref(reply) }
+        defer { csd_message_unref(reply) }
         var checked: Int64 = 0, size: Int64 = 0, progress = 0.0
         var operation: UnsafePointer<CChar>?, version: UnsafePointer<CChar>?
         r = csd_read_status(reply, &checked, &progress, &operation, &version, &size)
@@ -87,7 +81,7 @@ public final class SystemBus {
     }
 
     static func error(_ r: Int32, _ what: String, _ busError: UnsafeMutablePointer<sd_bus_error>? = nil) -> LocksmithError {
-        var detail = String(cString: strerror(-r))
+        var detail = -r == ELIBACC ? String(cString: csd_load_error()) : String(cString: strerror(-r))
         if let e = busError?.pointee, let message = e.message {
             detail = String(cString: message) + (e.name.map { " (" + String(cString: $0) + ")" } ?? "")
         }

@@ -1,0 +1,212 @@
+/* See include/csystemd.h: libsystemd through dlopen(3), with typed wrappers. */
+#define _GNU_SOURCE
+#include "csystemd.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <systemd/sd-daemon.h>
+
+static struct {
+    int (*bus_open_system)(sd_bus **);
+    sd_bus *(*bus_flush_close_unref)(sd_bus *);
+    int (*bus_flush)(sd_bus *);
+    int (*bus_get_fd)(sd_bus *);
+    int (*bus_get_events)(sd_bus *);
+    int (*bus_get_timeout)(sd_bus *, uint64_t *);
+    int (*bus_process)(sd_bus *, sd_bus_message **);
+    sd_bus_message *(*message_unref)(sd_bus_message *);
+    sd_bus_slot *(*slot_unref)(sd_bus_slot *);
+    void (*error_free)(sd_bus_error *);
+    int (*emit_signal)(sd_bus *, const char *, const char *, const char *, const char *, ...);
+    int (*message_read)(sd_bus_message *, const char *, ...);
+    int (*call_method)(sd_bus *, const char *, const char *, const char *, const char *, sd_bus_error *,
+                       sd_bus_message **, const char *, ...);
+    int (*match_signal)(sd_bus *, sd_bus_slot **, const char *, const char *, const char *, const char *,
+                        sd_bus_message_handler_t, void *);
+    int (*notify)(int, const char *);
+    int (*watchdog_enabled)(int, uint64_t *);
+    int (*journal_sendv)(const struct iovec *, int);
+} api;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static char load_error[512];
+
+#define LOOKUP(field, symbol)                                                                  \
+    do {                                                                                       \
+        *(void **)&api.field = dlsym(handle, symbol);                                          \
+        if (!api.field) {                                                                      \
+            snprintf(load_error, sizeof load_error, "libsystemd.so.0 has no %s", symbol);      \
+            return;                                                                            \
+        }                                                                                      \
+    } while (0)
+
+static void load(void) {
+    void *handle = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        snprintf(load_error, sizeof load_error, "cannot load libsystemd.so.0: %s", dlerror());
+        return;
+    }
+    LOOKUP(bus_open_system, "sd_bus_open_system");
+    LOOKUP(bus_flush_close_unref, "sd_bus_flush_close_unref");
+    LOOKUP(bus_flush, "sd_bus_flush");
+    LOOKUP(bus_get_fd, "sd_bus_get_fd");
+    LOOKUP(bus_get_events, "sd_bus_get_events");
+    LOOKUP(bus_get_timeout, "sd_bus_get_timeout");
+    LOOKUP(bus_process, "sd_bus_process");
+    LOOKUP(message_unref, "sd_bus_message_unref");
+    LOOKUP(slot_unref, "sd_bus_slot_unref");
+    LOOKUP(error_free, "sd_bus_error_free");
+    LOOKUP(emit_signal, "sd_bus_emit_signal");
+    LOOKUP(message_read, "sd_bus_message_read");
+    LOOKUP(call_method, "sd_bus_call_method");
+    LOOKUP(match_signal, "sd_bus_match_signal");
+    LOOKUP(notify, "sd_notify");
+    LOOKUP(watchdog_enabled, "sd_watchdog_enabled");
+    LOOKUP(journal_sendv, "sd_journal_sendv");
+}
+
+/* Loads libsystemd once; 0, or -ELIBACC with the reason in csd_load_error(). */
+static int ready(void) {
+    pthread_once(&once, load);
+    return load_error[0] ? -ELIBACC : 0;
+}
+
+#define READY_OR_RETURN(value)  \
+    do {                        \
+        if (ready() < 0)        \
+            return value;       \
+    } while (0)
+
+const char *csd_load_error(void) { return load_error; }
+
+int csd_bus_open_system(sd_bus **ret) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.bus_open_system(ret);
+}
+
+sd_bus *csd_bus_flush_close_unref(sd_bus *bus) {
+    if (!bus || ready() < 0) return NULL;
+    return api.bus_flush_close_unref(bus);
+}
+
+int csd_bus_flush(sd_bus *bus) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.bus_flush(bus);
+}
+
+int csd_bus_get_fd(sd_bus *bus) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.bus_get_fd(bus);
+}
+
+int csd_bus_get_events(sd_bus *bus) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.bus_get_events(bus);
+}
+
+int csd_bus_get_timeout(sd_bus *bus, uint64_t *usec) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.bus_get_timeout(bus, usec);
+}
+
+int csd_bus_process(sd_bus *bus) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.bus_process(bus, NULL);
+}
+
+sd_bus_message *csd_message_unref(sd_bus_message *m) {
+    if (!m || ready() < 0) return NULL;
+    return api.message_unref(m);
+}
+
+sd_bus_slot *csd_slot_unref(sd_bus_slot *slot) {
+    if (!slot || ready() < 0) return NULL;
+    return api.slot_unref(slot);
+}
+
+void csd_error_free(sd_bus_error *e) {
+    if (e && ready() == 0) api.error_free(e);
+}
+
+int csd_emit_status_update(sd_bus *bus, int64_t checked, double progress, const char *op, const char *version, int64_t size) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.emit_signal(bus, "/com/coreos/update1", "com.coreos.update1.Manager", "StatusUpdate", "xdssx",
+                           checked, progress, op, version, size);
+}
+
+int csd_read_status(sd_bus_message *m, int64_t *checked, double *progress, const char **op, const char **version, int64_t *size) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.message_read(m, "xdssx", checked, progress, op, version, size);
+}
+
+int csd_call_get_status(sd_bus *bus, sd_bus_error *error, sd_bus_message **reply) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.call_method(bus, "com.coreos.update1", "/com/coreos/update1", "com.coreos.update1.Manager", "GetStatus",
+                           error, reply, "");
+}
+
+int csd_call_reboot(sd_bus *bus, sd_bus_error *error, int interactive) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.call_method(bus, "org.freedesktop.login1", "/org/freedesktop/login1", "org.freedesktop.login1.Manager",
+                           "Reboot", error, NULL, "b", interactive);
+}
+
+int csd_match_status_update(sd_bus *bus, sd_bus_slot **slot, sd_bus_message_handler_t handler, void *userdata) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.match_signal(bus, slot, NULL, "/com/coreos/update1", "com.coreos.update1.Manager", "StatusUpdate",
+                            handler, userdata);
+}
+
+int csd_match_name_owner(sd_bus *bus, sd_bus_slot **slot, const char *name, sd_bus_message_handler_t handler, void *userdata) {
+    (void)name;
+    READY_OR_RETURN(-ELIBACC);
+    return api.match_signal(bus, slot, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                            "NameOwnerChanged", handler, userdata);
+}
+
+int csd_name_has_owner(sd_bus *bus, const char *name) {
+    sd_bus_message *reply = NULL;
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    int has = 0, r;
+    READY_OR_RETURN(-ELIBACC);
+    r = api.call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
+                        &error, &reply, "s", name);
+    api.error_free(&error);
+    if (r < 0) return r;
+    r = api.message_read(reply, "b", &has);
+    api.message_unref(reply);
+    return r < 0 ? r : (has ? 1 : 0);
+}
+
+int csd_notify(const char *state) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.notify(0, state);
+}
+
+int csd_watchdog_enabled(uint64_t *usec) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.watchdog_enabled(0, usec);
+}
+
+int csd_journal_print(int priority, const char *identifier, const char *message, const char *const *fields) {
+    char prio[32], ident[256];
+    char *msg = NULL;
+    struct iovec iov[32];
+    int n = 0, r;
+    READY_OR_RETURN(-ELIBACC);
+    if (asprintf(&msg, "MESSAGE=%s", message) < 0) return -ENOMEM;
+    snprintf(prio, sizeof prio, "PRIORITY=%d", priority);
+    snprintf(ident, sizeof ident, "SYSLOG_IDENTIFIER=%s", identifier);
+    iov[n++] = (struct iovec){msg, strlen(msg)};
+    iov[n++] = (struct iovec){prio, strlen(prio)};
+    iov[n++] = (struct iovec){ident, strlen(ident)};
+    for (; fields && *fields && n < 32; fields++) iov[n++] = (struct iovec){(void *)*fields, strlen(*fields)};
+    r = api.journal_sendv(iov, n);
+    free(msg);
+    return r;
+}
