@@ -32,7 +32,7 @@ LIB_FLAGS := -c release --scratch-path $(LIB_SCRATCH) --product locksmith \
 	-Xlinker --version-script=$(CURDIR)/tools/liblocksmith.map \
 	-Xlinker -soname=$(SONAME)
 
-PROGRAMS    := locksmithctl
+PROGRAMS    := locksmithctl locksmithd
 BIN_SCRATCH := .build-bin
 # libstdc++ (the Swift runtime's C++ library) and json-c are linked statically too: loading and
 # relocating them costs a short-lived program like locksmithctl about 0.6 ms per run. The link

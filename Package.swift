@@ -10,6 +10,7 @@
 //   LocksmithEtcd             the etcd lock client: v2 and v3 wire, compare-and-swap, failover, watch
 //   LocksmithBus              the system D-Bus (sd-bus): update engine and logind
 //   locksmithctl              the operator CLI
+//   locksmithd                the reboot daemon
 //   Locksmith                 the C ABI (`@c @implementation` of include/locksmith.h)
 //
 // The shipped liblocksmith.so.1 (static Swift runtime, version script, soname) is linked by the
@@ -21,6 +22,7 @@ let package = Package(
     products: [
         .library(name: "locksmith", type: .dynamic, targets: ["Locksmith"]),
         .executable(name: "locksmithctl", targets: ["locksmithctl"]),
+        .executable(name: "locksmithd", targets: ["locksmithd"]),
     ],
     targets: [
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
@@ -34,6 +36,7 @@ let package = Package(
         .target(name: "LocksmithBus", dependencies: ["CSystemd", "LocksmithCore"]),
         .target(name: "Locksmith", dependencies: ["CLocksmith", "LocksmithCore", "LocksmithSystem", "LocksmithEtcd"]),
         .executableTarget(name: "locksmithctl", dependencies: ["LocksmithCore", "LocksmithSystem", "LocksmithEtcd", "LocksmithBus"]),
+        .executableTarget(name: "locksmithd", dependencies: ["CSystemd", "LocksmithCore", "LocksmithSystem", "LocksmithEtcd", "LocksmithBus"]),
         .testTarget(
             name: "LocksmithCoreTests",
             dependencies: ["LocksmithCore", "LocksmithSystem"],

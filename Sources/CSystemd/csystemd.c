@@ -169,6 +169,11 @@ int csd_match_name_owner(sd_bus *bus, sd_bus_slot **slot, const char *name, sd_b
                             "NameOwnerChanged", handler, userdata);
 }
 
+int csd_read_name_owner_changed(sd_bus_message *m, const char **name, const char **old_owner, const char **new_owner) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.message_read(m, "sss", name, old_owner, new_owner);
+}
+
 int csd_name_has_owner(sd_bus *bus, const char *name) {
     sd_bus_message *reply = NULL;
     sd_bus_error error = SD_BUS_ERROR_NULL;

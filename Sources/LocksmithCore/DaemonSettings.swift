@@ -21,6 +21,41 @@ public enum DaemonSettings {
         return nil
     }
 
+    /// What the daemon does when an update needs a reboot.
+    public enum Strategy: String, Sendable {
+        /// Take a slot of the group's semaphore in etcd first.
+        case etcdLock = "etcd-lock"
+        /// Reboot without asking anyone.
+        case reboot
+        /// Do nothing: the daemon exits at once.
+        case off
+    }
+
+    /// REBOOT_STRATEGY: `etcd-lock`, `reboot` (the default) or `off`; `best-effort` (removed in
+    /// the original's 0.6) is read as `etcd-lock` with a warning in `deprecation`.
+    public static func strategy(_ config: Configuration) throws -> (strategy: Strategy, deprecation: String?) {
+        guard let source = first(["REBOOT_STRATEGY"], in: config) else { return (.reboot, nil) }
+        if source.value == "best-effort" {
+            return (.etcdLock, "\(source.description): best-effort was removed in locksmith 0.6; using etcd-lock")
+        }
+        guard let strategy = Strategy(rawValue: source.value) else {
+            throw LocksmithError(.invalidArgument, "\(source.description) is not a reboot strategy (use etcd-lock, reboot or off)")
+        }
+        return (strategy, nil)
+    }
+
+    /// A duration setting in Go syntax, or `defaultValue` (nanoseconds) when it is not set.
+    public static func duration(_ variable: String, in config: Configuration, default defaultValue: Int64) throws -> Int64 {
+        guard let source = first([variable], in: config) else { return defaultValue }
+        do {
+            let value = try GoDuration.parse(source.value)
+            guard value >= 0 else { throw LocksmithError(.invalidArgument, "it is negative") }
+            return value
+        } catch let error as LocksmithError {
+            throw LocksmithError(.invalidArgument, "\(source.description): \(error.message)")
+        }
+    }
+
     /// The reboot window: LOCKSMITHD_REBOOT_WINDOW_START/LENGTH, or the unprefixed
     /// REBOOT_WINDOW_START/LENGTH when the prefixed one is empty. nil when neither is set;
     /// `.invalidArgument` when only one of the two is set or a value does not parse.

@@ -124,6 +124,7 @@ public final class EtcdClient {
             }
             let remaining = deadline - Clock.monotonicMilliseconds()
             if remaining <= 0 { return false }
+            try EtcdClient.checkInterruption()
             Clock.sleep(milliseconds: min(250, remaining))
         }
     }
@@ -208,8 +209,13 @@ public final class EtcdClient {
             }
             // Another writer won: try again with the fresh data after a random pause that grows
             // with each loss, so that a crowd of writers spreads out (at most 0.2 s).
+            try EtcdClient.checkInterruption()
             Clock.sleep(milliseconds: Int.random(in: 0...min(2 << min(lost, 7), 200), using: &random))
         }
+    }
+
+    static func checkInterruption() throws {
+        if Interruption.isRequested { throw LocksmithError(.system(125), "interrupted") }  // ECANCELED
     }
 
     private func remember(_ value: StoredValue) {

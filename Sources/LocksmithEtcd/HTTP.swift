@@ -4,6 +4,7 @@ import CCurl
 import Glibc
 import LocksmithCore
 import LocksmithSystem
+import Synchronization
 
 /// TLS material for https endpoints. A CA file alone verifies the server; a certificate and key
 /// present a client certificate too. Verification is never turned off.
@@ -20,6 +21,16 @@ struct HTTPResponse {
     var status: Int
     var body: [UInt8]
     var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A process-wide request to stop: every transfer in progress ends within about a second with
+/// `.system(ECANCELED)` (a daemon sets it when asked to stop while it waits on etcd).
+public enum Interruption {
+    private static let flag = Atomic<Bool>(false)
+    public static func request() { flag.store(true, ordering: .relaxed) }
+    public static var isRequested: Bool { flag.load(ordering: .relaxed) }
+    /// Lets requests run again (for the last ones a stopping daemon must still make).
+    public static func reset() { flag.store(false, ordering: .relaxed) }
 }
 
 /// The libcurl library is initialized once per process, before the first handle.
@@ -74,6 +85,8 @@ final class HTTPConnection {
             _ = ccurl_setopt_string(handle, CURLOPT_USERNAME, auth.user)
             _ = ccurl_setopt_string(handle, CURLOPT_PASSWORD, auth.password)
         }
+        _ = ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+        _ = ccurl_setopt_xferinfo_function(handle) { _, _, _, _, _ in Interruption.isRequested ? 1 : 0 }
         _ = ccurl_setopt_write_function(handle) { data, size, count, context in
             let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
             let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
@@ -137,6 +150,7 @@ final class HTTPConnection {
 
     private static func kind(of code: CURLcode) -> LocksmithError.Kind {
         switch code {
+        case CURLE_ABORTED_BY_CALLBACK: return .system(ECANCELED)
         case CURLE_OPERATION_TIMEDOUT: return .timedOut
         case CURLE_LOGIN_DENIED, CURLE_REMOTE_ACCESS_DENIED: return .permissionDenied
         default: return .connectionFailed

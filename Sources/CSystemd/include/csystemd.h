@@ -35,6 +35,8 @@ int csd_call_reboot(sd_bus *bus, sd_bus_error *error, int interactive);
 int csd_match_status_update(sd_bus *bus, sd_bus_slot **slot, sd_bus_message_handler_t handler, void *userdata);
 /* Calls handler whenever the owner of a bus name changes (NameOwnerChanged for name). */
 int csd_match_name_owner(sd_bus *bus, sd_bus_slot **slot, const char *name, sd_bus_message_handler_t handler, void *userdata);
+/* Reads NameOwnerChanged's (s name, s old_owner, s new_owner). */
+int csd_read_name_owner_changed(sd_bus_message *m, const char **name, const char **old_owner, const char **new_owner);
 /* Whether name has an owner on the bus: 1 yes, 0 no. */
 int csd_name_has_owner(sd_bus *bus, const char *name);
 

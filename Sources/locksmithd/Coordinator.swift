@@ -1,0 +1,65 @@
+// /run/update-engine/coordinator.conf: tells the update engine (and people, and pam_locksmith)
+// that locksmithd coordinates reboots and what it is doing. Held with an exclusive flock while
+// the daemon runs; every change replaces it atomically (a locked temporary file renamed over).
+import Glibc
+import LocksmithCore
+import LocksmithSystem
+
+final class Coordinator {
+    enum State: String {
+        case starting, running
+        case rebootPlanned = "reboot-planned"
+        case rebooting
+    }
+
+    static let path = "/run/update-engine/coordinator.conf"
+
+    let file: String
+    let strategy: String
+    private var fd: Int32
+
+    /// Creates the file (and its directory) under `root` and takes the lock; fails if another
+    /// coordinator holds it.
+    init(root: String, strategy: String) throws {
+        file = SystemRoot.resolve(Coordinator.path, root: root)
+        self.strategy = strategy
+        let directory = String(file[..<file.lastIndex(of: "/")!])
+        var partial = ""
+        for part in directory.split(separator: "/") {
+            partial += "/" + part
+            if mkdir(partial, 0o755) != 0 && errno != EEXIST { throw Syscalls.errnoError("cannot create \(partial)") }
+        }
+        fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Syscalls.errnoError("cannot open \(file)") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            close(fd)
+            if code == EWOULDBLOCK {
+                throw LocksmithError(.exists, "\(file) is locked: another update coordinator is running")
+            }
+            throw Syscalls.errnoError("cannot lock \(file)", code)
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Replaces the file with NAME, STRATEGY and STATE lines; the new file is locked before it
+    /// takes the old one's place.
+    func set(_ state: State) throws {
+        let text = "NAME=locksmithd\nSTRATEGY=\(strategy)\nSTATE=\(state.rawValue)\n"
+        let temporary = file + ".\(getpid()).tmp"
+        let newFD = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard newFD >= 0 else { throw Syscalls.errnoError("cannot write \(temporary)") }
+        var ok = flock(newFD, LOCK_EX | LOCK_NB) == 0
+        ok = ok && text.withCString { write(newFD, $0, strlen($0)) } == text.utf8.count
+        ok = ok && fchmod(newFD, 0o644) == 0 && fsync(newFD) == 0
+        if !ok || rename(temporary, file) != 0 {
+            let error = Syscalls.errnoError("cannot replace \(file)")
+            close(newFD)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        fd = newFD
+    }
+}

@@ -1,0 +1,297 @@
+// The daemon's state machine: wait for "reboot needed", wait for the reboot window, take a slot,
+// warn the users, reboot; give the slot back once the machine is up again. Every wait is a state
+// visible in coordinator.conf, in the log and in sd_notify STATUS.
+import CSystemd
+import Glibc
+import LocksmithBus
+import LocksmithCore
+import LocksmithEtcd
+import LocksmithSystem
+
+/// The daemon's settings, read from the environment and the update.conf files.
+struct DaemonConfiguration {
+    var strategy: DaemonSettings.Strategy
+    var window: RebootWindow?
+    var etcd: ClientOptions
+    var root: String
+    var utmp: String
+    var broadcastDelayMilliseconds: Int
+    /// `watch` (the default) or `poll`: how to wait for a free slot (poll: backoff only, as the original did).
+    var slotWait: String
+
+    static func load() throws -> (DaemonConfiguration, warnings: [String]) {
+        let root = SystemRoot.current
+        let config = try NodeConfiguration.load(root: root)
+        var warnings = config.warnings
+        let (strategy, deprecation) = try DaemonSettings.strategy(config)
+        if let deprecation { warnings.append(deprecation) }
+        let window = try DaemonSettings.rebootWindow(config)?.window
+        var etcd = ClientOptions()
+        do {
+            try etcd.loadEnvironment(prefix: "LOCKSMITHD", lookup: { config[$0] })
+        } catch let error as LocksmithError {
+            // Name the file the bad variable came from.
+            let variable = String(error.message.prefix { $0 != ":" })
+            let origin = config.settings[variable]?.origin ?? "the environment"
+            throw LocksmithError(.invalidArgument, "\(error.message) (from \(origin == "environment" ? "the environment" : origin))")
+        }
+        let delay = try DaemonSettings.duration("LOCKSMITHD_REBOOT_BROADCAST_DELAY", in: config, default: 300_000_000_000)
+        let utmp = DaemonSettings.first(["LOCKSMITHD_UTMP"], in: config)?.value ?? "/var/run/utmp"
+        let slotWait = DaemonSettings.first(["LOCKSMITHD_SLOT_WAIT"], in: config)
+        if let slotWait, slotWait.value != "watch" && slotWait.value != "poll" {
+            throw LocksmithError(.invalidArgument, "\(slotWait.description) is not watch or poll")
+        }
+        return (DaemonConfiguration(strategy: strategy, window: window, etcd: etcd, root: root,
+                                    utmp: SystemRoot.resolve(utmp, root: root),
+                                    broadcastDelayMilliseconds: Int(delay / 1_000_000), slotWait: slotWait?.value ?? "watch"), warnings)
+    }
+}
+
+final class Daemon {
+    let configuration: DaemonConfiguration
+    let coordinator: Coordinator
+    let inputs: SharedInputs
+    let machineID: String
+    let client: EtcdClient?
+    let calendar = SystemCalendar()
+    /// Half the unit's WatchdogSec, if it has one: no wait lasts longer, and each ends with a ping.
+    let watchdogMilliseconds: Int?
+    /// A slot this run took and has not given back (and no reboot was asked for yet).
+    private var slotTaken = false
+    private var lastStatus = ""
+
+    init(configuration: DaemonConfiguration, coordinator: Coordinator, inputs: SharedInputs) throws {
+        self.configuration = configuration
+        self.coordinator = coordinator
+        self.inputs = inputs
+        machineID = try MachineID.read(root: configuration.root)
+        client = configuration.strategy == .etcdLock ? try EtcdClient(options: configuration.etcd) : nil
+        var usec: UInt64 = 0
+        watchdogMilliseconds = csd_watchdog_enabled(&usec) > 0 ? max(Int(usec / 2000), 100) : nil
+    }
+
+    // MARK: The states
+
+    /// Runs until asked to stop; returns the exit status.
+    func run() -> Int32 {
+        setState(.running, "waiting for an update")
+        Notify.send("READY=1")
+        if client != nil { releaseStaleSlot() }
+        while !stopping {
+            status("waiting for an update")
+            pause(milliseconds: nil) { $0.rebootNeeded }
+            if stopping { break }
+            Log.notice("an update was applied and needs a reboot")
+            if rebootOnce() { break }
+        }
+        return finish()
+    }
+
+    /// One attempt at rebooting: window, slot, warning, logind. True once a reboot was asked for
+    /// (or a stop), false to try again.
+    private func rebootOnce() -> Bool {
+        guard waitForWindow() else { return true }
+        setState(.rebootPlanned, "reboot planned")
+        if client != nil {
+            switch acquireSlot() {
+            case .stopped: return true
+            case .windowClosed:
+                setState(.running, "the reboot window closed before a slot was free")
+                return false
+            case .held: break
+            }
+            // The slot may have come late: reboot only inside the window.
+            if let window = configuration.window, (try? window.secondsToStart(now: now(), calendar: calendar)) ?? 1 > 0 {
+                Log.notice("the reboot window closed while waiting for a slot; giving the slot back")
+                releaseTakenSlot()
+                setState(.running, "waiting for the next reboot window")
+                return false
+            }
+        }
+        let reached = Broadcast.send(Broadcast.message, utmp: configuration.utmp, root: configuration.root)
+        if !reached.isEmpty {
+            Log.notice("told \(reached.count) logged-in terminal(s) that the machine reboots in \(GoDuration.format(Int64(configuration.broadcastDelayMilliseconds) * 1_000_000))")
+            status("rebooting in \(GoDuration.format(Int64(configuration.broadcastDelayMilliseconds) * 1_000_000)): users were warned")
+            pause(milliseconds: configuration.broadcastDelayMilliseconds) { _ in false }
+            if stopping { return true }
+        }
+        do {
+            try SystemBus().reboot()
+        } catch {
+            Log.error("the reboot was refused: \(error)")
+            releaseTakenSlot()
+            setState(.running, "the reboot was refused; trying again")
+            pause(milliseconds: Int(Backoff.initialSeconds * 1000)) { _ in false }
+            return stopping
+        }
+        slotTaken = false  // kept through the reboot; the next start gives it back
+        setState(.rebooting, "rebooting")
+        Log.notice("reboot requested")
+        pause(milliseconds: nil) { _ in false }
+        return true
+    }
+
+    /// Waits until the reboot window is open (at once without a window). False if stopped.
+    private func waitForWindow() -> Bool {
+        guard let window = configuration.window else { return true }
+        while !stopping {
+            guard let seconds = try? window.secondsToStart(now: now(), calendar: calendar) else { return true }
+            if seconds <= 0 { return true }
+            status("waiting for reboot window \(window.startText), opens in \(Daemon.human(seconds))")
+            // Wake at least every 5 minutes: the wall clock may jump.
+            pause(milliseconds: Int(min(seconds, 300)) * 1000) { _ in false }
+        }
+        return false
+    }
+
+    private enum SlotOutcome { case held, windowClosed, stopped }
+
+    /// Takes a slot, waiting for one with the watch (or backoff polling), retrying errors with
+    /// backoff. "holder exists" counts as holding.
+    private func acquireSlot() -> SlotOutcome {
+        guard let client else { return .held }
+        var busyAttempt = 0, errorAttempt = 0
+        var lastError = ""
+        while !stopping {
+            do {
+                try client.lock(machineID)
+                slotTaken = true
+                Log.notice("took a reboot slot")
+                return .held
+            } catch let error as LocksmithError where error.kind == .exists {
+                Log.info("this machine already holds a slot")
+                return .held
+            } catch let error as LocksmithError where error.kind == .busy {
+                if let document = try? client.get() {
+                    let held = document.holders.isEmpty ? "" : ", held by " + document.holders.joined(separator: ", ")
+                    status("waiting for a slot: \(max(document.available, 0)) of \(document.max) free\(held)")
+                }
+                var limit = 300_000
+                if let window = configuration.window, let open = try? window.occurrence(now: now(), calendar: calendar) {
+                    let left = open.end - now()
+                    if open.start > now() || left < 0 { return .windowClosed }
+                    limit = min(limit, Int(left) * 1000 + 1000)
+                }
+                if configuration.slotWait == "poll" {
+                    pause(milliseconds: min(Int(Backoff.delay(attempt: busyAttempt)) * 1000, limit)) { _ in false }
+                    busyAttempt += 1
+                } else {
+                    _ = try? client.wait(timeoutMilliseconds: min(limit, watchdogMilliseconds ?? limit))
+                    ping()
+                }
+            } catch {
+                let message = "\(error)"
+                if message != lastError { Log.warning("cannot take a reboot slot: \(message); retrying"); lastError = message }
+                status("cannot reach etcd to take a slot; retrying")
+                pause(milliseconds: Int(Backoff.delay(attempt: errorAttempt)) * 1000) { _ in false }
+                errorAttempt += 1
+            }
+        }
+        return .stopped
+    }
+
+    /// At start: give back a slot this machine still holds from before its reboot, retrying with
+    /// backoff until it is done.
+    private func releaseStaleSlot() {
+        guard let client else { return }
+        var attempt = 0
+        var lastError = ""
+        while !stopping {
+            do {
+                try client.unlock(machineID)
+                Log.notice("gave back the reboot slot this machine held from before its reboot")
+                return
+            } catch let error as LocksmithError where error.kind == .notFound {
+                return
+            } catch {
+                let message = "\(error)"
+                if message != lastError { Log.warning("cannot give back a stale reboot slot: \(message); retrying"); lastError = message }
+                status("cannot reach etcd to give back a stale slot; retrying")
+                pause(milliseconds: Int(Backoff.delay(attempt: attempt)) * 1000) { _ in false }
+                attempt += 1
+            }
+        }
+    }
+
+    /// Gives back the slot this run took, if it took one (retrying a few times).
+    private func releaseTakenSlot() {
+        guard slotTaken, let client else { return }
+        for attempt in 0..<5 {
+            do {
+                try client.unlock(machineID)
+                slotTaken = false
+                Log.notice("gave the reboot slot back")
+                return
+            } catch let error as LocksmithError where error.kind == .notFound {
+                slotTaken = false
+                return
+            } catch {
+                Log.warning("cannot give the reboot slot back: \(error)")
+                Clock.sleep(milliseconds: 200 << attempt)
+            }
+        }
+    }
+
+    private func finish() -> Int32 {
+        Notify.send("STOPPING=1")
+        if slotTaken {
+            // Asked to stop after taking a slot and before asking for a reboot: give it back.
+            // The stop interrupted requests in flight; this one must go through.
+            Interruption.reset()
+            releaseTakenSlot()
+        }
+        Log.info("stopped")
+        return 0
+    }
+
+    // MARK: Helpers
+
+    private var stopping: Bool { inputs.current.stopRequested }
+
+    private func now() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec)
+    }
+
+    /// Waits up to `milliseconds` (nil: no limit) for `done`, or a stop; pings the watchdog.
+    private func pause(milliseconds: Int?, until done: @escaping (Inputs) -> Bool) {
+        let deadline = milliseconds.map { Clock.monotonicMilliseconds() + $0 }
+        while true {
+            var step = deadline.map { $0 - Clock.monotonicMilliseconds() }
+            if let s = step, s <= 0 { return }
+            if let w = watchdogMilliseconds { step = min(step ?? w, w) }
+            let seen = inputs.wait(milliseconds: step, until: done)
+            ping()
+            if seen.stopRequested || done(seen) { return }
+        }
+    }
+
+    private func ping() {
+        if watchdogMilliseconds != nil { Notify.send("WATCHDOG=1") }
+    }
+
+    private func setState(_ state: Coordinator.State, _ text: String) {
+        do {
+            try coordinator.set(state)
+        } catch {
+            Log.warning("\(error)")
+        }
+        status(text)
+    }
+
+    private func status(_ text: String) {
+        guard text != lastStatus else { return }
+        lastStatus = text
+        Log.info(text)
+        Notify.status(text)
+    }
+
+    /// "3h12m", "45m", "30s": a wait as people say it.
+    static func human(_ seconds: Int64) -> String {
+        let h = seconds / 3600, m = (seconds / 60) % 60, s = seconds % 60
+        if h > 0 { return "\(h)h\(m)m" }
+        if m > 0 { return "\(m)m" }
+        return "\(s)s"
+    }
+}
