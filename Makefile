@@ -18,6 +18,7 @@ INCLUDEDIR  ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DATADIR     ?= $(PREFIX)/share
 MANDIR      ?= $(DATADIR)/man
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
 
 SWIFT       ?= swift
 BUILD       := build
@@ -60,7 +61,7 @@ $(BUILD)/lib/$(SONAME): $(SWIFT_SOURCES) tools/liblocksmith.map Makefile
 
 # The programs link the Swift modules statically (one copy of the runtime, none to load), and
 # libcurl, json-c and libsystemd dynamically.
-programs: $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(BUILD)/share/locksmithctl.1
+programs: $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(BUILD)/share/locksmithctl.1 $(BUILD)/share/locksmithd.service
 
 $(BUILD)/link/libstdc++.so:
 	mkdir -p $(BUILD)/link
@@ -85,6 +86,11 @@ $(BUILD)/share/locksmithctl.1: $(BUILD)/bin/locksmithctl
 # Stand-ins for logind and the update engine, for the tests (never installed).
 standins: $(addprefix $(BUILD)/standins/,$(STANDINS))
 
+# The unit names the installed daemon, so it is made with BINDIR.
+$(BUILD)/share/locksmithd.service: systemd/locksmithd.service.in Makefile
+	mkdir -p $(BUILD)/share
+	sed -e 's|@BINDIR@|$(BINDIR)|' $< > $@
+
 $(BUILD)/standins/%: Tests/standins/%.c
 	mkdir -p $(BUILD)/standins
 	$(CC) -O1 -Wall -Wextra -Werror -o $@ $< $$(pkg-config --cflags --libs libsystemd)
@@ -96,7 +102,8 @@ $(BUILD)/locksmith.pc: tools/locksmith.pc.in Sources/LocksmithCore/Version.swift
 
 # The .pc file depends on PREFIX, so it is written at install time.
 install: lib programs
-	rm -f $(BUILD)/locksmith.pc
+	rm -f $(BUILD)/locksmith.pc $(BUILD)/share/locksmithd.service
+	$(MAKE) --no-print-directory $(BUILD)/share/locksmithd.service
 	$(MAKE) --no-print-directory $(BUILD)/locksmith.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
 	install -m 0755 $(BUILD)/lib/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -110,6 +117,8 @@ install: lib programs
 	install -m 0644 $(BUILD)/share/completions/locksmithctl.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/locksmithctl
 	install -m 0644 $(BUILD)/share/completions/_locksmithctl $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl
 	install -m 0644 $(BUILD)/share/completions/locksmithctl.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish
+	install -d $(DESTDIR)$(UNITDIR)
+	install -m 0644 $(BUILD)/share/locksmithd.service $(DESTDIR)$(UNITDIR)/locksmithd.service
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && [ "$(LIBDIR)" = "/usr/local/lib" -o "$(LIBDIR)" = "/usr/lib" ]; then ldconfig; fi
 
 uninstall:
@@ -118,7 +127,8 @@ uninstall:
 	      $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(DESTDIR)$(MANDIR)/man1/locksmithctl.1 \
 	      $(DESTDIR)$(DATADIR)/bash-completion/completions/locksmithctl \
 	      $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl \
-	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish
+	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish \
+	      $(DESTDIR)$(UNITDIR)/locksmithd.service
 
 test: deps
 	@tools/run-tests

@@ -47,10 +47,10 @@ def group_key(group):
 
 
 class Etcd:
-    def __init__(self):
+    def __init__(self, port=None):
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.dir = tempfile.mkdtemp(prefix="locksmith-test-etcd-", dir=base)
-        self.port, peer = free_port(), free_port()
+        self.port, peer = port or free_port(), free_port()
         self.endpoint = "http://127.0.0.1:%d" % self.port
         self.proc = subprocess.Popen(
             ["etcd", "--name", "test", "--data-dir", self.dir + "/data", "--enable-v2=true",

@@ -1,6 +1,6 @@
 /* A stand-in for logind on a private bus: owns org.freedesktop.login1 and answers
  * org.freedesktop.login1.Manager.Reboot(b interactive) by appending "Reboot <interactive>" to a
- * log file. With --fail N it refuses the first N calls (org.freedesktop.DBus.Error.AccessDenied).
+ * log file (with " pid=<caller's pid>" when the bus can tell). With --fail N it refuses the first N calls (org.freedesktop.DBus.Error.AccessDenied).
  * usage: fake-logind LOGFILE [--fail N]    (bus from DBUS_SYSTEM_BUS_ADDRESS) */
 #include <errno.h>
 #include <signal.h>
@@ -17,9 +17,17 @@ static int on_reboot(sd_bus_message *m, void *userdata, sd_bus_error *error) {
     int interactive = 0;
     int r = sd_bus_message_read(m, "b", &interactive);
     if (r < 0) return r;
+    pid_t pid = 0;
+    sd_bus_creds *creds = NULL;
+    if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_PID, &creds) >= 0) {
+        sd_bus_creds_get_pid(creds, &pid);
+        sd_bus_creds_unref(creds);
+    }
     FILE *f = fopen(logfile, "a");
     if (f) {
-        fprintf(f, "Reboot %s%s\n", interactive ? "true" : "false", failures_left > 0 ? " refused" : "");
+        fprintf(f, "Reboot %s%s", interactive ? "true" : "false", failures_left > 0 ? " refused" : "");
+        if (pid > 0) fprintf(f, " pid=%d", (int)pid);
+        fputc('\n', f);
         fclose(f);
     }
     if (failures_left > 0) {

@@ -1,0 +1,496 @@
+"""locksmithd end to end: real daemons against a real etcd and a private D-Bus, with the
+project's stand-in update engine and logind. Each daemon gets its own root (machine id,
+coordinator.conf, utmp) and its own sd_notify socket."""
+import calendar
+import itertools
+import os
+import pty
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import harness
+
+LOCKSMITHD = os.environ.get("LOCKSMITHD", os.path.join(harness.ROOT, "build", "bin", "locksmithd"))
+LOCKSMITHCTL = harness.LOCKSMITHCTL
+NEED = "UPDATE_STATUS_UPDATED_NEED_REBOOT"
+_ids = itertools.count(1)
+etcd = bus = None
+
+
+def setUpModule():
+    global etcd, bus
+    etcd = harness.Etcd()
+    bus = harness.Bus()
+
+
+def tearDownModule():
+    bus.stop()
+    etcd.stop()
+
+
+def wait_for(predicate, timeout=10.0, step=0.02):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+class UpdateEngine:
+    """The stand-in update engine on the private bus."""
+
+    def __init__(self, operation="UPDATE_STATUS_IDLE"):
+        self.proc = bus.start([os.path.join(harness.STANDINS, "fake-update-engine"), operation])
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "ok"
+
+    def stop(self):
+        bus.stop_process(self.proc)
+
+
+class Logind:
+    def __init__(self, fail=0):
+        self.log = os.path.join(bus.dir, "logind-%d.log" % next(_ids))
+        argv = [os.path.join(harness.STANDINS, "fake-logind"), self.log] + (["--fail", str(fail)] if fail else [])
+        self.proc = bus.start(argv)
+
+    def calls(self):
+        return [line for line in read(self.log).splitlines() if line]
+
+    def stop(self):
+        bus.stop_process(self.proc)
+
+
+class Node:
+    """One machine: a root directory, a machine id, an sd_notify socket, and its daemon."""
+
+    def __init__(self, group, strategy="etcd-lock", env=None, conf=None):
+        self.root = tempfile.mkdtemp(prefix="locksmith-test-node-")
+        self.id = "%032x" % (0xabc000 + next(_ids))
+        os.makedirs(self.root + "/etc/coreos")
+        with open(self.root + "/etc/machine-id", "w") as f:
+            f.write(self.id + "\n")
+        if conf is not None:
+            with open(self.root + "/etc/coreos/update.conf", "w") as f:
+                f.write(conf)
+        self.group = group
+        self.notify_path = self.root + "/notify"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(self.notify_path)
+        self.notify.settimeout(0.05)
+        self.messages = []
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKSMITH", "REBOOT_", "NOTIFY_", "JOURNAL_"))}
+        self.env.update(LOCKSMITH_ROOT=self.root, DBUS_SYSTEM_BUS_ADDRESS=bus.address, NOTIFY_SOCKET=self.notify_path,
+                        LOCKSMITHD_ENDPOINT=etcd.endpoint, LOCKSMITHD_GROUP=group, LOCKSMITHD_REBOOT_BROADCAST_DELAY="1s",
+                        TZ="UTC")
+        if strategy is not None:
+            self.env["REBOOT_STRATEGY"] = strategy
+        self.env.update(env or {})
+        self.proc = None
+        self.log = self.root + "/daemon.log"
+
+    def start(self):
+        self.logfile = open(self.log, "a")
+        self.proc = subprocess.Popen([LOCKSMITHD], env=self.env, stdout=self.logfile, stderr=subprocess.STDOUT)
+        harness._running.append(self.proc)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc is None:
+            return None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        harness._running.remove(self.proc)
+        self.proc = None
+        self.logfile.close()
+        return code
+
+    def wait_exit(self, timeout=10):
+        code = self.proc.wait(timeout)
+        harness._running.remove(self.proc)
+        self.proc = None
+        self.logfile.close()
+        return code
+
+    def drain(self):
+        while True:
+            try:
+                self.messages.append(self.notify.recv(4096).decode())
+            except (socket.timeout, BlockingIOError):
+                return self.messages
+
+    def saw(self, text):
+        return any(text in m for m in self.drain())
+
+    def state(self):
+        for line in read(self.root + "/run/update-engine/coordinator.conf").splitlines():
+            if line.startswith("STATE="):
+                return line[6:]
+        return None
+
+    def output(self):
+        return read(self.log)
+
+    def cleanup(self):
+        if self.proc:
+            self.stop(signal.SIGKILL)
+        self.notify.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def holders(group):
+    out = subprocess.run([LOCKSMITHCTL, "-endpoint", etcd.endpoint, "-group", group, "status", "--json"],
+                         capture_output=True, text=True, env={"LOCKSMITH_ROOT": "/nonexistent"}).stdout
+    import json
+    return json.loads(out)["holders"] if out else None
+
+
+def ctl(group, *args):
+    return subprocess.run([LOCKSMITHCTL, "-endpoint", etcd.endpoint, "-group", group, *args],
+                          capture_output=True, text=True, env={"LOCKSMITH_ROOT": "/nonexistent"})
+
+
+def group():
+    return "d-%d-%d" % (os.getpid(), next(_ids))
+
+
+class DaemonTest(unittest.TestCase):
+    def setUp(self):
+        self.nodes = []
+        self.services = []
+
+    def tearDown(self):
+        for thing in self.nodes + self.services:
+            try:
+                thing.cleanup() if isinstance(thing, Node) else thing.stop()
+            except Exception as e:
+                print("cleanup:", e)
+
+    def node(self, *args, **kwargs):
+        n = Node(*args, **kwargs)
+        self.nodes.append(n)
+        return n
+
+    def service(self, s):
+        self.services.append(s)
+        return s
+
+
+class Strategies(DaemonTest):
+    def test_off_exits_at_once(self):
+        n = self.node(group(), strategy="off").start()
+        self.assertEqual(n.wait_exit(5), 0)
+        self.assertIn("REBOOT_STRATEGY is off", n.output())
+
+    def test_invalid_configuration_names_variable_and_file(self):
+        n = self.node(group(), strategy=None, conf="REBOOT_STRATEGY=sometimes\n").start()
+        self.assertEqual(n.wait_exit(5), 1)
+        self.assertIn('REBOOT_STRATEGY="sometimes" (from %s/etc/coreos/update.conf)' % n.root, n.output())
+        n2 = self.node(group(), env={"LOCKSMITHD_REBOOT_WINDOW_START": "Thu 23:00"}).start()
+        self.assertEqual(n2.wait_exit(5), 1)
+        self.assertIn("LOCKSMITHD_REBOOT_WINDOW_LENGTH is not", n2.output())
+        n3 = self.node(group(), conf='LOCKSMITHD_TIMEOUT="soon"\n').start()
+        self.assertEqual(n3.wait_exit(5), 1)
+        self.assertIn("LOCKSMITHD_TIMEOUT", n3.output())
+        self.assertIn("/etc/coreos/update.conf", n3.output())
+
+    def test_reboot_strategy_needs_no_etcd(self):
+        ue = self.service(UpdateEngine(NEED))
+        logind = self.service(Logind())
+        n = self.node(group(), strategy="reboot", env={"LOCKSMITHD_ENDPOINT": "http://127.0.0.1:9"}).start()
+        self.assertTrue(wait_for(lambda: logind.calls()), n.output())
+        self.assertTrue(wait_for(lambda: n.state() == "rebooting"))
+        self.assertEqual(n.stop(), 0)
+
+    def test_etcd_lock_from_update_conf_and_best_effort(self):
+        ue = self.service(UpdateEngine(NEED))
+        logind = self.service(Logind())
+        g = group()
+        n = self.node(g, strategy=None, conf="REBOOT_STRATEGY=best-effort\n").start()
+        self.assertTrue(wait_for(lambda: logind.calls()), n.output())
+        self.assertIn("best-effort was removed", n.output())
+        self.assertEqual(holders(g), [n.id])
+        self.assertEqual(read(n.root + "/run/update-engine/coordinator.conf"),
+                         "NAME=locksmithd\nSTRATEGY=etcd-lock\nSTATE=rebooting\n")
+        self.assertEqual(n.stop(), 0)
+        self.assertEqual(holders(g), [n.id], "the slot is kept through the reboot")
+
+
+class LockDiscipline(DaemonTest):
+    def test_signal_after_start_and_notify(self):
+        ue = self.service(UpdateEngine())
+        logind = self.service(Logind())
+        g = group()
+        n = self.node(g).start()
+        self.assertTrue(wait_for(lambda: n.saw("READY=1")))
+        self.assertTrue(wait_for(lambda: n.saw("STATUS=waiting for an update")))
+        self.assertEqual(n.state(), "running")
+        ue.send("emit " + NEED)
+        self.assertTrue(wait_for(lambda: logind.calls()), n.output())
+        self.assertTrue(n.saw("STATUS=rebooting"))
+        self.assertEqual(n.stop(), 0)
+        self.assertTrue(n.saw("STOPPING=1"))
+
+    def test_stale_own_slot_is_released_at_start_even_when_reboot_is_needed(self):
+        g = group()
+        n = self.node(g)
+        ctl(g, "lock", n.id)
+        self.assertEqual(holders(g), [n.id])
+        # Idle: the stale slot goes at once.
+        ue = self.service(UpdateEngine())
+        n.start()
+        self.assertTrue(wait_for(lambda: holders(g) == []), n.output())
+        self.assertIn("held from before its reboot", n.output())
+        n.stop()
+        # Starting in NEED_REBOOT with a window that is closed: the slot is released, not kept
+        # while waiting for the window.
+        ctl(g, "lock", n.id)
+        ue.send("status " + NEED)
+        closed = time.gmtime(time.time() + 3 * 3600)
+        n.env.update(LOCKSMITHD_REBOOT_WINDOW_START="%02d:%02d" % (closed.tm_hour, closed.tm_min), LOCKSMITHD_REBOOT_WINDOW_LENGTH="10m")
+        logind = self.service(Logind())
+        n.start()
+        self.assertTrue(wait_for(lambda: holders(g) == []), n.output())
+        self.assertTrue(wait_for(lambda: n.saw("STATUS=waiting for reboot window")), n.drain())
+        self.assertEqual(logind.calls(), [])
+        self.assertEqual(n.stop(), 0)
+        self.assertEqual(holders(g), [])
+
+    def test_reboot_inside_a_window_and_not_outside(self):
+        ue = self.service(UpdateEngine(NEED))
+        logind = self.service(Logind())
+        now = time.gmtime()
+        g = group()
+        inside = self.node(g, env={"LOCKSMITHD_REBOOT_WINDOW_START": "%02d:%02d" % (now.tm_hour, now.tm_min),
+                                   "LOCKSMITHD_REBOOT_WINDOW_LENGTH": "1h"}).start()
+        self.assertTrue(wait_for(lambda: logind.calls()), inside.output())
+        later = time.gmtime(time.time() + 7200)
+        outside = self.node(group(), env={"LOCKSMITHD_REBOOT_WINDOW_START": "%s %02d:%02d" % (
+            ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[later.tm_wday], later.tm_hour, later.tm_min),
+            "LOCKSMITHD_REBOOT_WINDOW_LENGTH": "30m"}).start()
+        self.assertTrue(wait_for(lambda: outside.saw("STATUS=waiting for reboot window")), outside.output())
+        self.assertRegex(" ".join(outside.drain()), r"opens in (1h59m|2h0m)")
+        time.sleep(0.5)
+        self.assertEqual(len(logind.calls()), 1)
+        self.assertEqual(outside.state(), "running")
+        self.assertEqual(outside.stop(), 0)
+
+    def test_window_is_checked_again_after_a_late_slot(self):
+        g = group()
+        ctl(g, "lock", "someone-else")
+        ue = self.service(UpdateEngine(NEED))
+        logind = self.service(Logind())
+        # A window that opened this minute and closes a few seconds from now.
+        t = time.time()
+        if time.gmtime(t).tm_sec > 50:
+            time.sleep(61 - time.gmtime(t).tm_sec)
+            t = time.time()
+        start = time.gmtime(t)
+        seconds_left = 4
+        window_length = start.tm_sec + seconds_left
+        n = self.node(g, env={"LOCKSMITHD_REBOOT_WINDOW_START": "%02d:%02d" % (start.tm_hour, start.tm_min),
+                              "LOCKSMITHD_REBOOT_WINDOW_LENGTH": "%ds" % window_length}).start()
+        self.assertTrue(wait_for(lambda: n.saw("STATUS=waiting for a slot: 0 of 1 free, held by someone-else")), n.drain())
+        time.sleep(seconds_left + 1.5)  # the window has closed
+        ctl(g, "unlock", "someone-else")
+        time.sleep(1.5)
+        self.assertEqual(logind.calls(), [], n.output())
+        self.assertEqual(holders(g), [], "no slot is held outside the window")
+        self.assertTrue(wait_for(lambda: n.saw("waiting for reboot window")), n.drain())
+        self.assertEqual(n.stop(), 0)
+
+    def test_two_daemons_max_one_take_turns(self):
+        g = group()
+        ue = self.service(UpdateEngine(NEED))
+        logind = self.service(Logind())
+        a = self.node(g).start()
+        self.assertTrue(wait_for(lambda: logind.calls()), a.output())
+        first_pid = int(logind.calls()[0].split("pid=")[1])
+        self.assertEqual(first_pid, a.proc.pid)
+        b = self.node(g).start()
+        self.assertTrue(wait_for(lambda: b.saw("STATUS=waiting for a slot: 0 of 1 free, held by " + a.id)), b.drain())
+        time.sleep(0.5)
+        self.assertEqual(len(logind.calls()), 1, "the second waits while the first reboots")
+        # The first machine "reboots": its daemon stops, and starts again after the reboot
+        # (the update is applied: the update engine is idle for it now).
+        self.assertEqual(a.stop(), 0)
+        self.assertEqual(holders(g), [a.id])
+        ue.send("status UPDATE_STATUS_IDLE")
+        freed = time.time()
+        a.start()
+        self.assertTrue(wait_for(lambda: len(logind.calls()) == 2), b.output())
+        took = time.time() - freed
+        self.assertEqual(int(logind.calls()[1].split("pid=")[1]), b.proc.pid)
+        self.assertLess(took, 2.5, "b learns of the free slot quickly (a's start-up included)")
+        self.assertEqual(holders(g), [b.id])
+        self.assertIn("gave back the reboot slot", a.output())
+
+    def test_sigterm_while_waiting_for_a_slot_and_after_taking_one(self):
+        g = group()
+        ctl(g, "lock", "someone-else")
+        ue = self.service(UpdateEngine(NEED))
+        logind = self.service(Logind())
+        n = self.node(g).start()
+        self.assertTrue(wait_for(lambda: n.saw("STATUS=waiting for a slot")), n.output())
+        started = time.time()
+        self.assertEqual(n.stop(), 0)
+        self.assertLess(time.time() - started, 3)
+        self.assertEqual(holders(g), ["someone-else"])
+        # Right after taking it: a logged-in user makes the daemon wait before rebooting.
+        ctl(g, "unlock", "someone-else")
+        master, slave = pty.openpty()
+        try:
+            tty = os.ttyname(slave)
+            write_utmp(n.root, tty)
+            n.env["LOCKSMITHD_REBOOT_BROADCAST_DELAY"] = "30s"
+            n.start()
+            self.assertTrue(wait_for(lambda: holders(g) == [n.id]), n.output())
+            self.assertTrue(wait_for(lambda: n.saw("users were warned")), n.drain())
+            self.assertEqual(n.stop(), 0)
+            self.assertEqual(holders(g), [], "a slot taken and not used is given back")
+            self.assertEqual(logind.calls(), [])
+        finally:
+            os.close(master)
+            os.close(slave)
+
+    def test_refused_reboot_gives_the_slot_back_and_retries(self):
+        g = group()
+        ue = self.service(UpdateEngine(NEED))
+        logind = self.service(Logind(fail=1))
+        n = self.node(g).start()
+        self.assertTrue(wait_for(lambda: len(logind.calls()) == 2, timeout=15), n.output())
+        self.assertIn("refused", logind.calls()[0])
+        self.assertIn("the reboot was refused", n.output())
+        self.assertIn("gave the reboot slot back", n.output())
+        self.assertEqual(holders(g), [n.id])
+
+
+class Environment(DaemonTest):
+    def test_malformed_signals_are_ignored(self):
+        ue = self.service(UpdateEngine())
+        logind = self.service(Logind())
+        n = self.node(group()).start()
+        self.assertTrue(wait_for(lambda: n.saw("READY=1")))
+        ue.send("emit-bad")
+        ue.send("emit-bad")
+        ue.send("emit " + NEED)
+        self.assertTrue(wait_for(lambda: logind.calls()), n.output())
+        self.assertEqual(n.output().count("does not carry (x d s s x)"), 1)
+
+    def test_update_engine_absent_then_appearing(self):
+        logind = self.service(Logind())
+        n = self.node(group()).start()
+        self.assertTrue(wait_for(lambda: "is not on the system bus; waiting for it" in n.output()), n.output())
+        self.assertIsNone(n.proc.poll())
+        ue = self.service(UpdateEngine(NEED))
+        self.assertTrue(wait_for(lambda: logind.calls()), n.output())
+
+    def test_etcd_down_then_back(self):
+        e2 = harness.Etcd()
+        try:
+            endpoint = e2.endpoint
+            e2.stop()
+            ue = self.service(UpdateEngine(NEED))
+            logind = self.service(Logind())
+            n = self.node(group(), env={"LOCKSMITHD_ENDPOINT": endpoint, "LOCKSMITHD_TIMEOUT": "500ms"}).start()
+            self.assertTrue(wait_for(lambda: "cannot give back a stale reboot slot" in n.output()), n.output())
+            self.assertIsNone(n.proc.poll())
+            restarted = restart_etcd_on(endpoint)
+            try:
+                self.assertTrue(wait_for(lambda: logind.calls(), timeout=20), n.output())
+            finally:
+                restarted.stop()
+        finally:
+            pass
+
+    def test_broadcast_reaches_a_terminal_and_is_skipped_when_nobody_is_logged_in(self):
+        ue = self.service(UpdateEngine(NEED))
+        logind = self.service(Logind())
+        master, slave = pty.openpty()
+        try:
+            n = self.node(group())
+            write_utmp(n.root, os.ttyname(slave))
+            started = time.time()
+            n.start()
+            self.assertTrue(wait_for(lambda: logind.calls()), n.output())
+            self.assertGreaterEqual(time.time() - started, 1.0, "waited the broadcast delay")
+            os.set_blocking(master, False)
+            text = os.read(master, 4096).decode(errors="replace")
+            self.assertIn("System reboot in 5 minutes!", text)
+        finally:
+            os.close(master)
+            os.close(slave)
+        nobody = self.node(group(), env={"LOCKSMITHD_REBOOT_BROADCAST_DELAY": "30s"})
+        started = time.time()
+        nobody.start()
+        self.assertTrue(wait_for(lambda: len(logind.calls()) >= 2), nobody.output())
+        self.assertLess(time.time() - started, 10, "no wait when nobody is logged in")
+
+    def test_one_coordinator_per_machine(self):
+        ue = self.service(UpdateEngine())
+        n = self.node(group()).start()
+        self.assertTrue(wait_for(lambda: n.saw("READY=1")))
+        second = subprocess.run([LOCKSMITHD], env=n.env, capture_output=True, text=True, timeout=10)
+        self.assertEqual(second.returncode, 1)
+        self.assertIn("another update coordinator is running", second.stderr)
+        st = os.stat(n.root + "/run/update-engine/coordinator.conf")
+        self.assertEqual(st.st_mode & 0o777, 0o644)
+
+    def test_unit_file_verifies(self):
+        unit = os.path.join(tempfile.mkdtemp(prefix="locksmith-test-unit-"), "locksmithd.service")
+        with open(os.path.join(harness.ROOT, "systemd", "locksmithd.service.in")) as f:
+            text = f.read().replace("@BINDIR@", os.path.dirname(LOCKSMITHD))
+        with open(unit, "w") as f:
+            f.write(text)
+        r = subprocess.run(["systemd-analyze", "verify", "--man=no", unit], capture_output=True, text=True)
+        problems = [line for line in r.stderr.splitlines() if "locksmithd.service" in line]
+        self.assertEqual(problems, [])
+        self.assertIn("Type=notify", text)
+        self.assertIn("MemoryMax=32M", text)
+        shutil.rmtree(os.path.dirname(unit))
+
+
+def restart_etcd_on(endpoint):
+    """A new etcd serving on the port of `endpoint`."""
+    port = int(endpoint.rsplit(":", 1)[1])
+    e = harness.Etcd(port=port)
+    return e
+
+
+def write_utmp(root, tty):
+    """A utmp file under root with one user session on tty (the device linked under root/dev)."""
+    line = tty[len("/dev/"):]
+    os.makedirs(os.path.dirname(root + "/dev/" + line), exist_ok=True)
+    if not os.path.exists(root + "/dev/" + line):
+        os.symlink(tty, root + "/dev/" + line)
+    # struct utmpx on x86_64 glibc: 384 bytes.
+    record = struct.pack("<hxxi32s4s32s256shhiii16s20s", 7, os.getpid(), line.encode(), b"ts/0", b"tester", b"",
+                         0, 0, 0, int(time.time()), 0, b"", b"")
+    assert len(record) == 384, len(record)
+    os.makedirs(root + "/var/run", exist_ok=True)
+    with open(root + "/var/run/utmp", "wb") as f:
+        f.write(record)
+
+
+if __name__ == "__main__":
+    unittest.main()
