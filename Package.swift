@@ -2,8 +2,8 @@
 // locksmith-swift: a cluster reboot manager, compatible with CoreOS locksmith.
 //
 // Layout (see ../shared/STYLE.md and docs/architecture.md):
-//   CJSONC, CCurl             system libraries (pkg-config) with small typed shims
-//   CSystemd                  libsystemd (sd-bus, sd_notify, sd-journal), loaded on first use
+//   CJSONC                    json-c (pkg-config) with a small typed shim
+//   CCurl, CSystemd           libcurl and libsystemd, loaded on first use, with typed wrappers
 //   CLocksmith                the hand-written public header include/locksmith.h, as a module
 //   LocksmithCore             pure Swift rules: semaphore, window, durations, config text, backoff
 //   LocksmithSystem           I/O: files, machine id, local time, update.conf locations
@@ -26,7 +26,8 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl is loaded with dlopen on first use (see its header): headers only at build time.
+        .target(name: "CCurl"),
         // libsystemd is loaded with dlopen on first use (see its header): headers only at build time.
         .target(name: "CSystemd"),
         .systemLibrary(name: "CLocksmith"),

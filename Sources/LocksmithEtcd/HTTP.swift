@@ -33,8 +33,6 @@ public enum Interruption {
     public static func reset() { flag.store(false, ordering: .relaxed) }
 }
 
-/// The libcurl library is initialized once per process, before the first handle.
-private let curlReady: Bool = curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
 
 /// One HTTP connection (reused across requests). Belongs to one thread at a time.
 final class HTTPConnection {
@@ -52,8 +50,9 @@ final class HTTPConnection {
     private(set) var requestCount = 0
 
     init() throws {
-        guard curlReady, let h = curl_easy_init() else {
-            throw LocksmithError(.system(ENOMEM), "cannot initialize libcurl")
+        guard let h = ccurl_easy_init() else {
+            let reason = String(cString: ccurl_load_error())
+            throw LocksmithError(.system(ELIBACC), reason.isEmpty ? "cannot initialize libcurl" : reason)
         }
         handle = h
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
@@ -62,14 +61,14 @@ final class HTTPConnection {
     }
 
     deinit {
-        curl_easy_cleanup(handle)
+        ccurl_easy_cleanup(handle)
         errorBuffer.deallocate()
     }
 
     /// The options that stay the same from request to request, set once (and again when TLS or
     /// credentials change): the connection is kept between requests either way.
     private func configure() {
-        curl_easy_reset(handle)
+        ccurl_easy_reset(handle)
         _ = ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
         _ = ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         _ = ccurl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
@@ -110,9 +109,9 @@ final class HTTPConnection {
         _ = ccurl_setopt_string(handle, CURLOPT_URL, url)
         _ = ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, timeoutMilliseconds))
         _ = ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, timeoutMilliseconds))
-        var list: UnsafeMutablePointer<curl_slist>? = curl_slist_append(nil, "Expect:")
-        for h in headers { list = curl_slist_append(list, h) }
-        defer { curl_slist_free_all(list) }
+        var list: UnsafeMutablePointer<curl_slist>? = ccurl_slist_append(nil, "Expect:")
+        for h in headers { list = ccurl_slist_append(list, h) }
+        defer { ccurl_slist_free_all(list) }
         _ = ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, list)
         let unmanaged = Unmanaged.passRetained(sink)
         defer { unmanaged.release() }
@@ -129,7 +128,7 @@ final class HTTPConnection {
                 _ = ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, buffer.count)
                 _ = ccurl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!))
             }
-            let code = curl_easy_perform(handle)
+            let code = ccurl_easy_perform(handle)
             _ = ccurl_setopt_pointer(handle, CURLOPT_POSTFIELDS, nil)
             return code
         }
@@ -141,7 +140,7 @@ final class HTTPConnection {
             return HTTPResponse(status: status, body: sink.body)
         }
         let detail = String(cString: errorBuffer)
-        let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        let reason = detail.isEmpty ? String(cString: ccurl_easy_strerror(code)) : detail
         if let trace { trace("\(method) \(url) -> error: \(reason) (\(Clock.monotonicMilliseconds() - started) ms)") }
         throw LocksmithError(HTTPConnection.kind(of: code), reason)
     }

@@ -52,12 +52,25 @@ final class Daemon {
     let coordinator: Coordinator
     let inputs: SharedInputs
     let machineID: String
-    let client: EtcdClient?
+    /// The etcd client (strategy etcd-lock), made when first needed: libcurl is loaded then, not
+    /// while the daemon only waits for an update.
+    private lazy var client: EtcdClient? = {
+        guard configuration.strategy == .etcdLock else { return nil }
+        do {
+            return try EtcdClient(options: configuration.etcd)
+        } catch {
+            Log.error("cannot make the etcd client: \(error)")
+            return nil
+        }
+    }()
+    private var usesEtcd: Bool { configuration.strategy == .etcdLock }
     let calendar = SystemCalendar()
     /// Half the unit's WatchdogSec, if it has one: no wait lasts longer, and each ends with a ping.
     let watchdogMilliseconds: Int?
     /// A slot this run took and has not given back (and no reboot was asked for yet).
     private var slotTaken = false
+    /// The helper process that gives back a stale slot at start-up, until it is known to be done.
+    var staleReleaser: pid_t?
     private var lastStatus = ""
 
     init(configuration: DaemonConfiguration, coordinator: Coordinator, inputs: SharedInputs) throws {
@@ -65,7 +78,6 @@ final class Daemon {
         self.coordinator = coordinator
         self.inputs = inputs
         machineID = try MachineID.read(root: configuration.root)
-        client = configuration.strategy == .etcdLock ? try EtcdClient(options: configuration.etcd) : nil
         var usec: UInt64 = 0
         watchdogMilliseconds = csd_watchdog_enabled(&usec) > 0 ? max(Int(usec / 2000), 100) : nil
     }
@@ -76,7 +88,6 @@ final class Daemon {
     func run() -> Int32 {
         setState(.running, "waiting for an update")
         Notify.send("READY=1")
-        if client != nil { releaseStaleSlot() }
         while !stopping {
             status("waiting for an update")
             pause(milliseconds: nil) { $0.rebootNeeded }
@@ -92,7 +103,8 @@ final class Daemon {
     private func rebootOnce() -> Bool {
         guard waitForWindow() else { return true }
         setState(.rebootPlanned, "reboot planned")
-        if client != nil {
+        if usesEtcd {
+            finishStaleRelease()
             switch acquireSlot() {
             case .stopped: return true
             case .windowClosed:
@@ -190,27 +202,20 @@ final class Daemon {
         return .stopped
     }
 
-    /// At start: give back a slot this machine still holds from before its reboot, retrying with
-    /// backoff until it is done.
-    private func releaseStaleSlot() {
+    /// Before taking a slot: make sure a slot this machine held from before its reboot was given
+    /// back. The helper process started at start-up normally did it long ago; if it is still
+    /// retrying (etcd unreachable), it is stopped and the work continues here.
+    private func finishStaleRelease() {
         guard let client else { return }
-        var attempt = 0
-        var lastError = ""
-        while !stopping {
-            do {
-                try client.unlock(machineID)
-                Log.notice("gave back the reboot slot this machine held from before its reboot")
-                return
-            } catch let error as LocksmithError where error.kind == .notFound {
-                return
-            } catch {
-                let message = "\(error)"
-                if message != lastError { Log.warning("cannot give back a stale reboot slot: \(message); retrying"); lastError = message }
-                status("cannot reach etcd to give back a stale slot; retrying")
-                pause(milliseconds: Int(Backoff.delay(attempt: attempt)) * 1000) { _ in false }
-                attempt += 1
-            }
+        if let helper = staleReleaser {
+            staleReleaser = nil
+            var status: Int32 = 0
+            if waitpid(helper, &status, WNOHANG) == helper, status == 0 { return }
+            kill(helper, SIGTERM)
+            waitpid(helper, &status, 0)
         }
+        StaleSlot.release(client: client, machineID: machineID, stopping: { self.stopping },
+                          status: { self.status($0) }, pause: { ms in self.pause(milliseconds: ms) { _ in false } })
     }
 
     /// Gives back the slot this run took, if it took one (retrying a few times).
@@ -293,5 +298,51 @@ final class Daemon {
         if h > 0 { return "\(h)h\(m)m" }
         if m > 0 { return "\(m)m" }
         return "\(s)s"
+    }
+}
+
+/// Giving back a slot this machine still holds from before its reboot.
+enum StaleSlot {
+    /// Unlocks `machineID`, retrying with the 5 s .. 5 min backoff until done ("holder does not
+    /// exist" counts as done) or `stopping()`.
+    static func release(client: EtcdClient, machineID: String, stopping: () -> Bool,
+                        status: (String) -> Void, pause: (Int) -> Void) {
+        var attempt = 0
+        var lastError = ""
+        while !stopping() {
+            do {
+                try client.unlock(machineID)
+                Log.notice("gave back the reboot slot this machine held from before its reboot")
+                return
+            } catch let error as LocksmithError where error.kind == .notFound {
+                return
+            } catch {
+                let message = "\(error)"
+                if message != lastError { Log.warning("cannot give back a stale reboot slot: \(message); retrying"); lastError = message }
+                status("cannot reach etcd to give back a stale slot; retrying")
+                pause(Int(Backoff.delay(attempt: attempt)) * 1000)
+                attempt += 1
+            }
+        }
+    }
+
+    /// Starts a helper process that gives back the stale slot while this one waits for an
+    /// update: the waiting daemon itself then never loads libcurl and the TLS libraries. Call
+    /// before any thread starts. The helper stops when its parent is gone.
+    static func startHelper(options: ClientOptions, machineID: String) -> pid_t? {
+        let parent = getpid()
+        let pid = fork()
+        if pid != 0 { return pid > 0 ? pid : nil }
+        guard let client = try? EtcdClient(options: options) else { _exit(1) }
+        // Between attempts, look every second whether the daemon is still there.
+        release(client: client, machineID: machineID, stopping: { getppid() != parent }, status: { _ in },
+                pause: { milliseconds in
+                    var left = milliseconds
+                    while left > 0 && getppid() == parent {
+                        Clock.sleep(milliseconds: min(left, 1000))
+                        left -= 1000
+                    }
+                })
+        _exit(0)
     }
 }

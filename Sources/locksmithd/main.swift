@@ -71,8 +71,6 @@ do {
 }
 
 let inputs = SharedInputs()
-startSignalThread(inputs)
-
 let daemon: Daemon
 do {
     daemon = try Daemon(configuration: configuration, coordinator: coordinator, inputs: inputs)
@@ -80,6 +78,12 @@ do {
     Log.error("cannot start: \(error)")
     exit(1)
 }
+// A slot still held from before the last reboot is given back at once, by a helper process
+// (before any thread starts), also when an update already waits: no slot is held while waiting.
+if configuration.strategy == .etcdLock {
+    daemon.staleReleaser = StaleSlot.startHelper(options: configuration.etcd, machineID: daemon.machineID)
+}
+startSignalThread(inputs)
 
 // The update engine, followed on its own thread; a bus that fails is connected to again.
 spawnThread {

@@ -1,0 +1,81 @@
+/* See include/ccurl.h: libcurl through dlopen(3), with typed wrappers. */
+#define _GNU_SOURCE
+#include "ccurl.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+
+static struct {
+    CURLcode (*global_init)(long);
+    CURL *(*easy_init)(void);
+    void (*easy_cleanup)(CURL *);
+    void (*easy_reset)(CURL *);
+    CURLcode (*easy_perform)(CURL *);
+    const char *(*easy_strerror)(CURLcode);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
+} api;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static char load_error[512];
+
+#define LOOKUP(field, symbol)                                                              \
+    do {                                                                                   \
+        *(void **)&api.field = dlsym(handle, symbol);                                      \
+        if (!api.field) {                                                                  \
+            snprintf(load_error, sizeof load_error, "libcurl.so.4 has no %s", symbol);     \
+            return;                                                                        \
+        }                                                                                  \
+    } while (0)
+
+static void load(void) {
+    void *handle = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        snprintf(load_error, sizeof load_error, "cannot load libcurl.so.4: %s", dlerror());
+        return;
+    }
+    LOOKUP(global_init, "curl_global_init");
+    LOOKUP(easy_init, "curl_easy_init");
+    LOOKUP(easy_cleanup, "curl_easy_cleanup");
+    LOOKUP(easy_reset, "curl_easy_reset");
+    LOOKUP(easy_perform, "curl_easy_perform");
+    LOOKUP(easy_strerror, "curl_easy_strerror");
+    LOOKUP(easy_setopt, "curl_easy_setopt");
+    LOOKUP(easy_getinfo, "curl_easy_getinfo");
+    LOOKUP(slist_append, "curl_slist_append");
+    LOOKUP(slist_free_all, "curl_slist_free_all");
+    if (api.global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+        snprintf(load_error, sizeof load_error, "curl_global_init failed");
+}
+
+static int ready(void) {
+    pthread_once(&once, load);
+    return load_error[0] == 0;
+}
+
+const char *ccurl_load_error(void) { return load_error; }
+
+CURL *ccurl_easy_init(void) { return ready() ? api.easy_init() : NULL; }
+void ccurl_easy_cleanup(CURL *h) { if (h && ready()) api.easy_cleanup(h); }
+void ccurl_easy_reset(CURL *h) { if (ready()) api.easy_reset(h); }
+CURLcode ccurl_easy_perform(CURL *h) { return ready() ? api.easy_perform(h) : CURLE_FAILED_INIT; }
+const char *ccurl_easy_strerror(CURLcode code) { return ready() ? api.easy_strerror(code) : load_error; }
+struct curl_slist *ccurl_slist_append(struct curl_slist *list, const char *text) {
+    return ready() ? api.slist_append(list, text) : NULL;
+}
+void ccurl_slist_free_all(struct curl_slist *list) { if (list && ready()) api.slist_free_all(list); }
+
+CURLcode ccurl_setopt_long(CURL *h, CURLoption o, long v) { return ready() ? api.easy_setopt(h, o, v) : CURLE_FAILED_INIT; }
+CURLcode ccurl_setopt_string(CURL *h, CURLoption o, const char *v) { return ready() ? api.easy_setopt(h, o, v) : CURLE_FAILED_INIT; }
+CURLcode ccurl_setopt_pointer(CURL *h, CURLoption o, void *v) { return ready() ? api.easy_setopt(h, o, v) : CURLE_FAILED_INIT; }
+CURLcode ccurl_setopt_slist(CURL *h, CURLoption o, struct curl_slist *v) { return ready() ? api.easy_setopt(h, o, v) : CURLE_FAILED_INIT; }
+CURLcode ccurl_setopt_write_function(CURL *h, size_t (*f)(char *, size_t, size_t, void *)) {
+    return ready() ? api.easy_setopt(h, CURLOPT_WRITEFUNCTION, f) : CURLE_FAILED_INIT;
+}
+CURLcode ccurl_setopt_xferinfo_function(CURL *h, int (*f)(void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t)) {
+    return ready() ? api.easy_setopt(h, CURLOPT_XFERINFOFUNCTION, f) : CURLE_FAILED_INIT;
+}
+CURLcode ccurl_getinfo_long(CURL *h, CURLINFO i, long *v) { return ready() ? api.easy_getinfo(h, i, v) : CURLE_FAILED_INIT; }
