@@ -34,6 +34,14 @@ public enum Syscalls {
         }
     }
 
+    /// The target of symbolic link `path`.
+    public static func readLink(_ path: String) throws -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink(path, &buffer, buffer.count - 1)
+        guard n >= 0 else { throw errnoError(path) }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The value of environment variable `name`, or nil.
     public static func environment(_ name: String) -> String? {
         getenv(name).map { String(cString: $0) }

@@ -88,8 +88,15 @@ final class Daemon {
     func run() -> Int32 {
         setState(.running, "waiting for an update")
         Notify.send("READY=1")
+        var settled = false
         while !stopping {
             status("waiting for an update")
+            if !settled && !inputs.current.rebootNeeded {
+                // Give the bus thread a moment to read the update engine's status first.
+                pause(milliseconds: 1000) { $0.rebootNeeded }
+                if !inputs.current.rebootNeeded && !stopping { pageOutOwnCode() }
+                settled = true
+            }
             pause(milliseconds: nil) { $0.rebootNeeded }
             if stopping { break }
             Log.notice("an update was applied and needs a reboot")
