@@ -289,6 +289,8 @@ final class Daemon {
         } catch {
             Log.warning("\(error)")
         }
+        Log.info("state \(state.rawValue)", ["LOCKSMITHD_STATE=\(state.rawValue)", "LOCKSMITHD_STRATEGY=\(configuration.strategy.rawValue)",
+                                            "LOCKSMITHD_GROUP=\(configuration.etcd.group)", "LOCKSMITHD_MACHINE_ID=\(machineID)"])
         status(text)
     }
 

@@ -251,6 +251,18 @@ class LockDiscipline(DaemonTest):
         self.assertEqual(n.stop(), 0)
         self.assertTrue(n.saw("STOPPING=1"))
 
+    def test_watchdog_is_pinged_when_the_unit_asks(self):
+        ue = self.service(UpdateEngine())
+        n = self.node(group(), env={"WATCHDOG_USEC": "400000"}).start()
+        self.assertTrue(wait_for(lambda: n.saw("READY=1")))
+        time.sleep(1.5)
+        pings = sum(1 for m in n.drain() if "WATCHDOG=1" in m)
+        self.assertGreaterEqual(pings, 4, n.messages)
+        plain = self.node(group()).start()
+        self.assertTrue(wait_for(lambda: plain.saw("READY=1")))
+        time.sleep(1)
+        self.assertFalse(any("WATCHDOG=1" in m for m in plain.drain()))
+
     def test_stale_own_slot_is_released_at_start_even_when_reboot_is_needed(self):
         g = group()
         n = self.node(g)
