@@ -4,6 +4,7 @@
 #                         and the programs (locksmithctl), with man page and shell completions
 #   make install          install under $(DESTDIR)$(PREFIX)
 #   make test             install missing Debian packages, build, run every test suite
+#   make demo             a simulated fleet of real daemons does a rolling reboot
 #
 # The shared library is linked here rather than in Package.swift, because its flags
 # (-static-stdlib, the version script, the soname) are "unsafe" to SwiftPM and would break
@@ -44,7 +45,7 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs standins deps install uninstall test test-swift test-abi clean
+.PHONY: all lib programs standins deps install uninstall test test-swift test-abi demo clean
 
 all: lib programs
 
@@ -132,6 +133,11 @@ uninstall:
 
 test: deps
 	@tools/run-tests
+
+# A rolling reboot of a simulated fleet of real daemons (tools/fleet-sim --help for options).
+demo: deps
+	@$(MAKE) --no-print-directory lib programs standins >/dev/null
+	@tools/fleet-sim $(DEMO_ARGS)
 
 test-swift:
 	TZ=America/Los_Angeles $(SWIFT) test

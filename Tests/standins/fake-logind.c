@@ -1,6 +1,6 @@
 /* A stand-in for logind on a private bus: owns org.freedesktop.login1 and answers
  * org.freedesktop.login1.Manager.Reboot(b interactive) by appending "Reboot <interactive>" to a
- * log file (with " pid=<caller's pid>" when the bus can tell). With --fail N it refuses the first N calls (org.freedesktop.DBus.Error.AccessDenied).
+ * log file (with " pid=<caller's pid>" when the bus can tell), and prints "Reboot" on stdout. With --fail N it refuses the first N calls (org.freedesktop.DBus.Error.AccessDenied).
  * usage: fake-logind LOGFILE [--fail N]    (bus from DBUS_SYSTEM_BUS_ADDRESS) */
 #include <errno.h>
 #include <signal.h>
@@ -30,6 +30,8 @@ static int on_reboot(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         fputc('\n', f);
         fclose(f);
     }
+    printf("Reboot%s\n", failures_left > 0 ? " refused" : "");
+    fflush(stdout);
     if (failures_left > 0) {
         failures_left--;
         return sd_bus_error_set(error, "org.freedesktop.DBus.Error.AccessDenied", "refused by the test");
