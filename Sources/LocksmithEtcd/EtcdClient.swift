@@ -31,8 +31,13 @@ public final class EtcdClient {
     private var token: String?
     /// The newest value this client has seen (its own read or write, a lost compare-and-swap's
     /// answer, a watch event). Operations start from it instead of reading first; the
-    /// compare-and-swap catches a stale one, and a refusal is only reported after a fresh read.
+    /// compare-and-swap catches a stale one, and a refusal is only reported from a fresh one.
     private var known: StoredValue?
+    /// When `known` was last confirmed (monotonic milliseconds).
+    private var knownAt = 0
+    /// A value seen this recently counts as fresh: a refusal computed from it is reported as is
+    /// (it is as fresh as a read would be; a watch event that just arrived is the common case).
+    static let freshMilliseconds = 1_000
     /// The index to watch from: changes after it are news.
     private var seenIndex: Int64?
     private var random = SystemRandomNumberGenerator()
@@ -74,6 +79,12 @@ public final class EtcdClient {
     @discardableResult
     public func setMax(_ max: Int) throws -> Int {
         try modify { try $0.setMax(max) }
+    }
+
+    /// The newest document this client has seen, without asking etcd (nil if none, or if it
+    /// was not a semaphore document).
+    public var lastSeen: SemaphoreDocument? {
+        known.flatMap { try? decode($0) }
     }
 
     /// Every group that has a semaphore under the reboot-lock prefix, with its document or the
@@ -172,7 +183,7 @@ public final class EtcdClient {
 
     @discardableResult
     private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T) throws -> T {
-        var fresh = known == nil
+        var fresh = known == nil || Clock.monotonicMilliseconds() - knownAt < EtcdClient.freshMilliseconds
         var current = try known ?? read()
         var lost = 0
         while true {
@@ -220,6 +231,7 @@ public final class EtcdClient {
 
     private func remember(_ value: StoredValue) {
         known = value
+        knownAt = Clock.monotonicMilliseconds()
         seenIndex = value.index
     }
 

@@ -181,7 +181,7 @@ final class Daemon {
                 Log.info("this machine already holds a slot")
                 return .held
             } catch let error as LocksmithError where error.kind == .busy {
-                if let document = try? client.get() {
+                if let document = client.lastSeen {
                     let held = document.holders.isEmpty ? "" : ", held by " + document.holders.joined(separator: ", ")
                     status("waiting for a slot: \(max(document.available, 0)) of \(document.max) free\(held)")
                 }

@@ -472,7 +472,7 @@ static void test_client(const char *endpoint, const char *root) {
     CHECK_RC(locksmith_client_stats(NULL, &requests, &conflicts), -EINVAL);
     CHECK_RC(locksmith_client_stats(c, NULL, NULL), 0);
     CHECK_RC(locksmith_client_stats(c, &requests, &conflicts), 0);
-    CHECK(requests >= 10 && conflicts == 0);
+    CHECK(requests >= 5 && requests < 20 && conflicts == 0);
 
     /* NULL id: this machine's id, from LOCKSMITH_ROOT */
     char path[4096];
