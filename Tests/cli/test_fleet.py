@@ -1,0 +1,64 @@
+"""tools/fleet-sim: a small fleet drains within max, and everything it started is stopped, also
+when it is interrupted."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+
+SIM = os.path.join(harness.ROOT, "tools", "fleet-sim")
+
+
+class FleetSim(unittest.TestCase):
+    def setUp(self):
+        # The simulator's temporary files (and so its processes' command lines) live here.
+        self.tmp = tempfile.mkdtemp(prefix="locksmith-test-fleet-")
+        self.env = dict(os.environ, TMPDIR=self.tmp)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run_sim(self, *args, **kw):
+        return subprocess.run([SIM, *args], capture_output=True, text=True, timeout=120, env=self.env, **kw)
+
+    def leftovers(self):
+        out = subprocess.run(["pgrep", "-af", self.tmp], capture_output=True, text=True).stdout
+        return [line for line in out.splitlines() if "pgrep" not in line]
+
+    def test_small_fleet_drains_within_max(self):
+        r = self.run_sim("--nodes", "4", "--max", "2", "--reboot-time", "1", "--quiet")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        ratio = float(re.search(r"ratio ([0-9.]+)", r.stdout).group(1))
+        self.assertLess(ratio, 1.5, r.stdout)
+        self.assertIn("per etcd: default 2 (max 2)", r.stdout)
+        self.assertEqual(self.leftovers(), [])
+
+    def test_groups_and_v3_and_live_events(self):
+        r = self.run_sim("--nodes", "4", "--max", "1", "--groups", "2", "--reboot-time", "1", "--etcd-api", "v3")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(len(re.findall(r"node-\d+ reboots", r.stdout)), 4)
+        self.assertIn("fleet-0 1 (max 1), fleet-1 1 (max 1)", r.stdout)
+
+    def test_interrupt_stops_everything(self):
+        p = subprocess.Popen([SIM, "--nodes", "3", "--max", "1", "--reboot-time", "30", "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env)
+        time.sleep(4)
+        p.send_signal(signal.SIGINT)
+        out = p.communicate(timeout=60)[0]
+        self.assertEqual(p.returncode, 130, out)
+        time.sleep(0.5)
+        self.assertEqual(self.leftovers(), [])
+
+    def test_bad_options(self):
+        r = self.run_sim("--nodes", "0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("need nodes", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
