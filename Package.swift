@@ -26,10 +26,11 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
+        .target(name: "CLoader"),
         // libcurl is loaded with dlopen on first use (see its header): headers only at build time.
-        .target(name: "CCurl"),
+        .target(name: "CCurl", dependencies: ["CLoader"]),
         // libsystemd is loaded with dlopen on first use (see its header): headers only at build time.
-        .target(name: "CSystemd"),
+        .target(name: "CSystemd", dependencies: ["CLoader"]),
         .systemLibrary(name: "CLocksmith"),
         .target(name: "LocksmithCore", dependencies: ["CJSONC"]),
         .target(name: "LocksmithSystem", dependencies: ["LocksmithCore"]),

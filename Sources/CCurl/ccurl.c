@@ -2,9 +2,9 @@
 #define _GNU_SOURCE
 #include "ccurl.h"
 
-#include <dlfcn.h>
-#include <pthread.h>
 #include <stdio.h>
+
+#include "cloader.h"
 
 static struct {
     CURLcode (*global_init)(long);
@@ -19,50 +19,35 @@ static struct {
     void (*slist_free_all)(struct curl_slist *);
 } api;
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static char load_error[512];
-
-#define LOOKUP(field, symbol)                                                              \
-    do {                                                                                   \
-        *(void **)&api.field = dlsym(handle, symbol);                                      \
-        if (!api.field) {                                                                  \
-            snprintf(load_error, sizeof load_error, "libcurl.so.4 has no %s", symbol);     \
-            return;                                                                        \
-        }                                                                                  \
-    } while (0)
-
-static void load(void) {
-    void *handle = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-        snprintf(load_error, sizeof load_error, "cannot load libcurl.so.4: %s", dlerror());
-        return;
-    }
-    LOOKUP(global_init, "curl_global_init");
-    LOOKUP(easy_init, "curl_easy_init");
-    LOOKUP(easy_cleanup, "curl_easy_cleanup");
-    LOOKUP(easy_reset, "curl_easy_reset");
-    LOOKUP(easy_perform, "curl_easy_perform");
-    LOOKUP(easy_strerror, "curl_easy_strerror");
-    LOOKUP(easy_setopt, "curl_easy_setopt");
-    LOOKUP(easy_getinfo, "curl_easy_getinfo");
-    LOOKUP(slist_append, "curl_slist_append");
-    LOOKUP(slist_free_all, "curl_slist_free_all");
+static void after_load(struct cloader *loader) {
     if (api.global_init(CURL_GLOBAL_ALL) != CURLE_OK)
-        snprintf(load_error, sizeof load_error, "curl_global_init failed");
+        snprintf(loader->error, sizeof loader->error, "curl_global_init failed");
 }
 
-static int ready(void) {
-    pthread_once(&once, load);
-    return load_error[0] == 0;
-}
+static const struct cloader_symbol symbols[] = {
+    {"curl_global_init", (void **)&api.global_init},
+    {"curl_easy_init", (void **)&api.easy_init},
+    {"curl_easy_cleanup", (void **)&api.easy_cleanup},
+    {"curl_easy_reset", (void **)&api.easy_reset},
+    {"curl_easy_perform", (void **)&api.easy_perform},
+    {"curl_easy_strerror", (void **)&api.easy_strerror},
+    {"curl_easy_setopt", (void **)&api.easy_setopt},
+    {"curl_easy_getinfo", (void **)&api.easy_getinfo},
+    {"curl_slist_append", (void **)&api.slist_append},
+    {"curl_slist_free_all", (void **)&api.slist_free_all},
+};
 
-const char *ccurl_load_error(void) { return load_error; }
+static struct cloader loader = {"libcurl.so.4", symbols, sizeof symbols / sizeof symbols[0], after_load, PTHREAD_ONCE_INIT, ""};
+
+static int ready(void) { return cloader_ready(&loader); }
+
+const char *ccurl_load_error(void) { return loader.error; }
 
 CURL *ccurl_easy_init(void) { return ready() ? api.easy_init() : NULL; }
 void ccurl_easy_cleanup(CURL *h) { if (h && ready()) api.easy_cleanup(h); }
 void ccurl_easy_reset(CURL *h) { if (ready()) api.easy_reset(h); }
 CURLcode ccurl_easy_perform(CURL *h) { return ready() ? api.easy_perform(h) : CURLE_FAILED_INIT; }
-const char *ccurl_easy_strerror(CURLcode code) { return ready() ? api.easy_strerror(code) : load_error; }
+const char *ccurl_easy_strerror(CURLcode code) { return ready() ? api.easy_strerror(code) : loader.error; }
 struct curl_slist *ccurl_slist_append(struct curl_slist *list, const char *text) {
     return ready() ? api.slist_append(list, text) : NULL;
 }

@@ -2,9 +2,8 @@
 #define _GNU_SOURCE
 #include "csystemd.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <pthread.h>
+#include "cloader.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,48 +32,30 @@ static struct {
     int (*journal_sendv)(const struct iovec *, int);
 } api;
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static char load_error[512];
+static const struct cloader_symbol symbols[] = {
+    {"sd_bus_open_system", (void **)&api.bus_open_system},
+    {"sd_bus_flush_close_unref", (void **)&api.bus_flush_close_unref},
+    {"sd_bus_flush", (void **)&api.bus_flush},
+    {"sd_bus_get_fd", (void **)&api.bus_get_fd},
+    {"sd_bus_get_events", (void **)&api.bus_get_events},
+    {"sd_bus_get_timeout", (void **)&api.bus_get_timeout},
+    {"sd_bus_process", (void **)&api.bus_process},
+    {"sd_bus_message_unref", (void **)&api.message_unref},
+    {"sd_bus_slot_unref", (void **)&api.slot_unref},
+    {"sd_bus_error_free", (void **)&api.error_free},
+    {"sd_bus_emit_signal", (void **)&api.emit_signal},
+    {"sd_bus_message_read", (void **)&api.message_read},
+    {"sd_bus_call_method", (void **)&api.call_method},
+    {"sd_bus_match_signal", (void **)&api.match_signal},
+    {"sd_notify", (void **)&api.notify},
+    {"sd_watchdog_enabled", (void **)&api.watchdog_enabled},
+    {"sd_journal_sendv", (void **)&api.journal_sendv},
+};
 
-#define LOOKUP(field, symbol)                                                                  \
-    do {                                                                                       \
-        *(void **)&api.field = dlsym(handle, symbol);                                          \
-        if (!api.field) {                                                                      \
-            snprintf(load_error, sizeof load_error, "libsystemd.so.0 has no %s", symbol);      \
-            return;                                                                            \
-        }                                                                                      \
-    } while (0)
-
-static void load(void) {
-    void *handle = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-        snprintf(load_error, sizeof load_error, "cannot load libsystemd.so.0: %s", dlerror());
-        return;
-    }
-    LOOKUP(bus_open_system, "sd_bus_open_system");
-    LOOKUP(bus_flush_close_unref, "sd_bus_flush_close_unref");
-    LOOKUP(bus_flush, "sd_bus_flush");
-    LOOKUP(bus_get_fd, "sd_bus_get_fd");
-    LOOKUP(bus_get_events, "sd_bus_get_events");
-    LOOKUP(bus_get_timeout, "sd_bus_get_timeout");
-    LOOKUP(bus_process, "sd_bus_process");
-    LOOKUP(message_unref, "sd_bus_message_unref");
-    LOOKUP(slot_unref, "sd_bus_slot_unref");
-    LOOKUP(error_free, "sd_bus_error_free");
-    LOOKUP(emit_signal, "sd_bus_emit_signal");
-    LOOKUP(message_read, "sd_bus_message_read");
-    LOOKUP(call_method, "sd_bus_call_method");
-    LOOKUP(match_signal, "sd_bus_match_signal");
-    LOOKUP(notify, "sd_notify");
-    LOOKUP(watchdog_enabled, "sd_watchdog_enabled");
-    LOOKUP(journal_sendv, "sd_journal_sendv");
-}
+static struct cloader loader = {"libsystemd.so.0", symbols, sizeof symbols / sizeof symbols[0], NULL, PTHREAD_ONCE_INIT, ""};
 
 /* Loads libsystemd once; 0, or -ELIBACC with the reason in csd_load_error(). */
-static int ready(void) {
-    pthread_once(&once, load);
-    return load_error[0] ? -ELIBACC : 0;
-}
+static int ready(void) { return cloader_ready(&loader) ? 0 : -ELIBACC; }
 
 #define READY_OR_RETURN(value)  \
     do {                        \
@@ -82,7 +63,7 @@ static int ready(void) {
             return value;       \
     } while (0)
 
-const char *csd_load_error(void) { return load_error; }
+const char *csd_load_error(void) { return loader.error; }
 
 int csd_bus_open_system(sd_bus **ret) {
     READY_OR_RETURN(-ELIBACC);
