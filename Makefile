@@ -40,8 +40,13 @@ BIN_SCRATCH := .build-bin
 # relocating them costs a short-lived program like locksmithctl about 0.6 ms per run. The link
 # arguments name -lstdc++ and -ljson-c; linker scripts of those names, found first, point at the
 # archives. (libcurl stays shared: its static archive needs every TLS library linked in.)
+#
+# --no-export-dynamic: the static runtime's link arguments export every symbol of the program,
+# and each symbol lookup of a library loaded later (libcurl, libsystemd and theirs) then has a
+# long list to search first: about 2.8 million instructions more per locksmithctl run.
 BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib \
-	-Xlinker -L$(CURDIR)/$(BUILD)/link -Xswiftc -Xclang-linker -Xswiftc -static-libgcc
+	-Xlinker -L$(CURDIR)/$(BUILD)/link -Xswiftc -Xclang-linker -Xswiftc -static-libgcc \
+	-Xlinker --no-export-dynamic
 
 STANDINS    := fake-logind fake-update-engine
 

@@ -12,7 +12,7 @@ static struct cloader *current;
 
 static void load_current(void) {
     struct cloader *loader = current;
-    void *handle = dlopen(loader->library, RTLD_NOW | RTLD_LOCAL);
+    void *handle = dlopen(loader->library, RTLD_LAZY | RTLD_LOCAL);
     if (!handle) {
         snprintf(loader->error, sizeof loader->error, "cannot load %s: %s", loader->library, dlerror());
         return;
