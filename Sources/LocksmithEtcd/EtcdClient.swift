@@ -146,7 +146,8 @@ public final class EtcdClient {
         switch api {
         case .v2:
             let request = V2.watch(key, after: index)
-            let response = try http.perform(method: request.method, url: endpoint + request.path, timeoutMilliseconds: timeoutMilliseconds)
+            let response = try http.perform(method: request.method, url: endpoint + request.path,
+                                            timeoutMilliseconds: timeoutMilliseconds, interruptible: true)
             if response.status >= 500 { throw LocksmithError(.connectionFailed, "HTTP \(response.status)") }
             note(V2.watchEvent(response))  // an event, or an error such as "index cleared"
             return true
@@ -154,7 +155,8 @@ public final class EtcdClient {
             var line: [UInt8] = []
             var event: WatchEvent?
             let response = try http.perform(method: "POST", url: endpoint + V3.watchPath, body: V3.watch(key, after: index),
-                                            headers: try authHeaders(endpoint), timeoutMilliseconds: timeoutMilliseconds) { chunk in
+                                            headers: try authHeaders(endpoint), timeoutMilliseconds: timeoutMilliseconds,
+                                            interruptible: true) { chunk in
                 for byte in chunk {
                     if byte == UInt8(ascii: "\n") {
                         event = V3.watchEvent(line)

@@ -84,7 +84,6 @@ final class HTTPConnection {
             _ = ccurl_setopt_string(handle, CURLOPT_USERNAME, auth.user)
             _ = ccurl_setopt_string(handle, CURLOPT_PASSWORD, auth.password)
         }
-        _ = ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
         _ = ccurl_setopt_xferinfo_function(handle) { _, _, _, _, _ in Interruption.isRequested ? 1 : 0 }
         _ = ccurl_setopt_write_function(handle) { data, size, count, context in
             let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
@@ -99,9 +98,12 @@ final class HTTPConnection {
     }
 
     /// Sends one request. `onData`, if given, sees the body as it streams in and returns false to
-    /// stop the transfer (which then counts as success with what arrived so far).
+    /// stop the transfer (which then counts as success with what arrived so far). Long requests
+    /// (watches) are `interruptible`: they end within a second of `Interruption.request()`;
+    /// others run to their timeout (libcurl's progress callback costs every request otherwise).
     func perform(method: String, url: String, body: [UInt8]? = nil, headers: [String] = [],
-                 timeoutMilliseconds: Int, onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> HTTPResponse {
+                 timeoutMilliseconds: Int, interruptible: Bool = false,
+                 onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> HTTPResponse {
         let sink = Sink(onData: onData)
         let started = tracing ? Clock.monotonicMilliseconds() : 0
         requestCount += 1
@@ -109,6 +111,7 @@ final class HTTPConnection {
         _ = ccurl_setopt_string(handle, CURLOPT_URL, url)
         _ = ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, timeoutMilliseconds))
         _ = ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, timeoutMilliseconds))
+        _ = ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, interruptible ? 0 : 1)
         var list: UnsafeMutablePointer<curl_slist>? = ccurl_slist_append(nil, "Expect:")
         for h in headers { list = ccurl_slist_append(list, h) }
         defer { ccurl_slist_free_all(list) }
