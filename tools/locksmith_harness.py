@@ -47,9 +47,9 @@ def group_key(group):
 
 
 class Etcd:
-    def __init__(self, port=None):
+    def __init__(self, port=None, prefix="locksmith-test-etcd-"):
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        self.dir = tempfile.mkdtemp(prefix="locksmith-test-etcd-", dir=base)
+        self.dir = tempfile.mkdtemp(prefix=prefix, dir=base)
         self.port, peer = port or free_port(), free_port()
         self.endpoint = "http://127.0.0.1:%d" % self.port
         self.proc = subprocess.Popen(
