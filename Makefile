@@ -50,9 +50,17 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs standins deps install uninstall test test-swift test-abi demo clean
+.PHONY: all lib programs tools standins deps install uninstall test test-swift test-abi demo clean
 
-all: lib programs
+all: lib programs tools
+
+# C programs built on the library, as any user of it would build them.
+TOOLS := locksmith-run
+tools: $(addprefix $(BUILD)/tools/,$(TOOLS))
+
+$(BUILD)/tools/%: tools/%.c include/locksmith.h $(BUILD)/lib/$(SONAME)
+	mkdir -p $(BUILD)/tools
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L$(BUILD)/lib -llocksmith
 
 deps:
 	@tools/install-deps
@@ -107,7 +115,15 @@ $(BUILD)/locksmith.pc: tools/locksmith.pc.in Sources/LocksmithCore/Version.swift
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 # The .pc file depends on PREFIX, so it is written at install time.
-install: lib programs
+install: lib programs tools
+
+# C programs built on the library, as any user of it would build them.
+TOOLS := locksmith-run
+tools: $(addprefix $(BUILD)/tools/,$(TOOLS))
+
+$(BUILD)/tools/%: tools/%.c include/locksmith.h $(BUILD)/lib/$(SONAME)
+	mkdir -p $(BUILD)/tools
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L$(BUILD)/lib -llocksmith
 	rm -f $(BUILD)/locksmith.pc $(BUILD)/share/locksmithd.service
 	$(MAKE) --no-print-directory $(BUILD)/share/locksmithd.service
 	$(MAKE) --no-print-directory $(BUILD)/locksmith.pc
@@ -116,7 +132,7 @@ install: lib programs
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liblocksmith.so
 	install -m 0644 include/locksmith.h $(DESTDIR)$(INCLUDEDIR)/locksmith.h
 	install -m 0644 $(BUILD)/locksmith.pc $(DESTDIR)$(PKGCONFIGDIR)/locksmith.pc
-	install -m 0755 $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(addprefix $(BUILD)/tools/,$(TOOLS)) $(DESTDIR)$(BINDIR)/
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/bash-completion/completions \
 	    $(DESTDIR)$(DATADIR)/zsh/vendor-completions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
 	install -m 0644 $(BUILD)/share/locksmithctl.1 $(DESTDIR)$(MANDIR)/man1/locksmithctl.1
@@ -130,7 +146,7 @@ install: lib programs
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblocksmith.so \
 	      $(DESTDIR)$(INCLUDEDIR)/locksmith.h $(DESTDIR)$(PKGCONFIGDIR)/locksmith.pc \
-	      $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(DESTDIR)$(MANDIR)/man1/locksmithctl.1 \
+	      $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS) $(TOOLS)) $(DESTDIR)$(MANDIR)/man1/locksmithctl.1 \
 	      $(DESTDIR)$(DATADIR)/bash-completion/completions/locksmithctl \
 	      $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl \
 	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish \
