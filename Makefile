@@ -54,13 +54,6 @@ STANDINS    := fake-logind fake-update-engine
 
 all: lib programs tools
 
-# C programs built on the library, as any user of it would build them.
-TOOLS := locksmith-run
-tools: $(addprefix $(BUILD)/tools/,$(TOOLS))
-
-$(BUILD)/tools/%: tools/%.c include/locksmith.h $(BUILD)/lib/$(SONAME)
-	mkdir -p $(BUILD)/tools
-	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L$(BUILD)/lib -llocksmith
 
 deps:
 	@tools/install-deps
@@ -114,9 +107,6 @@ $(BUILD)/locksmith.pc: tools/locksmith.pc.in Sources/LocksmithCore/Version.swift
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-# The .pc file depends on PREFIX, so it is written at install time.
-install: lib programs tools
-
 # C programs built on the library, as any user of it would build them.
 TOOLS := locksmith-run
 tools: $(addprefix $(BUILD)/tools/,$(TOOLS))
@@ -124,6 +114,10 @@ tools: $(addprefix $(BUILD)/tools/,$(TOOLS))
 $(BUILD)/tools/%: tools/%.c include/locksmith.h $(BUILD)/lib/$(SONAME)
 	mkdir -p $(BUILD)/tools
 	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L$(BUILD)/lib -llocksmith
+
+# The .pc file depends on PREFIX, so it is written at install time.
+install: lib programs tools
+
 	rm -f $(BUILD)/locksmith.pc $(BUILD)/share/locksmithd.service
 	$(MAKE) --no-print-directory $(BUILD)/share/locksmithd.service
 	$(MAKE) --no-print-directory $(BUILD)/locksmith.pc
