@@ -50,7 +50,7 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs tools standins deps install uninstall test test-swift test-abi demo clean
+.PHONY: all lib programs tools standins deps install uninstall test test-swift test-abi abi-baseline demo clean
 
 all: lib programs tools
 
@@ -107,13 +107,22 @@ $(BUILD)/locksmith.pc: tools/locksmith.pc.in Sources/LocksmithCore/Version.swift
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
+# pkg-config's file for the library in this tree (pkg-config prefers NAME-uninstalled.pc), so the
+# C programs below are built through `pkg-config locksmith` exactly as users build theirs.
+$(BUILD)/pkgconfig/locksmith-uninstalled.pc: tools/locksmith.pc.in Sources/LocksmithCore/Version.swift
+	mkdir -p $(BUILD)/pkgconfig
+	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@LIBDIR@|$(CURDIR)/$(BUILD)/lib|' -e 's|@INCLUDEDIR@|$(CURDIR)/include|' \
+	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+LOCKSMITH_PC := PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/pkgconfig pkg-config
+
 # C programs built on the library, as any user of it would build them.
 TOOLS := locksmith-run
 tools: $(addprefix $(BUILD)/tools/,$(TOOLS))
 
-$(BUILD)/tools/%: tools/%.c include/locksmith.h $(BUILD)/lib/$(SONAME)
+$(BUILD)/tools/%: tools/%.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
 	mkdir -p $(BUILD)/tools
-	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L$(BUILD)/lib -llocksmith
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror $$($(LOCKSMITH_PC) --cflags locksmith) -o $@ $< $$($(LOCKSMITH_PC) --libs locksmith)
 
 # The .pc file depends on PREFIX, so it is written at install time.
 install: lib programs tools
@@ -159,6 +168,10 @@ test-swift:
 
 test-abi: lib
 	@tools/test-abi
+
+# Records the library's exports and ABI in tools/abi/ (after a deliberate change; see tools/abi-guard).
+abi-baseline: lib
+	@tools/abi-guard update
 
 clean:
 	rm -rf $(BUILD) $(LIB_SCRATCH) $(BIN_SCRATCH)

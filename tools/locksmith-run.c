@@ -5,8 +5,9 @@
  *
  *   locksmith-run [options] -- COMMAND [ARGS...]
  *
- * Exit status: the command's (128+N if a signal N ended it); 75 (EX_TEMPFAIL) if no slot could
- * be had within --timeout; 1 for other errors before the command ran; 2 for a bad command line.
+ * Exit status: the command's (128+N if a signal N ended it; 127 if it cannot be found, 126 if it
+ * cannot be run); 75 (EX_TEMPFAIL) if no slot could be had within --timeout; 1 for other errors
+ * before the command ran; 2 for a bad command line; 128+N if signal N came while waiting.
  * Built on liblocksmith (pkg-config locksmith). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,8 +45,13 @@ static void usage(FILE *f) {
           "  --timeout DURATION       how long to wait for a slot (default: forever)\n"
           "  --help\n"
           "\n"
-          "Exit status: COMMAND's (128+N if signal N ended it); 75 if no slot was free within\n"
-          "--timeout; 1 for other errors; 2 for a bad command line.\n"
+          "Exit status: COMMAND's (128+N if signal N ended it, 127 if not found); 75 if no slot\n"
+          "was free within --timeout; 1 for other errors; 2 for a bad command line.\n"
+          "\n"
+          "SIGINT, SIGTERM and SIGHUP are passed on to COMMAND; the slot is given back when it ends.\n"
+          "A slot already held under the same id (another locksmith-run, or locksmithd's reboot\n"
+          "lock) is waited for, never shared. Errors reaching etcd are retried for up to\n"
+          "--timeout (one minute without it).\n"
           "\n"
           "Example:\n"
           "  locksmith-run --group=db-maintenance --timeout=10m -- /usr/local/bin/compact-db\n",
@@ -61,6 +67,59 @@ static long long now_ms(void) {
 static int fail(locksmith_client *c, const char *what) {
     fprintf(stderr, "locksmith-run: %s: %s\n", what, c ? locksmith_client_last_error(c) : locksmith_last_error());
     return 1;
+}
+
+/* Errors that pass: etcd restarting, a leader election, a lost compare-and-swap race. */
+static int transient(int r) {
+    return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EAGAIN || r == -EPROTO || r == -EIO;
+}
+
+/* Takes a slot for id, waiting for one with the watch until wait_ns passes (< 0: no limit).
+ * Returns 0 with the slot held, or the exit status to end with.
+ *
+ * -EEXIST (id already holds a slot) is not taken as success: the holder is someone else with
+ * the same id (another locksmith-run, or this machine's locksmithd holding the reboot lock),
+ * and running now would exceed max and give back a slot that is not ours. So it waits, as for
+ * a busy semaphore. The exception: after a request whose outcome is unknown (it timed out or
+ * the connection broke), the slot may be ours from that request, and -EEXIST then means it is.
+ * Transient errors are retried until the timeout, or for a minute when there is none. */
+static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
+    long long deadline = wait_ns >= 0 ? now_ms() + wait_ns / 1000000 : -1;
+    long long failing_since = -1;
+    int unknown_outcome = 0, said_exists = 0;
+    for (;;) {
+        int r = locksmith_client_lock(c, id);
+        if (r >= 0 || (r == -EEXIST && unknown_outcome)) return 0;
+        if (stop_signal) return 128 + stop_signal;
+        long long now = now_ms();
+        if (transient(r)) {
+            if (r == -ETIMEDOUT || r == -EPROTO || r == -EIO) unknown_outcome = 1;
+            if (failing_since < 0) failing_since = now;
+            long long limit = deadline >= 0 ? deadline : failing_since + 60000;
+            if (now >= limit) return fail(c, "cannot take a slot");
+            fprintf(stderr, "locksmith-run: cannot take a slot, retrying: %s\n", locksmith_client_last_error(c));
+            struct timespec pause = {1, 0};
+            nanosleep(&pause, NULL);
+            if (stop_signal) return 128 + stop_signal;
+            continue;
+        }
+        failing_since = -1;
+        if (r == -EEXIST && !said_exists) {
+            fprintf(stderr, "locksmith-run: %s already holds a slot (another locksmith-run or locksmithd); waiting for it to be given back\n",
+                    id ? id : "this machine");
+            said_exists = 1;
+        } else if (r != -EBUSY && r != -EEXIST) {
+            return fail(c, "cannot take a slot");
+        }
+        long long left = deadline < 0 ? 60000 : deadline - now;
+        if (left <= 0) {
+            fprintf(stderr, "locksmith-run: no free slot within the timeout (%s)\n", locksmith_client_last_error(c));
+            return EXIT_NO_SLOT;
+        }
+        r = locksmith_client_wait(c, left < 1000 ? left : 1000);
+        if (stop_signal) return 128 + stop_signal;
+        if (r < 0 && !transient(r)) return fail(c, "cannot wait for a slot");
+    }
 }
 
 int main(int argc, char **argv) {
@@ -119,45 +178,49 @@ int main(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
-    /* Take a slot, waiting with the watch. */
-    long long deadline = wait_ns >= 0 ? now_ms() + wait_ns / 1000000 : -1;
-    for (;;) {
-        r = locksmith_client_lock(c, id);
-        if (r >= 0 || r == -EEXIST) break;
-        if (r != -EBUSY) return fail(c, "cannot take a slot");
-        long long left = deadline < 0 ? 60000 : deadline - now_ms();
-        if (left <= 0) {
-            fprintf(stderr, "locksmith-run: no free slot within the timeout (%s)\n", locksmith_client_last_error(c));
-            return EXIT_NO_SLOT;
-        }
-        if (stop_signal) return 128 + stop_signal;
-        if (locksmith_client_wait(c, left < 1000 ? left : 1000) < 0 && !stop_signal) return fail(c, "cannot wait for a slot");
-        if (stop_signal) return 128 + stop_signal;
+    r = take_slot(c, id, wait_ns);
+    if (r != 0) {
+        locksmith_client_free(c);
+        return r;
     }
 
-    pid_t child = fork();
-    if (child < 0) {
+    /* From here on the signals are taken with sigwaitinfo(): none can slip in between a check and
+     * a wait, and each one is passed on to the command. */
+    sigset_t handled, previous;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGHUP);
+    sigaddset(&handled, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &handled, &previous);
+
+    int code;
+    pid_t child = stop_signal ? -1 : fork();
+    if (stop_signal) {
+        code = 128 + stop_signal; /* interrupted while the slot was being taken */
+    } else if (child < 0) {
         perror("locksmith-run: fork");
-        locksmith_client_unlock(c, id);
-        return 1;
-    }
-    if (child == 0) {
+        code = 1;
+    } else if (child == 0) {
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &previous, NULL);
         execvp(argv[optind], argv + optind);
         fprintf(stderr, "locksmith-run: cannot run %s: %s\n", argv[optind], strerror(errno));
-        _exit(127);
-    }
-    int status = 0, forwarded = 0;
-    while (waitpid(child, &status, 0) < 0) {
-        if (errno != EINTR) break;
-        if (stop_signal && !forwarded) {
-            kill(child, stop_signal);
-            forwarded = 1;
+        _exit(errno == ENOENT ? 127 : 126);
+    } else {
+        int status = 0;
+        for (;;) {
+            pid_t done = waitpid(child, &status, WNOHANG);
+            if (done == child || (done < 0 && errno != EINTR)) break;
+            int sig = sigwaitinfo(&handled, NULL);
+            if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) kill(child, sig);
         }
+        code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
     }
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
 
     /* Give the slot back, also after a failure or a signal; retry a few times. */
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -166,7 +229,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "locksmith-run: cannot give the slot back: %s\n", locksmith_client_last_error(c));
         sleep(1u << attempt);
     }
-    if (r < 0 && r != -ENOENT) code = code ? code : 1;
+    if (r < 0 && r != -ENOENT) {
+        fprintf(stderr, "locksmith-run: the slot of %s is still held: give it back with `locksmithctl unlock%s%s`\n",
+                id ? id : "this machine", id ? " " : "", id ? id : "");
+        code = code ? code : 1;
+    }
     locksmith_client_free(c);
     return code;
 }
