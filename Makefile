@@ -20,6 +20,9 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DATADIR     ?= $(PREFIX)/share
 MANDIR      ?= $(DATADIR)/man
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
+# PAM finds modules by bare name only in its own directory, whatever PREFIX is; scratch prefixes
+# (tools/test-abi) keep the module under LIBDIR.
+PAMDIR      ?= $(if $(filter /usr /usr/local,$(PREFIX)),$(shell pkg-config --variable=libdir pam 2>/dev/null || echo /lib/x86_64-linux-gnu)/security,$(LIBDIR)/security)
 
 SWIFT       ?= swift
 BUILD       := build
@@ -118,11 +121,18 @@ LOCKSMITH_PC := PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/pkgconfig pkg-config
 
 # C programs built on the library, as any user of it would build them.
 TOOLS := locksmith-run
-tools: $(addprefix $(BUILD)/tools/,$(TOOLS))
+tools: $(addprefix $(BUILD)/tools/,$(TOOLS)) $(BUILD)/tools/pam_locksmith.so
 
 $(BUILD)/tools/%: tools/%.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
 	mkdir -p $(BUILD)/tools
 	$(CC) -std=c99 -O2 -Wall -Wextra -Werror $$($(LOCKSMITH_PC) --cflags locksmith) -o $@ $< $$($(LOCKSMITH_PC) --libs locksmith)
+
+# The PAM session module (not in TOOLS: those go to BINDIR). -z nodelete keeps it, and the Swift
+# runtime in liblocksmith, loaded after pam_end(): the runtime cannot be unloaded safely.
+$(BUILD)/tools/pam_locksmith.so: tools/pam_locksmith.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
+	mkdir -p $(BUILD)/tools
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -fPIC -shared -Wl,-z,nodelete -Wl,-z,defs -o $@ $< \
+	    $$($(LOCKSMITH_PC) --cflags --libs locksmith pam)
 
 # The .pc file depends on PREFIX, so it is written at install time.
 install: lib programs tools
@@ -142,6 +152,8 @@ install: lib programs tools
 	install -m 0644 $(BUILD)/share/completions/locksmithctl.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/locksmithctl
 	install -m 0644 $(BUILD)/share/completions/_locksmithctl $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl
 	install -m 0644 $(BUILD)/share/completions/locksmithctl.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish
+	install -d $(DESTDIR)$(PAMDIR)
+	install -m 0644 $(BUILD)/tools/pam_locksmith.so $(DESTDIR)$(PAMDIR)/pam_locksmith.so
 	install -d $(DESTDIR)$(UNITDIR)
 	install -m 0644 $(BUILD)/share/locksmithd.service $(DESTDIR)$(UNITDIR)/locksmithd.service
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && [ "$(LIBDIR)" = "/usr/local/lib" -o "$(LIBDIR)" = "/usr/lib" ]; then ldconfig; fi
@@ -153,7 +165,7 @@ uninstall:
 	      $(DESTDIR)$(DATADIR)/bash-completion/completions/locksmithctl \
 	      $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl \
 	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish \
-	      $(DESTDIR)$(UNITDIR)/locksmithd.service
+	      $(DESTDIR)$(UNITDIR)/locksmithd.service $(DESTDIR)$(PAMDIR)/pam_locksmith.so
 
 test: deps
 	@tools/run-tests

@@ -1,0 +1,424 @@
+/* pam_locksmith: a PAM session module that tells people who log in when this machine is about to
+ * reboot. At session open it reads locksmithd's coordinator.conf (STATE reboot-planned or
+ * rebooting, dated by the file's mtime) and asks etcd whether this machine holds its group's
+ * reboot lock, and says what it found with pam_info. With `deny`, sessions of users other than
+ * root are refused while the machine is rebooting.
+ *
+ * Failure policy: an error inside the module (a bad option, an unreadable file, etcd down or
+ * slow, the library failing) is logged with pam_syslog and the session goes on: the module only
+ * ever refuses a session for `deny` while a running locksmithd says the machine is rebooting.
+ * Every request to etcd has a short timeout (1s by default) so that a login never waits long.
+ *
+ *   session optional pam_locksmith.so [deny] [debug] [nolock|lock=auto|always|never] [root=DIR]
+ *       [endpoint=URL[,URL]] [group=G] [api=v2|v3|auto] [cafile=F] [certfile=F] [keyfile=F]
+ *       [username=U] [password_file=F] [timeout=DURATION]
+ *
+ * See docs/pam.md. Built on liblocksmith (pkg-config locksmith). Only the pam_sm_* functions are
+ * exported: everything else here is static. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <locksmith.h>
+#include <pwd.h>
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+#include <security/pam_modutil.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#define COORDINATOR_PATH "/run/update-engine/coordinator.conf"
+#define DEFAULT_TIMEOUT "1s"
+/* coordinator.conf is three short lines; anything much larger is not one. */
+#define COORDINATOR_MAX 4096
+
+enum lock_mode { LOCK_AUTO, LOCK_ALWAYS, LOCK_NEVER };
+
+/* The etcd settings: the module option, the client option it sets, and the daemon's variable it
+ * defaults to (as locksmithctl falls back to LOCKSMITHD_<FLAG>). The password has no module
+ * option: files in /etc/pam.d are world-readable. */
+static const struct {
+    const char *option;
+    const char *client;
+    const char *daemon;
+} etcd_settings[] = {
+    {"endpoint", "endpoint", "LOCKSMITHD_ENDPOINT"},
+    {"group", "group", "LOCKSMITHD_GROUP"},
+    {"api", "etcd-api", "LOCKSMITHD_ETCD_API"},
+    {"cafile", "etcd-cafile", "LOCKSMITHD_ETCD_CAFILE"},
+    {"certfile", "etcd-certfile", "LOCKSMITHD_ETCD_CERTFILE"},
+    {"keyfile", "etcd-keyfile", "LOCKSMITHD_ETCD_KEYFILE"},
+    {"username", "etcd-username", "LOCKSMITHD_ETCD_USERNAME"},
+    {NULL, "etcd-password", "LOCKSMITHD_ETCD_PASSWORD"},
+    {"password_file", "etcd-password-file", "LOCKSMITHD_ETCD_PASSWORD_FILE"},
+};
+#define N_ETCD_SETTINGS (sizeof etcd_settings / sizeof etcd_settings[0])
+
+struct options {
+    int deny, debug;
+    enum lock_mode lock;
+    const char *root;     /* NULL: $LOCKSMITH_ROOT, else "/" */
+    const char *timeout;  /* per-request etcd timeout, a Go duration */
+    const char *etcd[N_ETCD_SETTINGS];
+};
+
+enum state { STATE_NONE, STATE_OTHER, STATE_PLANNED, STATE_REBOOTING };
+
+/* What coordinator.conf says, if a running locksmithd wrote it. */
+struct coordinator {
+    enum state state;
+    time_t since;          /* the file's mtime: when the daemon entered the state */
+    char strategy[32];     /* STRATEGY=, "" if absent */
+};
+
+/* Option values point into argv, which PAM keeps for the life of the handle. Bad options are
+ * logged and skipped. */
+static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struct options *o) {
+    memset(o, 0, sizeof *o);
+    o->lock = LOCK_AUTO;
+    o->timeout = DEFAULT_TIMEOUT;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *eq = strchr(arg, '=');
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const char *value = eq ? eq + 1 : NULL;
+        int known = 0;
+#define IS(name) (name_len == strlen(name) && strncmp(arg, name, name_len) == 0)
+        if (!value && IS("deny")) {
+            o->deny = known = 1;
+        } else if (!value && IS("debug")) {
+            o->debug = known = 1;
+        } else if (!value && IS("nolock")) {
+            o->lock = LOCK_NEVER, known = 1;
+        } else if (value && IS("lock")) {
+            if (strcmp(value, "auto") == 0) o->lock = LOCK_AUTO, known = 1;
+            else if (strcmp(value, "always") == 0) o->lock = LOCK_ALWAYS, known = 1;
+            else if (strcmp(value, "never") == 0) o->lock = LOCK_NEVER, known = 1;
+        } else if (value && IS("root")) {
+            if (value[0] == '/') o->root = value, known = 1;
+        } else if (value && IS("timeout")) {
+            int64_t ns;
+            if (locksmith_duration_parse(value, &ns) >= 0 && ns > 0) o->timeout = value, known = 1;
+        } else if (value) {
+            for (size_t s = 0; s < N_ETCD_SETTINGS; s++)
+                if (etcd_settings[s].option && IS(etcd_settings[s].option)) o->etcd[s] = value, known = 1;
+        }
+#undef IS
+        if (!known) pam_syslog(pamh, LOG_ERR, "ignoring bad option \"%s\" (see docs/pam.md)", arg);
+    }
+}
+
+/* The root system files are read under: root=, else $LOCKSMITH_ROOT (as the library does). */
+static const char *effective_root(const struct options *o) {
+    if (o->root) return o->root;
+    const char *env = getenv("LOCKSMITH_ROOT");
+    return env && *env ? env : "/";
+}
+
+/* root= reaches the library (machine id, update.conf) through LOCKSMITH_ROOT, the one way it is
+ * told about another root; the caller's value is put back afterwards. Only done when root= is
+ * given (tests, containers), so a normal login never touches the environment. */
+struct saved_env {
+    int changed;
+    char *old;
+};
+
+static void root_enter(const struct options *o, struct saved_env *s) {
+    s->changed = 0;
+    s->old = NULL;
+    if (!o->root) return;
+    const char *old = getenv("LOCKSMITH_ROOT");
+    if (old) s->old = strdup(old);
+    if (setenv("LOCKSMITH_ROOT", o->root, 1) == 0) s->changed = 1;
+}
+
+static void root_leave(struct saved_env *s) {
+    if (s->changed) {
+        if (s->old) setenv("LOCKSMITH_ROOT", s->old, 1);
+        else unsetenv("LOCKSMITH_ROOT");
+    }
+    free(s->old);
+    s->old = NULL;
+}
+
+/* Whether a process holds an flock(2) on the file (dev, ino), from /proc/locks: locksmithd holds
+ * one on coordinator.conf for as long as it runs, so a file nobody locks is left over from a
+ * daemon that stopped. 1 locked, 0 not, -1 unknown. Taking a lock ourselves to find out could
+ * make a daemon that is starting at that moment fail to take its own. */
+static int flock_held(dev_t dev, ino_t ino) {
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f) return -1;
+    char *line = NULL;
+    size_t size = 0;
+    int found = 0;
+    while (!found && getline(&line, &size, f) > 0) {
+        /* "1: FLOCK  ADVISORY  WRITE 4242 00:1a:12345 0 EOF"; waiters are listed with "->". */
+        if (!strstr(line, " FLOCK ") || strstr(line, "->")) continue;
+        char *save = NULL;
+        for (char *tok = strtok_r(line, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
+            unsigned maj, min;
+            unsigned long long inode;
+            int end = 0;
+            if (sscanf(tok, "%x:%x:%llu%n", &maj, &min, &inode, &end) == 3 && tok[end] == '\0') {
+                found = maj == major(dev) && min == minor(dev) && inode == (unsigned long long)ino;
+                break;
+            }
+        }
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* Reads coordinator.conf under the root. A missing file is no state; other problems are logged
+ * and also read as no state. The file is parsed with the library's EnvironmentFile rules. */
+static void read_coordinator(pam_handle_t *pamh, const struct options *o, struct coordinator *c) {
+    memset(c, 0, sizeof *c);
+    c->state = STATE_NONE;
+    const char *root = effective_root(o);
+    char path[4096];
+    size_t rl = strlen(root);
+    while (rl > 1 && root[rl - 1] == '/') rl--;
+    if (rl == 1 && root[0] == '/') rl = 0;
+    if (snprintf(path, sizeof path, "%.*s%s", (int)rl, root, COORDINATOR_PATH) >= (int)sizeof path) {
+        pam_syslog(pamh, LOG_ERR, "root \"%s\" is too long", root);
+        return;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno != ENOENT) pam_syslog(pamh, LOG_ERR, "cannot open %s: %s", path, strerror(errno));
+        return;
+    }
+    struct stat st;
+    char text[COORDINATOR_MAX + 1];
+    ssize_t n = -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        pam_syslog(pamh, LOG_ERR, "%s is not a regular file", path);
+    } else if ((n = read(fd, text, COORDINATOR_MAX)) < 0) {
+        pam_syslog(pamh, LOG_ERR, "cannot read %s: %s", path, strerror(errno));
+    }
+    close(fd);
+    if (n < 0) return;
+    if (n == COORDINATOR_MAX) {
+        pam_syslog(pamh, LOG_ERR, "%s is larger than %d bytes: not a coordinator.conf", path, COORDINATOR_MAX);
+        return;
+    }
+    text[n] = '\0';
+    locksmith_config *conf = NULL;
+    if (locksmith_config_parse(text, path, &conf) < 0) {
+        pam_syslog(pamh, LOG_ERR, "cannot parse %s: %s", path, locksmith_last_error());
+        return;
+    }
+    const char *state = NULL, *strategy = NULL;
+    if (locksmith_config_get(conf, "STRATEGY", &strategy, NULL) >= 0)
+        snprintf(c->strategy, sizeof c->strategy, "%s", strategy);
+    if (locksmith_config_get(conf, "STATE", &state, NULL) >= 0) {
+        if (strcmp(state, "reboot-planned") == 0) c->state = STATE_PLANNED;
+        else if (strcmp(state, "rebooting") == 0) c->state = STATE_REBOOTING;
+        else c->state = STATE_OTHER;
+    }
+    if (o->debug)
+        pam_syslog(pamh, LOG_DEBUG, "%s: STATE=%s STRATEGY=%s", path, state ? state : "(none)", c->strategy);
+    locksmith_config_free(conf);
+    c->since = st.st_mtime;
+    if (c->state == STATE_PLANNED || c->state == STATE_REBOOTING) {
+        int held = flock_held(st.st_dev, st.st_ino);
+        if (held == 0) {
+            if (o->debug) pam_syslog(pamh, LOG_DEBUG, "%s is not locked: locksmithd is not running; ignoring its state", path);
+            c->state = STATE_OTHER;
+        } else if (held < 0) {
+            pam_syslog(pamh, LOG_WARNING, "cannot read /proc/locks (%s): taking %s as current", strerror(errno), path);
+        }
+    }
+}
+
+/* "Thu 2024-05-02 10:31:05 UTC, 5 minutes ago" in the local time zone. */
+static void describe_time(time_t t, char *out, size_t size) {
+    struct tm tm;
+    char when[64] = "";
+    if (!localtime_r(&t, &tm) || strftime(when, sizeof when, "%a %Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+        snprintf(when, sizeof when, "%lld", (long long)t);
+    long long ago = (long long)(time(NULL) - t);
+    if (ago < 0) snprintf(out, size, "%s", when);
+    else if (ago < 120) snprintf(out, size, "%s, %lld second%s ago", when, ago, ago == 1 ? "" : "s");
+    else if (ago < 7200) snprintf(out, size, "%s, %lld minutes ago", when, ago / 60);
+    else if (ago < 2 * 86400) snprintf(out, size, "%s, %lld hours ago", when, ago / 3600);
+    else snprintf(out, size, "%s, %lld days ago", when, ago / 86400);
+}
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static int is_etcd_strategy(const char *s) {
+    /* best-effort is read as etcd-lock, as locksmithd reads it. */
+    return s && (strcmp(s, "etcd-lock") == 0 || strcmp(s, "best-effort") == 0);
+}
+
+/* Asks etcd whether this machine holds its group's reboot lock. Returns 1 held, 0 not held, or
+ * -1 when the check was skipped or failed (logged). *ret_group gets the group (malloc()ed) when
+ * the answer is 1. */
+static int check_lock(pam_handle_t *pamh, const struct options *o, const struct coordinator *coord, char **ret_group) {
+    if (o->lock == LOCK_NEVER) return -1;
+    struct saved_env saved;
+    locksmith_config *conf = NULL;
+    locksmith_client *client = NULL;
+    locksmith_semaphore *sem = NULL;
+    char *id = NULL;
+    int result = -1, r;
+
+    root_enter(o, &saved);
+    if (locksmith_config_load(&conf) < 0)
+        pam_syslog(pamh, LOG_ERR, "cannot read the node's configuration: %s", locksmith_last_error());
+    /* Whether this machine uses the lock at all: what the running daemon says, else its
+     * configuration (REBOOT_STRATEGY defaults to reboot, which takes no lock). */
+    if (o->lock == LOCK_AUTO) {
+        const char *strategy = coord->strategy[0] ? coord->strategy : NULL;
+        if (!strategy && conf && (locksmith_config_get(conf, "REBOOT_STRATEGY", &strategy, NULL) < 0 || !*strategy))
+            strategy = NULL;
+        if (!is_etcd_strategy(strategy)) {
+            if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "reboot strategy %s takes no lock: not asking etcd", strategy ? strategy : "(default)");
+            goto done;
+        }
+    }
+    if ((r = locksmith_machine_id(&id)) < 0) {
+        pam_syslog(pamh, LOG_ERR, "cannot read the machine id: %s", locksmith_last_error());
+        goto done;
+    }
+    if ((r = locksmith_client_new(&client)) < 0) {
+        pam_syslog(pamh, LOG_ERR, "cannot make an etcd client: %s", locksmith_last_error());
+        goto done;
+    }
+    if (locksmith_client_set(client, "timeout", o->timeout) < 0) {
+        pam_syslog(pamh, LOG_ERR, "timeout=%s: %s", o->timeout, locksmith_client_last_error(client));
+        goto done;
+    }
+    const char *group = "";
+    for (size_t s = 0; s < N_ETCD_SETTINGS; s++) {
+        const char *value = o->etcd[s], *from = "option";
+        if (!value && conf && (locksmith_config_get(conf, etcd_settings[s].daemon, &value, &from) < 0 || !*value))
+            value = NULL;
+        if (!value) continue;
+        if (locksmith_client_set(client, etcd_settings[s].client, value) < 0) {
+            /* Never the value: it may be a password. */
+            pam_syslog(pamh, LOG_ERR, "bad etcd setting %s (from %s): %s; not asking etcd",
+                       o->etcd[s] ? etcd_settings[s].option : etcd_settings[s].daemon,
+                       o->etcd[s] ? "the module's options" : strcmp(from, "environment") == 0 ? "the environment" : from,
+                       locksmith_client_last_error(client));
+            goto done;
+        }
+        if (strcmp(etcd_settings[s].client, "group") == 0) group = value;
+    }
+    long long start = now_ms();
+    if ((r = locksmith_client_get(client, &sem)) < 0) {
+        pam_syslog(pamh, LOG_WARNING, "cannot read the reboot lock of group \"%s\" from etcd (%lld ms): %s", group,
+                   now_ms() - start, locksmith_client_last_error(client));
+        goto done;
+    }
+    r = locksmith_semaphore_is_holder(sem, id);
+    if (o->debug)
+        pam_syslog(pamh, LOG_DEBUG, "etcd %s (%s, %lld ms): machine %s %s the reboot lock of group \"%s\"",
+                   locksmith_client_endpoint(client), locksmith_client_api(client), now_ms() - start, id,
+                   r > 0 ? "holds" : "does not hold", group);
+    if (r < 0) goto done;
+    if (r > 0 && !(*ret_group = strdup(group))) goto done;
+    result = r > 0;
+done:
+    locksmith_semaphore_free(sem);
+    locksmith_client_free(client);
+    locksmith_config_free(conf);
+    free(id);
+    root_leave(&saved);
+    return result;
+}
+
+/* 1 if the session's user is root (uid 0), 0 if not, -1 if there is no user. */
+static int user_is_root(pam_handle_t *pamh, const char **ret_user) {
+    const void *item = NULL;
+    *ret_user = "(unknown)";
+    if (pam_get_item(pamh, PAM_USER, &item) != PAM_SUCCESS || !item) return -1;
+    *ret_user = item;
+    /* An unknown user is not root: root is always in /etc/passwd. */
+    struct passwd *pw = pam_modutil_getpwnam(pamh, item);
+    return pw && pw->pw_uid == 0;
+}
+
+static void quote_group(const char *group, char *out, size_t size) {
+    if (*group) snprintf(out, size, "group \"%s\"", group);
+    else snprintf(out, size, "the default group");
+}
+
+PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    struct options o;
+    struct coordinator coord;
+    char since[128] = "";
+    parse_options(pamh, argc, argv, &o);
+    read_coordinator(pamh, &o, &coord);
+    if (coord.state == STATE_PLANNED || coord.state == STATE_REBOOTING) describe_time(coord.since, since, sizeof since);
+
+    if (coord.state == STATE_REBOOTING && o.deny) {
+        const char *user;
+        int root = user_is_root(pamh, &user);
+        if (root < 0) {
+            pam_syslog(pamh, LOG_ERR, "no user name: not refusing the session");
+        } else if (!root) {
+            pam_syslog(pamh, LOG_NOTICE, "refusing the session of %s: the machine is rebooting (since %s)", user, since);
+            if (!(flags & PAM_SILENT))
+                pam_error(pamh, "This machine is rebooting (since %s). Only root may log in until it is back.", since);
+            return PAM_PERM_DENIED;
+        }
+    }
+
+    char *group = NULL;
+    int held = check_lock(pamh, &o, &coord, &group);
+    if (!(flags & PAM_SILENT)) {
+        if (coord.state == STATE_REBOOTING)
+            pam_info(pamh, "This machine is rebooting (since %s).", since);
+        else if (coord.state == STATE_PLANNED)
+            pam_info(pamh, "A reboot of this machine is planned (since %s), to finish an update.", since);
+        if (held > 0) {
+            char which[320];
+            quote_group(group, which, sizeof which);
+            if (coord.state == STATE_PLANNED)
+                pam_info(pamh, "This machine holds the reboot lock of %s: it may reboot at any moment.", which);
+            else
+                pam_info(pamh, "This machine holds the reboot lock of %s.", which);
+        }
+    }
+    free(group);
+    return PAM_SUCCESS;
+}
+
+PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    (void)pamh, (void)flags, (void)argc, (void)argv;
+    return PAM_SUCCESS;
+}
+
+/* The module has nothing to say about authentication, accounts or passwords. These exist so that
+ * a line put in the wrong stack by mistake is ignored instead of failing to load. */
+PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    (void)pamh, (void)flags, (void)argc, (void)argv;
+    return PAM_IGNORE;
+}
+
+PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    (void)pamh, (void)flags, (void)argc, (void)argv;
+    return PAM_IGNORE;
+}
+
+PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    (void)pamh, (void)flags, (void)argc, (void)argv;
+    return PAM_IGNORE;
+}
+
+PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    (void)pamh, (void)flags, (void)argc, (void)argv;
+    return PAM_IGNORE;
+}
