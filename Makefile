@@ -53,7 +53,7 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs tools standins deps install uninstall test test-swift test-abi abi-baseline demo clean
+.PHONY: all lib programs tools standins deps install uninstall test test-swift test-abi test-python abi-baseline demo clean
 
 all: lib programs tools
 
@@ -180,6 +180,9 @@ test-swift:
 
 test-abi: lib
 	@tools/test-abi
+
+test-python: lib
+	LOCKSMITH_LIBRARY=$(CURDIR)/build/lib/liblocksmith.so.1 /usr/bin/python3 -m pytest -q bindings/python/tests
 
 # Records the library's exports and ABI in tools/abi/ (after a deliberate change; see tools/abi-guard).
 abi-baseline: lib

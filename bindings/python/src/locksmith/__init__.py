@@ -1,0 +1,77 @@
+"""Python binding of liblocksmith, the cluster reboot lock of locksmith-swift (over ctypes).
+
+    import locksmith
+    with locksmith.Client(endpoints="http://127.0.0.1:2379", group="web") as client:
+        client.lock("node-1")           # locksmith.Busy if no slot is free
+        with client.status() as semaphore:
+            print(semaphore.available, semaphore.max, semaphore.holders)
+        client.unlock("node-1")
+
+The library is found through $LOCKSMITH_LIBRARY (a path) if set, else as liblocksmith.so.1
+through the dynamic loader. Errors are OSError subclasses (see locksmith.errors)."""
+from __future__ import annotations
+
+import ctypes
+from typing import Optional
+
+from . import _native
+from ._base import c_int_value, check, encode, encode_optional, take_string
+from ._native import lib
+from .client import Client, Stats
+from .config import Config
+from .errors import (AccessDenied, AlreadyHeld, BadData, Busy, Contention, CorruptSemaphore, InvalidArgument,
+                     LocksmithError, NotFound, NotHeld, OutOfRange, ProtocolError, TimedOut, Unreachable)
+from .semaphore import Semaphore
+from .window import Opening, Window
+
+__version__ = "0.7.0"
+
+#: The etcd key of the default group's semaphore; other groups live under KEY_PREFIX + "/groups/".
+KEY_PREFIX = "coreos.com/updateengine/rebootlock"
+DEFAULT_KEY = KEY_PREFIX + "/semaphore"
+
+#: Where the library was loaded from.
+library_path: str = _native.path
+
+
+def version() -> str:
+    """The library's version, e.g. "0.7.0"."""
+    text: bytes = lib.locksmith_version()
+    return text.decode("utf-8")
+
+
+def duration_parse(text: str) -> int:
+    """A Go duration ("1h30m", "300ms", "-2s") in nanoseconds. InvalidArgument if it is not one."""
+    nanoseconds = ctypes.c_int64()
+    check(lib.locksmith_duration_parse(encode(text, "text"), ctypes.byref(nanoseconds)))
+    return nanoseconds.value
+
+
+def machine_id() -> str:
+    """This machine's id from /etc/machine-id (under $LOCKSMITH_ROOT if set). NotFound (a
+    FileNotFoundError) if the file is missing, BadData if it holds no valid id."""
+    out = ctypes.c_void_p()
+    check(lib.locksmith_machine_id(ctypes.byref(out)))
+    return take_string(out)
+
+
+def group_key(group: Optional[str] = None) -> str:
+    """The etcd key of group's semaphore (DEFAULT_KEY for None or "")."""
+    out = ctypes.c_void_p()
+    check(lib.locksmith_group_key(encode_optional(group, "group"), ctypes.byref(out)))
+    return take_string(out)
+
+
+def backoff_delay(attempt: int) -> int:
+    """Seconds to wait before retry number attempt (0 for the first): 5 doubling to at most 300."""
+    seconds = ctypes.c_int64()
+    check(lib.locksmith_backoff_delay(c_int_value(attempt, "attempt"), ctypes.byref(seconds)))
+    return seconds.value
+
+
+__all__ = [
+    "AccessDenied", "AlreadyHeld", "BadData", "Busy", "Client", "Config", "Contention", "CorruptSemaphore",
+    "DEFAULT_KEY", "InvalidArgument", "KEY_PREFIX", "LocksmithError", "NotFound", "NotHeld", "Opening",
+    "OutOfRange", "ProtocolError", "Semaphore", "Stats", "TimedOut", "Unreachable", "Window",
+    "backoff_delay", "duration_parse", "group_key", "library_path", "machine_id", "version",
+]

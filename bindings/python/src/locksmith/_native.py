@@ -1,0 +1,145 @@
+"""Finding and loading liblocksmith.so.1, and the ctypes prototype of every function of
+include/locksmith.h. Nothing else in the package touches ctypes' loader; every call goes through
+`lib`, whose functions all have argtypes and restype set from PROTOTYPES."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from typing import Dict, List, Optional, Tuple
+
+SONAME = "liblocksmith.so.1"
+ENVIRONMENT_VARIABLE = "LOCKSMITH_LIBRARY"
+
+
+class Semaphore(ctypes.Structure):
+    """struct locksmith_semaphore (opaque)."""
+
+
+class Window(ctypes.Structure):
+    """struct locksmith_window (opaque)."""
+
+
+class Config(ctypes.Structure):
+    """struct locksmith_config (opaque)."""
+
+
+class Client(ctypes.Structure):
+    """struct locksmith_client (opaque)."""
+
+
+# Distinct pointer types for the four objects, so that ctypes refuses a window where a
+# semaphore is expected instead of handing the library the wrong object.
+SemaphoreP = ctypes.POINTER(Semaphore)
+WindowP = ctypes.POINTER(Window)
+ConfigP = ctypes.POINTER(Config)
+ClientP = ctypes.POINTER(Client)
+
+c_int = ctypes.c_int
+c_int64 = ctypes.c_int64
+c_char_p = ctypes.c_char_p  # const char *: ctypes copies a result into bytes at once (borrowed)
+c_void_p = ctypes.c_void_p
+P = ctypes.POINTER
+
+# char **ret_*: the library malloc()s the string; it arrives as a bare address (c_void_p) so
+# that it can be copied and then handed back to locksmith_free().
+OwnedStringOut = P(c_void_p)
+# const char **ret_*: borrowed, copied into bytes on reading.
+BorrowedStringOut = P(c_char_p)
+
+Prototype = Tuple[Optional[type], List[type]]
+
+# name: (restype, argtypes), in the order of the header.
+PROTOTYPES: Dict[str, Prototype] = {
+    # General
+    "locksmith_version": (c_char_p, []),
+    "locksmith_free": (None, [c_void_p]),
+    "locksmith_last_error": (c_char_p, []),
+    # The semaphore document
+    "locksmith_semaphore_new": (c_int, [P(SemaphoreP)]),
+    "locksmith_semaphore_parse": (c_int, [c_char_p, P(SemaphoreP)]),
+    "locksmith_semaphore_to_json": (c_int, [SemaphoreP, OwnedStringOut]),
+    "locksmith_semaphore_lock": (c_int, [SemaphoreP, c_char_p]),
+    "locksmith_semaphore_unlock": (c_int, [SemaphoreP, c_char_p]),
+    "locksmith_semaphore_set_max": (c_int, [SemaphoreP, c_int, P(c_int)]),
+    "locksmith_semaphore_get_available": (c_int, [SemaphoreP, P(c_int)]),
+    "locksmith_semaphore_get_max": (c_int, [SemaphoreP, P(c_int)]),
+    "locksmith_semaphore_holder_count": (c_int, [SemaphoreP]),
+    "locksmith_semaphore_holder": (c_char_p, [SemaphoreP, c_int]),
+    "locksmith_semaphore_is_holder": (c_int, [SemaphoreP, c_char_p]),
+    "locksmith_semaphore_free": (SemaphoreP, [SemaphoreP]),
+    # Reboot windows
+    "locksmith_window_parse": (c_int, [c_char_p, c_char_p, P(WindowP)]),
+    "locksmith_window_seconds_to_start": (c_int, [WindowP, c_int64, P(c_int64)]),
+    "locksmith_window_next": (c_int, [WindowP, c_int64, P(c_int64), P(c_int64)]),
+    "locksmith_window_to_string": (c_int, [WindowP, OwnedStringOut, OwnedStringOut]),
+    "locksmith_window_free": (WindowP, [WindowP]),
+    "locksmith_duration_parse": (c_int, [c_char_p, P(c_int64)]),
+    # This node
+    "locksmith_machine_id": (c_int, [OwnedStringOut]),
+    "locksmith_group_key": (c_int, [c_char_p, OwnedStringOut]),
+    "locksmith_backoff_delay": (c_int, [c_int, P(c_int64)]),
+    # Configuration
+    "locksmith_config_load": (c_int, [P(ConfigP)]),
+    "locksmith_config_parse": (c_int, [c_char_p, c_char_p, P(ConfigP)]),
+    "locksmith_config_get": (c_int, [ConfigP, c_char_p, BorrowedStringOut, BorrowedStringOut]),
+    "locksmith_config_free": (ConfigP, [ConfigP]),
+    # The etcd lock client
+    "locksmith_client_new": (c_int, [P(ClientP)]),
+    "locksmith_client_set": (c_int, [ClientP, c_char_p, c_char_p]),
+    "locksmith_client_load_env": (c_int, [ClientP, c_char_p]),
+    "locksmith_client_get": (c_int, [ClientP, P(SemaphoreP)]),
+    "locksmith_client_lock": (c_int, [ClientP, c_char_p]),
+    "locksmith_client_unlock": (c_int, [ClientP, c_char_p]),
+    "locksmith_client_set_max": (c_int, [ClientP, c_int, P(c_int)]),
+    "locksmith_client_wait": (c_int, [ClientP, c_int64]),
+    "locksmith_client_last_error": (c_char_p, [ClientP]),
+    "locksmith_client_api": (c_char_p, [ClientP]),
+    "locksmith_client_endpoint": (c_char_p, [ClientP]),
+    "locksmith_client_stats": (c_int, [ClientP, P(c_int64), P(c_int64)]),
+    "locksmith_client_free": (ClientP, [ClientP]),
+}
+
+HOW_TO_FIX = ("install liblocksmith (`make install` in locksmith-swift, then `ldconfig`), or set "
+              "%s to the path of liblocksmith.so.1" % ENVIRONMENT_VARIABLE)
+
+
+def _open() -> Tuple[ctypes.CDLL, str]:
+    """Loads the library: the path in $LOCKSMITH_LIBRARY if it is set, else the soname through the
+    dynamic loader (LD_LIBRARY_PATH, the ld.so cache), else what ctypes.util.find_library finds.
+    Only ABI 1 (liblocksmith.so.1) is accepted: these prototypes are that ABI's."""
+    path = os.environ.get(ENVIRONMENT_VARIABLE, "")
+    if path:
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as e:
+            raise ImportError("cannot load liblocksmith from %s=%s: %s (point it at liblocksmith.so.1, "
+                              "or unset it to use the installed library)" % (ENVIRONMENT_VARIABLE, path, e)) from e
+    try:
+        return ctypes.CDLL(SONAME), SONAME
+    except OSError as first:
+        found = ctypes.util.find_library("locksmith")
+        if found and os.path.basename(found) == SONAME:
+            try:
+                return ctypes.CDLL(found), found
+            except OSError:
+                pass
+        elif found:
+            raise ImportError("found %s, but this binding needs %s (ABI 1); %s" % (found, SONAME, HOW_TO_FIX)) from first
+        raise ImportError("cannot find %s: %s" % (SONAME, HOW_TO_FIX)) from first
+
+
+def _configure(library: ctypes.CDLL, where: str) -> ctypes.CDLL:
+    for name, (restype, argtypes) in PROTOTYPES.items():
+        try:
+            function = getattr(library, name)
+        except AttributeError as e:
+            raise ImportError("%s has no function %s: it is older than this binding; %s" % (where, name, HOW_TO_FIX)) from e
+        function.restype = restype
+        function.argtypes = argtypes
+    return library
+
+
+lib, path = _open()
+lib = _configure(lib, path)
+

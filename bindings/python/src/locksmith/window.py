@@ -1,0 +1,96 @@
+"""Window: a reboot window, "HH:MM" daily or "Day HH:MM" weekly, with a length in Go duration
+syntax, evaluated in the process's local time zone (TZ honoured)."""
+from __future__ import annotations
+
+import ctypes
+import datetime
+import math
+import time
+from typing import NamedTuple, Optional, Tuple, Union
+
+from . import _native
+from ._base import Handle, c_int_value, check, copy_string, encode
+from ._native import lib
+
+Time = Union[int, float, datetime.datetime]
+
+
+class Opening(NamedTuple):
+    """One opening of a window, in Unix seconds (the closing edge is inside the window)."""
+    start: int
+    end: int
+
+
+def unix_seconds(now: Optional[Time]) -> int:
+    """now as whole Unix seconds: the current time for None; a naive datetime is local time."""
+    if now is None:
+        return int(time.time())
+    if isinstance(now, datetime.datetime):
+        return math.floor(now.timestamp())
+    if isinstance(now, float):
+        return math.floor(now)
+    return c_int_value(now, "now", bits=64)
+
+
+class Window(Handle):
+    """A parsed reboot window: Window("Thu 23:00", "1h30m"). InvalidArgument if it does not parse."""
+
+    _free = lib.locksmith_window_free
+    _kind = "window"
+
+    def __init__(self, start: str, length: str) -> None:
+        pointer = _native.WindowP()
+        check(lib.locksmith_window_parse(encode(start, "start"), encode(length, "length"), ctypes.byref(pointer)))
+        super().__init__(pointer)
+
+    @classmethod
+    def parse(cls, start: str, length: str) -> "Window":
+        """The same as Window(start, length)."""
+        return cls(start, length)
+
+    def seconds_to_start(self, now: Optional[Time] = None) -> int:
+        """Seconds from now (default: the current time) until the window opens: > 0 before it,
+        <= 0 inside it (minus how far in)."""
+        seconds = ctypes.c_int64()
+        at = unix_seconds(now)
+        with self._lock:
+            check(lib.locksmith_window_seconds_to_start(self._live(), at, ctypes.byref(seconds)))
+        return seconds.value
+
+    def next(self, now: Optional[Time] = None) -> Opening:
+        """The opening that contains now (default: the current time), or else the next one."""
+        start, end = ctypes.c_int64(), ctypes.c_int64()
+        at = unix_seconds(now)
+        with self._lock:
+            check(lib.locksmith_window_next(self._live(), at, ctypes.byref(start), ctypes.byref(end)))
+        return Opening(start.value, end.value)
+
+    def _strings(self) -> Tuple[str, str]:
+        start, length = ctypes.c_void_p(), ctypes.c_void_p()
+        with self._lock:
+            r = lib.locksmith_window_to_string(self._live(), ctypes.byref(start), ctypes.byref(length))
+        try:
+            check(r)
+            return copy_string(start), copy_string(length)
+        finally:  # the strings are written only on success; freeing NULL is harmless
+            lib.locksmith_free(start)
+            lib.locksmith_free(length)
+
+    @property
+    def start(self) -> str:
+        """The start, normalized: "Thu 23:00" or "02:33"."""
+        return self._strings()[0]
+
+    @property
+    def length(self) -> str:
+        """The length, normalized: "1h30m0s"."""
+        return self._strings()[1]
+
+    def __str__(self) -> str:
+        """"Thu 23:00 1h30m0s": the start and the length."""
+        return "%s %s" % self._strings()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<locksmith.Window (closed)>"
+        return "Window(%r, %r)" % self._strings()

@@ -1,0 +1,90 @@
+"""Every function declared in include/locksmith.h has argtypes and restype configured in the
+binding, and they are the C declaration's types (read from the header text, not from the binding)."""
+import ctypes
+import re
+
+import pytest
+from conftest import HEADER
+
+import locksmith
+from locksmith import _native
+
+P = ctypes.POINTER
+OBJECTS = {"locksmith_semaphore": _native.Semaphore, "locksmith_window": _native.Window,
+           "locksmith_config": _native.Config, "locksmith_client": _native.Client}
+SCALARS = {"int": ctypes.c_int, "int64_t": ctypes.c_int64}
+
+
+def declarations():
+    """{name: (return type, [parameter types])} of every locksmith_* function in the header."""
+    with open(HEADER) as f:
+        text = f.read()
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)   # comments
+    text = re.sub(r"^\s*#.*$", " ", text, flags=re.M)     # preprocessor lines
+    found = {}
+    for m in re.finditer(r"([A-Za-z_][\w\s\*]*?)\b(locksmith_\w+)\s*\(([^()]*)\)\s*;", text):
+        returns, name, params = m.group(1), m.group(2), m.group(3)
+        returns = " ".join(returns.replace("*", " * ").split())
+        params = [] if params.strip() == "void" else [p.strip() for p in params.split(",")]
+        types = []
+        for p in params:
+            p = " ".join(p.replace("*", " * ").split())
+            types.append(re.sub(r"\s*\b\w+$", "", p))  # drop the parameter's name
+        assert name not in found, "declared twice: " + name
+        found[name] = (returns, types)
+    return found
+
+
+def expected_ctype(c_type, result=False):
+    """The ctypes type the binding must use for a C type (see _native for why char ** is void *)."""
+    words = c_type.split()
+    stars = words.count("*")
+    base = [w for w in words if w not in ("*", "const")]
+    const = "const" in words
+    assert len(base) == 1, c_type
+    base = base[0]
+    if base == "void":
+        return {0: None, 1: ctypes.c_void_p}[stars]
+    if base == "char":
+        if stars == 1:
+            assert const or result, "a char * the binding would write into: " + c_type
+            return ctypes.c_char_p
+        assert stars == 2, c_type
+        return P(ctypes.c_char_p) if const else P(ctypes.c_void_p)
+    if base in OBJECTS:
+        t = OBJECTS[base]
+        for _ in range(stars):
+            t = P(t)
+        return t
+    t = SCALARS[base]
+    for _ in range(stars):
+        t = P(t)
+    return t
+
+
+DECLARED = declarations()
+
+
+def test_the_header_declares_41_functions():
+    assert len(DECLARED) == 41
+    assert "locksmith_client_free" in DECLARED and "locksmith_version" in DECLARED
+
+
+def test_the_binding_configures_exactly_the_declared_functions():
+    assert sorted(_native.PROTOTYPES) == sorted(DECLARED)
+
+
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_argtypes_and_restype_match_the_header(name):
+    returns, params = DECLARED[name]
+    function = getattr(_native.lib, name)
+    assert function.argtypes is not None, name + " has no argtypes"
+    assert list(function.argtypes) == [expected_ctype(p) for p in params], (name, params)
+    assert function.restype is expected_ctype(returns, result=True), (name, returns, function.restype)
+
+
+def test_objects_of_one_kind_cannot_be_passed_as_another():
+    window = locksmith.Window("02:00", "1h")
+    with pytest.raises(ctypes.ArgumentError):
+        _native.lib.locksmith_semaphore_holder_count(window._pointer)
+    window.close()
