@@ -53,7 +53,7 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs tools standins deps install uninstall test test-swift test-abi test-python abi-baseline demo clean
+.PHONY: all lib programs tools standins deps install uninstall test test-swift test-abi test-python test-faults test-sanitizers soak abi-baseline demo clean
 
 all: lib programs tools
 
@@ -184,9 +184,20 @@ test-abi: lib
 test-python: lib
 	LOCKSMITH_LIBRARY=$(CURDIR)/build/lib/liblocksmith.so.1 /usr/bin/python3 -m pytest -q bindings/python/tests
 
+# The library under ASan+UBSan (leaks on) and TSan; builds in .build-asan, .build-tsan, build/sanitizers.
+test-sanitizers:
+	@tools/test-sanitizers
+
+# 50 clients and 10 daemons against a 3-member etcd with faults (--soak: tools/test-faults --soak MINUTES).
+test-faults: lib programs standins
+	@tools/test-faults
+
+soak: lib programs standins
+	@tools/test-faults --soak $(or $(MINUTES),30)
+
 # Records the library's exports and ABI in tools/abi/ (after a deliberate change; see tools/abi-guard).
 abi-baseline: lib
 	@tools/abi-guard update
 
 clean:
-	rm -rf $(BUILD) $(LIB_SCRATCH) $(BIN_SCRATCH)
+	rm -rf $(BUILD) $(LIB_SCRATCH) $(BIN_SCRATCH) .build-asan .build-tsan .build-fuzz
