@@ -6,12 +6,14 @@ import Glibc
 import LocksmithCore
 @testable import LocksmithEtcd
 import LocksmithSystem
+import Synchronization
 
-/// Every etcd this process started, killed at exit.
-nonisolated(unsafe) private var runningServers: [pid_t] = []
+/// Every etcd this process started, killed at exit. Tests of different suites start and stop
+/// servers on their own threads at the same time, so the list is behind a lock.
+private let runningServers = Mutex<[pid_t]>([])
 private let exitHook: Void = {
     atexit {
-        for pid in runningServers { kill(pid, SIGKILL) }
+        for pid in runningServers.withLock({ $0 }) { kill(pid, SIGKILL) }
     }
 }()
 
@@ -75,7 +77,7 @@ final class EtcdServer: @unchecked Sendable {
         let r = posix_spawnp(&child, "etcd", &fileActions, nil, &argv, environ)
         guard r == 0 else { throw LocksmithError(.system(r), "cannot start etcd: \(String(cString: strerror(r)))") }
         pid = child
-        runningServers.append(child)
+        runningServers.withLock { $0.append(child) }
         try waitUntilServing()
     }
 
@@ -85,7 +87,7 @@ final class EtcdServer: @unchecked Sendable {
         kill(pid, signal)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
-        runningServers.removeAll { $0 == pid }
+        runningServers.withLock { [pid] servers in servers.removeAll { $0 == pid } }
         pid = 0
     }
 
