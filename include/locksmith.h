@@ -194,7 +194,10 @@ locksmith_config *locksmith_config_free(locksmith_config *c);
  *   -EACCES        etcd refused the credentials, or a TLS file cannot be read
  *   -EAGAIN        compare-and-swap lost to other writers too many times
  *   -EPROTO        an answer that is not what the etcd protocol allows
- * After a failure, locksmith_client_last_error() says what happened. */
+ * After a failure, locksmith_client_last_error() says what happened.
+ * A lock or unlock that fails with -ECONNREFUSED or -ETIMEDOUT may still have been applied (the
+ * request can reach etcd and its answer be lost); the client then forgets what it knew, and its
+ * next call reads etcd first. A caller that must know reads with locksmith_client_get(). */
 
 /* Creates a client with the defaults: endpoints http://127.0.0.1:2379 and http://127.0.0.1:4001,
  * the default group, etcd-api auto, timeout 5s. Returns 0, -EINVAL, or -ENOMEM. */

@@ -74,6 +74,18 @@ static int transient(int r) {
     return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EAGAIN || r == -EPROTO || r == -EIO;
 }
 
+/* Whether etcd lists id (NULL: this machine) as a holder. */
+static int holds(locksmith_client *c, const char *id) {
+    locksmith_semaphore *s = NULL;
+    char *machine = NULL;
+    int listed = 0;
+    if (!id && locksmith_machine_id(&machine) < 0) return 0;
+    if (locksmith_client_get(c, &s) >= 0) listed = locksmith_semaphore_is_holder(s, id ? id : machine) > 0;
+    locksmith_semaphore_free(s);
+    locksmith_free(machine);
+    return listed;
+}
+
 /* Takes a slot for id, waiting for one with the watch until wait_ns passes (< 0: no limit).
  * Returns 0 with the slot held, or the exit status to end with.
  *
@@ -81,7 +93,8 @@ static int transient(int r) {
  * the same id (another locksmith-run, or this machine's locksmithd holding the reboot lock),
  * and running now would exceed max and give back a slot that is not ours. So it waits, as for
  * a busy semaphore. The exception: after a request whose outcome is unknown (it timed out or
- * the connection broke), the slot may be ours from that request, and -EEXIST then means it is.
+ * the connection broke), the slot may be ours from that request, and -EEXIST, or -EBUSY with id
+ * listed (a full semaphore is reported before "holder exists"), then means it is.
  * Transient errors are retried until the timeout, or for a minute when there is none. */
 static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
     long long deadline = wait_ns >= 0 ? now_ms() + wait_ns / 1000000 : -1;
@@ -90,10 +103,11 @@ static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
     for (;;) {
         int r = locksmith_client_lock(c, id);
         if (r >= 0 || (r == -EEXIST && unknown_outcome)) return 0;
+        if (r == -EBUSY && unknown_outcome && holds(c, id)) return 0; /* full, and one of the slots is ours */
         if (stop_signal) return 128 + stop_signal;
         long long now = now_ms();
         if (transient(r)) {
-            if (r == -ETIMEDOUT || r == -EPROTO || r == -EIO) unknown_outcome = 1;
+            if (r != -EAGAIN) unknown_outcome = 1; /* the request may have reached etcd */
             if (failing_since < 0) failing_since = now;
             long long limit = deadline >= 0 ? deadline : failing_since + 60000;
             if (now >= limit) return fail(c, "cannot take a slot");

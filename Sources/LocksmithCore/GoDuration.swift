@@ -43,11 +43,15 @@ public enum GoDuration {
             if overflow { throw invalid(text, "too long") }
             var part = scaled
             if !fraction.isEmpty {
-                // Up to 19 significant fraction digits; further digits cannot change a nanosecond count.
+                // Go's rule: fraction digits count while the number stays within 2^63 (18 or 19
+                // digits), later ones are ignored; the cut decides how the nanoseconds round.
                 var digits: UInt64 = 0
                 var scale = 1.0
-                for c in fraction.prefix(18) {
-                    digits = digits * 10 + UInt64(c.asciiValue! - 48)
+                for c in fraction {
+                    guard digits <= (UInt64(1) << 63 - 1) / 10 else { break }
+                    let next = digits * 10 + UInt64(c.asciiValue! - 48)
+                    guard next <= UInt64(1) << 63 else { break }
+                    digits = next
                     scale *= 10
                 }
                 let add = UInt64(Double(digits) * (Double(unit) / scale))

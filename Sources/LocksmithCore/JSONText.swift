@@ -99,7 +99,7 @@ enum JSONSyntax {
                 if current == UInt8(ascii: "}") { i += 1; return }
                 while true {
                     skipBlanks()
-                    try string()
+                    try string(isName: true)
                     skipBlanks()
                     try expect(UInt8(ascii: ":"), "':'")
                     skipBlanks()
@@ -156,7 +156,9 @@ enum JSONSyntax {
             }
         }
 
-        mutating func string() throws(Failure) {
+        /// A string; in a member name, \u0000 is refused (json-c keeps names as C strings, so
+        /// the name would be cut short when written back).
+        mutating func string(isName: Bool = false) throws(Failure) {
             try expect(UInt8(ascii: "\""), "a string in double quotes")
             while let c = current {
                 i += 1
@@ -171,6 +173,10 @@ enum JSONSyntax {
                          UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                         break
                     case UInt8(ascii: "u"):
+                        if isName, i + 4 <= bytes.count, bytes[i..<i + 4].allSatisfy({ $0 == UInt8(ascii: "0") }) {
+                            i -= 2
+                            throw fail("\\u0000 in a member name")
+                        }
                         for _ in 0..<4 {
                             guard let h = current, (0x30...0x39).contains(h) || (0x41...0x46).contains(h) || (0x61...0x66).contains(h)
                             else { throw fail("bad \\u escape") }

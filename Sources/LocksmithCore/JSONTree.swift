@@ -9,6 +9,8 @@ public final class JSONTree {
     public init?(_ bytes: some Collection<UInt8>) {
         var copy = Array(bytes)
         copy.append(0)  // json-c wants a terminator after a bare literal
+        // json-c takes the length as an int: a longer answer is not one we read (nor JSON we want).
+        guard copy.count <= Int(Int32.max) else { return nil }
         let parsed: OpaquePointer? = copy.withUnsafeBytes { raw -> OpaquePointer? in
             let body = UnsafeRawBufferPointer(rebasing: raw.dropLast())
             guard (try? JSONSyntax.check(body, maxDepth: 64)) != nil else { return nil }

@@ -72,6 +72,11 @@ public struct SemaphoreDocument: Sendable {
         if bytes.contains(0) {
             throw LocksmithError(.badMessage, "document contains a NUL byte")
         }
+        // json-c lets overlong forms and encoded surrogates through; they would come back as
+        // U+FFFD in fields we keep and write back.
+        if let offset = SemaphoreDocument.firstInvalidUTF8(bytes) {
+            throw LocksmithError(.badMessage, "not valid UTF-8 at byte \(offset)")
+        }
         do {
             try JSONSyntax.check(bytes)
         } catch {
@@ -122,7 +127,9 @@ public struct SemaphoreDocument: Sendable {
         case json_type_int:
             let n = json_object_get_int64(value)
             guard countRange.contains(Int(n)) else {
-                throw LocksmithError(.badMessage, "\"\(field)\" is out of range: \(n)")
+                // json-c clamps numbers beyond 64 bits to the 64-bit limits.
+                let shown = n == Int64.max ? "\(n) or more" : n == Int64.min ? "\(n) or less" : "\(n)"
+                throw LocksmithError(.badMessage, "\"\(field)\" is out of range: \(shown) (counts must fit a 32-bit int)")
             }
             return Int(n)
         default:
@@ -153,6 +160,11 @@ public struct SemaphoreDocument: Sendable {
             let bytes = UnsafeRawBufferPointer(start: json_object_get_string(item), count: length)
             guard !bytes.contains(0), let holder = String(validating: bytes, as: UTF8.self) else {
                 throw LocksmithError(.badMessage, "holders[\(i)] is not a valid machine id")
+            }
+            // Holders end up in status output, logs and sd_notify STATUS: a stored newline or
+            // escape sequence would forge lines or drive the reader's terminal.
+            guard !SemaphoreDocument.hasControlCharacter(holder) else {
+                throw LocksmithError(.badMessage, "holders[\(i)] \(JSONText.quoted(holder)) contains a control character")
             }
             guard seen.insert(Array(bytes)).inserted else {
                 throw LocksmithError(.badMessage, "holder \(JSONText.quoted(holder)) is listed twice")
@@ -199,12 +211,7 @@ public struct SemaphoreDocument: Sendable {
     /// the holder count leaves `available` negative. `0` pauses the group. Returns the old max.
     @discardableResult
     public mutating func setMax(_ newMax: Int) throws -> Int {
-        guard newMax >= 0 else {
-            throw LocksmithError(.invalidArgument, "max must not be negative: \(newMax)")
-        }
-        guard newMax <= SemaphoreDocument.countRange.upperBound else {
-            throw LocksmithError(.outOfRange, "max is out of range: \(newMax)")
-        }
+        try SemaphoreDocument.validateMax(newMax)
         let newAvailable = available + newMax - max
         guard SemaphoreDocument.countRange.contains(newAvailable) else {
             throw LocksmithError(.outOfRange, "free slots would be out of range: \(newAvailable)")
@@ -213,6 +220,16 @@ public struct SemaphoreDocument: Sendable {
         available = newAvailable
         max = newMax
         return old
+    }
+
+    /// Checks a maximum a caller wants to set: 0 or more, and a C `int`.
+    public static func validateMax(_ newMax: Int) throws {
+        guard newMax >= 0 else {
+            throw LocksmithError(.invalidArgument, "max must not be negative: \(newMax)")
+        }
+        guard newMax <= countRange.upperBound else {
+            throw LocksmithError(.outOfRange, "max is out of range: \(newMax)")
+        }
     }
 
     /// Checks an id a caller wants to lock or unlock with: non-empty, at most 255 bytes, no
@@ -224,9 +241,14 @@ public struct SemaphoreDocument: Sendable {
         if holder.utf8.count > maxHolderBytes {
             throw LocksmithError(.invalidArgument, "holder id is longer than \(maxHolderBytes) bytes")
         }
-        if holder.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+        if hasControlCharacter(holder) {
             throw LocksmithError(.invalidArgument, "holder id \(JSONText.quoted(holder)) contains a control character")
         }
+    }
+
+    /// Whether `text` holds a C0 control character or DEL: refused in holder ids, given or stored.
+    public static func hasControlCharacter(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }
     }
 
     // MARK: Writing
@@ -247,6 +269,20 @@ public struct SemaphoreDocument: Sendable {
     }
 
     // MARK: Helpers
+
+    /// The offset of the first byte that is not part of valid UTF-8, or nil.
+    static func firstInvalidUTF8(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var iterator = bytes.makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let scalar): offset += scalar.count
+            case .emptyInput: return nil
+            case .error: return offset
+            }
+        }
+    }
 
     private static func isJSONSpace(_ byte: UInt8) -> Bool {
         byte == 0x20 || byte == 0x09 || byte == 0x0a || byte == 0x0d

@@ -30,6 +30,9 @@ public struct ClientOptions: Sendable {
     public var password: String?
     public var api = APIChoice.auto
     public var timeoutMilliseconds = ClientOptions.defaultTimeoutMilliseconds
+    /// Set when the password file can be read by every user: the programs show it (the library
+    /// never logs).
+    public private(set) var passwordFileWarning: String?
 
     public init() {}
 
@@ -55,6 +58,12 @@ public struct ClientOptions: Sendable {
         case "etcd-password-file":
             guard let file = try ClientOptions.readableFile(value, option: name) else { password = nil; return }
             password = try ClientOptions.firstLine(of: file, option: name)
+            var info = stat()
+            if stat(file, &info) == 0 && info.st_mode & 0o004 != 0 {
+                passwordFileWarning = "\(name): \(file) can be read by every user (mode \(String(info.st_mode & 0o777, radix: 8))): chmod o-r it"
+            } else {
+                passwordFileWarning = nil
+            }
         case "etcd-api":
             guard let choice = APIChoice(rawValue: value.lowercased()) else {
                 throw LocksmithError(.invalidArgument, "etcd-api: \(JSONText.quoted(value)) is not one of v2, v3, auto")
@@ -111,17 +120,33 @@ public struct ClientOptions: Sendable {
             if endpoint.isEmpty { continue }
             let lower = endpoint.lowercased()
             guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
-                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(endpoint)) has no http:// or https:// scheme")
+                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(withoutCredentials(endpoint))) has no http:// or https:// scheme")
             }
             while endpoint.hasSuffix("/") { endpoint.removeLast() }
             let host = endpoint.drop(while: { $0 != ":" }).dropFirst(3)
+            // user:password@host would put the password in messages, -debug output and the
+            // process list; the message shows the endpoint without it.
+            if host.prefix(while: { $0 != "/" }).contains("@") {
+                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(ClientOptions.withoutCredentials(endpoint))) carries credentials: give them with etcd-username and etcd-password-file")
+            }
             guard !host.isEmpty, !host.hasPrefix("/"), !host.contains(where: { $0 == " " || $0 == "\t" || $0 == "?" || $0 == "#" }) else {
-                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(endpoint)) is not a URL of an etcd server")
+                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(withoutCredentials(endpoint))) is not a URL of an etcd server")
             }
             out.append(endpoint)
         }
         if out.isEmpty { throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(value)) names no endpoint") }
         return out
+    }
+
+    /// `endpoints` (a comma-separated list) with any user:password@ replaced by "***@", for
+    /// messages and -debug output.
+    public static func withoutCredentials(_ endpoints: String) -> String {
+        endpoints.split(separator: ",", omittingEmptySubsequences: false).map { part -> String in
+            let start: Substring.Index = part.firstRange(of: "://")?.upperBound ?? part.startIndex
+            let authorityEnd = part[start..<part.endIndex].firstIndex(of: "/") ?? part.endIndex
+            guard let at = part[start..<authorityEnd].lastIndex(of: "@") else { return String(part) }
+            return String(part[part.startIndex..<start]) + "***" + String(part[at..<part.endIndex])
+        }.joined(separator: ",")
     }
 
     private static func readableFile(_ path: String, option: String) throws -> String? {

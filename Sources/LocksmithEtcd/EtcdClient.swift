@@ -66,19 +66,23 @@ public final class EtcdClient {
     }
 
     /// Takes a slot for `holder`. `.busy`, `.exists` as SemaphoreDocument.lock; never retried.
+    /// A bad id or max is refused before any request.
     public func lock(_ holder: String) throws {
+        try SemaphoreDocument.validateHolder(holder)
         try modify { try $0.lock(holder) }
     }
 
     /// Gives back `holder`'s slot. `.notFound` if it holds none.
     public func unlock(_ holder: String) throws {
+        try SemaphoreDocument.validateHolder(holder)
         try modify { try $0.unlock(holder) }
     }
 
     /// Sets the group's maximum; returns the old one.
     @discardableResult
     public func setMax(_ max: Int) throws -> Int {
-        try modify { try $0.setMax(max) }
+        try SemaphoreDocument.validateMax(max)
+        return try modify { try $0.setMax(max) }
     }
 
     /// The newest document this client has seen, without asking etcd (nil if none, or if it
@@ -90,7 +94,7 @@ public final class EtcdClient {
     /// Every group that has a semaphore under the reboot-lock prefix, with its document or the
     /// reason it is not one. Sorted by group name ("" first). Creates nothing.
     public func allGroups() throws -> [(group: String, document: Result<SemaphoreDocument, LocksmithError>)] {
-        let entries: [(key: String, value: [UInt8])]
+        let entries: [(key: String, value: [UInt8]?)]
         switch try resolvedAPI() {
         case .v2:
             let request = V2.list(GroupKey.prefix)
@@ -101,7 +105,10 @@ public final class EtcdClient {
         var out: [(group: String, document: Result<SemaphoreDocument, LocksmithError>)] = []
         for entry in entries {
             guard let group = GroupKey.group(ofKey: entry.key) else { continue }
-            let document = Result { try entry.value.withUnsafeBytes { try SemaphoreDocument(parsingUTF8: $0) } }
+            let document = Result {
+                guard let value = entry.value else { throw LocksmithError(.badMessage, "is a directory, not a semaphore document") }
+                return try value.withUnsafeBytes { try SemaphoreDocument(parsingUTF8: $0) }
+            }
                 .mapError { error in
                     let e = error as? LocksmithError ?? LocksmithError(.badMessage, "\(error)")
                     return LocksmithError(e.kind, "\(entry.key): \(e.message)")
@@ -201,7 +208,18 @@ public final class EtcdClient {
                 continue
             }
             let json = document.json
-            switch try write(json, over: current.index) {
+            let outcome: WireResult
+            do {
+                outcome = try write(json, over: current.index)
+            } catch {
+                // No answer (a lost reply, a timeout, a 5xx): the write may have been applied.
+                // Forget what we remember, so that the next operation reads before it reports a
+                // refusal; else it could say "not held" of a slot etcd lists, or "already held" of
+                // one etcd no longer lists.
+                known = nil
+                throw error
+            }
+            switch outcome {
             case .stored(let index):
                 remember(StoredValue(bytes: Array(json.utf8), index: index))
                 return result

@@ -35,8 +35,11 @@ enum WireResult {
 enum V2 {
     static func keyPath(_ key: String) -> String { "/v2/keys/" + URLEscape.path(key) }
 
-    /// `GET /v2/keys/<key>`
-    static func get(_ key: String) -> (method: String, path: String) { ("GET", keyPath(key)) }
+    /// `GET /v2/keys/<key>?quorum=true`. The original read without `quorum`, which lets any member
+    /// answer from what it has applied so far: after a failover a lagging member can say "not a
+    /// holder" of a slot the client took a moment ago, and the unlock then leaks it. A quorum
+    /// read goes through the leader (raft), so what it says is current.
+    static func get(_ key: String) -> (method: String, path: String) { ("GET", keyPath(key) + "?quorum=true") }
 
     /// `PUT /v2/keys/<key>?prevExist=false` with `value=<json>`: create only if missing.
     static func create(_ key: String, _ json: String) -> (method: String, path: String, body: [UInt8]) {
@@ -97,8 +100,9 @@ enum V2 {
         ("GET", keyPath(prefix) + "?recursive=true")
     }
 
-    /// Every key and value in a recursive answer (a missing prefix is an empty list).
-    static func parseList(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8])] {
+    /// Every key and value in a recursive answer (a missing prefix is an empty list). A
+    /// directory where a semaphore belongs is listed with no value, so that it is reported.
+    static func parseList(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8]?)] {
         guard let tree = JSONTree(response.body) else {
             throw LocksmithError(.protocolError, "\(key): the v2 answer (HTTP \(response.status)) is not JSON: \(excerpt(response.text))")
         }
@@ -106,12 +110,15 @@ enum V2 {
             if code == 100 { return [] }
             throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(key): etcd error \(code): \(tree.node["message"]?.string ?? "")")
         }
-        var out: [(key: String, value: [UInt8])] = []
+        var out: [(key: String, value: [UInt8]?)] = []
         func walk(_ node: JSONNode) {
-            if let nodes = node["nodes"] {
+            let k = node["key"]?.string.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 }
+            if node["dir"]?.bool == true || node["nodes"] != nil {
+                if let k, GroupKey.group(ofKey: k) != nil { out.append((k, nil)) }
+                guard let nodes = node["nodes"] else { return }
                 for i in 0..<nodes.count { if let child = nodes[i] { walk(child) } }
-            } else if let k = node["key"]?.string, let v = node["value"]?.bytes {
-                out.append((k.hasPrefix("/") ? String(k.dropFirst()) : k, v))
+            } else if let k, let v = node["value"]?.bytes {
+                out.append((k, v))
             }
         }
         if let node = tree.node["node"] { walk(node) }
@@ -221,12 +228,12 @@ enum V3 {
     }
 
     /// Every key and value of a prefix range answer.
-    static func parseRangeAll(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8])] {
+    static func parseRangeAll(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8]?)] {
         let tree = try answer(response, key: key)
         guard let kvs = tree.node["kvs"] else { return [] }
         return (0..<kvs.count).compactMap { i in
             guard let kv = kvs[i], let k = kv["key"]?.string.flatMap(Base64.decode) else { return nil }
-            return (String(decoding: k, as: UTF8.self), Base64.decode(kv["value"]?.string ?? "") ?? [])
+            return (String(decoding: k, as: UTF8.self), (Base64.decode(kv["value"]?.string ?? "") ?? []) as [UInt8]?)
         }
     }
 

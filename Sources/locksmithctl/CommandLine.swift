@@ -35,6 +35,8 @@ struct ParsedCommandLine {
     var arguments: [String] = []
     var localFlags: Set<String> = []
     var wantsHelp = false
+    /// Where -etcd-password values sit in the arguments: (index, byte offset of the value).
+    var secretPositions: [(argument: Int, offset: Int)] = []
 
     func values(of name: String) -> [String] { flags.filter { $0.name == name }.map(\.value) }
     func isSet(_ name: String) -> Bool { !values(of: name).isEmpty }
@@ -92,9 +94,11 @@ enum CommandLineParser {
                     result.flags.append((name, value))
                 } else if let inlineValue {
                     result.flags.append((name, inlineValue))
+                    if name == "etcd-password" { result.secretPositions.append((i - 1, token.utf8.count - inlineValue.utf8.count)) }
                 } else {
                     guard i < arguments.count else { throw UsageError(message: "flag needs an argument: -\(name)") }
                     result.flags.append((name, arguments[i]))
+                    if name == "etcd-password" { result.secretPositions.append((i, 0)) }
                     i += 1
                 }
                 continue

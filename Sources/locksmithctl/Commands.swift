@@ -129,6 +129,7 @@ final class Context {
                               status: isUsage ? ExitStatus.usage : ExitStatus.failed)
             }
         }
+        if let warning = options.passwordFileWarning { standardError("locksmithctl: warning: \(warning)\n") }
         let client = try EtcdClient(options: options)
         if debug { client.trace = { [weak self] line in self?.debugLog(line) } }
         madeClient = client
@@ -238,7 +239,9 @@ private func runAllGroups(_ context: Context, json: Bool) throws {
     } else {
         var rows = [["GROUP", "AVAILABLE", "MAX", "HOLDERS"]]
         for entry in groups {
-            let name = entry.group.isEmpty ? "(default)" : entry.group
+            // Group names come from etcd keys: one with a control character is shown quoted.
+            let name = entry.group.isEmpty ? "(default)"
+                : entry.group.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) } ? JSONText.quoted(entry.group) : entry.group
             switch entry.document {
             case .success(let d):
                 rows.append([name, "\(d.available)", "\(d.max)", d.holders.isEmpty ? "-" : d.holders.joined(separator: ",")])

@@ -39,9 +39,10 @@ enum Settings {
         return resolved
     }
 
-    /// The text -debug prints for a setting: passwords are never shown.
+    /// The text -debug prints for a setting: passwords are never shown, not even in endpoint URLs.
     static func describe(_ setting: ResolvedSetting) -> String {
-        let shown = setting.name == "etcd-password" ? "(hidden)" : setting.value
+        let shown = setting.name == "etcd-password" ? "(hidden)"
+            : setting.name == "endpoint" ? ClientOptions.withoutCredentials(setting.value) : setting.value
         return "\(setting.name) = \(shown) (from \(setting.origin))"
     }
 }

@@ -12,6 +12,7 @@ func main(_ arguments: [String]) -> Int32 {
         standardError("locksmithctl: \(error.message)\nRun 'locksmithctl help' for usage.\n")
         return ExitStatus.usage
     }
+    hideSecretArguments(line.secretPositions)
     if line.flag("version") {
         standardOutput("locksmithctl version \(Version.string)\n")
         return ExitStatus.ok
@@ -34,6 +35,17 @@ func main(_ arguments: [String]) -> Int32 {
     } catch {
         standardError("locksmithctl: \(error)\n")
         return ExitStatus.failed
+    }
+}
+
+/// Overwrites a password given on the command line with stars in the process's own argv, which
+/// is what the process list (/proc/PID/cmdline) shows. It was visible from exec until here, so
+/// this only narrows the window: -etcd-password-file and the environment keep it out entirely.
+func hideSecretArguments(_ positions: [(argument: Int, offset: Int)]) {
+    for (argument, offset) in positions {
+        guard argument + 1 < Int(CommandLine.argc), let p = CommandLine.unsafeArgv[argument + 1] else { continue }
+        let length = strlen(p)
+        if offset < length { memset(p + offset, Int32(UInt8(ascii: "*")), length - offset) }
     }
 }
 

@@ -22,10 +22,17 @@ enum Broadcast {
             let line = withUnsafeBytes(of: entry.ut_line) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            if line.isEmpty || line.contains("..") { continue }
+            // utmp is writable by group utmp: only terminals under /dev are written to (as
+            // systemd's wall does), never a file an entry names.
+            if line.isEmpty || line.contains("..") || (line.hasPrefix("/") && !line.hasPrefix("/dev/")) { continue }
             let device = SystemRoot.resolve(line.hasPrefix("/") ? line : "/dev/" + line, root: root)
             let fd = open(device, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
             if fd < 0 { continue }
+            var info = stat()
+            guard fstat(fd, &info) == 0, info.st_mode & 0o170000 == 0o020000 /* S_IFCHR */, isatty(fd) == 1 else {
+                close(fd)
+                continue
+            }
             let written = banner.withCString { write(fd, $0, strlen($0)) }
             close(fd)
             if written > 0 { reached.append(line) }

@@ -29,7 +29,8 @@ final class Coordinator {
             partial += "/" + part
             if mkdir(partial, 0o755) != 0 && errno != EEXIST { throw Syscalls.errnoError("cannot create \(partial)") }
         }
-        fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // O_NOFOLLOW: the daemon runs as root; a symlink planted here must not send it elsewhere.
+        fd = open(file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Syscalls.errnoError("cannot open \(file)") }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
@@ -48,7 +49,10 @@ final class Coordinator {
     func set(_ state: State) throws {
         let text = "NAME=locksmithd\nSTRATEGY=\(strategy)\nSTATE=\(state.rawValue)\n"
         let temporary = file + ".\(getpid()).tmp"
-        let newFD = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // The name is predictable, so it is only ever created new (O_EXCL, which also refuses a
+        // symlink in its place): a leftover of a crashed run is removed first.
+        unlink(temporary)
+        let newFD = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard newFD >= 0 else { throw Syscalls.errnoError("cannot write \(temporary)") }
         var ok = flock(newFD, LOCK_EX | LOCK_NB) == 0
         ok = ok && text.withCString { write(newFD, $0, strlen($0)) } == text.utf8.count

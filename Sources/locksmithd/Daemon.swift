@@ -35,6 +35,13 @@ struct DaemonConfiguration {
             let origin = config.settings[variable]?.origin ?? "the environment"
             throw LocksmithError(.invalidArgument, "\(error.message) (from \(origin == "environment" ? "the environment" : origin))")
         }
+        if let warning = etcd.passwordFileWarning { warnings.append(warning) }
+        if let password = config.settings["LOCKSMITHD_ETCD_PASSWORD"], password.origin != "environment" {
+            var info = stat()
+            if stat(password.origin, &info) == 0 && info.st_mode & 0o004 != 0 {
+                warnings.append("LOCKSMITHD_ETCD_PASSWORD is set in \(password.origin), which every user can read: put the password in a file only root can read and name it in LOCKSMITHD_ETCD_PASSWORD_FILE")
+            }
+        }
         let delay = try DaemonSettings.duration("LOCKSMITHD_REBOOT_BROADCAST_DELAY", in: config, default: 300_000_000_000)
         let utmp = DaemonSettings.first(["LOCKSMITHD_UTMP"], in: config)?.value ?? "/var/run/utmp"
         let slotWait = DaemonSettings.first(["LOCKSMITHD_SLOT_WAIT"], in: config)
@@ -181,8 +188,16 @@ final class Daemon {
                 Log.info("this machine already holds a slot")
                 return .held
             } catch let error as LocksmithError where error.kind == .busy {
+                // "semaphore is at 0" is checked before "holder exists" (as in the original), so
+                // a full semaphore that lists this machine (a lock whose reply was lost) is ours.
+                if client.lastSeen?.holders.contains(machineID) == true {
+                    Log.info("this machine already holds a slot")
+                    return .held
+                }
                 if let document = client.lastSeen {
-                    let held = document.holders.isEmpty ? "" : ", held by " + document.holders.joined(separator: ", ")
+                    // A few holders are news; thousands would make every status line and log entry huge.
+                    let more = document.holders.count > 10 ? " and \(document.holders.count - 10) more" : ""
+                    let held = document.holders.isEmpty ? "" : ", held by " + document.holders.prefix(10).joined(separator: ", ") + more
                     status("waiting for a slot: \(max(document.available, 0)) of \(document.max) free\(held)")
                 }
                 var limit = 300_000
@@ -201,7 +216,7 @@ final class Daemon {
             } catch {
                 let message = "\(error)"
                 if message != lastError { Log.warning("cannot take a reboot slot: \(message); retrying"); lastError = message }
-                status("cannot reach etcd to take a slot; retrying")
+                status(StaleSlot.retryStatus(error, "take a slot"))
                 pause(milliseconds: Int(Backoff.delay(attempt: errorAttempt)) * 1000) { _ in false }
                 errorAttempt += 1
             }
@@ -328,10 +343,19 @@ enum StaleSlot {
             } catch {
                 let message = "\(error)"
                 if message != lastError { Log.warning("cannot give back a stale reboot slot: \(message); retrying"); lastError = message }
-                status("cannot reach etcd to give back a stale slot; retrying")
+                status(retryStatus(error, "give back a stale slot"))
                 pause(Int(Backoff.delay(attempt: attempt)) * 1000)
                 attempt += 1
             }
+        }
+    }
+
+    /// The STATUS line while an etcd operation is retried: what stands in the way.
+    static func retryStatus(_ error: any Error, _ what: String) -> String {
+        switch (error as? LocksmithError)?.kind {
+        case .badMessage?: return "the semaphore in etcd is not valid, cannot \(what); retrying until it is repaired"
+        case .permissionDenied?: return "etcd refused access, cannot \(what); retrying"
+        default: return "cannot reach etcd to \(what); retrying"
         }
     }
 

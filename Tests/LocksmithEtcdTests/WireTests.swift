@@ -16,7 +16,7 @@ import LocksmithCore
         let cas = V2.compareAndSwap(GroupKey.defaultKey, json, index: 42)
         #expect(cas.path == "/v2/keys/coreos.com/updateengine/rebootlock/semaphore?prevIndex=42")
         #expect(cas.body == create.body)
-        #expect(V2.get(GroupKey.defaultKey).path == "/v2/keys/coreos.com/updateengine/rebootlock/semaphore")
+        #expect(V2.get(GroupKey.defaultKey).path == "/v2/keys/coreos.com/updateengine/rebootlock/semaphore?quorum=true")
         #expect(V2.watch(GroupKey.defaultKey, after: 7).path.hasSuffix("?wait=true&waitIndex=8"))
     }
 
