@@ -53,7 +53,7 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs tools standins deps install uninstall test test-swift test-abi test-python test-faults test-sanitizers soak abi-baseline demo clean
+.PHONY: all lib programs tools standins deps install uninstall test test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo clean
 
 all: lib programs tools
 
@@ -183,6 +183,12 @@ test-abi: lib
 
 test-python: lib
 	LOCKSMITH_LIBRARY=$(CURDIR)/build/lib/liblocksmith.so.1 /usr/bin/python3 -m pytest -q bindings/python/tests
+
+# Coverage-guided fuzzing (libFuzzer + ASan) of every parser, FUZZ_SECONDS per harness; new
+# inputs stay in build/fuzz/corpus (tools/fuzz merge adds them to Tests/fuzz/corpus).
+FUZZ_SECONDS ?= 300
+fuzz:
+	@tools/fuzz -j 2 run $(FUZZ_SECONDS)
 
 # The library under ASan+UBSan (leaks on) and TSan; builds in .build-asan, .build-tsan, build/sanitizers.
 test-sanitizers:

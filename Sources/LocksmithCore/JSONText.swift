@@ -64,6 +64,57 @@ enum JSONSyntax {
         if scanner.i < bytes.count { throw Failure(offset: scanner.i, reason: "extra data after the document") }
     }
 
+    /// The members of the object `bytes` holds, in document order: each name as written (quotes
+    /// included) and its value's text without the blanks between tokens. nil if `bytes` is not
+    /// a JSON object.
+    static func members(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 32) -> [(name: [UInt8], value: String)]? {
+        var scanner = Scanner(bytes: bytes, maxDepth: maxDepth)
+        var members: [(name: [UInt8], value: String)] = []
+        do {
+            scanner.skipBlanks()
+            try scanner.expect(UInt8(ascii: "{"), "'{'")
+            scanner.skipBlanks()
+            if scanner.current == UInt8(ascii: "}") { return members }
+            while true {
+                scanner.skipBlanks()
+                let nameStart = scanner.i
+                try scanner.string(isName: true)
+                let name = Array(bytes[nameStart..<scanner.i])
+                scanner.skipBlanks()
+                try scanner.expect(UInt8(ascii: ":"), "':'")
+                scanner.skipBlanks()
+                let valueStart = scanner.i
+                try scanner.value(depth: 2)
+                members.append((name, compact(UnsafeRawBufferPointer(rebasing: bytes[valueStart..<scanner.i]))))
+                scanner.skipBlanks()
+                if scanner.current == UInt8(ascii: ",") { scanner.i += 1; continue }
+                try scanner.expect(UInt8(ascii: "}"), "',' or '}'")
+                return members
+            }
+        } catch {
+            return nil
+        }
+    }
+
+    /// JSON text without the blanks between tokens; strings are kept as written.
+    private static func compact(_ text: UnsafeRawBufferPointer) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count)
+        var inString = false, escaped = false
+        for b in text {
+            if inString {
+                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") { inString = false }
+                out.append(b)
+            } else if b == UInt8(ascii: "\"") {
+                inString = true
+                out.append(b)
+            } else if !(b == 0x20 || b == 0x09 || b == 0x0a || b == 0x0d) {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     private struct Scanner {
         let bytes: UnsafeRawBufferPointer
         let maxDepth: Int

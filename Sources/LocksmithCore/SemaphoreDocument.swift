@@ -104,6 +104,10 @@ public struct SemaphoreDocument: Sendable {
         guard json_object_get_type(root) == json_type_object else {
             throw LocksmithError(.badMessage, "not a JSON object but \(SemaphoreDocument.typeName(root))")
         }
+        // Members we do not read are written back from their own text; json-c's rendering only
+        // if the two readings ever disagree on how many members there are.
+        let texts = SemaphoreDocument.memberTexts(bytes).flatMap { $0.count == Int(json_object_object_length(root)) ? $0 : nil }
+        var position = 0
         var entry = cjsonc_object_first(root)
         while let e = entry {
             let key = String(cString: cjsonc_entry_key(e))
@@ -113,11 +117,27 @@ public struct SemaphoreDocument: Sendable {
             case "max": max = try SemaphoreDocument.readCount(value, field: "max")
             case "holders": try readHolders(value)
             default:
-                let json = String(cString: json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
+                let json = texts?[position] ?? String(cString: json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
                 unknownMembers.append((key, json))
             }
+            position += 1
             entry = cjsonc_entry_next(e)
         }
+    }
+
+    /// The text of each member json-c keeps, in json-c's order: a repeated name keeps its first
+    /// place and its last value. json-c writes integers beyond 64 bits clamped, so a member we do
+    /// not read is written back from this text rather than from json-c's value.
+    private static func memberTexts(_ bytes: UnsafeRawBufferPointer) -> [String]? {
+        guard let members = JSONSyntax.members(bytes) else { return nil }
+        var order: [[UInt8]] = []
+        var texts: [[UInt8]: String] = [:]
+        for member in members {
+            // The name as json-c reads it (escapes, surrogates), by json-c itself.
+            guard let name = JSONTree(member.name)?.node.bytes else { return nil }
+            if texts.updateValue(member.value, forKey: name) == nil { order.append(name) }
+        }
+        return order.map { texts[$0]! }
     }
 
     private static func readCount(_ value: OpaquePointer?, field: String) throws -> Int {
