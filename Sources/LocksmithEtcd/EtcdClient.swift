@@ -28,6 +28,9 @@ public final class EtcdClient {
 
     private let http: HTTPConnection
     private var preferred = 0
+    /// Whether the last send() had an endpoint fail (perhaps after receiving the request) before
+    /// another one answered.
+    private var failedBeforeAnswer = false
     private var token: String?
     /// The newest value this client has seen (its own read or write, a lost compare-and-swap's
     /// answer, a watch event). Operations start from it instead of reading first; the
@@ -69,20 +72,20 @@ public final class EtcdClient {
     /// A bad id or max is refused before any request.
     public func lock(_ holder: String) throws {
         try SemaphoreDocument.validateHolder(holder)
-        try modify { try $0.lock(holder) }
+        try modify({ try $0.lock(holder) }, done: { $0.holders.contains(holder) })
     }
 
     /// Gives back `holder`'s slot. `.notFound` if it holds none.
     public func unlock(_ holder: String) throws {
         try SemaphoreDocument.validateHolder(holder)
-        try modify { try $0.unlock(holder) }
+        try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) })
     }
 
     /// Sets the group's maximum; returns the old one.
     @discardableResult
     public func setMax(_ max: Int) throws -> Int {
         try SemaphoreDocument.validateMax(max)
-        return try modify { try $0.setMax(max) }
+        return try modify({ try $0.setMax(max) }, done: { $0.max == max })
     }
 
     /// The newest document this client has seen, without asking etcd (nil if none, or if it
@@ -190,11 +193,17 @@ public final class EtcdClient {
 
     // MARK: Compare-and-swap
 
+    /// Read-modify-write of the document with compare-and-swap. `done` says whether a document
+    /// already shows the change made: if a write of this call may have landed without our
+    /// hearing it (an endpoint timed out or failed before another answered, and the retry then
+    /// lost the compare-and-swap), a refusal on a document that shows the change is our own
+    /// write seen again, and the call succeeded.
     @discardableResult
-    private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T) throws -> T {
+    private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T, done: (SemaphoreDocument) -> Bool) throws -> T {
         var fresh = known == nil || Clock.monotonicMilliseconds() - knownAt < EtcdClient.freshMilliseconds
         var current = try known ?? read()
         var lost = 0
+        var unheard: T?  // the result of a write that may have landed unheard
         while true {
             var document: SemaphoreDocument
             let result: T
@@ -206,11 +215,16 @@ public final class EtcdClient {
                 current = try read()
                 fresh = true
                 continue
+            } catch let refusal as LocksmithError {
+                if let unheard, let seen = try? decode(current), done(seen) { return unheard }
+                throw refusal
             }
             let json = document.json
             let outcome: WireResult
             do {
+                failedBeforeAnswer = false
                 outcome = try write(json, over: current.index)
+                if failedBeforeAnswer { unheard = result }
             } catch {
                 // No answer (a lost reply, a timeout, a 5xx): the write may have been applied.
                 // Forget what we remember, so that the next operation reads before it reports a
@@ -387,6 +401,7 @@ public final class EtcdClient {
                 }
                 preferred = index
                 endpointInUse = endpoint
+                failedBeforeAnswer = !failures.isEmpty
                 return response
             } catch let error as LocksmithError where error.kind == .connectionFailed || error.kind == .timedOut {
                 failures.append("\(endpoint): \(error.message)")

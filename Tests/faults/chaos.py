@@ -293,13 +293,17 @@ def lost_reply_run(results, api, work, known_issues=False):
     it remembered from before that write. (A) lock, reply lost (applied), then unlock: the slot
     must be given back, not reported as "not held" while etcd still lists it; (B) lock, unlock
     with its reply lost (applied), then lock: the client must not be told it already holds a slot
-    that etcd no longer lists. With known_issues: (C) max 1, lock with its reply lost (applied),
+    that etcd no longer lists; (D) the same write sent on to a second endpoint after the first
+    lost its reply must be reported as done. With known_issues: (C) max 1, lock with its reply lost (applied),
     then lock again: the library answers -EBUSY (it checks for a free slot before it checks for
     the holder, as the original did), so the caller waits for a slot that it holds itself."""
     print("== %s: a write applied but its reply lost" % api, flush=True)
     cluster = Cluster(size=1)
     try:
-        scenarios = [("A", "lock,unlock", 1, 3), ("B", "lock,unlock,lock", 2, 3)]
+        # (D) max 1 and two endpoints: the lock's reply is lost on the first, the client sends the
+        # same write to the second, which loses the compare-and-swap; the fresh read shows the
+        # semaphore full with this client in it: that is its own write, so the lock succeeded.
+        scenarios = [("A", "lock,unlock", 1, 3), ("B", "lock,unlock,lock", 2, 3), ("D", "lock", 1, 1)]
         if known_issues:
             scenarios.append(("C", "lock,lock", 1, 1))
         for name, steps, drop, top in scenarios:
@@ -308,7 +312,8 @@ def lost_reply_run(results, api, work, known_issues=False):
                            check=True, capture_output=True, env=dict(os.environ, LOCKSMITH_ROOT=work))
             proxy = ReplyDropper(cluster.client[0], drop)
             proxy.start()
-            out = subprocess.run([LOCKER, "--endpoints", proxy.url, "--api", api, "--group", group, "--prefix", "x" + name,
+            endpoints = proxy.url + ("," + cluster.urls[0] if name == "D" else "")
+            out = subprocess.run([LOCKER, "--endpoints", endpoints, "--api", api, "--group", group, "--prefix", "x" + name,
                                   "--timeout", "2s", "--steps", steps], capture_output=True, text=True, timeout=60)
             proxy.sock.close()
             calls = [line.split(" ", 9) for line in out.stdout.splitlines() if line.startswith("op ")]
