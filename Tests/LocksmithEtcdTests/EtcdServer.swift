@@ -19,8 +19,8 @@ private let exitHook: Void = {
 
 final class EtcdServer: @unchecked Sendable {
     let dataDir: String
-    let clientPort: Int
-    let peerPort: Int
+    private(set) var clientPort: Int
+    private(set) var peerPort: Int
     let enableV2: Bool
     let extraArguments: [String]
     private(set) var pid: pid_t = 0
@@ -47,7 +47,18 @@ final class EtcdServer: @unchecked Sendable {
         peerPort = EtcdServer.freePort()
         self.enableV2 = enableV2
         self.extraArguments = extra
-        try start()
+        // A port found free can be taken before etcd binds it (by another test's server or an
+        // outgoing connection): then start again on other ports.
+        for attempt in 1... {
+            do {
+                try start()
+                return
+            } catch let error as LocksmithError where error.kind == .connectionFailed && attempt < 4 && log().contains("address already in use") {
+                clientPort = EtcdServer.freePort()
+                peerPort = EtcdServer.freePort()
+                _ = system("rm -rf '\(dataDir)/data' '\(dataDir)/etcd.log'")
+            }
+        }
     }
 
     deinit {
