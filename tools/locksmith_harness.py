@@ -40,6 +40,26 @@ def free_port():
     return port
 
 
+def wait_for(predicate, timeout=10.0, step=0.02):
+    """predicate()'s first true value within timeout seconds, else its last value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def read(path):
+    """A file's text, or "" if it does not exist."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def group_key(group):
     if not group:
         return PREFIX + "/semaphore"

@@ -35,22 +35,7 @@ def tearDownModule():
     etcd.stop()
 
 
-def wait_for(predicate, timeout=10.0, step=0.02):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
+wait_for, read = harness.wait_for, harness.read
 
 
 class UpdateEngine:

@@ -57,22 +57,7 @@ def ctl(*args, env=None, timeout=60):
     return r.returncode, r.stdout, r.stderr
 
 
-def wait_for(predicate, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
-
-
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
+wait_for, read = harness.wait_for, harness.read
 
 
 def write(path, text, mode=0o600):

@@ -39,6 +39,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from locksmith_harness import free_port, group_key  # noqa: E402
 LOCKER = os.path.join(ROOT, "build", "faults", "locker")
 CTL = os.path.join(ROOT, "build", "bin", "locksmithctl")
 FLEET = os.path.join(ROOT, "tools", "fleet-sim")
@@ -53,18 +55,6 @@ def log(text):
     print("  [%6.1fs] %s" % (time.monotonic() - T0, text), flush=True)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def group_key(group):
-    if not group:
-        return PREFIX + "/semaphore"
-    return PREFIX + "/groups/" + urllib.parse.quote_plus(group, safe="-_.~") + "/semaphore"
 
 
 def b64(text):
