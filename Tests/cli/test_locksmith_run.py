@@ -28,10 +28,6 @@ def setUpModule():
         f.write(MACHINE_ID + "\n")
 
 
-def tearDownModule():
-    etcd.stop()
-
-
 def unique(name):
     return "%s-%d-%d" % (name, os.getpid(), next(_counter))
 
@@ -46,9 +42,23 @@ def environment(extra=None):
     return e
 
 
+_started = []
+
+
 def start(*args, env=None):
-    return subprocess.Popen([RUN] + list(args), env=environment(env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([RUN] + list(args), env=environment(env), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _started.append(p)
+    return p
+
+
+def tearDownModule():
+    # A failed test may leave a run (and its command) going: stop the whole process group.
+    for p in _started:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+    etcd.stop()
 
 
 def run(*args, env=None, timeout=60):
