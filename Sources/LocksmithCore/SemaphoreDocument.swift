@@ -104,9 +104,7 @@ public struct SemaphoreDocument: Sendable {
         guard json_object_get_type(root) == json_type_object else {
             throw LocksmithError(.badMessage, "not a JSON object but \(SemaphoreDocument.typeName(root))")
         }
-        // Members we do not read are written back from their own text; json-c's rendering only
-        // if the two readings ever disagree on how many members there are.
-        let texts = SemaphoreDocument.memberTexts(bytes).flatMap { $0.count == Int(json_object_object_length(root)) ? $0 : nil }
+        var unknown: [(key: String, position: Int, value: OpaquePointer?)] = []
         var position = 0
         var entry = cjsonc_object_first(root)
         while let e = entry {
@@ -116,12 +114,20 @@ public struct SemaphoreDocument: Sendable {
             case "semaphore": available = try SemaphoreDocument.readCount(value, field: "semaphore")
             case "max": max = try SemaphoreDocument.readCount(value, field: "max")
             case "holders": try readHolders(value)
-            default:
-                let json = texts?[position] ?? String(cString: json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
-                unknownMembers.append((key, json))
+            default: unknown.append((key, position, value))
             }
             position += 1
             entry = cjsonc_entry_next(e)
+        }
+        guard !unknown.isEmpty else { return }
+        // Members we do not read are written back from their own text (a second scan, made only
+        // when there are such members); json-c's rendering only if the two readings ever
+        // disagree on how many members there are.
+        let texts = SemaphoreDocument.memberTexts(bytes).flatMap { $0.count == position ? $0 : nil }
+        for member in unknown {
+            let json = texts?[member.position]
+                ?? String(cString: json_object_to_json_string_ext(member.value, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
+            unknownMembers.append((member.key, json))
         }
     }
 
