@@ -58,11 +58,8 @@ public struct ClientOptions: Sendable {
         case "etcd-password-file":
             guard let file = try ClientOptions.readableFile(value, option: name) else { password = nil; return }
             password = try ClientOptions.firstLine(of: file, option: name)
-            var info = stat()
-            if stat(file, &info) == 0 && info.st_mode & 0o004 != 0 {
-                passwordFileWarning = "\(name): \(file) can be read by every user (mode \(String(info.st_mode & 0o777, radix: 8))): chmod o-r it"
-            } else {
-                passwordFileWarning = nil
+            passwordFileWarning = Syscalls.worldReadableMode(file).map {
+                "\(name): \(file) can be read by every user (mode \($0)): chmod o-r it"
             }
         case "etcd-api":
             guard let choice = APIChoice(rawValue: value.lowercased()) else {

@@ -43,6 +43,14 @@ public enum Syscalls {
     }
 
     /// The value of environment variable `name`, or nil.
+    /// The permission bits of `path` (octal text) if every user can read it, else nil (also
+    /// when it cannot be examined). For warnings about files that hold a password.
+    public static func worldReadableMode(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & 0o004 != 0 else { return nil }
+        return String(info.st_mode & 0o777, radix: 8)
+    }
+
     public static func environment(_ name: String) -> String? {
         getenv(name).map { String(cString: $0) }
     }

@@ -37,8 +37,7 @@ struct DaemonConfiguration {
         }
         if let warning = etcd.passwordFileWarning { warnings.append(warning) }
         if let password = config.settings["LOCKSMITHD_ETCD_PASSWORD"], password.origin != "environment" {
-            var info = stat()
-            if stat(password.origin, &info) == 0 && info.st_mode & 0o004 != 0 {
+            if Syscalls.worldReadableMode(password.origin) != nil {
                 warnings.append("LOCKSMITHD_ETCD_PASSWORD is set in \(password.origin), which every user can read: put the password in a file only root can read and name it in LOCKSMITHD_ETCD_PASSWORD_FILE")
             }
         }
