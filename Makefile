@@ -94,7 +94,7 @@ $(BUILD)/share/locksmithctl.1: $(BUILD)/bin/locksmithctl
 	$(BUILD)/bin/locksmithctl completion fish > $(BUILD)/share/completions/locksmithctl.fish
 
 # Stand-ins for logind and the update engine, for the tests (never installed).
-standins: $(addprefix $(BUILD)/standins/,$(STANDINS))
+standins: $(addprefix $(BUILD)/standins/,$(STANDINS)) $(BUILD)/standins/curl-shim/libcurl.so.4
 
 # The unit names the installed daemon, so it is made with BINDIR.
 $(BUILD)/share/locksmithd.service: systemd/locksmithd.service.in Makefile
@@ -104,6 +104,13 @@ $(BUILD)/share/locksmithd.service: systemd/locksmithd.service.in Makefile
 $(BUILD)/standins/%: Tests/standins/%.c
 	mkdir -p $(BUILD)/standins
 	$(CC) -O1 -Wall -Wextra -Werror -o $@ $< $$(pkg-config --cflags --libs libsystemd)
+
+# A libcurl.so.4 that forwards to the real one and misbehaves on request (Tests/standins/curl-shim.c):
+# programs find it first with LD_LIBRARY_PATH=build/standins/curl-shim.
+$(BUILD)/standins/curl-shim/libcurl.so.4: Tests/standins/curl-shim.c
+	mkdir -p $(BUILD)/standins/curl-shim
+	$(CC) -O1 -Wall -Wextra -Werror -fPIC -shared -Wl,-soname,libcurl.so.4 \
+	    -DCURL_SHIM_DEFAULT_REAL='"'$$(pkg-config --variable=libdir libcurl)/libcurl.so.4'"' -o $@ $< -ldl
 
 $(BUILD)/locksmith.pc: tools/locksmith.pc.in Sources/LocksmithCore/Version.swift
 	mkdir -p $(BUILD)

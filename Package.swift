@@ -4,6 +4,7 @@
 // Layout (see ../shared/STYLE.md and docs/architecture.md):
 //   CJSONC                    json-c (pkg-config) with a small typed shim
 //   CCurl, CSystemd           libcurl and libsystemd, loaded on first use, with typed wrappers
+//   CGlibc                    glibc facilities Swift does not import (AT_SECURE, close_range)
 //   CLocksmith                the hand-written public header include/locksmith.h, as a module
 //   LocksmithCore             pure Swift rules: semaphore, window, durations, config text, backoff
 //   LocksmithSystem           I/O: files, machine id, local time, update.conf locations
@@ -27,18 +28,19 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
         .target(name: "CLoader"),
+        .target(name: "CGlibc"),
         // libcurl is loaded with dlopen on first use (see its header): headers only at build time.
         .target(name: "CCurl", dependencies: ["CLoader"]),
         // libsystemd is loaded with dlopen on first use (see its header): headers only at build time.
         .target(name: "CSystemd", dependencies: ["CLoader"]),
         .systemLibrary(name: "CLocksmith"),
         .target(name: "LocksmithCore", dependencies: ["CJSONC"]),
-        .target(name: "LocksmithSystem", dependencies: ["LocksmithCore"]),
+        .target(name: "LocksmithSystem", dependencies: ["CGlibc", "LocksmithCore"]),
         .target(name: "LocksmithEtcd", dependencies: ["CCurl", "LocksmithCore", "LocksmithSystem"]),
         .target(name: "LocksmithBus", dependencies: ["CSystemd", "LocksmithCore"]),
         .target(name: "Locksmith", dependencies: ["CLocksmith", "LocksmithCore", "LocksmithSystem", "LocksmithEtcd"]),
         .executableTarget(name: "locksmithctl", dependencies: ["LocksmithCore", "LocksmithSystem", "LocksmithEtcd", "LocksmithBus"]),
-        .executableTarget(name: "locksmithd", dependencies: ["CSystemd", "LocksmithCore", "LocksmithSystem", "LocksmithEtcd", "LocksmithBus"]),
+        .executableTarget(name: "locksmithd", dependencies: ["CGlibc", "CSystemd", "LocksmithCore", "LocksmithSystem", "LocksmithEtcd", "LocksmithBus"]),
         .testTarget(
             name: "LocksmithCoreTests",
             dependencies: ["LocksmithCore", "LocksmithSystem"],

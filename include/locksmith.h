@@ -215,6 +215,10 @@ int locksmith_client_new(locksmith_client **ret);
  *   etcd-password-file  a file whose first line is the password
  *   etcd-api            v2, v3 or auto (v2 when the cluster serves it, else v3)
  *   timeout             per-request timeout, a Go duration from 1ms to 1h (default 5s)
+ *   proxy               (LOCKSMITH_2) an http://, https://, socks5:// or socks5h:// proxy for
+ *                       requests to etcd; "" for none. Unset, the proxy variables of the environment apply as libcurl
+ *                       reads them (never for loopback endpoints), unless the client was made
+ *                       with LOCKSMITH_NO_ENVIRONMENT
  * Set options before the first request. Returns 0; -EINVAL for an unknown option or a bad value
  * (the message names it); -EACCES if a file cannot be read for lack of permission. */
 int locksmith_client_set(locksmith_client *c, const char *option, const char *value);
@@ -260,6 +264,46 @@ int locksmith_client_stats(const locksmith_client *c, int64_t *ret_requests, int
 
 /* Frees c and closes its connection. Accepts NULL; returns NULL. */
 locksmith_client *locksmith_client_free(locksmith_client *c);
+
+/* ---- Version 2 (LOCKSMITH_2): explicit roots, no environment, deadlines ----------------------
+ * For callers that must not let the process environment steer them: a PAM module runs inside su
+ * or sudo with its caller's environment, a daemon with its unit's. Under secure execution
+ * (setuid or setgid programs, AT_SECURE) the library ignores the environment everywhere, as if
+ * LOCKSMITH_NO_ENVIRONMENT were given to every call. */
+
+/* A flag: read nothing from the process environment. */
+#define LOCKSMITH_NO_ENVIRONMENT (UINT64_C(1) << 0)
+
+/* Loads the configuration as locksmith_config_load() does, with the update.conf files read under
+ * root (an absolute directory; NULL is "/"; LOCKSMITH_ROOT is not consulted), and with flags
+ * LOCKSMITH_NO_ENVIRONMENT the process environment is not merged: the settings come from the
+ * files alone. Returns 0; -EINVAL if ret is NULL, root is not absolute, or flags has unknown bits;
+ * the errors of locksmith_config_load() otherwise. */
+int locksmith_config_load_at(const char *root, uint64_t flags, locksmith_config **ret);
+
+/* This machine's id, as locksmith_machine_id(), read from root's /etc/machine-id (root an
+ * absolute directory; NULL is "/"; LOCKSMITH_ROOT is not consulted). Returns 0; -EINVAL if root
+ * is not absolute or ret_id is NULL; the errors of locksmith_machine_id() otherwise. */
+int locksmith_machine_id_at(const char *root, char **ret_id);
+
+/* Creates a client as locksmith_client_new() does. With flags LOCKSMITH_NO_ENVIRONMENT it reads
+ * nothing from the process environment by itself: no proxy variables (http_proxy, https_proxy,
+ * all_proxy, no_proxy and their upper-case forms; a proxy only through the "proxy" option), and
+ * an id of NULL means the machine id under "/", not under $LOCKSMITH_ROOT. An explicit
+ * locksmith_client_load_env() still reads the variables it is asked for (except under secure
+ * execution). Returns 0; -EINVAL if ret is NULL or flags has unknown bits; -ENOMEM. */
+int locksmith_client_new_with_flags(uint64_t flags, locksmith_client **ret);
+
+/* Ends every request of the client at an absolute CLOCK_MONOTONIC time in microseconds (0: no
+ * deadline, the default). Each request's timeout is cut to what is left; once the deadline has
+ * passed, calls fail with -ETIMEDOUT without sending anything. Retries (lost compare-and-swap,
+ * failover between endpoints) stop at the deadline too, so it bounds the whole work of a caller,
+ * such as a login, whatever the server answers. Returns 0, or -EINVAL if c is NULL. */
+int locksmith_client_set_deadline(locksmith_client *c, uint64_t usec);
+
+/* Reads the group's semaphore without ever writing: -ENOENT if etcd has no value at the key
+ * (locksmith_client_get() would create it). Otherwise as locksmith_client_get(). */
+int locksmith_client_read(locksmith_client *c, locksmith_semaphore **ret);
 
 #ifdef __cplusplus
 }

@@ -5,23 +5,37 @@
  *
  *   locksmith-run [options] -- COMMAND [ARGS...]
  *
+ * The holder id is "<machine-id>/locksmith-run" unless --id says otherwise: never the plain
+ * machine id, which is locksmithd's. The daemon gives back a slot held under the machine id when
+ * it starts and takes one under it as its own reboot lock, so sharing it would let a daemon restart
+ * free a running job's slot, or the daemon reboot under a running job. Two default runs on one
+ * machine share the id and so wait for each other (see take_slot).
+ *
+ * A password given with --etcd-password is overwritten with '*' in argv once read (what
+ * /proc/PID/cmdline shows), and the command starts with only descriptors 0, 1 and 2 open: not the
+ * etcd connections, libcurl's internal descriptors or anything else locksmith-run inherited.
+ *
  * Exit status: the command's (128+N if a signal N ended it; 127 if it cannot be found, 126 if it
  * cannot be run); 75 (EX_TEMPFAIL) if no slot could be had within --timeout; 1 for other errors
  * before the command ran; 2 for a bad command line; 128+N if signal N came while waiting.
  * Built on liblocksmith (pkg-config locksmith). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <locksmith.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define EXIT_NO_SLOT 75
+#define DEFAULT_ID_SUFFIX "/locksmith-run"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -39,9 +53,12 @@ static void usage(FILE *f) {
           "  --group GROUP            the group whose semaphore to use\n"
           "  --etcd-cafile FILE, --etcd-certfile FILE, --etcd-keyfile FILE\n"
           "  --etcd-username USER, --etcd-password PASSWORD, --etcd-password-file FILE\n"
+          "                           (prefer the file or LOCKSMITHCTL_ETCD_PASSWORD: a password\n"
+          "                           argument is hidden once read, but visible until then)\n"
           "  --etcd-api v2|v3|auto    etcd API (default auto)\n"
           "  --request-timeout DURATION  timeout of each request to etcd (default 5s)\n"
-          "  --id ID                  the holder id (default: this machine's id)\n"
+          "  --id ID                  the holder id (default: MACHINE-ID/locksmith-run, which is\n"
+          "                           not locksmithd's id: the daemon never takes it for its own)\n"
           "  --timeout DURATION       how long to wait for a slot (default: forever)\n"
           "  --help\n"
           "\n"
@@ -49,9 +66,10 @@ static void usage(FILE *f) {
           "was free within --timeout; 1 for other errors; 2 for a bad command line.\n"
           "\n"
           "SIGINT, SIGTERM and SIGHUP are passed on to COMMAND; the slot is given back when it ends.\n"
-          "A slot already held under the same id (another locksmith-run, or locksmithd's reboot\n"
-          "lock) is waited for, never shared. Errors reaching etcd are retried for up to\n"
-          "--timeout (one minute without it).\n"
+          "A slot already held under the same id (another locksmith-run with that id) is waited\n"
+          "for, never shared. locksmithd holds its reboot lock under the plain machine id, so do\n"
+          "not give that as --id. Errors reaching etcd are retried for up to --timeout (one\n"
+          "minute without it). COMMAND starts with only standard input, output and error open.\n"
           "\n"
           "Example:\n"
           "  locksmith-run --group=db-maintenance --timeout=10m -- /usr/local/bin/compact-db\n",
@@ -74,23 +92,78 @@ static int transient(int r) {
     return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EAGAIN || r == -EPROTO || r == -EIO;
 }
 
-/* Whether etcd lists id (NULL: this machine) as a holder. */
+/* Whether etcd lists id as a holder. */
 static int holds(locksmith_client *c, const char *id) {
     locksmith_semaphore *s = NULL;
-    char *machine = NULL;
     int listed = 0;
-    if (!id && locksmith_machine_id(&machine) < 0) return 0;
-    if (locksmith_client_get(c, &s) >= 0) listed = locksmith_semaphore_is_holder(s, id ? id : machine) > 0;
+    if (locksmith_client_get(c, &s) >= 0) listed = locksmith_semaphore_is_holder(s, id) > 0;
     locksmith_semaphore_free(s);
-    locksmith_free(machine);
     return listed;
+}
+
+/* The default holder id, "<machine-id>/locksmith-run" (malloc()ed), or NULL with a message. */
+static char *default_id(void) {
+    char *machine = NULL, *id = NULL;
+    int r = locksmith_machine_id(&machine);
+    if (r < 0) {
+        fprintf(stderr, "locksmith-run: cannot read the machine id (give --id): %s\n", locksmith_last_error());
+        return NULL;
+    }
+    size_t n = strlen(machine);
+    if ((id = malloc(n + sizeof DEFAULT_ID_SUFFIX))) {
+        memcpy(id, machine, n);
+        memcpy(id + n, DEFAULT_ID_SUFFIX, sizeof DEFAULT_ID_SUFFIX);
+    } else {
+        perror("locksmith-run");
+    }
+    locksmith_free(machine);
+    return id;
+}
+
+/* In the child before exec: closes every descriptor from 3 up, so the command gets none of the
+ * etcd connections, libcurl's internal ones, or whatever locksmith-run inherited without
+ * close-on-exec. Only async-signal-safe calls: the library may have threads. */
+static void close_inherited_descriptors(void) {
+#if defined(SYS_close_range)
+    if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0) return; /* Linux 5.9+ */
+#endif
+    /* Older kernels: list /proc/self/fd with getdents64 (opendir would allocate). Closing while
+     * listing may skip entries, so list again until a pass closes nothing. */
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        for (int closed = 1; closed;) {
+            char buffer[4096];
+            long n;
+            closed = 0;
+            lseek(dir, 0, SEEK_SET);
+            while ((n = syscall(SYS_getdents64, dir, buffer, sizeof buffer)) > 0) {
+                for (long at = 0; at < n;) {
+                    /* struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name */
+                    unsigned short length;
+                    memcpy(&length, buffer + at + 16, sizeof length);
+                    const char *name = buffer + at + 19;
+                    int fd = 0;
+                    for (; *name >= '0' && *name <= '9'; name++) fd = fd * 10 + (*name - '0');
+                    if (*name == '\0' && name != buffer + at + 19 && fd >= 3 && fd != dir && close(fd) == 0) closed = 1;
+                    at += length;
+                }
+            }
+        }
+        close(dir);
+        return;
+    }
+    /* No /proc: every descriptor the limit allows. */
+    struct rlimit limit;
+    int last = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < 65536
+                   ? (int)limit.rlim_cur : 65536;
+    for (int fd = 3; fd < last; fd++) close(fd);
 }
 
 /* Takes a slot for id, waiting for one with the watch until wait_ns passes (< 0: no limit).
  * Returns 0 with the slot held, or the exit status to end with.
  *
  * -EEXIST (id already holds a slot) is not taken as success: the holder is someone else with
- * the same id (another locksmith-run, or this machine's locksmithd holding the reboot lock),
+ * the same id (another locksmith-run on this machine, or a run given the same --id elsewhere),
  * and running now would exceed max and give back a slot that is not ours. So it waits, as for
  * a busy semaphore. The exception: after a request whose outcome is unknown (it timed out or
  * the connection broke), the slot may be ours from that request, and -EEXIST, or -EBUSY with id
@@ -119,8 +192,7 @@ static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
         }
         failing_since = -1;
         if (r == -EEXIST && !said_exists) {
-            fprintf(stderr, "locksmith-run: %s already holds a slot (another locksmith-run or locksmithd); waiting for it to be given back\n",
-                    id ? id : "this machine");
+            fprintf(stderr, "locksmith-run: %s already holds a slot (another run with the same id); waiting for it to be given back\n", id);
             said_exists = 1;
         } else if (r != -EBUSY && r != -EEXIST) {
             return fail(c, "cannot take a slot");
@@ -133,6 +205,15 @@ static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
         r = locksmith_client_wait(c, left < 1000 ? left : 1000);
         if (stop_signal) return 128 + stop_signal;
         if (r < 0 && !transient(r)) return fail(c, "cannot wait for a slot");
+        if (r < 0) {
+            /* Retried like a failed lock; said once per new reason, not every second. */
+            static char said[512];
+            const char *why = locksmith_client_last_error(c);
+            if (strncmp(said, why, sizeof said - 1) != 0) {
+                fprintf(stderr, "locksmith-run: cannot wait for a slot, retrying: %s\n", why);
+                snprintf(said, sizeof said, "%s", why);
+            }
+        }
     }
 }
 
@@ -152,7 +233,7 @@ int main(int argc, char **argv) {
         ['P'] = "etcd-password-file", ['a'] = "etcd-api", ['r'] = "timeout",
     };
     locksmith_client *c = NULL;
-    char *id = NULL;
+    char *id = NULL, *own_id = NULL;
     int64_t wait_ns = -1;
     int opt, endpoints_given = 0, r;
 
@@ -174,7 +255,12 @@ int main(int argc, char **argv) {
             if (!endpoints_given++) locksmith_client_set(c, "endpoint", "");
             /* fall through */
         case 'g': case 'C': case 'R': case 'K': case 'u': case 'p': case 'P': case 'a': case 'r':
-            if ((r = locksmith_client_set(c, names[opt], optarg)) < 0) {
+            r = locksmith_client_set(c, names[opt], optarg);
+            /* The client has its copy: hide the password from the process list. optarg points
+             * into the argv strings (after "=", or the next argument), which is what
+             * /proc/PID/cmdline shows. */
+            if (opt == 'p') memset(optarg, '*', strlen(optarg));
+            if (r < 0) {
                 fprintf(stderr, "locksmith-run: --%s: %s\n", names[opt], locksmith_client_last_error(c));
                 return r == -EINVAL ? 2 : 1;
             }
@@ -188,6 +274,11 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    if (!id && !(id = own_id = default_id())) {
+        locksmith_client_free(c);
+        return 1;
+    }
+
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -197,6 +288,7 @@ int main(int argc, char **argv) {
     r = take_slot(c, id, wait_ns);
     if (r != 0) {
         locksmith_client_free(c);
+        free(own_id);
         return r;
     }
 
@@ -222,6 +314,7 @@ int main(int argc, char **argv) {
         signal(SIGTERM, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
         sigprocmask(SIG_SETMASK, &previous, NULL);
+        close_inherited_descriptors();
         execvp(argv[optind], argv + optind);
         fprintf(stderr, "locksmith-run: cannot run %s: %s\n", argv[optind], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
@@ -244,10 +337,10 @@ int main(int argc, char **argv) {
         sleep(1u << attempt);
     }
     if (r < 0 && r != -ENOENT) {
-        fprintf(stderr, "locksmith-run: the slot of %s is still held: give it back with `locksmithctl unlock%s%s`\n",
-                id ? id : "this machine", id ? " " : "", id ? id : "");
+        fprintf(stderr, "locksmith-run: the slot of %s is still held: give it back with `locksmithctl unlock %s`\n", id, id);
         code = code ? code : 1;
     }
     locksmith_client_free(c);
+    free(own_id);
     return code;
 }

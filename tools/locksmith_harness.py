@@ -60,6 +60,18 @@ def read(path):
         return ""
 
 
+def with_terminal(argv, tty, root):
+    """argv run in a private mount namespace where the terminal device tty (e.g. /dev/pts/3) is
+    bind-mounted at the same path under root: how a test puts a real terminal under a node's
+    root (locksmithd refuses a symbolic link in place of a terminal). Signals reach the program
+    itself: unshare and sh exec it."""
+    target = root + tty
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if not os.path.exists(target):
+        open(target, "w").close()
+    return ["unshare", "-m", "sh", "-c", 'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", tty, target] + list(argv)
+
+
 def group_key(group):
     if not group:
         return PREFIX + "/semaphore"

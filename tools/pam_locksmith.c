@@ -7,11 +7,17 @@
  * Failure policy: an error inside the module (a bad option, an unreadable file, etcd down or
  * slow, the library failing) is logged with pam_syslog and the session goes on: the module only
  * ever refuses a session for `deny` while a running locksmithd says the machine is rebooting.
- * Every request to etcd has a short timeout (1s by default) so that a login never waits long.
+ * All the etcd work of one session open ends at one deadline (timeout=, 1s by default), whatever
+ * etcd answers, so a login never waits long; the lock is only read, never created.
+ *
+ * Nothing comes from the process environment: under su or sudo (or a stack they include) the
+ * module runs as root with its caller's environment. Settings come from the options and the
+ * root-owned update.conf files under root= (else "/"), a proxy only from proxy=, and the module
+ * calls neither getenv nor setenv.
  *
  *   session optional pam_locksmith.so [deny] [debug] [nolock|lock=auto|always|never] [root=DIR]
  *       [endpoint=URL[,URL]] [group=G] [api=v2|v3|auto] [cafile=F] [certfile=F] [keyfile=F]
- *       [username=U] [password_file=F] [timeout=DURATION]
+ *       [username=U] [password_file=F] [proxy=URL] [timeout=DURATION]
  *
  * See docs/pam.md. Built on liblocksmith (pkg-config locksmith). Only the pam_sm_* functions are
  * exported: everything else here is static. */
@@ -33,15 +39,17 @@
 #include <unistd.h>
 
 #define COORDINATOR_PATH "/run/update-engine/coordinator.conf"
-#define DEFAULT_TIMEOUT "1s"
+/* The whole etcd work of a session open, in nanoseconds (1s). */
+#define DEFAULT_TIMEOUT_NS INT64_C(1000000000)
 /* coordinator.conf is three short lines; anything much larger is not one. */
 #define COORDINATOR_MAX 4096
 
 enum lock_mode { LOCK_AUTO, LOCK_ALWAYS, LOCK_NEVER };
 
-/* The etcd settings: the module option, the client option it sets, and the daemon's variable it
- * defaults to (as locksmithctl falls back to LOCKSMITHD_<FLAG>). The password has no module
- * option: files in /etc/pam.d are world-readable. */
+/* The etcd settings: the module option, the client option it sets, and the daemon's variable in
+ * the update.conf files it defaults to (as locksmithctl falls back to LOCKSMITHD_<FLAG>; never
+ * from the environment). The password has no module option: files in /etc/pam.d are
+ * world-readable. The proxy has no default: no proxy unless proxy= names one. */
 static const struct {
     const char *option;
     const char *client;
@@ -56,14 +64,15 @@ static const struct {
     {"username", "etcd-username", "LOCKSMITHD_ETCD_USERNAME"},
     {NULL, "etcd-password", "LOCKSMITHD_ETCD_PASSWORD"},
     {"password_file", "etcd-password-file", "LOCKSMITHD_ETCD_PASSWORD_FILE"},
+    {"proxy", "proxy", NULL},
 };
 #define N_ETCD_SETTINGS (sizeof etcd_settings / sizeof etcd_settings[0])
 
 struct options {
     int deny, debug;
     enum lock_mode lock;
-    const char *root;     /* NULL: $LOCKSMITH_ROOT, else "/" */
-    const char *timeout;  /* per-request etcd timeout, a Go duration */
+    const char *root;     /* root=, else "/" (never $LOCKSMITH_ROOT) */
+    int64_t timeout_ns;   /* the budget of all the etcd work of one session open */
     const char *etcd[N_ETCD_SETTINGS];
 };
 
@@ -81,7 +90,8 @@ struct coordinator {
 static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struct options *o) {
     memset(o, 0, sizeof *o);
     o->lock = LOCK_AUTO;
-    o->timeout = DEFAULT_TIMEOUT;
+    o->root = "/";
+    o->timeout_ns = DEFAULT_TIMEOUT_NS;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *eq = strchr(arg, '=');
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -102,7 +112,7 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
             if (value[0] == '/') o->root = value, known = 1;
         } else if (value && IS("timeout")) {
             int64_t ns;
-            if (locksmith_duration_parse(value, &ns) >= 0 && ns > 0) o->timeout = value, known = 1;
+            if (locksmith_duration_parse(value, &ns) >= 0 && ns > 0) o->timeout_ns = ns, known = 1;
         } else if (value) {
             for (size_t s = 0; s < N_ETCD_SETTINGS; s++)
                 if (etcd_settings[s].option && IS(etcd_settings[s].option)) o->etcd[s] = value, known = 1;
@@ -110,39 +120,6 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
 #undef IS
         if (!known) pam_syslog(pamh, LOG_ERR, "ignoring bad option \"%s\" (see docs/pam.md)", arg);
     }
-}
-
-/* The root system files are read under: root=, else $LOCKSMITH_ROOT (as the library does). */
-static const char *effective_root(const struct options *o) {
-    if (o->root) return o->root;
-    const char *env = getenv("LOCKSMITH_ROOT");
-    return env && *env ? env : "/";
-}
-
-/* root= reaches the library (machine id, update.conf) through LOCKSMITH_ROOT, the one way it is
- * told about another root; the caller's value is put back afterwards. Only done when root= is
- * given (tests, containers), so a normal login never touches the environment. */
-struct saved_env {
-    int changed;
-    char *old;
-};
-
-static void root_enter(const struct options *o, struct saved_env *s) {
-    s->changed = 0;
-    s->old = NULL;
-    if (!o->root) return;
-    const char *old = getenv("LOCKSMITH_ROOT");
-    if (old) s->old = strdup(old);
-    if (setenv("LOCKSMITH_ROOT", o->root, 1) == 0) s->changed = 1;
-}
-
-static void root_leave(struct saved_env *s) {
-    if (s->changed) {
-        if (s->old) setenv("LOCKSMITH_ROOT", s->old, 1);
-        else unsetenv("LOCKSMITH_ROOT");
-    }
-    free(s->old);
-    s->old = NULL;
 }
 
 /* Whether a process holds an flock(2) on the file (dev, ino), from /proc/locks: locksmithd holds
@@ -179,7 +156,7 @@ static int flock_held(dev_t dev, ino_t ino) {
 static void read_coordinator(pam_handle_t *pamh, const struct options *o, struct coordinator *c) {
     memset(c, 0, sizeof *c);
     c->state = STATE_NONE;
-    const char *root = effective_root(o);
+    const char *root = o->root;
     char path[4096];
     size_t rl = strlen(root);
     while (rl > 1 && root[rl - 1] == '/') rl--;
@@ -250,10 +227,15 @@ static void describe_time(time_t t, char *out, size_t size) {
     else snprintf(out, size, "%s, %lld days ago", when, ago / 86400);
 }
 
-static long long now_ms(void) {
+/* CLOCK_MONOTONIC in microseconds, the clock of locksmith_client_set_deadline(). */
+static uint64_t now_usec(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static long long ms_since(uint64_t start_usec) {
+    return (long long)((now_usec() - start_usec) / 1000u);
 }
 
 static int is_etcd_strategy(const char *s) {
@@ -261,20 +243,22 @@ static int is_etcd_strategy(const char *s) {
     return s && (strcmp(s, "etcd-lock") == 0 || strcmp(s, "best-effort") == 0);
 }
 
-/* Asks etcd whether this machine holds its group's reboot lock. Returns 1 held, 0 not held, or
- * -1 when the check was skipped or failed (logged). *ret_group gets the group (malloc()ed) when
- * the answer is 1. */
-static int check_lock(pam_handle_t *pamh, const struct options *o, const struct coordinator *coord, char **ret_group) {
+/* Asks etcd whether this machine holds its group's reboot lock, by deadline (CLOCK_MONOTONIC
+ * microseconds), which ends every request and retry. Returns 1 held, 0 not held (also when the
+ * group has no semaphore: the key is only read, never created), or -1 when the check was skipped
+ * or failed (logged). *ret_group gets the group (malloc()ed) when the answer is 1. */
+static int check_lock(pam_handle_t *pamh, const struct options *o, const struct coordinator *coord, uint64_t deadline,
+                      char **ret_group) {
     if (o->lock == LOCK_NEVER) return -1;
-    struct saved_env saved;
     locksmith_config *conf = NULL;
     locksmith_client *client = NULL;
     locksmith_semaphore *sem = NULL;
     char *id = NULL;
     int result = -1, r;
 
-    root_enter(o, &saved);
-    if (locksmith_config_load(&conf) < 0)
+    /* The update.conf files under the root, without the environment's LOCKSMITHD_* or
+     * REBOOT_STRATEGY: those are the caller's under su or sudo. */
+    if (locksmith_config_load_at(o->root, LOCKSMITH_NO_ENVIRONMENT, &conf) < 0)
         pam_syslog(pamh, LOG_ERR, "cannot read the node's configuration: %s", locksmith_last_error());
     /* Whether this machine uses the lock at all: what the running daemon says, else its
      * configuration (REBOOT_STRATEGY defaults to reboot, which takes no lock). */
@@ -288,44 +272,52 @@ static int check_lock(pam_handle_t *pamh, const struct options *o, const struct 
             goto done;
         }
     }
-    if ((r = locksmith_machine_id(&id)) < 0) {
+    if ((r = locksmith_machine_id_at(o->root, &id)) < 0) {
         pam_syslog(pamh, LOG_ERR, "cannot read the machine id: %s", locksmith_last_error());
         goto done;
     }
-    if ((r = locksmith_client_new(&client)) < 0) {
+    /* No proxy variables, no LOCKSMITH_ROOT: the client reads nothing from the environment. */
+    if ((r = locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, &client)) < 0) {
         pam_syslog(pamh, LOG_ERR, "cannot make an etcd client: %s", locksmith_last_error());
         goto done;
     }
-    if (locksmith_client_set(client, "timeout", o->timeout) < 0) {
-        pam_syslog(pamh, LOG_ERR, "timeout=%s: %s", o->timeout, locksmith_client_last_error(client));
-        goto done;
-    }
+    locksmith_client_set_deadline(client, deadline);
     const char *group = "";
     for (size_t s = 0; s < N_ETCD_SETTINGS; s++) {
-        const char *value = o->etcd[s], *from = "option";
-        if (!value && conf && (locksmith_config_get(conf, etcd_settings[s].daemon, &value, &from) < 0 || !*value))
+        const char *value = o->etcd[s], *from = "the module's options";
+        if (!value && conf && etcd_settings[s].daemon &&
+            (locksmith_config_get(conf, etcd_settings[s].daemon, &value, &from) < 0 || !*value))
             value = NULL;
         if (!value) continue;
         if (locksmith_client_set(client, etcd_settings[s].client, value) < 0) {
             /* Never the value: it may be a password. */
             pam_syslog(pamh, LOG_ERR, "bad etcd setting %s (from %s): %s; not asking etcd",
-                       o->etcd[s] ? etcd_settings[s].option : etcd_settings[s].daemon,
-                       o->etcd[s] ? "the module's options" : strcmp(from, "environment") == 0 ? "the environment" : from,
+                       o->etcd[s] ? etcd_settings[s].option : etcd_settings[s].daemon, from,
                        locksmith_client_last_error(client));
             goto done;
         }
         if (strcmp(etcd_settings[s].client, "group") == 0) group = value;
     }
-    long long start = now_ms();
-    if ((r = locksmith_client_get(client, &sem)) < 0) {
+    uint64_t start = now_usec();
+    r = locksmith_client_read(client, &sem);
+    if (r == -ENOENT) {
+        /* The group has no semaphore yet, so nobody holds its lock. */
+        if (o->debug)
+            pam_syslog(pamh, LOG_DEBUG, "etcd %s (%s, %lld ms): no semaphore at the key: machine %s does not hold the reboot lock of group \"%s\"",
+                       locksmith_client_endpoint(client) ? locksmith_client_endpoint(client) : "?",
+                       locksmith_client_api(client) ? locksmith_client_api(client) : "?", ms_since(start), id, group);
+        result = 0;
+        goto done;
+    }
+    if (r < 0) {
         pam_syslog(pamh, LOG_WARNING, "cannot read the reboot lock of group \"%s\" from etcd (%lld ms): %s", group,
-                   now_ms() - start, locksmith_client_last_error(client));
+                   ms_since(start), locksmith_client_last_error(client));
         goto done;
     }
     r = locksmith_semaphore_is_holder(sem, id);
     if (o->debug)
         pam_syslog(pamh, LOG_DEBUG, "etcd %s (%s, %lld ms): machine %s %s the reboot lock of group \"%s\"",
-                   locksmith_client_endpoint(client), locksmith_client_api(client), now_ms() - start, id,
+                   locksmith_client_endpoint(client), locksmith_client_api(client), ms_since(start), id,
                    r > 0 ? "holds" : "does not hold", group);
     if (r < 0) goto done;
     if (r > 0 && !(*ret_group = strdup(group))) goto done;
@@ -335,7 +327,6 @@ done:
     locksmith_client_free(client);
     locksmith_config_free(conf);
     free(id);
-    root_leave(&saved);
     return result;
 }
 
@@ -356,10 +347,13 @@ static void quote_group(const char *group, char *out, size_t size) {
 }
 
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    /* timeout= bounds the whole session open: one deadline, taken now, for all the etcd work. */
+    uint64_t start = now_usec();
     struct options o;
     struct coordinator coord;
     char since[128] = "";
     parse_options(pamh, argc, argv, &o);
+    uint64_t deadline = start + (uint64_t)(o.timeout_ns / 1000);
     read_coordinator(pamh, &o, &coord);
     if (coord.state == STATE_PLANNED || coord.state == STATE_REBOOTING) describe_time(coord.since, since, sizeof since);
 
@@ -377,7 +371,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     }
 
     char *group = NULL;
-    int held = check_lock(pamh, &o, &coord, &group);
+    int held = check_lock(pamh, &o, &coord, deadline, &group);
     if (!(flags & PAM_SILENT)) {
         if (coord.state == STATE_REBOOTING)
             pam_info(pamh, "This machine is rebooting (since %s).", since);

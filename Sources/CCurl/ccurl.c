@@ -3,6 +3,8 @@
 #include "ccurl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cloader.h"
 
@@ -17,11 +19,34 @@ static struct {
     CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
     struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
     void (*slist_free_all)(struct curl_slist *);
+    char *(*version)(void);
 } api;
 
+extern char **environ;
+
+/* libcurl opens the file that SSLKEYLOGFILE names when it is initialized (creating it, as whoever
+ * runs us: root in the daemon, or in a PAM module under su) and appends every TLS secret to it.
+ * The library never wants that: the variable is hidden from curl_global_init, which is the one
+ * moment libcurl reads it. The filtered copy of the environment is kept for good, as another
+ * thread may be reading it; it is made at most once per process, and only when the variable is
+ * set. */
 static void after_load(struct cloader *loader) {
-    if (api.global_init(CURL_GLOBAL_ALL) != CURLE_OK)
-        snprintf(loader->error, sizeof loader->error, "curl_global_init failed");
+    static const char name[] = "SSLKEYLOGFILE=";
+    char **saved = environ, **filtered = NULL;
+    if (getenv("SSLKEYLOGFILE")) {
+        size_t n = 0, k = 0;
+        while (saved[n]) n++;
+        if (!(filtered = calloc(n + 1, sizeof *filtered))) {
+            snprintf(loader->error, sizeof loader->error, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (strncmp(saved[i], name, sizeof name - 1) != 0) filtered[k++] = saved[i];
+        environ = filtered;
+    }
+    CURLcode r = api.global_init(CURL_GLOBAL_ALL);
+    if (filtered) environ = saved;
+    if (r != CURLE_OK) snprintf(loader->error, sizeof loader->error, "curl_global_init failed");
 }
 
 static const struct cloader_symbol symbols[] = {
@@ -35,6 +60,7 @@ static const struct cloader_symbol symbols[] = {
     {"curl_easy_getinfo", (void **)&api.easy_getinfo},
     {"curl_slist_append", (void **)&api.slist_append},
     {"curl_slist_free_all", (void **)&api.slist_free_all},
+    {"curl_version", (void **)&api.version},
 };
 
 static struct cloader loader = {"libcurl.so.4", symbols, sizeof symbols / sizeof symbols[0], after_load, PTHREAD_ONCE_INIT, ""};
@@ -42,6 +68,8 @@ static struct cloader loader = {"libcurl.so.4", symbols, sizeof symbols / sizeof
 static int ready(void) { return cloader_ready(&loader); }
 
 const char *ccurl_load_error(void) { return loader.error; }
+int ccurl_load(void) { return ready(); }
+const char *ccurl_version(void) { return ready() ? api.version() : loader.error; }
 
 CURL *ccurl_easy_init(void) { return ready() ? api.easy_init() : NULL; }
 void ccurl_easy_cleanup(CURL *h) { if (h && ready()) api.easy_cleanup(h); }

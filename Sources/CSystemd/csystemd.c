@@ -27,6 +27,8 @@ static struct {
                        sd_bus_message **, const char *, ...);
     int (*match_signal)(sd_bus *, sd_bus_slot **, const char *, const char *, const char *, const char *,
                         sd_bus_message_handler_t, void *);
+    const char *(*message_get_sender)(sd_bus_message *);
+    int (*error_has_name)(const sd_bus_error *, const char *);
     int (*notify)(int, const char *);
     int (*watchdog_enabled)(int, uint64_t *);
     int (*journal_sendv)(const struct iovec *, int);
@@ -47,6 +49,8 @@ static const struct cloader_symbol symbols[] = {
     {"sd_bus_message_read", (void **)&api.message_read},
     {"sd_bus_call_method", (void **)&api.call_method},
     {"sd_bus_match_signal", (void **)&api.match_signal},
+    {"sd_bus_message_get_sender", (void **)&api.message_get_sender},
+    {"sd_bus_error_has_name", (void **)&api.error_has_name},
     {"sd_notify", (void **)&api.notify},
     {"sd_watchdog_enabled", (void **)&api.watchdog_enabled},
     {"sd_journal_sendv", (void **)&api.journal_sendv},
@@ -125,9 +129,9 @@ int csd_read_status(sd_bus_message *m, int64_t *checked, double *progress, const
     return api.message_read(m, "xdssx", checked, progress, op, version, size);
 }
 
-int csd_call_get_status(sd_bus *bus, sd_bus_error *error, sd_bus_message **reply) {
+int csd_call_get_status(sd_bus *bus, const char *destination, sd_bus_error *error, sd_bus_message **reply) {
     READY_OR_RETURN(-ELIBACC);
-    return api.call_method(bus, "com.coreos.update1", "/com/coreos/update1", "com.coreos.update1.Manager", "GetStatus",
+    return api.call_method(bus, destination, "/com/coreos/update1", "com.coreos.update1.Manager", "GetStatus",
                            error, reply, "");
 }
 
@@ -155,18 +159,43 @@ int csd_read_name_owner_changed(sd_bus_message *m, const char **name, const char
     return api.message_read(m, "sss", name, old_owner, new_owner);
 }
 
-int csd_name_has_owner(sd_bus *bus, const char *name) {
+int csd_get_name_owner(sd_bus *bus, const char *name, char **ret_owner) {
     sd_bus_message *reply = NULL;
     sd_bus_error error = SD_BUS_ERROR_NULL;
-    int has = 0, r;
+    const char *owner = NULL;
+    int r;
     READY_OR_RETURN(-ELIBACC);
-    r = api.call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
+    *ret_owner = NULL;
+    r = api.call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetNameOwner",
                         &error, &reply, "s", name);
+    if (r < 0) {
+        int none = api.error_has_name(&error, "org.freedesktop.DBus.Error.NameHasNoOwner");
+        api.error_free(&error);
+        return none ? 0 : r;
+    }
+    r = api.message_read(reply, "s", &owner);
+    if (r >= 0) r = (*ret_owner = strdup(owner)) ? 1 : -ENOMEM;
+    api.message_unref(reply);
+    return r;
+}
+
+int csd_get_connection_uid(sd_bus *bus, const char *name, uint32_t *ret_uid) {
+    sd_bus_message *reply = NULL;
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    int r;
+    READY_OR_RETURN(-ELIBACC);
+    r = api.call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                        "GetConnectionUnixUser", &error, &reply, "s", name);
     api.error_free(&error);
     if (r < 0) return r;
-    r = api.message_read(reply, "b", &has);
+    r = api.message_read(reply, "u", ret_uid);
     api.message_unref(reply);
-    return r < 0 ? r : (has ? 1 : 0);
+    return r;
+}
+
+const char *csd_message_sender(sd_bus_message *m) {
+    if (!m || ready() < 0) return NULL;
+    return api.message_get_sender(m);
 }
 
 int csd_notify(const char *state) {

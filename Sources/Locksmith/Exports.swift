@@ -271,17 +271,38 @@ final class ClientState {
     var options = ClientOptions()
     var client: EtcdClient?
     var lastError = ""
+    /// locksmith_client_set_deadline's time, in monotonic milliseconds.
+    var deadline: Int?
 
     func connected() throws -> EtcdClient {
         if let client { return client }
         let made = try EtcdClient(options: options)
+        made.deadline = deadline
         client = made
         return made
     }
 
     func holder(_ id: UnsafePointer<CChar>?) throws -> String {
-        try id.map { try text($0, "id", limit: SemaphoreDocument.maxHolderBytes + 1) } ?? MachineID.read()
+        if let id { return try text(id, "id", limit: SemaphoreDocument.maxHolderBytes + 1) }
+        return try MachineID.read(root: options.usesEnvironment ? SystemRoot.current : "/")
     }
+}
+
+/// The flags the LOCKSMITH_2 functions know.
+private let knownFlags: UInt64 = 1  // LOCKSMITH_NO_ENVIRONMENT
+
+/// Whether a call with `flags` may read the process environment (never under secure execution).
+private func usesEnvironment(flags: UInt64) throws -> Bool {
+    guard flags & ~knownFlags == 0 else { throw invalid("flags has unknown bits: 0x\(String(flags, radix: 16))") }
+    return flags & 1 == 0 && !Syscalls.secureExecution
+}
+
+/// An explicit root argument: NULL is "/"; otherwise an absolute path.
+private func rootArgument(_ root: UnsafePointer<CChar>?) throws -> String {
+    guard let root else { return "/" }
+    let path = try text(root, "root", limit: 4096)
+    guard path.hasPrefix("/") else { throw invalid("root \(JSONText.quoted(path)) is not an absolute path") }
+    return path
 }
 
 typealias ClientHandle = Handle<ClientState>
@@ -397,4 +418,59 @@ public func locksmith_client_stats(_ c: OpaquePointer!, _ ret_requests: UnsafeMu
 @c @implementation
 public func locksmith_client_free(_ c: OpaquePointer!) -> OpaquePointer! {
     ClientHandle.release(c)
+}
+
+// MARK: Version 2
+
+@c @implementation
+public func locksmith_config_load_at(_ root: UnsafePointer<CChar>!, _ flags: UInt64, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    call {
+        let r = try out(ret, "ret")
+        let environment = try usesEnvironment(flags: flags)
+        r.pointee = ConfigHandle.make(try NodeConfiguration.load(root: rootArgument(root), environment: environment))
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_machine_id_at(_ root: UnsafePointer<CChar>!, _ ret_id: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
+    call {
+        let r = try out(ret_id, "ret_id")
+        r.pointee = try copyOut(MachineID.read(root: rootArgument(root)))
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_new_with_flags(_ flags: UInt64, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    call {
+        let r = try out(ret, "ret")
+        let state = ClientState()
+        state.options.usesEnvironment = try usesEnvironment(flags: flags)
+        r.pointee = ClientHandle.make(state)
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_set_deadline(_ c: OpaquePointer!, _ usec: UInt64) -> Int32 {
+    clientCall(c) { state in
+        // Microseconds to milliseconds, rounded up so that a deadline never comes early.
+        state.deadline = usec == 0 ? nil : Int(min(usec / 1000 + (usec % 1000 == 0 ? 0 : 1), UInt64(Int.max)))
+        state.client?.deadline = state.deadline
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_read(_ c: OpaquePointer!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    clientCall(c) { state in
+        let r = try out(ret, "ret")
+        let client = try state.connected()
+        guard let document = try client.read() else {
+            throw LocksmithError(.notFound, "\(client.key): no semaphore is stored (nothing was created)")
+        }
+        r.pointee = SemaphoreHandle.make(document)
+        return 0
+    }
 }

@@ -64,12 +64,14 @@ public final class SystemBus {
         guard r >= 0 else { throw SystemBus.error(r, "logind refused to reboot", &error) }
     }
 
-    /// The update engine's current status (its GetStatus method).
-    public func updateStatus() throws -> UpdateStatus {
+    /// The update engine's current status (its GetStatus method), asked of `destination`: the
+    /// unique name of the connection that owns the engine's name, so that the answer comes from
+    /// it and nobody else.
+    public func updateStatus(from destination: String) throws -> UpdateStatus {
         var error = sd_bus_error(name: nil, message: nil, _need_free: 0)
         defer { csd_error_free(&error) }
         var reply: OpaquePointer?
-        var r = csd_call_get_status(bus, &error, &reply)
+        var r = csd_call_get_status(bus, destination, &error, &reply)
         guard r >= 0 else { throw SystemBus.error(r, "the update engine did not answer GetStatus", &error) }
         defer { csd_message_unref(reply) }
         var checked: Int64 = 0, size: Int64 = 0, progress = 0.0
@@ -78,6 +80,24 @@ public final class SystemBus {
         guard r >= 0 else { throw SystemBus.error(r, "GetStatus answered something else than (xdssx)") }
         return UpdateStatus(lastCheckedTime: checked, progress: progress, currentOperation: operation.map { String(cString: $0) } ?? "",
                             newVersion: version.map { String(cString: $0) } ?? "", newSize: size)
+    }
+
+    /// The unique name of the connection that owns `name` now, or nil if nobody does.
+    public func owner(of name: String) throws -> String? {
+        var owner: UnsafeMutablePointer<CChar>?
+        let r = csd_get_name_owner(bus, name, &owner)
+        guard r >= 0 else { throw SystemBus.error(r, "cannot ask the bus who owns \(name)") }
+        defer { free(owner) }
+        return owner.map { String(cString: $0) }
+    }
+
+    /// The user id of the connection `name`, as the bus daemon knows it (from the kernel, not
+    /// from anything the connection says).
+    public func userID(of name: String) throws -> UInt32 {
+        var uid: UInt32 = 0
+        let r = csd_get_connection_uid(bus, name, &uid)
+        guard r >= 0 else { throw SystemBus.error(r, "cannot ask the bus which user \(name) is") }
+        return uid
     }
 
     static func error(_ r: Int32, _ what: String, _ busError: UnsafeMutablePointer<sd_bus_error>? = nil) -> LocksmithError {

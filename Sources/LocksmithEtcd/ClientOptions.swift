@@ -20,7 +20,7 @@ public struct ClientOptions: Sendable {
     public static let defaultTimeoutMilliseconds = 5_000
     /// Every option name `set` accepts, in the order help texts list them.
     public static let names = ["endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile",
-                               "etcd-username", "etcd-password", "etcd-password-file", "etcd-api", "timeout"]
+                               "etcd-username", "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy"]
 
     /// Endpoints given so far; empty means the defaults.
     public private(set) var endpointList: [String] = []
@@ -30,6 +30,13 @@ public struct ClientOptions: Sendable {
     public var password: String?
     public var api = APIChoice.auto
     public var timeoutMilliseconds = ClientOptions.defaultTimeoutMilliseconds
+    /// A proxy URL for requests to etcd, "" for none; nil: the environment decides (when
+    /// `usesEnvironment`).
+    public var proxy: String?
+    /// Whether the process environment may steer the client (proxy variables, LOCKSMITH_ROOT for
+    /// the machine id). Off for callers such as a PAM module, and always off under secure
+    /// execution (setuid).
+    public var usesEnvironment = !Syscalls.secureExecution
     /// Set when the password file can be read by every user: the programs show it (the library
     /// never logs).
     public private(set) var passwordFileWarning: String?
@@ -77,6 +84,14 @@ public struct ClientOptions: Sendable {
                 throw LocksmithError(.invalidArgument, "timeout: \(JSONText.quoted(value)) is not between 1ms and 1h")
             }
             timeoutMilliseconds = Int(nanoseconds / 1_000_000)
+        case "proxy":
+            if value.isEmpty { proxy = ""; return }
+            let lower = value.lowercased()
+            guard ["http://", "https://", "socks5://", "socks5h://"].contains(where: { lower.hasPrefix($0) }),
+                  !SemaphoreDocument.hasControlCharacter(value), !value.contains(" ") else {
+                throw LocksmithError(.invalidArgument, "proxy: \(JSONText.quoted(ClientOptions.withoutCredentials(value))) is not an http://, https:// or socks5:// URL")
+            }
+            proxy = value
         default:
             throw LocksmithError(.invalidArgument, "unknown option \(JSONText.quoted(name)) (known: \(ClientOptions.names.joined(separator: ", ")))")
         }
@@ -118,6 +133,11 @@ public struct ClientOptions: Sendable {
             let lower = endpoint.lowercased()
             guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
                 throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(withoutCredentials(endpoint))) has no http:// or https:// scheme")
+            }
+            // A control character would reach libcurl's URL parser and every message that
+            // shows the endpoint.
+            if SemaphoreDocument.hasControlCharacter(endpoint) {
+                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(withoutCredentials(endpoint))) contains a control character")
             }
             while endpoint.hasSuffix("/") { endpoint.removeLast() }
             let host = endpoint.drop(while: { $0 != ":" }).dropFirst(3)

@@ -8,6 +8,9 @@ public final class EtcdClient {
     /// Most compare-and-swap attempts lost to other writers per operation before giving up
     /// with `.conflict` (with the pauses between them, several seconds of solid contention).
     public static let maxAttempts = 64
+    /// The longest v3 watch message read: an event carries one semaphore document (at most
+    /// 128 KiB, in base64) and a few fields.
+    static let maxWatchMessageBytes = 1 << 20
 
     public let options: ClientOptions
     /// The key of the group's semaphore.
@@ -48,11 +51,11 @@ public final class EtcdClient {
     public init(options: ClientOptions) throws {
         self.options = options
         key = try GroupKey.key(group: options.group)
-        http = try HTTPConnection()
-        http.tls = options.tls
+        var settings = ConnectionSettings(tls: options.tls, proxy: options.proxy, useEnvironment: options.usesEnvironment)
         if options.api == .v2 || options.api == .auto, let user = options.username {
-            http.basicAuth = (user, options.password ?? "")
+            settings.basicAuth = (user, options.password ?? "")
         }
+        http = try HTTPConnection(settings: settings)
         switch options.api {
         case .v2: api = .v2
         case .v3: api = .v3
@@ -65,7 +68,25 @@ public final class EtcdClient {
     /// The current document, creating the key with the initial document if it is missing.
     /// A stored value that is not a semaphore document is `.badMessage` naming the key.
     public func get() throws -> SemaphoreDocument {
-        try decode(read())
+        try decode(readOrCreate())
+    }
+
+    /// The current document without ever writing: nil when etcd has no value at the key.
+    public func read() throws -> SemaphoreDocument? {
+        switch try fetch() {
+        case .value(let value), .conflict(let value?):
+            remember(value)
+            return try decode(value)
+        case .missing, .conflict(nil), .stored:
+            return nil
+        }
+    }
+
+    /// No request of this client runs past this monotonic time in milliseconds (nil: none), and
+    /// none starts after it: retries and failover end there too.
+    public var deadline: Int? {
+        get { http.deadline }
+        set { http.deadline = newValue }
     }
 
     /// Takes a slot for `holder`. `.busy`, `.exists` as SemaphoreDocument.lock; never retried.
@@ -127,17 +148,26 @@ public final class EtcdClient {
     /// keeps trying until the deadline: etcd may be restarting, and the watch resumes from the
     /// index last seen, so no change in between is missed.
     public func wait(timeoutMilliseconds: Int) throws -> Bool {
-        if seenIndex == nil { _ = try read() }
+        if seenIndex == nil { _ = try readOrCreate() }
         guard let index = seenIndex else { return true }
         let deadline = Clock.monotonicMilliseconds() + max(timeoutMilliseconds, 1)
         let api = try resolvedAPI()
+        /// The client's own deadline ends a wait with an error, not as "no change yet": a caller
+        /// that loops on wait() must not spin once it has passed.
+        func checkClientDeadline() throws {
+            if let end = http.deadline, Clock.monotonicMilliseconds() >= end {
+                throw LocksmithError(.timedOut, "\(key): the client's deadline passed")
+            }
+        }
         while true {
             for endpoint in rotation() {
+                try checkClientDeadline()
                 let remaining = deadline - Clock.monotonicMilliseconds()
                 if remaining <= 0 { return false }
                 do {
                     return try watch(api, endpoint, after: index, timeoutMilliseconds: remaining)
                 } catch let error as LocksmithError where error.kind == .timedOut {
+                    try checkClientDeadline()
                     return false
                 } catch let error as LocksmithError where error.kind == .connectionFailed {
                     continue
@@ -164,20 +194,30 @@ public final class EtcdClient {
         case .v3:
             var line: [UInt8] = []
             var event: WatchEvent?
+            var oversized = false
             let response = try http.perform(method: "POST", url: endpoint + V3.watchPath, body: V3.watch(key, after: index),
                                             headers: try authHeaders(endpoint), timeoutMilliseconds: timeoutMilliseconds,
                                             interruptible: true) { chunk in
-                for byte in chunk {
-                    if byte == UInt8(ascii: "\n") {
-                        event = V3.watchEvent(line)
-                        if event != nil { return false }
-                        line.removeAll(keepingCapacity: true)
-                    } else {
-                        line.append(byte)
-                    }
+                var rest = chunk[...]
+                while let newline = rest.firstIndex(of: UInt8(ascii: "\n")) {
+                    line.append(contentsOf: rest[..<newline])
+                    rest = rest[(newline + 1)...]
+                    event = V3.watchEvent(line)
+                    if event != nil { return false }
+                    line.removeAll(keepingCapacity: true)
                 }
+                line.append(contentsOf: rest)
+                if line.count > EtcdClient.maxWatchMessageBytes {
+                    oversized = true
+                    return false
+                }
+                // A message may come without its newline: try it once the text ends an object.
+                guard line.last == UInt8(ascii: "}") else { return true }
                 event = V3.watchEvent(line)
                 return event == nil
+            }
+            if oversized {
+                throw LocksmithError(.protocolError, "\(endpoint): a watch message is larger than \(EtcdClient.maxWatchMessageBytes >> 20) MiB: not an etcd answer")
             }
             if let event {
                 note(event)
@@ -201,7 +241,7 @@ public final class EtcdClient {
     @discardableResult
     private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T, done: (SemaphoreDocument) -> Bool) throws -> T {
         var fresh = known == nil || Clock.monotonicMilliseconds() - knownAt < EtcdClient.freshMilliseconds
-        var current = try known ?? read()
+        var current = try known ?? readOrCreate()
         var lost = 0
         var unheard: T?  // the result of a write that may have landed unheard
         while true {
@@ -212,7 +252,7 @@ public final class EtcdClient {
                 result = try change(&document)
             } catch where !fresh {
                 // Refused on what we saw last: only a fresh read may say no.
-                current = try read()
+                current = try readOrCreate()
                 fresh = true
                 continue
             } catch let refusal as LocksmithError {
@@ -241,7 +281,7 @@ public final class EtcdClient {
                 current = newer
                 remember(newer)
             case .conflict(nil), .missing:
-                current = try read()
+                current = try readOrCreate()
             }
             conflictRetries += 1
             if !fresh {
@@ -282,7 +322,7 @@ public final class EtcdClient {
     }
 
     /// Reads the value, creating the key first if it is missing.
-    private func read() throws -> StoredValue {
+    private func readOrCreate() throws -> StoredValue {
         for _ in 0..<EtcdClient.maxAttempts {
             switch try fetch() {
             case .value(let value):
@@ -336,7 +376,7 @@ public final class EtcdClient {
                 throw LocksmithError(.protocolError, "\(key): cannot tell whether etcd serves the v2 API (HTTP \(response.status) to \(request.path))")
             }
             api = .v3
-            http.basicAuth = nil
+            http.settings.basicAuth = nil
             return try fetch()
         }
     }
@@ -382,6 +422,7 @@ public final class EtcdClient {
     /// again once when etcd says it expired).
     private func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [String] = []) throws -> HTTPResponse {
         var failures: [String] = []
+        var allTimedOut = true
         let all = options.endpoints
         for offset in 0..<all.count {
             let index = (preferred + offset) % all.count
@@ -397,6 +438,7 @@ public final class EtcdClient {
                 }
                 if response.status >= 500 {
                     failures.append("\(endpoint): HTTP \(response.status) \(excerpt(response.text, limit: 60))")
+                    allTimedOut = false
                     continue
                 }
                 preferred = index
@@ -405,14 +447,10 @@ public final class EtcdClient {
                 return response
             } catch let error as LocksmithError where error.kind == .connectionFailed || error.kind == .timedOut {
                 failures.append("\(endpoint): \(error.message)")
+                allTimedOut = allTimedOut && error.kind == .timedOut
             }
         }
-        throw unavailable(failures)
-    }
-
-    private func unavailable(_ failures: [String]) -> LocksmithError {
-        let kind: LocksmithError.Kind = failures.allSatisfy { $0.contains("timed out") || $0.contains("Timeout") } ? .timedOut : .connectionFailed
-        return LocksmithError(kind, "no etcd endpoint answered (" + failures.joined(separator: "; ") + ")")
+        throw LocksmithError(allTimedOut ? .timedOut : .connectionFailed, "no etcd endpoint answered (" + failures.joined(separator: "; ") + ")")
     }
 
     // MARK: Authentication (v3)
@@ -426,11 +464,17 @@ public final class EtcdClient {
             if response.status >= 500 {
                 throw LocksmithError(.connectionFailed, "\(endpoint): HTTP \(response.status) to authentication")
             }
+            let answered: String
             do {
-                token = try V3.parseToken(response)
+                answered = try V3.parseToken(response)
             } catch let error as LocksmithError {
                 throw LocksmithError(.permissionDenied, "etcd refused user \(JSONText.quoted(user)): \(error.message)")
             }
+            // The token goes into a header line of every request: only visible ASCII, bounded.
+            guard (1...4096).contains(answered.utf8.count), answered.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
+                throw LocksmithError(.protocolError, "\(endpoint): etcd answered an authentication token that is not plain text (\(answered.utf8.count) bytes); not using it")
+            }
+            token = answered
         }
         return ["Authorization: \(token ?? "")"]
     }

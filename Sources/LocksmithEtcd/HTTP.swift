@@ -34,22 +34,39 @@ public enum Interruption {
 }
 
 
+/// How a connection reaches its server, beyond TLS: a proxy, and whether the process environment
+/// may choose one.
+struct ConnectionSettings {
+    var tls = TLSFiles()
+    var basicAuth: (user: String, password: String)?
+    /// A proxy URL, "" for none; nil: the environment's proxy variables, when `useEnvironment`.
+    var proxy: String?
+    /// Whether libcurl may take a proxy from http_proxy and friends.
+    var useEnvironment = true
+}
+
 /// One HTTP connection (reused across requests). Belongs to one thread at a time.
 final class HTTPConnection {
+    /// The most kept of one answer, watches included: a semaphore document is at most 128 KiB
+    /// (about 171 KiB in base64 inside a v3 answer), a listing of thousands of groups a few MiB.
+    /// A server that sends more is cut off, so no answer can grow a program's memory.
+    static let maxAnswerBytes = 8 << 20
+
     private let handle: UnsafeMutableRawPointer
     private let errorBuffer: UnsafeMutablePointer<CChar>
-    var tls = TLSFiles() {
-        didSet { configure() }
+    var settings: ConnectionSettings {
+        didSet { configurationError = configure() }
     }
-    var basicAuth: (user: String, password: String)? {
-        didSet { configure() }
-    }
+    /// Why the last configuration could not be applied; every request fails with it.
+    private var configurationError: LocksmithError?
     /// Called after every request with one line: method, URL, status or error, time taken.
     var trace: ((String) -> Void)?
+    /// No request runs past this monotonic time in milliseconds (nil: none).
+    var deadline: Int?
     /// HTTP requests made, for statistics.
     private(set) var requestCount = 0
 
-    init() throws {
+    init(settings: ConnectionSettings) throws {
         guard let h = ccurl_easy_init() else {
             let reason = String(cString: ccurl_load_error())
             throw LocksmithError(.system(ELIBACC), reason.isEmpty ? "cannot initialize libcurl" : reason)
@@ -57,7 +74,9 @@ final class HTTPConnection {
         handle = h
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-        configure()
+        self.settings = settings
+        // Thrown once every property is set, so deinit frees the handle and the buffer.
+        if let error = configure() { throw error }
     }
 
     deinit {
@@ -65,29 +84,57 @@ final class HTTPConnection {
         errorBuffer.deallocate()
     }
 
-    /// The options that stay the same from request to request, set once (and again when TLS or
-    /// credentials change): the connection is kept between requests either way.
-    private func configure() {
+    /// The options that stay the same from request to request, set once (and again when the
+    /// settings change): the connection is kept between requests either way. Returns why a
+    /// setting that safety depends on was refused by libcurl (nil when all were taken).
+    private func configure() -> LocksmithError? {
         ccurl_easy_reset(handle)
         _ = ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
         _ = ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        _ = ccurl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
-        _ = ccurl_setopt_string(handle, CURLOPT_NOPROXY, HTTPConnection.noProxy)
-        _ = ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
-        _ = ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
         _ = ccurl_setopt_long(handle, CURLOPT_TCP_NODELAY, 1)
-        if let ca = tls.caFile { _ = ccurl_setopt_string(handle, CURLOPT_CAINFO, ca) }
-        if let cert = tls.certFile { _ = ccurl_setopt_string(handle, CURLOPT_SSLCERT, cert) }
-        if let key = tls.keyFile { _ = ccurl_setopt_string(handle, CURLOPT_SSLKEY, key) }
-        if let auth = basicAuth {
-            _ = ccurl_setopt_long(handle, CURLOPT_HTTPAUTH, 1)  // CURLAUTH_BASIC, a macro Swift cannot import
-            _ = ccurl_setopt_string(handle, CURLOPT_USERNAME, auth.user)
-            _ = ccurl_setopt_string(handle, CURLOPT_PASSWORD, auth.password)
+        // Only http and https, for requests and redirects (which are not followed anyway).
+        // libcurl before 7.85 refuses the _STR forms: then the bitmask forms; if neither is
+        // taken, no request is made at all.
+        let protocols = ccurl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK
+            || ccurl_setopt_long(handle, CURLOPT_PROTOCOLS, ccurl_proto_http_https) == CURLE_OK
+        let redirects = ccurl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK
+            || ccurl_setopt_long(handle, CURLOPT_REDIR_PROTOCOLS, ccurl_proto_http_https) == CURLE_OK
+        guard protocols, redirects else {
+            return LocksmithError(.protocolError, "libcurl refused to limit its protocols to http and https (\(String(cString: ccurl_version()))): not sending requests with it")
+        }
+        var ok = ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0) == CURLE_OK
+        ok = ok && ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1) == CURLE_OK
+        ok = ok && ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2) == CURLE_OK
+        let tls = settings.tls
+        if let ca = tls.caFile {
+            // Exactly this CA: not also the system's CA directory, which libcurl searches
+            // besides any CA file unless told not to.
+            ok = ok && ccurl_setopt_string(handle, CURLOPT_CAINFO, ca) == CURLE_OK
+            ok = ok && ccurl_setopt_pointer(handle, CURLOPT_CAPATH, nil) == CURLE_OK
+        }
+        if let cert = tls.certFile { ok = ok && ccurl_setopt_string(handle, CURLOPT_SSLCERT, cert) == CURLE_OK }
+        if let key = tls.keyFile { ok = ok && ccurl_setopt_string(handle, CURLOPT_SSLKEY, key) == CURLE_OK }
+        if let proxy = settings.proxy ?? (settings.useEnvironment ? nil : "") {
+            // "" turns off the proxy variables of the environment too.
+            ok = ok && ccurl_setopt_string(handle, CURLOPT_PROXY, proxy) == CURLE_OK
+        }
+        ok = ok && ccurl_setopt_string(handle, CURLOPT_NOPROXY, HTTPConnection.noProxy(settings.useEnvironment)) == CURLE_OK
+        if let auth = settings.basicAuth {
+            ok = ok && ccurl_setopt_long(handle, CURLOPT_HTTPAUTH, 1) == CURLE_OK  // CURLAUTH_BASIC, a macro Swift cannot import
+            ok = ok && ccurl_setopt_string(handle, CURLOPT_USERNAME, auth.user) == CURLE_OK
+            ok = ok && ccurl_setopt_string(handle, CURLOPT_PASSWORD, auth.password) == CURLE_OK
+        }
+        guard ok else {
+            return LocksmithError(.protocolError, "libcurl refused a TLS, proxy or authentication setting (\(String(cString: ccurl_version()))): not sending requests with it")
         }
         _ = ccurl_setopt_xferinfo_function(handle) { _, _, _, _, _ in Interruption.isRequested ? 1 : 0 }
         _ = ccurl_setopt_write_function(handle) { data, size, count, context in
             let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
             let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
+            if sink.body.count + bytes.count > HTTPConnection.maxAnswerBytes {
+                sink.overflowed = true
+                return 0
+            }
             sink.body.append(contentsOf: bytes)
             if let onData = sink.onData, !onData(bytes) {
                 sink.stopped = true
@@ -95,6 +142,7 @@ final class HTTPConnection {
             }
             return size * count
         }
+        return nil
     }
 
     /// Sends one request. `onData`, if given, sees the body as it streams in and returns false to
@@ -104,13 +152,20 @@ final class HTTPConnection {
     func perform(method: String, url: String, body: [UInt8]? = nil, headers: [String] = [],
                  timeoutMilliseconds: Int, interruptible: Bool = false,
                  onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> HTTPResponse {
+        if let configurationError { throw configurationError }
+        var timeout = max(1, timeoutMilliseconds)
+        if let deadline {
+            let left = deadline - Clock.monotonicMilliseconds()
+            guard left > 0 else { throw LocksmithError(.timedOut, "the deadline passed before \(method) \(url)") }
+            timeout = min(timeout, left)
+        }
         let sink = Sink(onData: onData)
         let started = tracing ? Clock.monotonicMilliseconds() : 0
         requestCount += 1
         errorBuffer[0] = 0
         _ = ccurl_setopt_string(handle, CURLOPT_URL, url)
-        _ = ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, timeoutMilliseconds))
-        _ = ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, timeoutMilliseconds))
+        _ = ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeout)
+        _ = ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, timeout)
         _ = ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, interruptible ? 0 : 1)
         var list: UnsafeMutablePointer<curl_slist>? = ccurl_slist_append(nil, "Expect:")
         for h in headers { list = ccurl_slist_append(list, h) }
@@ -138,6 +193,11 @@ final class HTTPConnection {
         _ = ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, nil)
         var status = 0
         _ = ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        if sink.overflowed {
+            let reason = "the answer is larger than \(HTTPConnection.maxAnswerBytes >> 20) MiB: not an etcd answer"
+            if let trace { trace("\(method) \(url) -> error: \(reason) (\(Clock.monotonicMilliseconds() - started) ms)") }
+            throw LocksmithError(.protocolError, "\(method) \(url): \(reason)")
+        }
         if code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.stopped) {
             if let trace { trace("\(method) \(url) -> \(status) (\(Clock.monotonicMilliseconds() - started) ms)") }
             return HTTPResponse(status: status, body: sink.body)
@@ -160,15 +220,16 @@ final class HTTPConnection {
     }
 
     /// Loopback is never sent through a proxy (Go's HTTP client did the same); the rest follows
-    /// no_proxy / NO_PROXY from the environment.
-    private static let noProxy: String = {
-        let own = Syscalls.environment("no_proxy") ?? Syscalls.environment("NO_PROXY") ?? ""
+    /// no_proxy / NO_PROXY from the environment, when the environment counts.
+    private static func noProxy(_ useEnvironment: Bool) -> String {
+        let own = useEnvironment ? Syscalls.environment("no_proxy") ?? Syscalls.environment("NO_PROXY") ?? "" : ""
         return (own.isEmpty ? "" : own + ",") + "localhost,127.0.0.0/8,::1"
-    }()
+    }
 
     private final class Sink {
         var body: [UInt8] = []
         var stopped = false
+        var overflowed = false
         let onData: ((UnsafeRawBufferPointer) -> Bool)?
         init(onData: ((UnsafeRawBufferPointer) -> Bool)?) { self.onData = onData }
     }

@@ -5,6 +5,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CGlibc
 import LocksmithCore
 
 public enum Syscalls {
@@ -42,7 +43,6 @@ public enum Syscalls {
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// The value of environment variable `name`, or nil.
     /// The permission bits of `path` (octal text) if every user can read it, else nil (also
     /// when it cannot be examined). For warnings about files that hold a password.
     public static func worldReadableMode(_ path: String) -> String? {
@@ -51,12 +51,19 @@ public enum Syscalls {
         return String(info.st_mode & 0o777, radix: 8)
     }
 
+    /// Whether the process runs with a less privileged caller's environment (setuid or setgid:
+    /// AT_SECURE). The library then reads no environment variable at all.
+    public static let secureExecution = cglibc_secure_execution() != 0
+
+    /// The value of environment variable `name`, or nil; always nil under secure execution
+    /// (secure_getenv), so that su or sudo's caller cannot steer the library.
     public static func environment(_ name: String) -> String? {
-        getenv(name).map { String(cString: $0) }
+        cglibc_secure_getenv(name).map { String(cString: $0) }
     }
 
-    /// Every variable of the process environment, in order.
+    /// Every variable of the process environment, in order; none under secure execution.
     public static func environment() -> [(key: String, value: String)] {
+        if secureExecution { return [] }
         var out: [(key: String, value: String)] = []
         var p = environ
         while let entry = p.pointee {

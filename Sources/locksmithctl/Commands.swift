@@ -66,9 +66,12 @@ let commands: [Command] = [
     Command(name: "send-need-reboot", arguments: "", summary: "Tell locksmithd that an update needs a reboot, as the update engine would.",
             details: """
                 Emits the update engine's StatusUpdate signal with UPDATE_STATUS_UPDATED_NEED_REBOOT \
-                on the system bus: a way to test the daemon without an update.
+                on the system bus: a way to test the daemon without an update. locksmithd believes \
+                the signal only from the update engine itself or from root (any user may emit it), \
+                so run it as root; it stays connected for 2 seconds so that the daemon can ask the \
+                bus who sent it.
                 """,
-            examples: ["locksmithctl send-need-reboot"], run: runSendNeedReboot),
+            examples: ["sudo locksmithctl send-need-reboot"], run: runSendNeedReboot),
     Command(name: "window", arguments: "", summary: "Show the configured reboot window and when it next opens.",
             details: """
                 Reads LOCKSMITHD_REBOOT_WINDOW_START and LOCKSMITHD_REBOOT_WINDOW_LENGTH (or \
@@ -333,7 +336,11 @@ func runSendNeedReboot(_ context: Context) throws {
         throw Failure(message: "send-need-reboot takes no arguments\nRun 'locksmithctl help send-need-reboot' for usage.", status: ExitStatus.usage)
     }
     do {
-        try SystemBus().emitStatusUpdate(UpdateStatus(currentOperation: UpdateStatus.needReboot))
+        let bus = try SystemBus()
+        try bus.emitStatusUpdate(UpdateStatus(currentOperation: UpdateStatus.needReboot))
+        // locksmithd believes this signal only from root, and asks the bus daemon which user sent
+        // it: that works only while this connection is open, so it stays open a moment.
+        Clock.sleep(milliseconds: 2000)
     } catch {
         throw Failure(message: "Error sending the signal: \(error)", status: ExitStatus.failed)
     }

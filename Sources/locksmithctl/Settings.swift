@@ -41,8 +41,10 @@ enum Settings {
 
     /// The text -debug prints for a setting: passwords are never shown, not even in endpoint URLs.
     static func describe(_ setting: ResolvedSetting) -> String {
-        let shown = setting.name == "etcd-password" ? "(hidden)"
-            : setting.name == "endpoint" ? ClientOptions.withoutCredentials(setting.value) : setting.value
+        var shown = setting.name == "etcd-password" ? "(hidden)"
+            : setting.name == "endpoint" || setting.name == "proxy" ? ClientOptions.withoutCredentials(setting.value) : setting.value
+        // Shown before it is checked: a control character would reach the terminal as is.
+        if SemaphoreDocument.hasControlCharacter(shown) { shown = JSONText.quoted(shown) }
         return "\(setting.name) = \(shown) (from \(setting.origin))"
     }
 }

@@ -1,11 +1,32 @@
 // The warning to logged-in users before a reboot: one line to every terminal in utmp.
+import CGlibc
 import Glibc
+import LocksmithCore
 import LocksmithSystem
 
 enum Broadcast {
-    static let message = "System reboot in 5 minutes!"
+    /// "System reboot in 5 minutes!" for the default delay; the real delay otherwise.
+    static func message(delayMilliseconds: Int) -> String {
+        let seconds = (delayMilliseconds + 999) / 1000
+        if seconds <= 0 { return "System reboot now!" }
+        let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60)
+        func unit(_ n: Int, _ name: String) -> String? { n == 0 ? nil : "\(n) \(name)\(n == 1 ? "" : "s")" }
+        let parts = [unit(h, "hour"), unit(m, "minute"), unit(s, "second")].compactMap { $0 }
+        return "System reboot in \(parts.joined(separator: " "))!"
+    }
 
-    /// Writes `message` to the terminal of every user session in the utmp file `utmp` (a path
+    /// Device majors of terminals: virtual consoles and serial ports (4), the console (5, 1),
+    /// old and Unix 98 pty slaves (3, 136-143), and common serial and hypervisor consoles.
+    /// Nothing else is opened: opening some devices acts by itself (5, 2 makes a new pty).
+    static func isTerminal(major: UInt32, minor: UInt32) -> Bool {
+        switch major {
+        case 3, 4, 136...143, 166, 188, 204, 229: return true
+        case 5: return minor == 1
+        default: return false
+        }
+    }
+
+    /// Writes `text` to the terminal of every user session in the utmp file `utmp` (a path
     /// under the root); terminal names are read under `root` too. Returns the terminals reached.
     static func send(_ text: String, utmp: String, root: String) -> [String] {
         var reached: [String] = []
@@ -26,17 +47,31 @@ enum Broadcast {
             // systemd's wall does), never a file an entry names.
             if line.isEmpty || line.contains("..") || (line.hasPrefix("/") && !line.hasPrefix("/dev/")) { continue }
             let device = SystemRoot.resolve(line.hasPrefix("/") ? line : "/dev/" + line, root: root)
-            let fd = open(device, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
-            if fd < 0 { continue }
-            var info = stat()
-            guard fstat(fd, &info) == 0, info.st_mode & 0o170000 == 0o020000 /* S_IFCHR */, isatty(fd) == 1 else {
-                close(fd)
-                continue
-            }
+            guard let fd = openTerminal(device) else { continue }
             let written = banner.withCString { write(fd, $0, strlen($0)) }
             close(fd)
             if written > 0 { reached.append(line) }
         }
         return reached
+    }
+
+    /// Opens `path` for writing only if it is a terminal: it is looked at first without being
+    /// opened (O_PATH, not following a symbolic link: anyone can plant one in /dev/shm), must be
+    /// a character device of a terminal major, and is then opened through that very descriptor,
+    /// so that nothing can be swapped in between. nil otherwise.
+    static func openTerminal(_ path: String) -> Int32? {
+        let probe = cglibc_open_path(path)
+        guard probe >= 0 else { return nil }
+        defer { close(probe) }
+        var info = stat()
+        guard fstat(probe, &info) == 0, info.st_mode & S_IFMT == S_IFCHR,
+              isTerminal(major: cglibc_major(UInt64(info.st_rdev)), minor: cglibc_minor(UInt64(info.st_rdev))) else { return nil }
+        let fd = open("/proc/self/fd/\(probe)", O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        guard isatty(fd) == 1 else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 }

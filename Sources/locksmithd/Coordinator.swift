@@ -23,12 +23,7 @@ final class Coordinator {
     init(root: String, strategy: String) throws {
         file = SystemRoot.resolve(Coordinator.path, root: root)
         self.strategy = strategy
-        let directory = String(file[..<file.lastIndex(of: "/")!])
-        var partial = ""
-        for part in directory.split(separator: "/") {
-            partial += "/" + part
-            if mkdir(partial, 0o755) != 0 && errno != EEXIST { throw Syscalls.errnoError("cannot create \(partial)") }
-        }
+        try Files.makeDirectories(String(file[..<file.lastIndex(of: "/")!]))
         // O_NOFOLLOW: the daemon runs as root; a symlink planted here must not send it elsewhere.
         fd = open(file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Syscalls.errnoError("cannot open \(file)") }
@@ -48,22 +43,8 @@ final class Coordinator {
     /// takes the old one's place.
     func set(_ state: State) throws {
         let text = "NAME=locksmithd\nSTRATEGY=\(strategy)\nSTATE=\(state.rawValue)\n"
-        let temporary = file + ".\(getpid()).tmp"
-        // The name is predictable, so it is only ever created new (O_EXCL, which also refuses a
-        // symlink in its place): a leftover of a crashed run is removed first.
-        unlink(temporary)
-        let newFD = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard newFD >= 0 else { throw Syscalls.errnoError("cannot write \(temporary)") }
-        var ok = flock(newFD, LOCK_EX | LOCK_NB) == 0
-        ok = ok && text.withCString { write(newFD, $0, strlen($0)) } == text.utf8.count
-        ok = ok && fchmod(newFD, 0o644) == 0 && fsync(newFD) == 0
-        if !ok || rename(temporary, file) != 0 {
-            let error = Syscalls.errnoError("cannot replace \(file)")
-            close(newFD)
-            unlink(temporary)
-            throw error
-        }
+        let newFD = try Files.replace(file, with: text, keepOpen: true) { flock($0, LOCK_EX | LOCK_NB) == 0 }
         close(fd)
-        fd = newFD
+        fd = newFD ?? -1
     }
 }

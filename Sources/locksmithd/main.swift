@@ -78,10 +78,19 @@ do {
     Log.error("cannot start: \(error)")
     exit(1)
 }
-// A slot still held from before the last reboot is given back at once, by a helper process
-// (before any thread starts), also when an update already waits: no slot is held while waiting.
+// The slot this machine's daemon recorded as held (normally from before the last reboot) is given
+// back at once, by a helper process (before any thread starts), also when an update already
+// waits: no slot is held while waiting. The helper loads libcurl: if it cannot, the daemon could
+// never take a slot, and stops here rather than wait for an update it cannot act on.
 if configuration.strategy == .etcdLock {
-    daemon.staleReleaser = StaleSlot.startHelper(options: configuration.etcd, machineID: daemon.machineID)
+    let stale = StaleSlot.target(root: configuration.root, options: configuration.etcd, machineID: daemon.machineID)
+    do {
+        daemon.staleReleaser = try StaleSlot.startHelper(target: stale, options: configuration.etcd, root: configuration.root)
+        daemon.staleSlot = stale
+    } catch {
+        Log.error("\(error): REBOOT_STRATEGY=etcd-lock needs libcurl (Debian: libcurl4); not starting")
+        exit(1)
+    }
 }
 startSignalThread(inputs)
 
@@ -103,7 +112,7 @@ spawnThread {
                 case .absent:
                     if !absentSaid { Log.warning("the update engine (\(UpdateEngine.service)) is not on the system bus; waiting for it") }
                     absentSaid = true
-                case .malformed(let what):
+                case .malformed(let what), .untrusted(let what):
                     Log.warning(what)
                 }
             }

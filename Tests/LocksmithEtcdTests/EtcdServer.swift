@@ -108,10 +108,8 @@ final class EtcdServer: @unchecked Sendable {
     }
 
     private func waitUntilServing() throws {
-        let http = try HTTPConnection()
-        if let certificates {
-            http.tls = TLSFiles(caFile: certificates.ca, certFile: certificates.clientCert, keyFile: certificates.clientKey)
-        }
+        let tls = certificates.map { TLSFiles(caFile: $0.ca, certFile: $0.clientCert, keyFile: $0.clientKey) } ?? TLSFiles()
+        let http = try HTTPConnection(settings: ConnectionSettings(tls: tls))
         let deadline = Clock.monotonicMilliseconds() + 20_000
         while Clock.monotonicMilliseconds() < deadline {
             if let r = try? http.perform(method: "GET", url: endpoint + "/version", timeoutMilliseconds: 500), r.status == 200 { return }
@@ -210,7 +208,7 @@ struct RawEtcd {
 
     init(_ server: EtcdServer) throws {
         endpoint = server.endpoint
-        http = try HTTPConnection()
+        http = try HTTPConnection(settings: ConnectionSettings())
     }
 
     func v2Get(_ key: String) throws -> (status: Int, value: String?, index: Int64?) {

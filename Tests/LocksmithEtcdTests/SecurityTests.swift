@@ -105,7 +105,7 @@ import LocksmithSystem
         _ = try raw.http.perform(method: "PUT", url: server.endpoint + "/v2/auth/users/root",
                                  body: Array(#"{"user":"root","password":"s3cret-pw"}"#.utf8), timeoutMilliseconds: 5000)
         _ = try raw.http.perform(method: "PUT", url: server.endpoint + "/v2/auth/enable", timeoutMilliseconds: 5000)
-        raw.http.basicAuth = ("root", "s3cret-pw")
+        raw.http.settings.basicAuth = ("root", "s3cret-pw")
         // Take the guest role's default full access away, so that only root may write.
         let revoke = try raw.http.perform(method: "PUT", url: server.endpoint + "/v2/auth/roles/guest",
                                           body: Array(#"{"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}}"#.utf8),

@@ -1,6 +1,7 @@
 /* Exercises every function of include/locksmith.h through the installed library, including
- * NULL and invalid arguments. Built with `pkg-config --cflags --libs locksmith` and run under
- * valgrind by tools/test-abi.
+ * NULL and invalid arguments, and the functions of version node LOCKSMITH_2 (explicit roots, no
+ * environment, deadlines, reads that never write, the proxy option). Built with
+ * `pkg-config --cflags --libs locksmith` and run under valgrind by tools/test-abi.
  *
  * usage: test_api WINDOW_TSV ROOT_DIR ETCD_ENDPOINT
  *   WINDOW_TSV     the window test vectors (evaluated with TZ=America/Los_Angeles)
@@ -8,10 +9,15 @@
  *   ETCD_ENDPOINT  a running etcd (v2 enabled) for the client functions
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -513,9 +519,545 @@ static void test_client(const char *endpoint, const char *root) {
     c = locksmith_client_free(c);
 }
 
+/* ---- Version 2 (LOCKSMITH_2) ------------------------------------------------------------------ */
+
+#define FRESH_JSON "{\"semaphore\":1,\"max\":1,\"holders\":null}"
+
+/* mkdir -p ROOT/RELATIVE */
+static void make_dirs(const char *root, const char *relative) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", root, relative);
+    for (char *p = path + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(path, 0755);
+}
+
+/* CLOCK_MONOTONIC in microseconds: the clock of locksmith_client_set_deadline(). */
+static uint64_t now_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A TCP socket on a free loopback port that never answers: the kernel completes connections
+ * into its backlog, and nobody reads or writes. Returns the socket; its port in *ret_port. */
+static int listen_silent(int *ret_port) {
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 16) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        perror("listen_silent");
+        exit(2);
+    }
+    *ret_port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* What the first client waiting on listener fd sent (its request line and headers, cut to
+ * size - 1 bytes), or "" if no connection arrives within wait_ms. A request sent to a listener
+ * that never answered stays in the accepted socket's buffer after the client gave up. */
+static const char *take_request(int fd, char *buf, size_t size, int wait_ms) {
+    struct pollfd p = {fd, POLLIN, 0};
+    size_t n = 0;
+    buf[0] = 0;
+    if (poll(&p, 1, wait_ms) != 1)
+        return buf;
+    int conn = accept(fd, NULL, NULL);
+    if (conn < 0)
+        return buf;
+    while (n < size - 1 && !strstr(buf, "\r\n\r\n")) {
+        struct pollfd q = {conn, POLLIN, 0};
+        if (poll(&q, 1, 1000) != 1)
+            break;
+        ssize_t got = read(conn, buf + n, size - 1 - n);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+        buf[n] = 0;
+    }
+    close(conn);
+    return buf;
+}
+
+static int starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+/* This machine's /etc/machine-id if it holds a valid id (1), missing (0), or else (-1). */
+static int system_machine_id(char id[33]) {
+    char buf[128] = "";
+    FILE *f = fopen("/etc/machine-id", "r");
+    if (!f)
+        return errno == ENOENT ? 0 : -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *start = buf + strspn(buf, " \t\r\n");
+    size_t len = strcspn(start, " \t\r\n");
+    if (len != 32 || strspn(start, "0123456789abcdef") < 32)
+        return -1;
+    memcpy(id, start, 32);
+    id[32] = 0;
+    return 1;
+}
+
+static void test_config_load_at(const char *root) {
+    char dir[2048], path[4096], other[4096];
+    locksmith_config *c = NULL;
+    const char *value = NULL, *origin = NULL;
+
+    snprintf(dir, sizeof dir, "%s/v2-root", root);
+    make_dirs(dir, "etc/coreos");
+    snprintf(path, sizeof path, "%s/etc/coreos/update.conf", dir);
+    write_file(path, "LOCKSMITHD_GROUP=from-file\nREBOOT_STRATEGY=etcd-lock\n");
+    /* The environment would win over the file; LOCKSMITH_ROOT names another root (whose
+     * update.conf, from test_config, sets GROUP=alpha) that the _at functions never consult. */
+    setenv("LOCKSMITHD_GROUP", "from-environment", 1);
+    setenv("LOCKSMITHD_V2_ENV_ONLY", "env", 1);
+    setenv("LOCKSMITH_ROOT", root, 1);
+
+    CHECK_RC(locksmith_config_load_at(dir, 0, &c), 0);
+    CHECK_RC(locksmith_config_get(c, "LOCKSMITHD_GROUP", &value, &origin), 0);
+    CHECK_STR(value, "from-environment");
+    CHECK_STR(origin, "environment");
+    CHECK_RC(locksmith_config_get(c, "LOCKSMITHD_V2_ENV_ONLY", &value, NULL), 0);
+    CHECK_RC(locksmith_config_get(c, "REBOOT_STRATEGY", &value, &origin), 0);
+    CHECK_STR(value, "etcd-lock");
+    CHECK_STR(origin, path);
+    CHECK_RC(locksmith_config_get(c, "GROUP", &value, NULL), -ENOENT);
+    c = locksmith_config_free(c);
+
+    /* LOCKSMITH_NO_ENVIRONMENT: the files alone. */
+    CHECK_RC(locksmith_config_load_at(dir, LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_config_get(c, "LOCKSMITHD_GROUP", &value, &origin), 0);
+    CHECK_STR(value, "from-file");
+    CHECK_STR(origin, path);
+    CHECK_RC(locksmith_config_get(c, "REBOOT_STRATEGY", &value, NULL), 0);
+    CHECK_STR(value, "etcd-lock");
+    CHECK_RC(locksmith_config_get(c, "LOCKSMITHD_V2_ENV_ONLY", &value, NULL), -ENOENT);
+    CHECK_RC(locksmith_config_get(c, "PATH", &value, NULL), -ENOENT);
+    c = locksmith_config_free(c);
+
+    /* The same root with a trailing slash. */
+    snprintf(other, sizeof other, "%s/", dir);
+    CHECK_RC(locksmith_config_load_at(other, LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_config_get(c, "LOCKSMITHD_GROUP", &value, NULL), 0);
+    CHECK_STR(value, "from-file");
+    c = locksmith_config_free(c);
+
+    /* NULL is "/", not $LOCKSMITH_ROOT. */
+    CHECK_RC(locksmith_config_load_at(NULL, LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    value = NULL;
+    CHECK(locksmith_config_get(c, "GROUP", &value, NULL) == -ENOENT || strcmp(value, "alpha") != 0);
+    CHECK_RC(locksmith_config_get(c, "LOCKSMITHD_V2_ENV_ONLY", &value, NULL), -ENOENT);
+    c = locksmith_config_free(c);
+
+    /* A root that does not exist holds no files: an empty configuration. */
+    snprintf(other, sizeof other, "%s/no-such-root", root);
+    CHECK_RC(locksmith_config_load_at(other, LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_config_get(c, "LOCKSMITHD_GROUP", &value, NULL), -ENOENT);
+    c = locksmith_config_free(c);
+
+    /* Bad arguments; *ret untouched. */
+    CHECK_RC(locksmith_config_load_at(dir, 0, NULL), -EINVAL);
+    CHECK_RC(locksmith_config_load_at("relative/root", 0, &c), -EINVAL);
+    CHECK(strstr(locksmith_last_error(), "relative/root") != NULL);
+    CHECK_RC(locksmith_config_load_at("relative/root", LOCKSMITH_NO_ENVIRONMENT, &c), -EINVAL);
+    CHECK_RC(locksmith_config_load_at(".", 0, &c), -EINVAL);
+    CHECK_RC(locksmith_config_load_at("", 0, &c), -EINVAL);
+    CHECK_RC(locksmith_config_load_at(dir, UINT64_C(1) << 1, &c), -EINVAL);
+    CHECK(strstr(locksmith_last_error(), "flags") != NULL);
+    CHECK_RC(locksmith_config_load_at(dir, LOCKSMITH_NO_ENVIRONMENT | (UINT64_C(1) << 63), &c), -EINVAL);
+    CHECK_RC(locksmith_config_load_at(NULL, UINT64_MAX, &c), -EINVAL);
+    CHECK(c == NULL);
+
+    /* The errors of locksmith_config_load(): a file that is not UTF-8 text, named. */
+    make_dirs(dir, "etc/flatcar");
+    snprintf(other, sizeof other, "%s/etc/flatcar/update.conf", dir);
+    write_file(other, "GROUP=\xff\xfe\n");
+    CHECK_RC(locksmith_config_load_at(dir, LOCKSMITH_NO_ENVIRONMENT, &c), -EBADMSG);
+    CHECK(strstr(locksmith_last_error(), other) != NULL);
+    CHECK_RC(locksmith_config_load_at(dir, 0, &c), -EBADMSG);
+    CHECK(c == NULL);
+    unlink(other);
+
+    unsetenv("LOCKSMITHD_GROUP");
+    unsetenv("LOCKSMITHD_V2_ENV_ONLY");
+    unsetenv("LOCKSMITH_ROOT");
+}
+
+static void test_machine_id_at(const char *root) {
+    char dir[2048], path[4096], system_id[33], *id = NULL;
+
+    /* $LOCKSMITH_ROOT holds one id, the explicit root another (and at first none). */
+    snprintf(path, sizeof path, "%s/etc/machine-id", root);
+    write_file(path, "0123456789abcdef0123456789abcdef\n");
+    setenv("LOCKSMITH_ROOT", root, 1);
+    snprintf(dir, sizeof dir, "%s/v2-id-root", root);
+    make_dirs(dir, "etc");
+    CHECK_RC(locksmith_machine_id_at(dir, &id), -ENOENT);
+    CHECK(id == NULL);
+    CHECK(strstr(locksmith_last_error(), "v2-id-root") != NULL);
+    snprintf(path, sizeof path, "%s/etc/machine-id", dir);
+    write_file(path, "fedcba9876543210fedcba9876543210\n");
+    CHECK_RC(locksmith_machine_id_at(dir, &id), 0);
+    CHECK_STR(id, "fedcba9876543210fedcba9876543210");
+    free(id);
+    id = NULL;
+    CHECK_RC(locksmith_machine_id(&id), 0);
+    CHECK_STR(id, "0123456789abcdef0123456789abcdef");
+    free(id);
+    id = NULL;
+
+    /* The errors of locksmith_machine_id(). */
+    write_file(path, "not a machine id\n");
+    CHECK_RC(locksmith_machine_id_at(dir, &id), -EBADMSG);
+    CHECK(id == NULL);
+    write_file(path, "fedcba9876543210fedcba9876543210\n");
+
+    /* Bad arguments. */
+    CHECK_RC(locksmith_machine_id_at(dir, NULL), -EINVAL);
+    CHECK_RC(locksmith_machine_id_at(NULL, NULL), -EINVAL);
+    CHECK_RC(locksmith_machine_id_at("relative", &id), -EINVAL);
+    CHECK_RC(locksmith_machine_id_at("", &id), -EINVAL);
+    CHECK_RC(locksmith_machine_id_at("./etc", &id), -EINVAL);
+    CHECK(id == NULL);
+
+    /* NULL is "/", whatever $LOCKSMITH_ROOT says. */
+    int have = system_machine_id(system_id);
+    int r = locksmith_machine_id_at(NULL, &id);
+    if (have == 1) {
+        CHECK_RC(r, 0);
+        CHECK_STR(id, system_id);
+    } else if (have == 0) {
+        CHECK_RC(r, -ENOENT);
+    } else {
+        CHECK(r < 0);
+    }
+    free(id);
+    unsetenv("LOCKSMITH_ROOT");
+}
+
+/* Stores value at key through etcd's v2 keys API with a bare HTTP request (endpoint
+ * "http://127.0.0.1:PORT"): for values the library would never write. Returns the HTTP status. */
+static int etcd_put_v2(const char *endpoint, const char *key, const char *value) {
+    struct sockaddr_in a;
+    char request[1024], answer[512] = "";
+    int port = 0, status = -1;
+    if (sscanf(endpoint, "http://127.0.0.1:%d", &port) != 1)
+        return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int n = snprintf(request, sizeof request,
+                     "PUT /v2/keys/%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\nvalue=%s",
+                     key, strlen("value=") + strlen(value), value);
+    if (write(fd, request, (size_t)n) == n && read(fd, answer, sizeof answer - 1) > 0)
+        sscanf(answer, "HTTP/1.1 %d", &status);
+    close(fd);
+    return status;
+}
+
+static void test_client_read(const char *endpoint) {
+    locksmith_client *c = NULL, *v3 = NULL, *other = NULL;
+    locksmith_semaphore *s = NULL;
+    char group[64], *json = NULL;
+
+    CHECK_RC(locksmith_client_read(NULL, &s), -EINVAL);
+    snprintf(group, sizeof group, "c-api-read-%ld", (long)getpid());
+    CHECK_RC(locksmith_client_new_with_flags(0, &c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(c, "group", group), 0);
+    CHECK_RC(locksmith_client_set(c, "timeout", "2s"), 0);
+    CHECK_RC(locksmith_client_read(c, NULL), -EINVAL);
+
+    /* A missing key: -ENOENT, and nothing is created (a second read still finds nothing). */
+    CHECK_RC(locksmith_client_read(c, &s), -ENOENT);
+    CHECK(s == NULL);
+    CHECK(strlen(locksmith_client_last_error(c)) > 0);
+    CHECK_RC(locksmith_client_read(c, &s), -ENOENT);
+    CHECK(s == NULL);
+    CHECK_STR(locksmith_client_api(c), "v2");
+    CHECK_RC(locksmith_client_new(&v3), 0);
+    CHECK_RC(locksmith_client_set(v3, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(v3, "group", group), 0);
+    CHECK_RC(locksmith_client_set(v3, "etcd-api", "v3"), 0);
+    CHECK_RC(locksmith_client_read(v3, &s), -ENOENT);
+    CHECK_RC(locksmith_client_read(v3, &s), -ENOENT);
+    CHECK(s == NULL);
+
+    /* An existing key: the document, as stored now (also another client's writes). */
+    CHECK_RC(locksmith_client_get(c, &s), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_read(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_to_json(s, &json), 0);
+    CHECK_STR(json, FRESH_JSON);
+    free(json);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_new(&other), 0);
+    CHECK_RC(locksmith_client_set(other, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(other, "group", group), 0);
+    CHECK_RC(locksmith_client_lock(other, "reader-node"), 0);
+    CHECK_RC(locksmith_client_read(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_is_holder(s, "reader-node"), 1);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_unlock(other, "reader-node"), 0);
+    CHECK_RC(locksmith_client_read(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_holder_count(s), 0);
+    s = locksmith_semaphore_free(s);
+    /* The v3 store is still empty; after a v3 get, read finds its document. */
+    CHECK_RC(locksmith_client_read(v3, &s), -ENOENT);
+    CHECK_RC(locksmith_client_get(v3, &s), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_read(v3, &s), 0);
+    CHECK_RC(locksmith_semaphore_to_json(s, &json), 0);
+    CHECK_STR(json, FRESH_JSON);
+    free(json);
+    s = locksmith_semaphore_free(s);
+    CHECK_STR(locksmith_client_api(v3), "v3");
+
+    /* A stored value that is not a semaphore: -EBADMSG, and it stays as it is. */
+    char *key = NULL;
+    CHECK_RC(locksmith_group_key(group, &key), 0);
+    CHECK(etcd_put_v2(endpoint, key, "not-a-semaphore") == 200);
+    CHECK_RC(locksmith_client_read(c, &s), -EBADMSG);
+    CHECK(strstr(locksmith_client_last_error(c), key) != NULL);
+    CHECK(s == NULL);
+    CHECK_RC(locksmith_client_read(c, &s), -EBADMSG);
+    free(key);
+    locksmith_client_free(other);
+    locksmith_client_free(v3);
+    locksmith_client_free(c);
+}
+
+static void test_client_no_environment(const char *endpoint, const char *root) {
+    locksmith_client *c = NULL, *plain = NULL;
+    locksmith_semaphore *s = NULL;
+    char group[64], path[4096], system_id[33];
+
+    CHECK_RC(locksmith_client_new_with_flags(0, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_new_with_flags(UINT64_C(1) << 1, &c), -EINVAL);
+    CHECK(strstr(locksmith_last_error(), "flags") != NULL);
+    CHECK_RC(locksmith_client_new_with_flags(UINT64_MAX, &c), -EINVAL);
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT | (UINT64_C(1) << 63), &c), -EINVAL);
+    CHECK(c == NULL);
+
+    /* NULL id: the machine id under "/" for the no-environment client, under $LOCKSMITH_ROOT
+     * for the others. */
+    snprintf(path, sizeof path, "%s/etc/machine-id", root);
+    write_file(path, "0123456789abcdef0123456789abcdef\n");
+    setenv("LOCKSMITH_ROOT", root, 1);
+    snprintf(group, sizeof group, "c-api-noenv-%ld", (long)getpid());
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(c, "group", group), 0);
+    CHECK_RC(locksmith_client_set_max(c, 3, NULL), 0);
+    CHECK_RC(locksmith_client_new(&plain), 0);
+    CHECK_RC(locksmith_client_set(plain, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(plain, "group", group), 0);
+    CHECK_RC(locksmith_client_lock(plain, NULL), 0);
+
+    int have = system_machine_id(system_id);
+    int r = locksmith_client_lock(c, NULL);
+    CHECK_RC(locksmith_client_read(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_is_holder(s, "0123456789abcdef0123456789abcdef"), 1);
+    if (have == 1) {
+        CHECK_RC(r, 0);
+        CHECK_RC(locksmith_semaphore_is_holder(s, system_id), 1);
+        CHECK_RC(locksmith_semaphore_holder_count(s), 2);
+        CHECK_RC(locksmith_client_unlock(c, NULL), 0);
+    } else {
+        CHECK_RC(r, have == 0 ? -ENOENT : -EBADMSG);
+        CHECK(strstr(locksmith_client_last_error(c), "/etc/machine-id") != NULL);
+        CHECK_RC(locksmith_semaphore_holder_count(s), 1);
+    }
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_unlock(plain, NULL), 0);
+    CHECK_RC(locksmith_client_read(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_holder_count(s), 0);
+    s = locksmith_semaphore_free(s);
+    unsetenv("LOCKSMITH_ROOT");
+    locksmith_client_free(plain);
+    locksmith_client_free(c);
+}
+
+static void test_client_deadline(const char *endpoint) {
+    locksmith_client *c = NULL;
+    locksmith_semaphore *s = NULL;
+    char group[64];
+    int64_t before = -1, after = -1;
+    int old = -1;
+
+    CHECK_RC(locksmith_client_set_deadline(NULL, 0), -EINVAL);
+    CHECK_RC(locksmith_client_set_deadline(NULL, now_usec() + 1000000), -EINVAL);
+
+    /* A deadline in the past: every call fails at once, sending nothing. */
+    snprintf(group, sizeof group, "c-api-deadline-%ld", (long)getpid());
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(c, "group", group), 0);
+    CHECK_RC(locksmith_client_set_deadline(c, now_usec() + 60 * 1000000u), 0); /* a minute: plenty */
+    CHECK_RC(locksmith_client_get(c, &s), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_stats(c, &before, NULL), 0);
+    CHECK(before >= 1);
+    CHECK_RC(locksmith_client_set_deadline(c, now_usec() - 1000), 0);
+    CHECK_RC(locksmith_client_get(c, &s), -ETIMEDOUT);
+    CHECK(s == NULL);
+    CHECK(strlen(locksmith_client_last_error(c)) > 0);
+    CHECK_RC(locksmith_client_read(c, &s), -ETIMEDOUT);
+    CHECK_RC(locksmith_client_lock(c, "late"), -ETIMEDOUT);
+    CHECK_RC(locksmith_client_unlock(c, "late"), -ETIMEDOUT);
+    CHECK_RC(locksmith_client_set_max(c, 5, &old), -ETIMEDOUT);
+    CHECK(old == -1);
+    CHECK_RC(locksmith_client_wait(c, 200), -ETIMEDOUT); /* not 0, "no change yet": callers loop on that */
+    CHECK_RC(locksmith_client_set_deadline(c, 1), 0); /* 1 µs after boot */
+    CHECK_RC(locksmith_client_read(c, &s), -ETIMEDOUT);
+    CHECK_RC(locksmith_client_stats(c, &after, NULL), 0);
+    CHECK(after == before);
+    /* It outlives a change of options (which makes a new connection). */
+    CHECK_RC(locksmith_client_set(c, "timeout", "3s"), 0);
+    CHECK_RC(locksmith_client_get(c, &s), -ETIMEDOUT);
+    CHECK_RC(locksmith_client_stats(c, &after, NULL), 0);
+    CHECK(after == 0);
+    /* 0 takes the deadline away. */
+    CHECK_RC(locksmith_client_set_deadline(c, 0), 0);
+    CHECK_RC(locksmith_client_read(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_holder_count(s), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_stats(c, &after, NULL), 0);
+    CHECK(after == 1);
+    /* A deadline that comes during a wait ends it with -ETIMEDOUT, at the deadline. */
+    uint64_t start = now_usec();
+    CHECK_RC(locksmith_client_set_deadline(c, start + 300000), 0);
+    CHECK_RC(locksmith_client_wait(c, 5000), -ETIMEDOUT);
+    CHECK(now_usec() - start < 2300000);
+    c = locksmith_client_free(c);
+
+    /* Endpoints that accept and never answer, with a per-request timeout of 10 s: the deadline,
+     * a few hundred ms ahead, ends the call (failover to the second endpoint included). */
+    int port1 = 0, port2 = 0;
+    int silent1 = listen_silent(&port1), silent2 = listen_silent(&port2);
+    char url[128];
+    for (int endpoints = 1; endpoints <= 2; endpoints++) {
+        CHECK_RC(locksmith_client_new(&c), 0);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", port1);
+        CHECK_RC(locksmith_client_set(c, "endpoint", url), 0);
+        if (endpoints == 2) {
+            snprintf(url, sizeof url, "http://127.0.0.1:%d", port2);
+            CHECK_RC(locksmith_client_set(c, "endpoint", url), 0);
+        }
+        CHECK_RC(locksmith_client_set(c, "timeout", "10s"), 0);
+        uint64_t start = now_usec(), deadline = start + 400000;
+        CHECK_RC(locksmith_client_set_deadline(c, deadline), 0);
+        CHECK_RC(locksmith_client_lock(c, "node"), -ETIMEDOUT);
+        uint64_t end = now_usec();
+        /* Not before the deadline (libcurl counts whole ms), and not long after it (valgrind
+         * slows everything down: 2 s of slack, still far below the 10 s timeout). */
+        CHECK(end + 2000 >= deadline);
+        CHECK(end < deadline + 2000000);
+        if (end >= deadline + 2000000 || end + 2000 < deadline)
+            fprintf(stderr, "      the call took %lld ms, the deadline was 400 ms ahead\n", (long long)(end - start) / 1000);
+        CHECK_RC(locksmith_client_read(c, &s), -ETIMEDOUT); /* and now it has passed */
+        CHECK(now_usec() - end < 200000);
+        c = locksmith_client_free(c);
+    }
+    close(silent1);
+    close(silent2);
+}
+
+static void test_client_proxy(const char *endpoint) {
+    locksmith_client *c = NULL;
+    locksmith_semaphore *s = NULL;
+    char proxy[128], request[4096];
+    int port = 0;
+
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "proxy", ""), 0);
+    CHECK_RC(locksmith_client_set(c, "proxy", "http://127.0.0.1:1"), 0);
+    CHECK_RC(locksmith_client_set(c, "proxy", "https://proxy.example:3128"), 0);
+    CHECK_RC(locksmith_client_set(c, "proxy", "ftp://x"), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "proxy") != NULL);
+    CHECK_RC(locksmith_client_set(c, "proxy", "127.0.0.1:3128"), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "proxy", "http://proxy\n.example"), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "proxy", NULL), -EINVAL);
+    c = locksmith_client_free(c);
+
+    /* A proxy that we control (it never answers): a request for a non-loopback endpoint goes
+     * to it, as a proxy request naming the endpoint's URL. */
+    int listener = listen_silent(&port);
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", port);
+    for (int flags = 0; flags <= 1; flags++) {
+        CHECK_RC(locksmith_client_new_with_flags(flags ? LOCKSMITH_NO_ENVIRONMENT : 0, &c), 0);
+        CHECK_RC(locksmith_client_set(c, "endpoint", "http://etcd.invalid:2379"), 0);
+        CHECK_RC(locksmith_client_set(c, "proxy", proxy), 0);
+        CHECK_RC(locksmith_client_set(c, "timeout", "500ms"), 0);
+        CHECK_RC(locksmith_client_get(c, &s), -ETIMEDOUT);
+        take_request(listener, request, sizeof request, 2000);
+        CHECK(starts_with(request, "GET http://etcd.invalid:2379/v2/keys/coreos.com/updateengine/rebootlock/semaphore"));
+        if (!starts_with(request, "GET http://etcd.invalid:2379/"))
+            fprintf(stderr, "      the proxy saw: \"%.80s\"\n", request);
+        c = locksmith_client_free(c);
+    }
+
+    /* Loopback endpoints never go through a proxy. */
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(c, "proxy", proxy), 0);
+    CHECK_RC(locksmith_client_read(c, &s), -ENOENT);
+    CHECK_STR(take_request(listener, request, sizeof request, 0), "");
+    c = locksmith_client_free(c);
+
+    /* The environment's http_proxy: used by a plain client, ignored with LOCKSMITH_NO_ENVIRONMENT
+     * and when the proxy option is "". */
+    setenv("http_proxy", proxy, 1);
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", "http://etcd.invalid:2379"), 0);
+    CHECK_RC(locksmith_client_set(c, "timeout", "500ms"), 0);
+    CHECK_RC(locksmith_client_get(c, &s), -ETIMEDOUT);
+    CHECK(starts_with(take_request(listener, request, sizeof request, 2000), "GET http://etcd.invalid:2379/"));
+    CHECK_RC(locksmith_client_set(c, "proxy", ""), 0);
+    CHECK(locksmith_client_get(c, &s) < 0); /* etcd.invalid does not resolve */
+    CHECK_STR(take_request(listener, request, sizeof request, 200), "");
+    c = locksmith_client_free(c);
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", "http://etcd.invalid:2379"), 0);
+    CHECK_RC(locksmith_client_set(c, "timeout", "500ms"), 0);
+    int r = locksmith_client_get(c, &s);
+    CHECK(r == -ECONNREFUSED || r == -ETIMEDOUT);
+    CHECK(strstr(locksmith_client_last_error(c), "etcd.invalid") != NULL);
+    CHECK_STR(take_request(listener, request, sizeof request, 200), "");
+    CHECK(s == NULL);
+    c = locksmith_client_free(c);
+    unsetenv("http_proxy");
+    close(listener);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: %s WINDOW_TSV ROOT_DIR ETCD_ENDPOINT\n", argv[0]);
+        return 2;
+    }
+    /* The _at functions take absolute roots only. */
+    char *root = realpath(argv[2], NULL);
+    if (!root) {
+        perror(argv[2]);
         return 2;
     }
     setenv("TZ", "America/Los_Angeles", 1);
@@ -523,9 +1065,16 @@ int main(int argc, char **argv) {
     test_general();
     test_semaphore();
     test_window(argv[1]);
-    test_node(argv[2]);
-    test_config(argv[2]);
-    test_client(argv[3], argv[2]);
+    test_node(root);
+    test_config(root);
+    test_client(argv[3], root);
+    test_config_load_at(root);
+    test_machine_id_at(root);
+    test_client_read(argv[3]);
+    test_client_no_environment(argv[3], root);
+    test_client_deadline(argv[3]);
+    test_client_proxy(argv[3]);
+    free(root);
     printf("C API: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -1,6 +1,7 @@
 /* Every function of include/locksmith.h with hostile arguments: NULL, "", a 2 MiB string and
  * strings that are not UTF-8 for each string parameter, NULL for each pointer, and numbers at
- * their limits. Each call must return the code the header documents, leave ret_* untouched on
+ * their limits (every unknown flag bit of the LOCKSMITH_2 functions, deadlines up to
+ * UINT64_MAX). Each call must return the code the header documents, leave ret_* untouched on
  * failure and never crash. Built with `pkg-config --cflags --libs locksmith` (or -I/-L) and run
  * under valgrind --error-exitcode=1 with Tests/c/swift-runtime.supp.
  *
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <locksmith.h>
@@ -78,6 +80,44 @@ static void make_hostiles(void) {
     hostiles[H_INVALID] = (struct hostile){"\"\\xff\\xfe\"", "\xff\xfe"};
     hostiles[H_OVERLONG] = (struct hostile){"an overlong '/'", "\xc0\xaf"};
     hostiles[H_SURROGATE] = (struct hostile){"an encoded surrogate", "\xed\xa0\x80"};
+}
+
+/* An absolute path of 2 MiB: longer than any path, and than any argument may be. */
+static char *huge_root;
+
+static void make_huge_root(void) {
+    huge_root = malloc((2u << 20) + 1);
+    memset(huge_root, 'a', 2u << 20);
+    huge_root[0] = '/';
+    huge_root[2u << 20] = 0;
+}
+
+/* Whether locksmith_client_set_deadline(c, usec) returns 0 in a child process (which then
+ * exits); a crash or another result is a failed check here, not the end of the run. */
+static int survives_set_deadline(locksmith_client *c, uint64_t usec) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(2);
+    }
+    if (pid == 0)
+        _exit(locksmith_client_set_deadline(c, usec) == 0 ? 0 : 1);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        passed++;
+        return 1;
+    }
+    failed++;
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "test_hostile_args.c:%d: FAILED: locksmith_client_set_deadline(c, %llu) was killed by signal %d (%s)\n",
+                __LINE__, (unsigned long long)usec, WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        fprintf(stderr, "test_hostile_args.c:%d: FAILED: locksmith_client_set_deadline(c, %llu) did not return 0\n", __LINE__,
+                (unsigned long long)usec);
+    return 0;
 }
 
 /* A pointer no call may write through on failure. */
@@ -261,6 +301,29 @@ static void test_node(const char *root) {
     }
     CHECK(key == SENTINEL);
 
+    /* locksmith_machine_id_at: NULL is "/"; every other hostile root is not an absolute path. */
+    for (int i = 0; i < H_COUNT; i++) {
+        const struct hostile *h = &hostiles[i];
+        if (i == H_NULL) {
+            int r = locksmith_machine_id_at(NULL, &id);
+            CHECK(r == 0 || r == -ENOENT || r == -EBADMSG); /* whatever this machine has */
+            if (r == 0) {
+                CHECK(id != SENTINEL && strlen(id) == 32);
+                free(id);
+                id = SENTINEL;
+            }
+        } else {
+            CHECK_RC_S(locksmith_machine_id_at(h->s, &id), -EINVAL, h);
+        }
+        CHECK_RC_S(locksmith_machine_id_at(h->s, NULL), -EINVAL, h);
+        CHECK(id == SENTINEL);
+    }
+    CHECK_RC(locksmith_machine_id_at(huge_root, &id), -EINVAL);
+    CHECK_RC(locksmith_machine_id_at("/tmp/\xff\xfe", &id), -EINVAL);
+    CHECK_RC(locksmith_machine_id_at("etc/..", &id), -EINVAL);
+    CHECK_RC(locksmith_machine_id_at(root, &id), -ENOENT); /* machine-id was removed above */
+    CHECK(id == SENTINEL);
+
     CHECK_RC(locksmith_backoff_delay(-1, &seconds), -EINVAL);
     CHECK_RC(locksmith_backoff_delay(INT_MIN, &seconds), -EINVAL);
     CHECK(seconds == -7);
@@ -282,6 +345,43 @@ static void test_config(const char *root) {
     CHECK_RC(locksmith_config_load(&c), -EBADMSG);
     CHECK(c == SENTINEL);
     unlink(path);
+
+    /* locksmith_config_load_at: the same file under an explicit root; NULL is "/"; every other
+     * hostile root is not an absolute path; every flag but LOCKSMITH_NO_ENVIRONMENT is unknown. */
+    write_file(path, "GROUP=\xff\xfe\n", 9);
+    CHECK_RC(locksmith_config_load_at(root, 0, &c), -EBADMSG);
+    CHECK_RC(locksmith_config_load_at(root, LOCKSMITH_NO_ENVIRONMENT, &c), -EBADMSG);
+    unlink(path);
+    for (int i = 0; i < H_COUNT; i++) {
+        const struct hostile *h = &hostiles[i];
+        if (i == H_NULL) {
+            CHECK_RC_S(locksmith_config_load_at(NULL, LOCKSMITH_NO_ENVIRONMENT, &c), 0, h);
+            c = locksmith_config_free(c);
+            c = SENTINEL;
+        } else {
+            CHECK_RC_S(locksmith_config_load_at(h->s, 0, &c), -EINVAL, h);
+            CHECK_RC_S(locksmith_config_load_at(h->s, LOCKSMITH_NO_ENVIRONMENT, &c), -EINVAL, h);
+        }
+        CHECK_RC_S(locksmith_config_load_at(h->s, 0, NULL), -EINVAL, h);
+        CHECK(c == SENTINEL);
+    }
+    CHECK_RC(locksmith_config_load_at(huge_root, 0, &c), -EINVAL);
+    CHECK_RC(locksmith_config_load_at("/tmp/\xff\xfe", 0, &c), -EINVAL);
+    CHECK_RC(locksmith_config_load_at("etc", 0, &c), -EINVAL);
+    for (int bit = 1; bit < 64; bit++) {
+        uint64_t flags = UINT64_C(1) << bit;
+        if (locksmith_config_load_at(root, flags, &c) != -EINVAL || locksmith_config_load_at(root, flags | LOCKSMITH_NO_ENVIRONMENT, &c) != -EINVAL) {
+            failed++;
+            fprintf(stderr, "test_hostile_args.c:%d: FAILED: config_load_at with flag bit %d did not return -EINVAL\n", __LINE__, bit);
+        } else {
+            passed++;
+        }
+    }
+    CHECK_RC(locksmith_config_load_at(root, UINT64_MAX, &c), -EINVAL);
+    CHECK_RC(locksmith_config_load_at(NULL, UINT64_MAX, NULL), -EINVAL);
+    CHECK(c == SENTINEL);
+    CHECK_RC(locksmith_config_load_at(root, LOCKSMITH_NO_ENVIRONMENT, &good), 0);
+    good = locksmith_config_free(good);
 
     for (int i = 0; i < H_COUNT; i++) {
         const struct hostile *h = &hostiles[i];
@@ -316,13 +416,33 @@ static void test_config(const char *root) {
 
 static void test_client(const char *root) {
     static const char *options[] = {"endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile",
-                                    "etcd-username", "etcd-password", "etcd-password-file", "etcd-api", "timeout"};
+                                    "etcd-username", "etcd-password", "etcd-password-file", "etcd-api", "timeout",
+                                    "proxy"};
     locksmith_client *c = NULL;
     locksmith_semaphore *s = SENTINEL;
     int old = -7;
     int64_t requests = -7, conflicts = -7;
 
     CHECK_RC(locksmith_client_new(NULL), -EINVAL);
+    /* locksmith_client_new_with_flags: every flag but LOCKSMITH_NO_ENVIRONMENT is unknown. */
+    CHECK_RC(locksmith_client_new_with_flags(0, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, NULL), -EINVAL);
+    {
+        locksmith_client *unmade = SENTINEL;
+        for (int bit = 1; bit < 64; bit++) {
+            uint64_t flags = UINT64_C(1) << bit;
+            if (locksmith_client_new_with_flags(flags, &unmade) != -EINVAL ||
+                locksmith_client_new_with_flags(flags | LOCKSMITH_NO_ENVIRONMENT, &unmade) != -EINVAL) {
+                failed++;
+                fprintf(stderr, "test_hostile_args.c:%d: FAILED: client_new_with_flags with flag bit %d did not return -EINVAL\n", __LINE__, bit);
+            } else {
+                passed++;
+            }
+        }
+        CHECK_RC(locksmith_client_new_with_flags(UINT64_MAX, &unmade), -EINVAL);
+        CHECK_RC(locksmith_client_new_with_flags(UINT64_MAX, NULL), -EINVAL);
+        CHECK(unmade == SENTINEL);
+    }
     CHECK_RC(locksmith_client_new(&c), 0);
     /* Nothing listens on port 9 of loopback: a call that got past its argument checks would say
      * -ECONNREFUSED, not the code checked here. */
@@ -358,6 +478,13 @@ static void test_client(const char *root) {
         CHECK_RC_S(locksmith_client_unlock(NULL, h->s), -EINVAL, h);
     }
     (void)root;
+    /* A refused proxy is named without its credentials; no control characters or spaces. */
+    CHECK_RC(locksmith_client_set(c, "proxy", "ftp://user:s3cret@proxy.example"), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "s3cret") == NULL);
+    CHECK_RC(locksmith_client_set(c, "proxy", "http://proxy.example\r\nHost: evil"), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "proxy", "http://proxy example"), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "proxy", "proxy.example:3128"), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "proxy", ""), 0);
     /* The settings still work after all those refusals. */
     CHECK_RC(locksmith_client_set(c, "endpoint", ""), 0);
     CHECK_RC(locksmith_client_set(c, "endpoint", "http://127.0.0.1:9"), 0);
@@ -383,7 +510,53 @@ static void test_client(const char *root) {
     CHECK_RC(locksmith_client_get(c, &s), -ECONNREFUSED);
     CHECK(strstr(locksmith_client_last_error(c), "127.0.0.1:9") != NULL);
     CHECK(s == SENTINEL);
+    /* locksmith_client_read: NULL arguments; ret untouched on failure. */
+    CHECK_RC(locksmith_client_read(NULL, &s), -EINVAL);
+    CHECK_RC(locksmith_client_read(c, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_read(c, &s), -ECONNREFUSED);
+    CHECK(s == SENTINEL);
+
+    /* locksmith_client_set_deadline: any number is a time; 0 is none. Each value is tried in a
+     * child process first, so that a crash is one failed check rather than the end of the run. */
+    static const uint64_t deadlines[] = {0, 1, 1000000, INT64_MAX, UINT64_C(1) << 63,
+                                         UINT64_MAX - 999, UINT64_MAX - 998, UINT64_MAX - 1, UINT64_MAX};
+    CHECK_RC(locksmith_client_set_deadline(NULL, 0), -EINVAL);
+    CHECK_RC(locksmith_client_set_deadline(NULL, UINT64_MAX), -EINVAL);
+    for (size_t i = 0; i < sizeof deadlines / sizeof deadlines[0]; i++) {
+        uint64_t usec = deadlines[i];
+        if (!survives_set_deadline(c, usec))
+            continue;
+        CHECK_RC(locksmith_client_set_deadline(c, usec), 0);
+        /* None or far ahead: the request is made and refused; at boot (long past): none is made. */
+        int want = usec == 1 || usec == 1000000 ? -ETIMEDOUT : -ECONNREFUSED;
+        if (locksmith_client_get(c, &s) != want) {
+            failed++;
+            fprintf(stderr, "test_hostile_args.c:%d: FAILED: client_get after set_deadline(%llu) did not return %d: %s\n",
+                    __LINE__, (unsigned long long)usec, want, locksmith_client_last_error(c));
+        } else {
+            passed++;
+        }
+    }
+    CHECK(s == SENTINEL);
     CHECK(locksmith_client_free(NULL) == NULL);
+    c = locksmith_client_free(c);
+
+    /* The same checks come first for a client made without the environment. */
+    /* Its NULL id is the machine id under "/": a request to the closed port if this machine
+     * has one, else the machine id's error. */
+    char *system_id = NULL;
+    int no_id = locksmith_machine_id_at(NULL, &system_id);
+    free(system_id);
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", "http://127.0.0.1:9"), 0);
+    for (int i = 0; i < H_COUNT; i++) {
+        const struct hostile *h = &hostiles[i];
+        CHECK_RC_S(locksmith_client_set(c, "proxy", h->s), i == H_EMPTY ? 0 : -EINVAL, h);
+        CHECK_RC_S(locksmith_client_lock(c, h->s), i != H_NULL ? -EINVAL : no_id == 0 ? -ECONNREFUSED : no_id, h);
+    }
+    CHECK_RC(locksmith_client_read(c, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_read(c, &s), -ECONNREFUSED);
+    CHECK(s == SENTINEL);
     c = locksmith_client_free(c);
 }
 
@@ -392,14 +565,23 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s SCRATCH_DIR\n", argv[0]);
         return 2;
     }
+    /* The _at functions take absolute roots only. */
+    char *scratch = realpath(argv[1], NULL);
+    if (!scratch) {
+        perror(argv[1]);
+        return 2;
+    }
     make_hostiles();
+    make_huge_root();
     test_general();
     test_semaphore();
     test_window();
-    test_node(argv[1]);
-    test_config(argv[1]);
-    test_client(argv[1]);
+    test_node(scratch);
+    test_config(scratch);
+    test_client(scratch);
+    free(scratch);
     free(huge);
+    free(huge_root);
     printf("test_hostile_args: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -1,6 +1,8 @@
 """locksmith-run (tools/locksmith-run.c, a C program on the installed-style library) against a real
 etcd: runs never overlap beyond max, the slot is given back whatever way the command ends, signals
-reach the command, and the timeout, exit codes and errors are the documented ones."""
+reach the command, and the timeout, exit codes and errors are the documented ones. Hygiene (security
+issue 12): the password is hidden from the process list, the command inherits no descriptor beyond
+0-2, and the default holder id is not the daemon's (the machine id)."""
 import itertools
 import os
 import signal
@@ -119,7 +121,7 @@ class Overlap(unittest.TestCase):
                 self.contend(api, ["a", "b"], 1)
 
     def test_same_id_is_waited_for_not_shared(self):
-        # Both default to the machine id: the second must wait, not run alongside.
+        # Both default to <machine-id>/locksmith-run: the second must wait, not run alongside.
         self.contend("v3", [None, None], 1)
 
     def test_six_runs_max_two(self):
@@ -260,14 +262,84 @@ class Errors(unittest.TestCase):
         self.assertEqual((code, out), (0, "ok\n"), err)
         self.assertIsNotNone(etcd.get("v3", harness.group_key(group)))
 
-    def test_default_id_is_the_machine_id(self):
+
+def ctl(group, *args):
+    return subprocess.run([harness.LOCKSMITHCTL, "-group", group, *args], env=environment(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+
+
+def cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read().decode(errors="replace").split("\0")[:-1]
+
+
+class Hygiene(unittest.TestCase):
+    SECRET = "s3cret-Pa55word"
+
+    def test_password_on_the_command_line_is_hidden_from_the_process_list(self):
+        # No --etcd-username: the client sends a password only with a user name, so the test etcd
+        # (no authentication) accepts the run and the flag is parsed exactly as with a user.
+        stars = "*" * len(self.SECRET)
+        for args, shown in [(["--etcd-password", self.SECRET], ["--etcd-password", stars]),
+                            (["-etcd-password", self.SECRET], ["-etcd-password", stars]),
+                            (["--etcd-password=" + self.SECRET], ["--etcd-password=" + stars]),
+                            (["-etcd-password=" + self.SECRET], ["-etcd-password=" + stars])]:
+            with self.subTest(args=args):
+                group = unique("password")
+                # The command's own arguments after -- are not locksmith-run's: left alone.
+                p = start("--group", group, *args, "--id", "x", "--", "sh", "-c", "echo held; exec sleep 5",
+                          "--etcd-password")
+                try:
+                    self.assertEqual(p.stdout.readline().strip(), "held")
+                    seen = cmdline(p.pid)
+                    self.assertNotIn(self.SECRET, " ".join(seen))
+                    self.assertEqual(seen[3:3 + len(shown)], shown)
+                    self.assertEqual(seen[-5:], ["--", "sh", "-c", "echo held; exec sleep 5", "--etcd-password"])
+                finally:
+                    p.send_signal(signal.SIGTERM)
+                    out, err = p.communicate(timeout=10)
+                self.assertNotIn(self.SECRET, out + err)
+                self.assertEqual(etcd.holders("v3", harness.group_key(group)), [])
+
+    def test_command_has_only_standard_descriptors(self):
+        for api in ("v2", "v3"):
+            with self.subTest(api=api):
+                group = unique("fds")
+                p = start("--group", group, "--etcd-api", api, "--id", "x", "--",
+                          "sh", "-c", "echo $$; exec sleep 5")
+                try:
+                    pid = int(p.stdout.readline())
+                    fds = sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
+                    self.assertEqual(fds, [0, 1, 2], [(fd, os.readlink("/proc/%d/fd/%d" % (pid, fd))) for fd in fds])
+                finally:
+                    p.send_signal(signal.SIGTERM)
+                    p.communicate(timeout=10)
+
+    def test_default_id_is_not_the_daemons(self):
         group = unique("machine")
         p = start("--group", group, "--", "sh", "-c", "echo held; exec sleep 30")
-        self.assertEqual(p.stdout.readline().strip(), "held")
-        self.assertEqual(etcd.holders("v3", harness.group_key(group)), [MACHINE_ID])
-        p.send_signal(signal.SIGINT)
-        p.communicate(timeout=10)
+        try:
+            self.assertEqual(p.stdout.readline().strip(), "held")
+            holders = etcd.holders("v3", harness.group_key(group))
+            self.assertEqual(holders, [MACHINE_ID + "/locksmith-run"])
+            self.assertNotIn(MACHINE_ID, holders)
+        finally:
+            p.send_signal(signal.SIGINT)
+            p.communicate(timeout=10)
         self.assertEqual(etcd.holders("v3", harness.group_key(group)), [])
+
+    def test_daemon_holding_the_machine_id_does_not_block_a_default_run(self):
+        # locksmithd's reboot lock is held under the plain machine id (locksmithctl lock without an
+        # id takes it the same way); a default run is another holder and takes the second slot.
+        group = unique("daemon")
+        set_max("v3", group, 2)
+        done = ctl(group, "lock")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(etcd.holders("v3", harness.group_key(group)), [MACHINE_ID])
+        code, out, err = run("--group", group, "--timeout", "3s", "--", "sh", "-c", "echo ran")
+        self.assertEqual((code, out), (0, "ran\n"), err)
+        # The daemon's slot is untouched; the run's own is given back.
+        self.assertEqual(etcd.holders("v3", harness.group_key(group)), [MACHINE_ID])
 
 
 if __name__ == "__main__":

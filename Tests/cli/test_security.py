@@ -430,10 +430,12 @@ class Node:
         self.env = clean_env({"LOCKSMITH_ROOT": self.root, "DBUS_SYSTEM_BUS_ADDRESS": bus.address, "REBOOT_STRATEGY": strategy,
                               "LOCKSMITHD_REBOOT_BROADCAST_DELAY": "1s", "LOCKSMITHD_TIMEOUT": "2s", "TZ": "UTC"})
         self.env.update(env or {})
+        self.tty = None  # a terminal to mount under the root (prepare may set it)
         if prepare:
             prepare(self)
         self.log = open(self.root + "/daemon.log", "w")
-        self.proc = subprocess.Popen([LOCKSMITHD], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        argv = harness.with_terminal([LOCKSMITHD], self.tty, self.root) if self.tty else [LOCKSMITHD]
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         harness._running.append(self.proc)
 
     @property
@@ -513,8 +515,7 @@ class Files(unittest.TestCase):
         def prepare(node):
             tty = os.ttyname(slave)
             line = tty[len("/dev/"):]
-            os.makedirs(os.path.dirname(node.root + "/dev/" + line), exist_ok=True)
-            os.symlink(tty, node.root + "/dev/" + line)
+            node.tty = tty
             for name, path in [("absolute", "/etc/victim"), ("file-in-dev", "/dev/victim"), ("fifo", None)]:
                 if path:
                     victims[name] = node.root + path
@@ -528,7 +529,7 @@ class Files(unittest.TestCase):
         try:
             self.assertTrue(wait_for(lambda: logind.calls(), 15), node.output())
             os.set_blocking(master, False)
-            self.assertIn("System reboot in 5 minutes!", os.read(master, 4096).decode(errors="replace"))
+            self.assertIn("System reboot in 1 second!", os.read(master, 4096).decode(errors="replace"))
             for name, path in victims.items():
                 self.assertEqual(read(path), "precious\n", name)
             self.assertIn("told 1 logged-in terminal(s)", node.output())

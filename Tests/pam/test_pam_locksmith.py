@@ -6,19 +6,28 @@ The module logs with pam_syslog to /dev/log. Each pamtester runs in a private mo
 whose /dev is the real one plus a /dev/log that is this test's socket, so the tests read exactly
 the lines the module wrote and nothing on the machine is changed.
 
-Needs root (PAM service files, mount namespaces), pamtester, etcd and the built module:
+Environment and Deadline are docs/security.md's issue 12 (items 3 and 6): under su or sudo the
+module runs as root with the caller's environment, which must steer nothing (files, endpoints,
+credentials, proxies), and timeout= bounds all the etcd work of one login, which never writes.
+They talk to fake etcd servers (FakeEtcd, plain or TLS, on loopback) that count what they get.
+
+Needs root (PAM service files, mount namespaces), pamtester, etcd, openssl and the built module:
 PAM_LOCKSMITH (default build/tools/pam_locksmith.so). Run from Tests/pam:
     /usr/bin/python3 -m unittest -v test_pam_locksmith
 """
 import fcntl
+import http.server
 import itertools
+import json
 import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -167,6 +176,108 @@ class Node:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class FakeEtcd:
+    """An HTTP server on loopback that plays etcd's v2 API, or an HTTP proxy (requests then name
+    absolute URLs), and records what it gets: connections, and method, path and headers of each
+    request. GET is answered with `get` (status, JSON), every write (PUT, POST, DELETE) with
+    `write`, each after `delay` seconds; with `tls` (a Certificates) it speaks https."""
+
+    def __init__(self, get=None, write=None, delay=0.0, tls=None):
+        self.get = get or v2_missing()
+        self.write = write or (412, {"errorCode": 105, "message": "Key already exists", "cause": "/", "index": 7})
+        self.delay = delay
+        self.connections = 0
+        self.requests = []
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                with fake.lock:
+                    fake.connections += 1
+                super().setup()
+
+            def answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                with fake.lock:
+                    fake.requests.append((self.command, self.path, dict(self.headers)))
+                time.sleep(fake.delay)
+                status, doc = fake.get if self.command == "GET" else fake.write
+                body = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("X-Etcd-Index", "7")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_DELETE = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        scheme = "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert, tls.key)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.endpoint = "%s://127.0.0.1:%d" % (scheme, self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def writes(self):
+        with self.lock:
+            return [r for r in self.requests if r[0] != "GET"]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def v2_missing():
+    return 404, {"errorCode": 100, "message": "Key not found", "cause": "/coreos.com", "index": 7}
+
+
+def v2_value(key, holders):
+    """A v2 answer with a semaphore document whose holders are `holders`."""
+    doc = json.dumps({"semaphore": 0, "max": len(holders), "holders": holders}, separators=(",", ":"))
+    return 200, {"action": "get", "node": {"key": "/" + key, "value": doc, "modifiedIndex": 5, "createdIndex": 5}}
+
+
+class Certificates:
+    """A CA and a server certificate for 127.0.0.1, made with openssl."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tls-", dir=work)
+        script = """
+            set -e; cd '%s'
+            q() { "$@" >/dev/null 2>&1; }
+            q openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=locksmith-test-ca -keyout ca-key.pem -out ca.pem
+            printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
+            q openssl req -newkey rsa:2048 -nodes -subj /CN=server -keyout server-key.pem -out server.csr
+            q openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile server.ext -out server.pem
+            """ % self.dir
+        subprocess.run(["bash", "-c", script], check=True, timeout=60)
+        self.ca, self.cert, self.key = self.dir + "/ca.pem", self.dir + "/server.pem", self.dir + "/server-key.pem"
+
+
+def secret_file(text):
+    """A password file only root can read, as a node keeps its etcd password."""
+    fd, path = tempfile.mkstemp(prefix="secret-", dir=work)
+    os.write(fd, (text + "\n").encode())
+    os.close(fd)
+    os.chmod(path, 0o600)
+    return path
+
+
 class PamTest(unittest.TestCase):
     def setUp(self):
         self.cleanups = []
@@ -192,9 +303,13 @@ class PamTest(unittest.TestCase):
         self.cleanups.append(lambda: os.unlink(path))
         return name
 
-    def pamtester(self, service, user="nobody", ops=("open_session",), wrapper=(), timeout=60):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKSMITH", "REBOOT_"))}
+    def pamtester(self, service, user="nobody", ops=("open_session",), wrapper=(), timeout=60, env=None):
+        """Opens a session; env adds variables (the caller's environment under su or sudo)."""
+        extra = env or {}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LOCKSMITH", "REBOOT_", "SSLKEYLOG")) and not k.lower().endswith("_proxy")}
         env.update(TZ="UTC", WORK=work, LOG=syslog.path)
+        env.update(extra)
         if LIBDIR:
             env["LD_LIBRARY_PATH"] = LIBDIR
         argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", NAMESPACE_SCRIPT, "sh",
@@ -213,6 +328,11 @@ class PamTest(unittest.TestCase):
 
     def etcd_conf(self, group, endpoint=None):
         return 'REBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_ENDPOINT=%s\nLOCKSMITHD_GROUP="%s"\n' % (endpoint or etcd.endpoint, group)
+
+    def fake_etcd(self, **kwargs):
+        f = FakeEtcd(**kwargs)
+        self.cleanups.append(f.stop)
+        return f
 
 
 class States(PamTest):
@@ -404,6 +524,171 @@ class Failures(PamTest):
         r = self.pamtester(self.service("root=%s nolock" % n.root))
         self.assertOpened(r)
         self.assertEqual(r.log, [], r)
+
+
+class Environment(PamTest):
+    """Issue 12, item 3: under su, sudo or common-session the module runs as root with the
+    caller's environment. Nothing in it may steer the module: no file written, no endpoint,
+    credentials, root or proxy taken from it. Settings come from the options and the update.conf
+    files under root= alone."""
+
+    PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+
+    def test_module_never_reads_or_changes_the_environment(self):
+        # It used getenv("LOCKSMITH_ROOT"), and setenv() inside the login process for root=.
+        symbols = subprocess.run(["nm", "-D", "--undefined-only", MODULE], capture_output=True, text=True, check=True).stdout
+        used = {line.split()[-1].split("@")[0] for line in symbols.splitlines() if line.strip()}
+        self.assertFalse(used & {"getenv", "secure_getenv", "setenv", "unsetenv", "putenv", "clearenv", "environ", "__environ"},
+                         sorted(used))
+
+    def test_sslkeylogfile_is_never_written(self):
+        # libcurl appends the TLS session keys to $SSLKEYLOGFILE, creating it: as root, anywhere.
+        certs = Certificates()
+        g = new_group()
+        n = self.node(self.etcd_conf(g) + "LOCKSMITHD_ETCD_API=v2\n")
+        server = self.fake_etcd(tls=certs, get=v2_value(harness.group_key(g), [n.id]))
+        keylog = os.path.join(work, "keylog-%d" % next(_ids))
+        r = self.pamtester(self.service("root=%s endpoint=%s cafile=%s" % (n.root, server.endpoint, certs.ca)),
+                           env={"SSLKEYLOGFILE": keylog})
+        self.assertOpened(r)
+        self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)  # TLS was used
+        self.assertGreater(len(server.requests), 0, r)
+        self.assertFalse(os.path.exists(keylog), "%s was written: %r" % (keylog, r))
+
+    def caller_environment(self, listener, secret, root=None):
+        """What a caller of su or sudo would set: the listener as etcd, the node's root-only
+        password file, the etcd strategy, another group, another root."""
+        env = {"LOCKSMITHD_ENDPOINT": listener.endpoint, "LOCKSMITHD_ETCD_USERNAME": "thief",
+               "LOCKSMITHD_ETCD_PASSWORD_FILE": secret, "LOCKSMITHD_GROUP": "thief",
+               "LOCKSMITHD_ETCD_API": "v2", "REBOOT_STRATEGY": "etcd-lock"}
+        if root:
+            env["LOCKSMITH_ROOT"] = root
+        return env
+
+    def test_locksmithd_settings_from_the_environment_are_ignored(self):
+        listener = self.fake_etcd()
+        secret = secret_file("root-only-%s" % secrets.token_hex(4))
+        other = self.node('REBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_ENDPOINT=%s\n' % listener.endpoint)
+        # A node whose update.conf sets no strategy: the module asks nobody. (The listener would
+        # say that this machine holds the lock: a forged message, had it been asked.)
+        n = self.node("")
+        listener.get = v2_value(harness.group_key("thief"), [n.id])
+        r = self.pamtester(self.service("root=%s debug" % n.root), env=self.caller_environment(listener, secret, other.root))
+        self.assertEqual(listener.connections, 0, "the caller's listener got %r" % listener.requests)
+        self.assertOpened(r)
+        self.assertEqual(r.messages, [], r)
+        self.assertLogged(r, "reboot strategy (default) takes no lock: not asking etcd")
+        # A node that uses the lock: the etcd and group of its update.conf, nothing else.
+        g = new_group()
+        n = self.node(self.etcd_conf(g))
+        listener.get = v2_value(harness.group_key("thief"), [n.id])
+        ctl(g, "lock", n.id)
+        r = self.pamtester(self.service("root=%s" % n.root), env=self.caller_environment(listener, secret, other.root))
+        self.assertEqual(listener.connections, 0, "the caller's listener got %r" % listener.requests)
+        self.assertOpened(r)
+        self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
+
+    def test_locksmith_root_from_the_environment_is_ignored(self):
+        # Without root=, the module reads "/": never a root the caller names. Its coordinator.conf
+        # says a running daemon is rebooting, and its update.conf names the caller's listener.
+        if os.path.exists("/run/update-engine/coordinator.conf"):
+            self.skipTest("this machine has a coordinator.conf: the module would tell its state")
+        listener = self.fake_etcd()
+        evil = self.node('REBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_ENDPOINT=%s\n' % listener.endpoint)
+        evil.set_state("rebooting")
+        service = self.service("deny debug")
+        r = self.pamtester(service, user="nobody", env={"LOCKSMITH_ROOT": evil.root})
+        self.assertOpened(r)  # not refused on the caller's say-so
+        r = self.pamtester(service, user="root", env={"LOCKSMITH_ROOT": evil.root})
+        self.assertOpened(r)
+        self.assertFalse([m for m in r.messages if "rebooting" in m], r)
+        self.assertFalse([line for line in r.log if evil.root in line], r)
+        self.assertEqual(listener.connections, 0, "the caller's listener got %r" % listener.requests)
+
+    def test_proxy_variables_are_ignored(self):
+        # An endpoint that is loopback but not written as such (the library never proxies
+        # 127.0.0.0/8, ::1 or localhost): without the fix the proxy gets the request and the
+        # basic auth with it.
+        proxy = self.fake_etcd()
+        g = new_group()
+        endpoint = "http://[::ffff:127.0.0.1]:%d" % etcd.port
+        n = self.node(self.etcd_conf(g, endpoint=endpoint) +
+                      "LOCKSMITHD_ETCD_USERNAME=node\nLOCKSMITHD_ETCD_PASSWORD_FILE=%s\n" % secret_file("pw-%s" % secrets.token_hex(4)))
+        proxy.get = v2_value(harness.group_key(g), [])
+        ctl(g, "lock", n.id)
+        env = {v: "http://127.0.0.1:%d" % proxy.server.server_address[1] for v in self.PROXY_VARIABLES}
+        r = self.pamtester(self.service("root=%s" % n.root), env=env)
+        self.assertEqual(proxy.connections, 0, "the proxy of the environment got %r" % proxy.requests)
+        self.assertOpened(r)
+        self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
+
+    def test_proxy_option_is_the_only_proxy(self):
+        # proxy=URL sends the requests through that proxy (here it answers as etcd itself, for a
+        # host that does not exist).
+        proxy = self.fake_etcd()
+        g = new_group()
+        n = self.node(self.etcd_conf(g, endpoint="http://etcd.invalid:2379") + "LOCKSMITHD_ETCD_API=v2\n")
+        proxy.get = v2_value(harness.group_key(g), [n.id])
+        r = self.pamtester(self.service("root=%s proxy=http://127.0.0.1:%d" % (n.root, proxy.server.server_address[1])))
+        self.assertOpened(r)
+        self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
+        self.assertTrue(proxy.requests, r)
+        for method, path, _ in proxy.requests:
+            self.assertEqual(method, "GET", proxy.requests)
+            self.assertTrue(path.startswith("http://etcd.invalid:2379/v2/keys/"), proxy.requests)
+
+
+class Deadline(PamTest):
+    """Issue 12, item 6: timeout= bounds all the etcd work of a session open, whatever etcd
+    answers, and the module only reads: it never creates the key."""
+
+    def open_bounded(self, service, limit=10):
+        """pamtester, failed (not waited out) if the session open takes more than limit seconds."""
+        try:
+            return self.pamtester(service, timeout=limit)
+        except subprocess.TimeoutExpired:
+            self.fail("the session open took more than %d s" % limit)
+
+    def test_flip_flop_etcd_costs_one_read(self):
+        # A slow etcd where the key is always missing and always exists: GET answers 404 "Key not
+        # found", every create 412 "Key already exists", each after 300 ms. Reading with create
+        # retried 64 times (128 requests, about 40 s) before the fix.
+        fake = self.fake_etcd(delay=0.3)
+        n = self.node(self.etcd_conf("g", endpoint=fake.endpoint))
+        r = self.open_bounded(self.service("root=%s timeout=1s debug" % n.root))
+        self.assertOpened(r)
+        self.assertLess(r.seconds, 2.0, r)
+        self.assertEqual(fake.writes, [], "the module wrote to etcd")
+        self.assertEqual(r.messages, [], r)
+        self.assertLogged(r, 'does not hold the reboot lock of group "g"')
+
+    def test_timeout_bounds_all_endpoints_together(self):
+        # Three endpoints that never answer: timeout= is for them all, not for each.
+        endpoints = []
+        for _ in range(3):
+            silent = socket.socket()
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(16)
+            self.cleanups.append(silent.close)
+            endpoints.append("http://127.0.0.1:%d" % silent.getsockname()[1])
+        n = self.node(self.etcd_conf("g", endpoint=",".join(endpoints)))
+        r = self.open_bounded(self.service("root=%s timeout=1s" % n.root))
+        self.assertOpened(r)
+        self.assertGreater(r.seconds, 0.9, r)
+        self.assertLess(r.seconds, 1.8, r)
+        self.assertLogged(r, 'cannot read the reboot lock of group "g" from etcd')
+
+    def test_missing_key_is_not_created(self):
+        for api in ("v2", "v3"):
+            with self.subTest(api=api):
+                g = new_group()
+                n = self.node(self.etcd_conf(g))
+                r = self.open_bounded(self.service("root=%s api=%s debug" % (n.root, api)))
+                self.assertOpened(r)
+                self.assertEqual(r.messages, [], r)
+                self.assertLogged(r, 'does not hold the reboot lock of group "%s"' % g)
+                for stored in ("v2", "v3"):
+                    self.assertIsNone(etcd.get(stored, harness.group_key(g)), "the module created the key (%s)" % api)
 
 
 class Valgrind(PamTest):

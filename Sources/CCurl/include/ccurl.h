@@ -12,6 +12,15 @@
 /* Why libcurl could not be loaded ("" if it could, or was not tried yet). */
 const char *ccurl_load_error(void);
 
+/* Loads libcurl now if it is not loaded yet: 1 if it is usable, 0 if not (ccurl_load_error()). */
+int ccurl_load(void);
+
+/* libcurl's version text ("libcurl/7.88.1 OpenSSL/3.0.15 ..."), or the load error. */
+const char *ccurl_version(void);
+
+/* CURLPROTO_HTTP | CURLPROTO_HTTPS, for CURLOPT_PROTOCOLS (a macro expression Swift cannot import). */
+static const long ccurl_proto_http_https = CURLPROTO_HTTP | CURLPROTO_HTTPS;
+
 /* curl_global_init(CURL_GLOBAL_ALL) then curl_easy_init(), or NULL. */
 CURL *ccurl_easy_init(void);
 void ccurl_easy_cleanup(CURL *h);

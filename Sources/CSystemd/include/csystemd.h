@@ -27,8 +27,9 @@ void csd_error_free(sd_bus_error *e);
 int csd_emit_status_update(sd_bus *bus, int64_t checked, double progress, const char *op, const char *version, int64_t size);
 /* Reads the status tuple (x d s s x) from a GetStatus reply or a StatusUpdate signal. */
 int csd_read_status(sd_bus_message *m, int64_t *checked, double *progress, const char **op, const char **version, int64_t *size);
-/* The update engine's GetStatus() -> (x d s s x). */
-int csd_call_get_status(sd_bus *bus, sd_bus_error *error, sd_bus_message **reply);
+/* The update engine's GetStatus() -> (x d s s x), asked of destination (a unique name, so that
+ * the answer comes from the connection meant, or the well-known name). */
+int csd_call_get_status(sd_bus *bus, const char *destination, sd_bus_error *error, sd_bus_message **reply);
 /* logind's Reboot(b interactive). */
 int csd_call_reboot(sd_bus *bus, sd_bus_error *error, int interactive);
 /* Calls handler for every StatusUpdate signal of the update engine. */
@@ -37,8 +38,13 @@ int csd_match_status_update(sd_bus *bus, sd_bus_slot **slot, sd_bus_message_hand
 int csd_match_name_owner(sd_bus *bus, sd_bus_slot **slot, const char *name, sd_bus_message_handler_t handler, void *userdata);
 /* Reads NameOwnerChanged's (s name, s old_owner, s new_owner). */
 int csd_read_name_owner_changed(sd_bus_message *m, const char **name, const char **old_owner, const char **new_owner);
-/* Whether name has an owner on the bus: 1 yes, 0 no. */
-int csd_name_has_owner(sd_bus *bus, const char *name);
+/* The unique name (":1.42") of the connection that owns name: 1 and a malloc()ed copy in
+ * *ret_owner; 0 and NULL if nobody owns it. */
+int csd_get_name_owner(sd_bus *bus, const char *name, char **ret_owner);
+/* The user id the bus daemon knows for the connection `name` (GetConnectionUnixUser). */
+int csd_get_connection_uid(sd_bus *bus, const char *name, uint32_t *ret_uid);
+/* The unique name of a message's sender (set by the bus daemon, not by the sender), or NULL. */
+const char *csd_message_sender(sd_bus_message *m);
 
 /* sd_notify(3): 0 if there is no service manager to tell, > 0 if told. */
 int csd_notify(const char *state);

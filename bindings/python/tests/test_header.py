@@ -12,7 +12,7 @@ from locksmith import _native
 P = ctypes.POINTER
 OBJECTS = {"locksmith_semaphore": _native.Semaphore, "locksmith_window": _native.Window,
            "locksmith_config": _native.Config, "locksmith_client": _native.Client}
-SCALARS = {"int": ctypes.c_int, "int64_t": ctypes.c_int64}
+SCALARS = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64}
 
 
 def declarations():
@@ -65,9 +65,23 @@ def expected_ctype(c_type, result=False):
 DECLARED = declarations()
 
 
-def test_the_header_declares_41_functions():
-    assert len(DECLARED) == 41
+def test_the_header_declares_46_functions():
+    assert len(DECLARED) == 46  # 41 in LOCKSMITH_1, 5 in LOCKSMITH_2
     assert "locksmith_client_free" in DECLARED and "locksmith_version" in DECLARED
+    assert "locksmith_client_read" in DECLARED and "locksmith_config_load_at" in DECLARED
+
+
+def test_the_prototypes_are_in_the_order_of_the_header():
+    with open(HEADER) as f:
+        order = list(dict.fromkeys(re.findall(r"\b(locksmith_\w+)\(", re.sub(r"/\*.*?\*/", " ", f.read(), flags=re.S))))
+    assert list(_native.PROTOTYPES) == order
+
+
+def test_the_flag_is_the_headers():
+    with open(HEADER) as f:
+        m = re.search(r"#define LOCKSMITH_NO_ENVIRONMENT \(UINT64_C\(1\) << (\d+)\)", f.read())
+    assert m, "LOCKSMITH_NO_ENVIRONMENT is not defined as (UINT64_C(1) << N)"
+    assert _native.NO_ENVIRONMENT == 1 << int(m.group(1))
 
 
 def test_the_binding_configures_exactly_the_declared_functions():

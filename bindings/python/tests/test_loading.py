@@ -89,3 +89,27 @@ except ImportError as e:
     r = run(code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("found liblocksmith.so.2, but this binding needs liblocksmith.so.1 (ABI 1)")
+
+
+def test_a_library_older_than_the_binding_is_refused():
+    # A liblocksmith.so.1 with LOCKSMITH_1 only: the first LOCKSMITH_2 function is missing.
+    code = """
+import ctypes
+real = ctypes.CDLL
+class Old:
+    def __init__(self, library):
+        self._library = library
+    def __getattr__(self, name):
+        if name in ("locksmith_config_load_at", "locksmith_machine_id_at", "locksmith_client_new_with_flags",
+                    "locksmith_client_set_deadline", "locksmith_client_read"):
+            raise AttributeError(name)
+        return getattr(self._library, name)
+ctypes.CDLL = lambda name, *a, **k: Old(real(name, *a, **k)) if name and "locksmith" in name else real(name, *a, **k)
+try:
+    import locksmith
+except ImportError as e:
+    print(e)
+"""
+    r = run(code, LOCKSMITH_LIBRARY=LIBRARY)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("%s has no function locksmith_config_load_at: it is older than this binding" % LIBRARY)

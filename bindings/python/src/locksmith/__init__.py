@@ -12,10 +12,11 @@ through the dynamic loader. Errors are OSError subclasses (see locksmith.errors)
 from __future__ import annotations
 
 import ctypes
-from typing import Optional
+import os
+from typing import Optional, Union
 
 from . import _native
-from ._base import c_int_value, check, encode, encode_optional, take_string
+from ._base import c_int_value, check, encode, encode_optional, encode_path, take_string
 from ._native import lib
 from .client import Client, Stats
 from .config import Config
@@ -47,11 +48,16 @@ def duration_parse(text: str) -> int:
     return nanoseconds.value
 
 
-def machine_id() -> str:
-    """This machine's id from /etc/machine-id (under $LOCKSMITH_ROOT if set). NotFound (a
-    FileNotFoundError) if the file is missing, BadData if it holds no valid id."""
+def machine_id(root: Optional[Union[str, bytes, "os.PathLike[str]"]] = None) -> str:
+    """This machine's id from /etc/machine-id: under root (an absolute directory; $LOCKSMITH_ROOT
+    is then not consulted) if given, else under $LOCKSMITH_ROOT if set, else under "/".
+    NotFound (a FileNotFoundError) if the file is missing, BadData if it holds no valid id,
+    InvalidArgument if root is not absolute."""
     out = ctypes.c_void_p()
-    check(lib.locksmith_machine_id(ctypes.byref(out)))
+    if root is None:
+        check(lib.locksmith_machine_id(ctypes.byref(out)))
+    else:
+        check(lib.locksmith_machine_id_at(encode_path(root, "root"), ctypes.byref(out)))
     return take_string(out)
 
 

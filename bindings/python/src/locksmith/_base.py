@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 import threading
 from types import TracebackType
 from typing import Any, Callable, Optional, Type, TypeVar, Union
@@ -31,6 +32,15 @@ def encode(value: Union[str, bytes], name: str) -> bytes:
 
 def encode_optional(value: Optional[Union[str, bytes]], name: str) -> Optional[bytes]:
     return None if value is None else encode(value, name)
+
+
+def encode_path(value: Optional[Union[str, bytes, "os.PathLike[str]"]], name: str) -> Optional[bytes]:
+    """A path (str, bytes or os.PathLike) as the library takes it; None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError("%s must be a path (str, bytes or os.PathLike), not %s" % (name, type(value).__name__))
+    return encode(os.fspath(value), name)
 
 
 def c_int_value(value: int, name: str, bits: int = 32) -> int:

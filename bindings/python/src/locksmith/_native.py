@@ -1,6 +1,7 @@
 """Finding and loading liblocksmith.so.1, and the ctypes prototype of every function of
-include/locksmith.h. Nothing else in the package touches ctypes' loader; every call goes through
-`lib`, whose functions all have argtypes and restype set from PROTOTYPES."""
+include/locksmith.h (version nodes LOCKSMITH_1 and LOCKSMITH_2). Nothing else in the package
+touches ctypes' loader; every call goes through `lib`, whose functions all have argtypes and
+restype set from PROTOTYPES."""
 from __future__ import annotations
 
 import ctypes
@@ -37,6 +38,7 @@ ClientP = ctypes.POINTER(Client)
 
 c_int = ctypes.c_int
 c_int64 = ctypes.c_int64
+c_uint64 = ctypes.c_uint64
 c_char_p = ctypes.c_char_p  # const char *: ctypes copies a result into bytes at once (borrowed)
 c_void_p = ctypes.c_void_p
 P = ctypes.POINTER
@@ -48,6 +50,10 @@ OwnedStringOut = P(c_void_p)
 BorrowedStringOut = P(c_char_p)
 
 Prototype = Tuple[Optional[type], List[type]]
+
+#: LOCKSMITH_NO_ENVIRONMENT, the flag of the LOCKSMITH_2 functions: read nothing from the
+#: process environment.
+NO_ENVIRONMENT = 1 << 0
 
 # name: (restype, argtypes), in the order of the header.
 PROTOTYPES: Dict[str, Prototype] = {
@@ -98,6 +104,12 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_client_endpoint": (c_char_p, [ClientP]),
     "locksmith_client_stats": (c_int, [ClientP, P(c_int64), P(c_int64)]),
     "locksmith_client_free": (ClientP, [ClientP]),
+    # Version 2 (LOCKSMITH_2): explicit roots, no environment, deadlines
+    "locksmith_config_load_at": (c_int, [c_char_p, c_uint64, P(ConfigP)]),
+    "locksmith_machine_id_at": (c_int, [c_char_p, OwnedStringOut]),
+    "locksmith_client_new_with_flags": (c_int, [c_uint64, P(ClientP)]),
+    "locksmith_client_set_deadline": (c_int, [ClientP, c_uint64]),
+    "locksmith_client_read": (c_int, [ClientP, P(SemaphoreP)]),
 }
 
 HOW_TO_FIX = ("install liblocksmith (`make install` in locksmith-swift, then `ldconfig`), or set "
@@ -107,7 +119,8 @@ HOW_TO_FIX = ("install liblocksmith (`make install` in locksmith-swift, then `ld
 def _open() -> Tuple[ctypes.CDLL, str]:
     """Loads the library: the path in $LOCKSMITH_LIBRARY if it is set, else the soname through the
     dynamic loader (LD_LIBRARY_PATH, the ld.so cache), else what ctypes.util.find_library finds.
-    Only ABI 1 (liblocksmith.so.1) is accepted: these prototypes are that ABI's."""
+    Only ABI 1 (liblocksmith.so.1) is accepted: these prototypes are that ABI's. A library
+    without LOCKSMITH_2's functions is older than this binding (_configure says so)."""
     path = os.environ.get(ENVIRONMENT_VARIABLE, "")
     if path:
         try:

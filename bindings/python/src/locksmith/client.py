@@ -19,6 +19,9 @@ Duration = Union[str, int, float, datetime.timedelta]
 
 # The library waits at most this long per call (it clamps timeout_ms to a C int).
 _LONGEST_WAIT_MS = 2**31 - 1
+# The latest deadline set_deadline() passes (INT64_MAX microseconds of CLOCK_MONOTONIC: some
+# 292,000 years after boot), so that no sum can overflow on either side.
+_LATEST_DEADLINE_US = 2**63 - 1
 
 
 class Stats(NamedTuple):
@@ -45,15 +48,31 @@ def _go_duration(value: Duration, name: str) -> str:
     return "%dns" % nanoseconds
 
 
-def _holder(id: Optional[str]) -> bytes:
+def _holder(id: Optional[str], environment: bool = True) -> bytes:
     """The holder id to send. The machine id is read here rather than by the library (which reads
     it for a NULL id) so that its failures keep their own meaning: ENOENT for a missing
-    /etc/machine-id would otherwise read as NotHeld, and EBADMSG as CorruptSemaphore."""
+    /etc/machine-id would otherwise read as NotHeld, and EBADMSG as CorruptSemaphore. It is read
+    where the library would read it: under $LOCKSMITH_ROOT, or under "/" for a client made
+    with environment=False."""
     if id is None:
         out = ctypes.c_void_p()
-        check(lib.locksmith_machine_id(ctypes.byref(out)))
+        if environment:
+            check(lib.locksmith_machine_id(ctypes.byref(out)))
+        else:
+            check(lib.locksmith_machine_id_at(None, ctypes.byref(out)))
         return take_string(out).encode("utf-8")
     return encode(id, "id")
+
+
+def _seconds(value: Union[int, float, datetime.timedelta], name: str) -> float:
+    """A number of seconds from an int, a float or a timedelta; finite."""
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("%s must be seconds (int or float), a timedelta or None, not %s" % (name, type(value).__name__))
+    if not math.isfinite(value):
+        raise InvalidArgument(errno.EINVAL, "%s is not finite: %r" % (name, value))
+    return float(value)
 
 
 class Client(Handle):
@@ -72,9 +91,19 @@ class Client(Handle):
       cafile, certfile, keyfile   TLS: CA to verify the server, client certificate and key
       username, password, password_file   etcd authentication (password_file: its first line)
       timeout        per request: seconds, a timedelta or a Go duration ("500ms"); default 5 s
+      proxy          an http:// or https:// proxy for requests to etcd; "" for none. Unset, the
+                     proxy variables of the environment apply (http_proxy, https_proxy,
+                     all_proxy, no_proxy), unless environment is False. Loopback endpoints
+                     never go through a proxy.
       env_prefix     first take every option from <PREFIX>_<OPTION> in the environment (e.g.
                      "LOCKSMITHCTL": LOCKSMITHCTL_ENDPOINT, LOCKSMITHCTL_ETCD_CAFILE, ...); the
                      arguments above win over it
+      environment    False: the client reads nothing from the process environment on its own
+                     (locksmith_client_new_with_flags with LOCKSMITH_NO_ENVIRONMENT): no proxy
+                     variables, and lock()/unlock() without an id use /etc/machine-id under
+                     "/", not under $LOCKSMITH_ROOT. For code that runs with someone else's
+                     environment (a PAM module, a setuid helper). env_prefix and load_env() are
+                     explicit requests and still read their variables.
 
     Bad options raise InvalidArgument (a ValueError) naming the option (also for a TLS or
     password file that does not exist); a file that may not be read, AccessDenied. The
@@ -94,12 +123,19 @@ class Client(Handle):
                  api: Optional[str] = None, cafile: Optional[str] = None, certfile: Optional[str] = None,
                  keyfile: Optional[str] = None, username: Optional[str] = None, password: Optional[str] = None,
                  password_file: Optional[str] = None, timeout: Optional[Duration] = None,
-                 env_prefix: Optional[str] = None) -> None:
+                 env_prefix: Optional[str] = None, proxy: Optional[str] = None,
+                 environment: bool = True) -> None:
+        if not isinstance(environment, bool):
+            raise TypeError("environment must be True or False, not %r" % (environment,))
         pointer = _native.ClientP()
-        r = lib.locksmith_client_new(ctypes.byref(pointer))
+        if environment:
+            r = lib.locksmith_client_new(ctypes.byref(pointer))
+        else:
+            r = lib.locksmith_client_new_with_flags(_native.NO_ENVIRONMENT, ctypes.byref(pointer))
         if r < 0:
             raise error_for(-r, decode(lib.locksmith_last_error()) or "")
         super().__init__(pointer)
+        self._environment = environment
         try:
             if env_prefix is not None:
                 self.load_env(env_prefix)
@@ -114,7 +150,8 @@ class Client(Handle):
                        ("etcd-certfile", certfile), ("etcd-keyfile", keyfile),
                        ("etcd-username", username), ("etcd-password", password),
                        ("etcd-password-file", password_file),
-                       ("timeout", None if timeout is None else _go_duration(timeout, "timeout"))]
+                       ("timeout", None if timeout is None else _go_duration(timeout, "timeout")),
+                       ("proxy", proxy)]
             for option, value in options:
                 if value is not None:
                     self.set_option(option, value)
@@ -130,7 +167,8 @@ class Client(Handle):
 
     def set_option(self, option: str, value: str) -> None:
         """Sets one option by the library's name ("endpoint", "group", "etcd-api", "etcd-cafile",
-        "timeout", ...; see locksmith_client_set in locksmith.h). "endpoint" adds to the list."""
+        "timeout", "proxy", ...; see locksmith_client_set in locksmith.h). "endpoint" adds to the
+        list."""
         name, data = encode(option, "option"), encode(value, option)
         with self._lock:
             pointer = self._live()
@@ -153,12 +191,40 @@ class Client(Handle):
             self._check(pointer, lib.locksmith_client_get(pointer, ctypes.byref(semaphore)))
         return Semaphore(semaphore)
 
+    def read(self) -> Optional[Semaphore]:
+        """Reads the group's semaphore without ever writing: None if etcd has no value at the key
+        (status() would create it). CorruptSemaphore if the stored value is not a semaphore."""
+        semaphore = _native.SemaphoreP()
+        with self._lock:
+            pointer = self._live()
+            r = lib.locksmith_client_read(pointer, ctypes.byref(semaphore))
+            if r == -errno.ENOENT:
+                return None
+            self._check(pointer, r)
+        return Semaphore(semaphore)
+
+    def set_deadline(self, seconds: Optional[Union[int, float, datetime.timedelta]]) -> None:
+        """Ends every request of the client `seconds` from now (None: no deadline, the default).
+        Each request's timeout is cut to what is left; once the deadline has passed (at once
+        for a negative number), calls raise TimedOut without sending anything. Retries and
+        failover stop there too, so the deadline bounds all the work of the calls that follow,
+        whatever the servers answer. The clock is time.monotonic() (CLOCK_MONOTONIC)."""
+        if seconds is None:
+            usec = 0
+        else:
+            at = time.monotonic() + _seconds(seconds, "seconds")
+            # Rounded up, so that the deadline never comes early; 0 would mean none.
+            usec = min(_LATEST_DEADLINE_US, max(1, math.ceil(at * 1e6)))
+        with self._lock:
+            pointer = self._live()
+            self._check(pointer, lib.locksmith_client_set_deadline(pointer, usec))
+
     def lock(self, id: Optional[str] = None) -> None:
         """Takes a slot for id (default: this machine's id, see machine_id()). Busy if no slot is
         free, AlreadyHeld if id holds one already."""
         with self._lock:
             pointer = self._live()
-            data = _holder(id)
+            data = _holder(id, self._environment)
             self._check(pointer, lib.locksmith_client_lock(pointer, data))
 
     def unlock(self, id: Optional[str] = None) -> None:
@@ -166,7 +232,7 @@ class Client(Handle):
         none."""
         with self._lock:
             pointer = self._live()
-            data = _holder(id)
+            data = _holder(id, self._environment)
             self._check(pointer, lib.locksmith_client_unlock(pointer, data))
 
     def set_max(self, max: int) -> int:

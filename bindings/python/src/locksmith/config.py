@@ -1,13 +1,14 @@
 """Config: KEY=VALUE settings in systemd EnvironmentFile= syntax, either this node's (the
-update.conf files, then the environment) or one parsed text."""
+update.conf files under a root, then the environment unless left out) or one parsed text."""
 from __future__ import annotations
 
 import ctypes
 import errno
+import os
 from typing import Optional, Tuple, Union, overload
 
 from . import _native
-from ._base import Handle, check, decode, encode, encode_optional
+from ._base import Handle, check, decode, encode, encode_optional, encode_path
 from ._native import lib
 
 
@@ -23,13 +24,26 @@ class Config(Handle):
         super().__init__(_pointer)
 
     @classmethod
-    def load(cls) -> "Config":
+    def load(cls, root: Optional[Union[str, bytes, "os.PathLike[str]"]] = None, environment: bool = True) -> "Config":
         """This node's configuration: /usr/share/coreos/update.conf, /usr/share/flatcar/update.conf,
-        /etc/coreos/update.conf, /etc/flatcar/update.conf (under $LOCKSMITH_ROOT; later files
-        win), then the process environment, which wins over every file. BadData if a file is not
-        UTF-8 text; AccessDenied or another LocksmithError if one cannot be read."""
+        /etc/coreos/update.conf, /etc/flatcar/update.conf (later files win), then the process
+        environment, which wins over every file.
+
+        The files are read under root, an absolute directory; by default under $LOCKSMITH_ROOT
+        (or "/"). environment=False leaves the process environment out: the settings come from
+        the files alone, and without a root they are read under "/" ($LOCKSMITH_ROOT is part of
+        the environment). With a root or environment=False this is locksmith_config_load_at.
+
+        InvalidArgument if root is not absolute; BadData if a file is not UTF-8 text;
+        AccessDenied or another LocksmithError if one cannot be read."""
+        if not isinstance(environment, bool):
+            raise TypeError("environment must be True or False, not %r" % (environment,))
         pointer = _native.ConfigP()
-        check(lib.locksmith_config_load(ctypes.byref(pointer)))
+        if root is None and environment:
+            check(lib.locksmith_config_load(ctypes.byref(pointer)))
+        else:
+            flags = 0 if environment else _native.NO_ENVIRONMENT
+            check(lib.locksmith_config_load_at(encode_path(root, "root"), flags, ctypes.byref(pointer)))
         return cls(pointer)
 
     @classmethod

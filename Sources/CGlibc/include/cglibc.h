@@ -1,0 +1,26 @@
+/* The few glibc facilities Swift's Glibc module does not import. */
+#ifndef LOCKSMITH_CGLIBC_H
+#define LOCKSMITH_CGLIBC_H
+
+/* 1 under secure execution (a setuid or setgid program, or one with file capabilities: the
+ * kernel's AT_SECURE), when the environment belongs to a less privileged caller; 0 otherwise. */
+int cglibc_secure_execution(void);
+
+/* secure_getenv(3): NULL under secure execution. */
+const char *cglibc_secure_getenv(const char *name);
+
+/* Closes every descriptor from `first` up (close_range(2), else one by one). */
+void cglibc_close_from(int first);
+
+/* open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC): a descriptor that names a file without opening
+ * it (no device driver is called, a FIFO is not opened), or -1 with errno. */
+int cglibc_open_path(const char *path);
+
+/* The major and minor numbers of a device number (st_rdev). */
+unsigned cglibc_major(unsigned long long dev);
+unsigned cglibc_minor(unsigned long long dev);
+
+/* pipe2(fds, O_CLOEXEC). */
+int cglibc_pipe_cloexec(int fds[2]);
+
+#endif
