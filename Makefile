@@ -143,7 +143,11 @@ $(BUILD)/tools/pam_locksmith.so: tools/pam_locksmith.c include/locksmith.h $(BUI
 
 # The .pc file depends on PREFIX, so it is written at install time.
 install: lib programs tools
-
+	@# libcurl and libsystemd are loaded on first use (dlopen), so the dynamic loader cannot
+	@# refuse to start without them: refuse to install instead (not when staging into DESTDIR).
+	@if [ -z "$(DESTDIR)" ]; then for so in libcurl.so.4 libsystemd.so.0; do \
+	    ldconfig -p | grep -q "[[:space:]]$$so " || { echo "$$so is not installed (Debian: apt-get install libcurl4 libsystemd0): locksmith-swift needs it at run time" >&2; exit 1; }; \
+	done; fi
 	rm -f $(BUILD)/locksmith.pc $(BUILD)/share/locksmithd.service
 	$(MAKE) --no-print-directory $(BUILD)/share/locksmithd.service
 	$(MAKE) --no-print-directory $(BUILD)/locksmith.pc

@@ -63,6 +63,10 @@ static const struct cloader_symbol symbols[] = {
     {"curl_version", (void **)&api.version},
 };
 
+CLOADER_DLOPEN_NOTE(dlopen_note_libcurl,
+                    "[{\"feature\":\"etcd\",\"description\":\"HTTP to etcd: every semaphore operation\","
+                    "\"priority\":\"required\",\"soname\":[\"libcurl.so.4\"]}]");
+
 static struct cloader loader = {"libcurl.so.4", symbols, sizeof symbols / sizeof symbols[0], after_load, PTHREAD_ONCE_INIT, ""};
 
 static int ready(void) { return cloader_ready(&loader); }

@@ -56,6 +56,10 @@ static const struct cloader_symbol symbols[] = {
     {"sd_journal_sendv", (void **)&api.journal_sendv},
 };
 
+CLOADER_DLOPEN_NOTE(dlopen_note_libsystemd,
+                    "[{\"feature\":\"bus\",\"description\":\"the update engine and logind on the system bus, "
+                    "sd_notify, the journal\",\"priority\":\"required\",\"soname\":[\"libsystemd.so.0\"]}]");
+
 static struct cloader loader = {"libsystemd.so.0", symbols, sizeof symbols / sizeof symbols[0], NULL, PTHREAD_ONCE_INIT, ""};
 
 /* Loads libsystemd once; 0, or -ELIBACC with the reason in csd_load_error(). */

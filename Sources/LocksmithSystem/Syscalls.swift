@@ -77,6 +77,45 @@ public enum Syscalls {
     }
 }
 
+// Files a root process owns: created only new and renamed into place, never through a symbolic
+// link, in directories it makes 0755.
+extension Syscalls {
+    /// Creates `directory` and its parents (0755) where they are missing.
+    public static func makeDirectories(_ directory: String) throws {
+        var partial = ""
+        for part in directory.split(separator: "/") {
+            partial += "/" + part
+            if mkdir(partial, 0o755) != 0 && errno != EEXIST { throw errnoError("cannot create \(partial)") }
+        }
+    }
+
+    /// Replaces `path` with `text` (mode 0644) atomically: a temporary file beside it, created
+    /// new (O_EXCL, which also refuses a symbolic link in its place; a leftover of a crashed run
+    /// is removed first), written and synced, then renamed over. `beforeRename` may act on the
+    /// new file's descriptor first (false: give up). Returns the new file's descriptor, open,
+    /// when `keepOpen`; else closes it and returns nil.
+    @discardableResult
+    public static func replaceFile(_ path: String, with text: String, keepOpen: Bool = false,
+                        beforeRename: (Int32) -> Bool = { _ in true }) throws -> Int32? {
+        let temporary = path + ".\(getpid()).tmp"
+        unlink(temporary)
+        let fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw errnoError("cannot write \(temporary)") }
+        var ok = beforeRename(fd)
+        ok = ok && text.withCString { write(fd, $0, strlen($0)) } == text.utf8.count
+        ok = ok && fchmod(fd, 0o644) == 0 && fsync(fd) == 0
+        if !ok || rename(temporary, path) != 0 {
+            let error = errnoError("cannot replace \(path)")
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        if keepOpen { return fd }
+        close(fd)
+        return nil
+    }
+}
+
 /// Monotonic time and sleeping, for timeouts and retries.
 public enum Clock {
     public static func monotonicMilliseconds() -> Int {

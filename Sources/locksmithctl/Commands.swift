@@ -304,7 +304,9 @@ func runReboot(_ context: Context) throws {
     guard geteuid() == 0 else { throw Failure(message: "Error: reboot must be run as root", status: ExitStatus.failed) }
     let id = try context.machineID("reboot")
     var took = false
+    var key = ""
     try context.etcd("Error locking") { client in
+        key = client.key
         do {
             try client.lock(id)
             took = true
@@ -313,6 +315,14 @@ func runReboot(_ context: Context) throws {
         } catch let error as LocksmithError where error.kind == .busy {
             // Free slots are checked first; a holder with no free slot left still holds its own.
             if try client.get().holds(id) { context.debugLog("\(id) already holds a slot") } else { throw error }
+        }
+    }
+    if took {
+        // So that this machine's locksmithd gives the slot back once the machine is up again.
+        do {
+            try SlotRecord.write(held: (key, id), root: SystemRoot.current)
+        } catch {
+            standardError("locksmithctl: warning: \(error): after the reboot, give the slot back with 'locksmithctl unlock \(id)'\n")
         }
     }
     do {

@@ -23,7 +23,7 @@ final class Coordinator {
     init(root: String, strategy: String) throws {
         file = SystemRoot.resolve(Coordinator.path, root: root)
         self.strategy = strategy
-        try Files.makeDirectories(String(file[..<file.lastIndex(of: "/")!]))
+        try Syscalls.makeDirectories(String(file[..<file.lastIndex(of: "/")!]))
         // O_NOFOLLOW: the daemon runs as root; a symlink planted here must not send it elsewhere.
         fd = open(file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Syscalls.errnoError("cannot open \(file)") }
@@ -43,7 +43,7 @@ final class Coordinator {
     /// takes the old one's place.
     func set(_ state: State) throws {
         let text = "NAME=locksmithd\nSTRATEGY=\(strategy)\nSTATE=\(state.rawValue)\n"
-        let newFD = try Files.replace(file, with: text, keepOpen: true) { flock($0, LOCK_EX | LOCK_NB) == 0 }
+        let newFD = try Syscalls.replaceFile(file, with: text, keepOpen: true) { flock($0, LOCK_EX | LOCK_NB) == 0 }
         close(fd)
         fd = newFD ?? -1
     }

@@ -169,7 +169,16 @@ final class Daemon {
     private func waitForWindow() -> Bool {
         guard let window = configuration.window else { return true }
         while !stopping {
-            guard let seconds = try? window.secondsToStart(now: now(), calendar: calendar) else { return true }
+            let seconds: Int64
+            do {
+                seconds = try window.secondsToStart(now: now(), calendar: calendar)
+            } catch {
+                // A clock the window cannot be placed in (outside the years 1 to 9999) is not an
+                // open window: wait for the clock to be set right.
+                status("cannot place the reboot window in the current time (\(error)); waiting")
+                pause(milliseconds: 300_000) { _ in false }
+                continue
+            }
             if seconds <= 0 { return true }
             status("waiting for reboot window \(window.startText), opens in \(Daemon.human(seconds))")
             // Wake at least every 5 minutes: the wall clock may jump.
