@@ -3,11 +3,13 @@ D-Bus system bus (dbus-daemon), each on loopback or in a temporary directory, st
 when the test process ends."""
 import atexit
 import base64
+import itertools
 import json
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -60,16 +62,165 @@ def read(path):
         return ""
 
 
-def with_terminal(argv, tty, root):
-    """argv run in a private mount namespace where the terminal device tty (e.g. /dev/pts/3) is
-    bind-mounted at the same path under root: how a test puts a real terminal under a node's
-    root (locksmithd refuses a symbolic link in place of a terminal). Signals reach the program
-    itself: unshare and sh exec it."""
-    target = root + tty
+def in_mount_namespace(program, binds):
+    """argv that runs `program` (no arguments) in a private mount namespace where each (source,
+    target) file is bind-mounted: how a test puts a real terminal under a node's root
+    (locksmithd refuses a symbolic link in place of a terminal). Signals reach the program
+    itself: unshare and sh exec it; nothing stays mounted once it ends."""
+    if not binds:
+        return [program]
+    script = 'p="$0"; while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 99; shift 2; done; exec "$p"'
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, program] + [x for b in binds for x in b]
+
+
+def terminal_under(root, tty):
+    """Makes the mount point for terminal device `tty` (e.g. /dev/pts/3) under root; returns the
+    (source, target) pair for in_mount_namespace and the utmp line ("pts/3")."""
+    line = tty[len("/dev/"):]
+    target = root + "/dev/" + line
     os.makedirs(os.path.dirname(target), exist_ok=True)
     if not os.path.exists(target):
         open(target, "w").close()
-    return ["unshare", "-m", "sh", "-c", 'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", tty, target] + list(argv)
+    return (tty, target), line
+
+
+def utmp_record(line):
+    """A USER_PROCESS record of struct utmpx (x86_64 glibc, 384 bytes) for terminal `line`."""
+    record = struct.pack("<hxxi32s4s32s256shhiii16s20s", 7, os.getpid(), line.encode(), b"ts/0", b"tester", b"",
+                         0, 0, 0, int(time.time()), 0, b"", b"")
+    assert len(record) == 384
+    return record
+
+
+def write_utmp(root, lines):
+    """root/var/run/utmp with one user session on each terminal line."""
+    os.makedirs(root + "/var/run", exist_ok=True)
+    with open(root + "/var/run/utmp", "wb") as f:
+        for line in lines:
+            f.write(utmp_record(line))
+
+
+_node_ids = itertools.count(1)
+
+
+def make_root(root, machine_id, conf=None):
+    """A machine's root directory: etc/machine-id, and etc/coreos/update.conf if conf is given."""
+    os.makedirs(root + "/etc/coreos", exist_ok=True)
+    with open(root + "/etc/machine-id", "w") as f:
+        f.write(machine_id + "\n")
+    if conf is not None:
+        with open(root + "/etc/coreos/update.conf", "w") as f:
+            f.write(conf)
+    return root
+
+
+class DaemonNode:
+    """One machine for the daemon tests: a root directory (LOCKSMITH_ROOT) with a machine id, an
+    sd_notify socket, terminals bind-mounted under root/dev, and its locksmithd. The daemon's
+    log (stderr) goes to root/daemon.log, its stdout to root/daemon.out."""
+
+    STATE_FILE = "/var/lib/locksmith/reboot-slot"
+
+    def __init__(self, program, etcd_endpoint, bus_address, group, strategy="etcd-lock", env=None, conf=None,
+                 id_base=0xabc000, prefix="locksmith-test-node-"):
+        self.program = program
+        self.id = "%032x" % (id_base + next(_node_ids))
+        self.root = make_root(tempfile.mkdtemp(prefix=prefix), self.id, conf)
+        self.group = group
+        self.notify_path = self.root + "/notify"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(self.notify_path)
+        self.notify.settimeout(0.05)
+        self.messages = []
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("LOCKSMITH", "REBOOT_", "NOTIFY_", "JOURNAL_", "CURL_SHIM_")) and k != "LD_LIBRARY_PATH"}
+        self.env.update(LOCKSMITH_ROOT=self.root, DBUS_SYSTEM_BUS_ADDRESS=bus_address, NOTIFY_SOCKET=self.notify_path,
+                        LOCKSMITHD_ENDPOINT=etcd_endpoint, LOCKSMITHD_GROUP=group, LOCKSMITHD_REBOOT_BROADCAST_DELAY="1s",
+                        TZ="UTC")
+        if strategy is not None:
+            self.env["REBOOT_STRATEGY"] = strategy
+        self.env.update(env or {})
+        self.proc = None
+        self.log = self.root + "/daemon.log"
+        self.out = self.root + "/daemon.out"
+        self.binds = []
+
+    def terminal(self, tty):
+        """Makes terminal device tty (a pty slave) appear at the same path under the root when the
+        daemon starts; returns its utmp line."""
+        bind, line = terminal_under(self.root, tty)
+        if bind not in self.binds:
+            self.binds.append(bind)
+        return line
+
+    def start(self):
+        self.logfile = open(self.log, "a")
+        self.outfile = open(self.out, "a")
+        self.proc = subprocess.Popen(in_mount_namespace(self.program, self.binds), env=self.env,
+                                     stdout=self.outfile, stderr=self.logfile)
+        _running.append(self.proc)
+        return self
+
+    def _reap(self, code):
+        _running.remove(self.proc)
+        self.proc = None
+        self.logfile.close()
+        self.outfile.close()
+        return code
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self._reap(self.proc.wait(timeout))
+
+    def wait_exit(self, timeout=10):
+        return self._reap(self.proc.wait(timeout))
+
+    def drain(self):
+        while True:
+            try:
+                self.messages.append(self.notify.recv(4096).decode())
+            except (socket.timeout, BlockingIOError):
+                return self.messages
+
+    def saw(self, text):
+        return any(text in m for m in self.drain())
+
+    def state(self):
+        for line in read(self.root + "/run/update-engine/coordinator.conf").splitlines():
+            if line.startswith("STATE="):
+                return line[6:]
+        return None
+
+    def output(self):
+        return read(self.log)
+
+    def state_file(self):
+        """The reboot-slot record as a dict, or None if there is none."""
+        path = self.root + self.STATE_FILE
+        if not os.path.lexists(path):
+            return None
+        values = {}
+        for line in read(path).splitlines():
+            line = line.strip()
+            if not line or line.startswith(("#", ";")) or "=" not in line:
+                continue
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+        return values
+
+    def write_state_file(self, text):
+        os.makedirs(os.path.dirname(self.root + self.STATE_FILE), exist_ok=True)
+        with open(self.root + self.STATE_FILE, "w") as f:
+            f.write(text)
+
+    def cleanup(self):
+        if self.proc:
+            self.stop(signal.SIGKILL)
+        self.notify.close()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def group_key(group):
@@ -79,32 +230,51 @@ def group_key(group):
 
 
 class Etcd:
-    def __init__(self, port=None, prefix="locksmith-test-etcd-"):
+    """etcd on loopback in a temporary data dir; with tls=(cert, key, ca) it serves https with that
+    certificate (ca: the file that verifies it, to see that it started)."""
+
+    def __init__(self, port=None, prefix="locksmith-test-etcd-", tls=None):
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.dir = tempfile.mkdtemp(prefix=prefix, dir=base)
         self.port, peer = port or free_port(), free_port()
-        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.endpoint = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
         self.proc = subprocess.Popen(
             ["etcd", "--name", "test", "--data-dir", self.dir + "/data", "--enable-v2=true",
              "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
              "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
              "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
              "--initial-cluster", "test=http://127.0.0.1:%d" % peer,
-             "--log-outputs", self.dir + "/etcd.log", "--logger", "zap"],
+             "--log-outputs", self.dir + "/etcd.log", "--logger", "zap"]
+            + (["--cert-file", tls[0], "--key-file", tls[1]] if tls else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _running.append(self.proc)
+        context = None
+        if tls:
+            import ssl
+            context = ssl.create_default_context(cafile=tls[2])
+            context.check_hostname = False
         for _ in range(400):
             try:
-                urllib.request.urlopen(self.endpoint + "/version", timeout=0.5).read()
+                urllib.request.urlopen(self.endpoint + "/version", timeout=0.5, context=context).read()
                 return
             except Exception:
+                if self.proc.poll() is not None:
+                    break
                 time.sleep(0.05)
-        raise RuntimeError("etcd did not start")
+        log = ""
+        try:
+            with open(self.dir + "/etcd.log") as f:
+                log = f.read()[-2000:]
+        except OSError:
+            pass
+        self.stop()
+        raise RuntimeError("etcd did not start: " + log)
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        _running.remove(self.proc)
+        if self.proc in _running:
+            self.proc.terminate()
+            self.proc.wait(10)
+            _running.remove(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _request(self, method, path, data=None):

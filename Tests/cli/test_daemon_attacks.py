@@ -121,125 +121,16 @@ class Logind:
             self.proc = None
 
 
-class Node:
+class Node(harness.DaemonNode):
     """One machine: a root directory, a machine id, an sd_notify socket, and its daemon. The
     daemon's stderr (its log) and stdout go to separate files."""
 
     def __init__(self, group, strategy="etcd-lock", env=None):
-        self.root = tempfile.mkdtemp(prefix="locksmith-test-attack-")
-        self.id = "%032x" % (0xa77ac000 + next(_ids))
-        os.makedirs(self.root + "/etc/coreos")
-        with open(self.root + "/etc/machine-id", "w") as f:
-            f.write(self.id + "\n")
-        self.group = group
-        self.notify_path = self.root + "/notify"
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(self.notify_path)
-        self.notify.settimeout(0.05)
-        self.messages = []
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("LOCKSMITH", "REBOOT_", "NOTIFY_", "JOURNAL_", "CURL_SHIM_")) and k != "LD_LIBRARY_PATH"}
-        self.env.update(LOCKSMITH_ROOT=self.root, DBUS_SYSTEM_BUS_ADDRESS=bus.address, NOTIFY_SOCKET=self.notify_path,
-                        LOCKSMITHD_ENDPOINT=etcd.endpoint, LOCKSMITHD_GROUP=group, LOCKSMITHD_REBOOT_BROADCAST_DELAY="1s",
-                        REBOOT_STRATEGY=strategy, TZ="UTC")
-        self.env.update(env or {})
-        self.proc = None
-        self.log = self.root + "/daemon.log"
-        self.out = self.root + "/daemon.out"
-        self.binds = []
-
-    def terminal(self, slave_path):
-        """Makes the pty slave `slave_path` appear at <root>/dev/pts/N for the daemon (bind-mounted
-        in the daemon's own mount namespace: a real terminal device, no symlink); returns its utmp line."""
-        line = "pts/" + os.path.basename(slave_path)
-        os.makedirs(self.root + "/dev/pts", exist_ok=True)
-        open(self.root + "/dev/" + line, "w").close()
-        self.binds.append((slave_path, self.root + "/dev/" + line))
-        return line
-
-    def start(self):
-        self.logfile = open(self.log, "a")
-        self.outfile = open(self.out, "a")
-        argv = [LOCKSMITHD]
-        if self.binds:
-            script = 'd="$0"; while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 99; shift 2; done; exec "$d"'
-            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, LOCKSMITHD] + [p for b in self.binds for p in b]
-        self.proc = subprocess.Popen(argv, env=self.env, stdout=self.outfile, stderr=self.logfile)
-        harness._running.append(self.proc)
-        return self
-
-    def _reap(self, code):
-        harness._running.remove(self.proc)
-        self.proc = None
-        self.logfile.close()
-        self.outfile.close()
-        return code
-
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self._reap(self.proc.wait(timeout))
-
-    def wait_exit(self, timeout=10):
-        return self._reap(self.proc.wait(timeout))
-
-    def drain(self):
-        while True:
-            try:
-                self.messages.append(self.notify.recv(4096).decode())
-            except (socket.timeout, BlockingIOError):
-                return self.messages
-
-    def saw(self, text):
-        return any(text in m for m in self.drain())
-
-    def output(self):
-        return read(self.log)
-
-    def state_file(self):
-        """The reboot-slot state file as a dict (EnvironmentFile syntax), or None if there is none."""
-        path = self.root + STATE_FILE
-        if not os.path.lexists(path):
-            return None
-        values = {}
-        for line in read(path).splitlines():
-            line = line.strip()
-            if not line or line.startswith(("#", ";")) or "=" not in line:
-                continue
-            key, value = line.split("=", 1)
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            values[key.strip()] = value
-        return values
-
-    def write_state_file(self, text):
-        os.makedirs(os.path.dirname(self.root + STATE_FILE), exist_ok=True)
-        with open(self.root + STATE_FILE, "w") as f:
-            f.write(text)
-
-    def cleanup(self):
-        if self.proc:
-            self.stop(signal.SIGKILL)
-        self.notify.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        super().__init__(LOCKSMITHD, etcd.endpoint, bus.address, group, strategy=strategy, env=env,
+                         id_base=0xa77ac000, prefix="locksmith-test-attack-")
 
 
-def utmp_record(line):
-    """A USER_PROCESS record of struct utmpx (x86_64 glibc, 384 bytes) for terminal `line`."""
-    record = struct.pack("<hxxi32s4s32s256shhiii16s20s", 7, os.getpid(), line.encode(), b"ts/0", b"tester", b"",
-                         0, 0, 0, int(time.time()), 0, b"", b"")
-    assert len(record) == 384
-    return record
-
-
-def write_utmp(root, lines):
-    os.makedirs(root + "/var/run", exist_ok=True)
-    with open(root + "/var/run/utmp", "wb") as f:
-        for line in lines:
-            f.write(utmp_record(line))
+utmp_record, write_utmp = harness.utmp_record, harness.write_utmp
 
 
 class Pty:
@@ -423,6 +314,14 @@ class UpdateEngineSignals(DaemonTest):
 # ---- 7: only a slot the daemon took is given back or counted as its own ----
 
 class SlotOwnership(DaemonTest):
+    def assertGivenBackAtStart(self, n, g):
+        """Starts n: the slot under its id is given back and the record then says HELD=no."""
+        n.start()
+        self.assertTrue(wait_for(lambda: holders(g) == []), n.output())
+        self.assertTrue(wait_for(lambda: (n.state_file() or {}).get("HELD") == "no"),
+                        "state file: %r\n%s" % (n.state_file(), n.output()))
+        self.assertEqual(n.stop(), 0)
+
     def test_first_start_gives_back_the_machine_ids_slot_and_records_none(self):
         # Item 7a: no state file (first start, or upgraded from the original): the slot held under
         # the machine id is given back, and the file then says HELD=no.
@@ -430,11 +329,7 @@ class SlotOwnership(DaemonTest):
         g = group()
         n = self.node(g)
         self.assertEqual(ctl(g, "lock", n.id).returncode, 0)
-        n.start()
-        self.assertTrue(wait_for(lambda: holders(g) == []), n.output())
-        self.assertTrue(wait_for(lambda: (n.state_file() or {}).get("HELD") == "no"),
-                        "state file: %r\n%s" % (n.state_file(), n.output()))
-        self.assertEqual(n.stop(), 0)
+        self.assertGivenBackAtStart(n, g)
 
     def test_a_slot_recorded_as_not_held_is_not_given_back(self):
         # Item 7b: HELD=no, and someone else holds a slot under the machine id: it stays.
@@ -457,11 +352,7 @@ class SlotOwnership(DaemonTest):
         # The group both ways: GROUP=<group> (as specified) and KEY=<its etcd key>.
         n.write_state_file("# written by the test\nHELD=yes\nGROUP=%s\nKEY=%s\nID=%s\n" % (g, harness.group_key(g), n.id))
         self.assertEqual(ctl(g, "lock", n.id).returncode, 0)
-        n.start()
-        self.assertTrue(wait_for(lambda: holders(g) == []), n.output())
-        self.assertTrue(wait_for(lambda: (n.state_file() or {}).get("HELD") == "no"),
-                        "state file: %r\n%s" % (n.state_file(), n.output()))
-        self.assertEqual(n.stop(), 0)
+        self.assertGivenBackAtStart(n, g)
 
     def test_a_foreign_slot_under_the_machine_id_is_waited_for_not_used(self):
         # Item 7d: HELD=no, a reboot needed, max 2, the machine id already holding a slot the daemon

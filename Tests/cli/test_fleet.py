@@ -45,8 +45,11 @@ class FleetSim(unittest.TestCase):
         self.assertIn("fleet-0 1 (max 1), fleet-1 1 (max 1)", r.stdout)
 
     def test_interrupt_stops_everything(self):
+        # SIGINT as a terminal sends it: not ignored, even when these tests run in the background
+        # of a non-interactive shell (which ignores SIGINT for what it starts with &).
         p = subprocess.Popen([SIM, "--nodes", "3", "--max", "1", "--reboot-time", "30", "--quiet"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         time.sleep(4)
         p.send_signal(signal.SIGINT)
         out = p.communicate(timeout=60)[0]

@@ -66,83 +66,14 @@ class Logind:
         bus.stop_process(self.proc)
 
 
-class Node:
+class Node(harness.DaemonNode):
     """One machine: a root directory, a machine id, an sd_notify socket, and its daemon."""
 
     def __init__(self, group, strategy="etcd-lock", env=None, conf=None):
-        self.root = tempfile.mkdtemp(prefix="locksmith-test-node-")
-        self.id = "%032x" % (0xabc000 + next(_ids))
-        os.makedirs(self.root + "/etc/coreos")
-        with open(self.root + "/etc/machine-id", "w") as f:
-            f.write(self.id + "\n")
-        if conf is not None:
-            with open(self.root + "/etc/coreos/update.conf", "w") as f:
-                f.write(conf)
-        self.group = group
-        self.notify_path = self.root + "/notify"
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(self.notify_path)
-        self.notify.settimeout(0.05)
-        self.messages = []
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKSMITH", "REBOOT_", "NOTIFY_", "JOURNAL_"))}
-        self.env.update(LOCKSMITH_ROOT=self.root, DBUS_SYSTEM_BUS_ADDRESS=bus.address, NOTIFY_SOCKET=self.notify_path,
-                        LOCKSMITHD_ENDPOINT=etcd.endpoint, LOCKSMITHD_GROUP=group, LOCKSMITHD_REBOOT_BROADCAST_DELAY="1s",
-                        TZ="UTC")
-        if strategy is not None:
-            self.env["REBOOT_STRATEGY"] = strategy
-        self.env.update(env or {})
-        self.proc = None
-        self.log = self.root + "/daemon.log"
-        self.tty = None  # a terminal listed in utmp (write_utmp), bind-mounted under the root
-
-    def start(self):
-        self.logfile = open(self.log, "a")
-        argv = harness.with_terminal([LOCKSMITHD], self.tty, self.root) if self.tty else [LOCKSMITHD]
-        self.proc = subprocess.Popen(argv, env=self.env, stdout=self.logfile, stderr=subprocess.STDOUT)
-        harness._running.append(self.proc)
-        return self
-
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        if self.proc is None:
-            return None
-        self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
-        harness._running.remove(self.proc)
-        self.proc = None
-        self.logfile.close()
-        return code
-
-    def wait_exit(self, timeout=10):
-        code = self.proc.wait(timeout)
-        harness._running.remove(self.proc)
-        self.proc = None
-        self.logfile.close()
-        return code
-
-    def drain(self):
-        while True:
-            try:
-                self.messages.append(self.notify.recv(4096).decode())
-            except (socket.timeout, BlockingIOError):
-                return self.messages
-
-    def saw(self, text):
-        return any(text in m for m in self.drain())
-
-    def state(self):
-        for line in read(self.root + "/run/update-engine/coordinator.conf").splitlines():
-            if line.startswith("STATE="):
-                return line[6:]
-        return None
+        super().__init__(LOCKSMITHD, etcd.endpoint, bus.address, group, strategy=strategy, env=env, conf=conf)
 
     def output(self):
-        return read(self.log)
-
-    def cleanup(self):
-        if self.proc:
-            self.stop(signal.SIGKILL)
-        self.notify.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        return read(self.log) + read(self.out)
 
 
 def holders(group):
@@ -482,18 +413,9 @@ def restart_etcd_on(endpoint):
 
 
 def write_utmp(node, tty):
-    """A utmp file under the node's root with one user session on tty (the device is mounted under
-    root/dev when the node starts)."""
-    root = node.root
-    node.tty = tty
-    line = tty[len("/dev/"):]
-    # struct utmpx on x86_64 glibc: 384 bytes.
-    record = struct.pack("<hxxi32s4s32s256shhiii16s20s", 7, os.getpid(), line.encode(), b"ts/0", b"tester", b"",
-                         0, 0, 0, int(time.time()), 0, b"", b"")
-    assert len(record) == 384, len(record)
-    os.makedirs(root + "/var/run", exist_ok=True)
-    with open(root + "/var/run/utmp", "wb") as f:
-        f.write(record)
+    """A utmp file under the node's root with one user session on tty (mounted under root/dev
+    when the node starts)."""
+    harness.write_utmp(node.root, [node.terminal(tty)])
 
 
 if __name__ == "__main__":

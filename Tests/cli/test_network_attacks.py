@@ -348,42 +348,6 @@ class Certificates:
         self.store = self.dir + "/certs"
 
 
-class TLSEtcd:
-    """etcd serving https with the server certificate of `certs`."""
-
-    def __init__(self, certs):
-        self.dir = tempfile.mkdtemp(prefix="locksmith-test-etcd-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
-        port, peer = harness.free_port(), harness.free_port()
-        self.endpoint = "https://127.0.0.1:%d" % port
-        self.proc = subprocess.Popen(
-            ["etcd", "--name", "test", "--data-dir", self.dir + "/data", "--enable-v2=true",
-             "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
-             "--listen-peer-urls", "http://127.0.0.1:%d" % peer, "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
-             "--initial-cluster", "test=http://127.0.0.1:%d" % peer,
-             "--cert-file", certs.dir + "/server.pem", "--key-file", certs.dir + "/server-key.pem",
-             "--log-outputs", self.dir + "/etcd.log", "--logger", "zap"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        harness._running.append(self.proc)
-        context = ssl.create_default_context(cafile=certs.system_ca)
-        for _ in range(400):
-            try:
-                urllib.request.urlopen(self.endpoint + "/version", timeout=0.5, context=context).read()
-                return
-            except Exception:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("etcd with TLS did not start")
-
-    def stop(self):
-        if self.proc in harness._running:
-            self.proc.terminate()
-            self.proc.wait(10)
-            harness._running.remove(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 class SystemCADirectory(unittest.TestCase):
     """In a private mount namespace whose /etc/ssl/certs holds only CA "system" (hashed, and as
     ca-certificates.crt), a server with a certificate from CA "system" verifies with no CA file
@@ -398,7 +362,7 @@ class SystemCADirectory(unittest.TestCase):
             raise unittest.SkipTest("no private mount namespace to mount over /etc/ssl/certs in (unshare -m mount --bind: %s)"
                                     % probe.stderr.decode().strip())
         cls.certs = Certificates()
-        cls.etcd = TLSEtcd(cls.certs)
+        cls.etcd = harness.Etcd(tls=(cls.certs.dir + "/server.pem", cls.certs.dir + "/server-key.pem", cls.certs.system_ca))
 
     @classmethod
     def tearDownClass(cls):

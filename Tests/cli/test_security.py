@@ -91,42 +91,6 @@ class Certificates:
         self.other_ca = self.dir + "/other-ca.pem"
 
 
-class TLSEtcd:
-    """etcd serving https with `cert` (the harness's Etcd serves http only)."""
-
-    def __init__(self, certs, cert):
-        import ssl
-        self.dir = tempfile.mkdtemp(prefix="locksmith-test-etcd-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
-        port, peer = harness.free_port(), harness.free_port()
-        self.endpoint = "https://127.0.0.1:%d" % port
-        self.proc = subprocess.Popen(
-            ["etcd", "--name", "test", "--data-dir", self.dir + "/data", "--enable-v2=true",
-             "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
-             "--listen-peer-urls", "http://127.0.0.1:%d" % peer, "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
-             "--initial-cluster", "test=http://127.0.0.1:%d" % peer,
-             "--cert-file", "%s/%s.pem" % (certs.dir, cert), "--key-file", "%s/%s-key.pem" % (certs.dir, cert),
-             "--log-outputs", self.dir + "/etcd.log", "--logger", "zap"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        harness._running.append(self.proc)
-        context = ssl.create_default_context(cafile=certs.ca)
-        context.check_hostname = False
-        for _ in range(400):
-            try:
-                urllib.request.urlopen(self.endpoint + "/version", timeout=0.5, context=context).read()
-                return
-            except Exception:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        raise RuntimeError("etcd with TLS did not start: " + read(self.dir + "/etcd.log")[-2000:])
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        harness._running.remove(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def request(endpoint, method, path, body=None, headers=None):
     req = urllib.request.Request(endpoint + path, method=method, data=body, headers=headers or {})
     try:
@@ -155,8 +119,8 @@ class TLS(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = Certificates()
-        cls.etcd = TLSEtcd(cls.certs, "server")
-        cls.wrong_name = TLSEtcd(cls.certs, "wrong")
+        cls.etcd = harness.Etcd(tls=(cls.certs.dir + "/server.pem", cls.certs.dir + "/server-key.pem", cls.certs.ca))
+        cls.wrong_name = harness.Etcd(tls=(cls.certs.dir + "/wrong.pem", cls.certs.dir + "/wrong-key.pem", cls.certs.ca))
 
     @classmethod
     def tearDownClass(cls):
@@ -434,8 +398,8 @@ class Node:
         if prepare:
             prepare(self)
         self.log = open(self.root + "/daemon.log", "w")
-        argv = harness.with_terminal([LOCKSMITHD], self.tty, self.root) if self.tty else [LOCKSMITHD]
-        self.proc = subprocess.Popen(argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        binds = [harness.terminal_under(self.root, self.tty)[0]] if self.tty else []
+        self.proc = subprocess.Popen(harness.in_mount_namespace(LOCKSMITHD, binds), env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         harness._running.append(self.proc)
 
     @property
@@ -454,12 +418,7 @@ class Node:
         return code
 
 
-def utmp_record(line):
-    """A USER_PROCESS record of struct utmpx (x86_64 glibc, 384 bytes) for terminal `line`."""
-    record = struct.pack("<hxxi32s4s32s256shhiii16s20s", 7, os.getpid(), line.encode(), b"ts/0", b"tester", b"",
-                         0, 0, 0, int(time.time()), 0, b"", b"")
-    assert len(record) == 384
-    return record
+utmp_record = harness.utmp_record
 
 
 class Files(unittest.TestCase):

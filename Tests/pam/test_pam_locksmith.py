@@ -143,15 +143,9 @@ class Node:
     running locksmithd holds on coordinator.conf."""
 
     def __init__(self, conf=None):
-        self.root = tempfile.mkdtemp(prefix="node-", dir=work)
         self.id = secrets.token_hex(16)
-        os.makedirs(self.root + "/etc/coreos")
+        self.root = harness.make_root(tempfile.mkdtemp(prefix="node-", dir=work), self.id, conf)
         os.makedirs(self.root + "/run/update-engine")
-        with open(self.root + "/etc/machine-id", "w") as f:
-            f.write(self.id + "\n")
-        if conf is not None:
-            with open(self.root + "/etc/coreos/update.conf", "w") as f:
-                f.write(conf)
         self.coordinator = self.root + "/run/update-engine/coordinator.conf"
         self.locked = None
 
