@@ -21,7 +21,7 @@ DATADIR     ?= $(PREFIX)/share
 MANDIR      ?= $(DATADIR)/man
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 # PAM finds modules by bare name only in its own directory, whatever PREFIX is; scratch prefixes
-# (tools/test-abi) keep the module under LIBDIR.
+# (Tests/harness/test-abi) keep the module under LIBDIR.
 PAMDIR      ?= $(if $(filter /usr /usr/local,$(PREFIX)),$(shell pkg-config --variable=libdir pam 2>/dev/null || echo /lib/x86_64-linux-gnu)/security,$(LIBDIR)/security)
 
 SWIFT       ?= swift
@@ -30,11 +30,11 @@ LIB_SCRATCH := .build-lib
 SONAME      := liblocksmith.so.1
 VERSION     := $(shell sed -n 's/.*static let string = "\(.*\)"/\1/p' Sources/LocksmithCore/Version.swift)
 
-SWIFT_SOURCES := Package.swift $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') include/locksmith.h
+SWIFT_SOURCES := Package.swift $(shell find Sources -path Sources/locksmith-run -prune -o -path Sources/pam_locksmith -prune -o \( -name '*.swift' -o -name '*.c' -o -name '*.h' -o -name '*.modulemap' \) -print) include/locksmith.h
 
 LIB_FLAGS := -c release --scratch-path $(LIB_SCRATCH) --product locksmith \
 	-Xswiftc -static-stdlib -Xswiftc -use-ld=lld -Xlinker --no-export-dynamic \
-	-Xlinker --version-script=$(CURDIR)/tools/liblocksmith.map \
+	-Xlinker --version-script=$(CURDIR)/tools/build/liblocksmith.map \
 	-Xlinker -soname=$(SONAME)
 
 PROGRAMS    := locksmithctl locksmithd
@@ -47,9 +47,12 @@ BIN_SCRATCH := .build-bin
 # --no-export-dynamic: the static runtime's link arguments export every symbol of the program,
 # and each symbol lookup of a library loaded later (libcurl, libsystemd and theirs) then has a
 # long list to search first: about 2.8 million instructions more per locksmithctl run.
+#
+# The programs link liblocksmith.so.1 (LOCKSMITH_LINK_SHARED: see Package.swift) and find it in
+# ../lib next to their directory: build/lib from build/bin, PREFIX/lib when installed.
 BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib \
-	-Xlinker -L$(CURDIR)/$(BUILD)/link -Xswiftc -Xclang-linker -Xswiftc -static-libgcc \
-	-Xlinker --no-export-dynamic
+	-Xlinker -L$(CURDIR)/$(BUILD)/link -Xlinker -L$(CURDIR)/$(BUILD)/lib -Xlinker -rpath='$$ORIGIN/../lib' \
+	-Xswiftc -Xclang-linker -Xswiftc -static-libgcc -Xlinker --no-export-dynamic
 
 STANDINS    := fake-logind fake-update-engine
 
@@ -59,18 +62,18 @@ all: lib programs tools
 
 
 deps:
-	@tools/install-deps
+	@tools/build/install-deps
 
 lib: $(BUILD)/lib/$(SONAME)
 
-$(BUILD)/lib/$(SONAME): $(SWIFT_SOURCES) tools/liblocksmith.map Makefile
+$(BUILD)/lib/$(SONAME): $(SWIFT_SOURCES) tools/build/liblocksmith.map Makefile
 	$(SWIFT) build $(LIB_FLAGS)
 	mkdir -p $(BUILD)/lib
 	strip --strip-unneeded -o $@ $(LIB_SCRATCH)/release/liblocksmith.so
 	ln -sf $(SONAME) $(BUILD)/lib/liblocksmith.so
 
-# The programs link the Swift modules statically (one copy of the runtime, none to load), and
-# libcurl, json-c and libsystemd dynamically.
+# The programs link liblocksmith.so.1 for all the locksmith logic, their own Swift runtime
+# statically, and libsystemd (loaded on first use).
 programs: $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(BUILD)/share/locksmithctl.1 $(BUILD)/share/locksmithd.service
 
 $(BUILD)/link/libstdc++.so:
@@ -81,8 +84,8 @@ $(BUILD)/link/libjson-c.so:
 	mkdir -p $(BUILD)/link
 	echo "INPUT($$(pkg-config --variable=libdir json-c)/libjson-c.a)" > $@
 
-$(BUILD)/bin/%: $(SWIFT_SOURCES) Makefile $(BUILD)/link/libstdc++.so $(BUILD)/link/libjson-c.so
-	$(SWIFT) build $(BIN_FLAGS) --product $*
+$(BUILD)/bin/%: $(SWIFT_SOURCES) Makefile $(BUILD)/link/libstdc++.so $(BUILD)/link/libjson-c.so $(BUILD)/lib/$(SONAME)
+	LOCKSMITH_LINK_SHARED=1 $(SWIFT) build $(BIN_FLAGS) --product $*
 	mkdir -p $(BUILD)/bin
 	strip -o $@ $(BIN_SCRATCH)/release/$*
 
@@ -112,31 +115,32 @@ $(BUILD)/standins/curl-shim/libcurl.so.4: Tests/standins/curl-shim.c
 	$(CC) -O1 -Wall -Wextra -Werror -fPIC -shared -Wl,-soname,libcurl.so.4 \
 	    -DCURL_SHIM_DEFAULT_REAL='"'$$(pkg-config --variable=libdir libcurl)/libcurl.so.4'"' -o $@ $< -ldl
 
-$(BUILD)/locksmith.pc: tools/locksmith.pc.in Sources/LocksmithCore/Version.swift
+$(BUILD)/locksmith.pc: tools/build/locksmith.pc.in Sources/LocksmithCore/Version.swift
 	mkdir -p $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 # pkg-config's file for the library in this tree (pkg-config prefers NAME-uninstalled.pc), so the
 # C programs below are built through `pkg-config locksmith` exactly as users build theirs.
-$(BUILD)/pkgconfig/locksmith-uninstalled.pc: tools/locksmith.pc.in Sources/LocksmithCore/Version.swift
+$(BUILD)/pkgconfig/locksmith-uninstalled.pc: tools/build/locksmith.pc.in Sources/LocksmithCore/Version.swift
 	mkdir -p $(BUILD)/pkgconfig
 	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@LIBDIR@|$(CURDIR)/$(BUILD)/lib|' -e 's|@INCLUDEDIR@|$(CURDIR)/include|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 LOCKSMITH_PC := PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/pkgconfig pkg-config
 
-# C programs built on the library, as any user of it would build them.
+# The C programs (Sources/locksmith-run, Sources/pam_locksmith), built on the library as any user
+# of it would build them.
 TOOLS := locksmith-run
 tools: $(addprefix $(BUILD)/tools/,$(TOOLS)) $(BUILD)/tools/pam_locksmith.so
 
-$(BUILD)/tools/%: tools/%.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
+$(BUILD)/tools/locksmith-run: Sources/locksmith-run/locksmith-run.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
 	mkdir -p $(BUILD)/tools
 	$(CC) -std=c99 -O2 -Wall -Wextra -Werror $$($(LOCKSMITH_PC) --cflags locksmith) -o $@ $< $$($(LOCKSMITH_PC) --libs locksmith)
 
 # The PAM session module (not in TOOLS: those go to BINDIR). -z nodelete keeps it, and the Swift
 # runtime in liblocksmith, loaded after pam_end(): the runtime cannot be unloaded safely.
-$(BUILD)/tools/pam_locksmith.so: tools/pam_locksmith.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
+$(BUILD)/tools/pam_locksmith.so: Sources/pam_locksmith/pam_locksmith.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
 	mkdir -p $(BUILD)/tools
 	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -fPIC -shared -Wl,-z,nodelete -Wl,-z,defs -o $@ $< \
 	    $$($(LOCKSMITH_PC) --cflags --libs locksmith pam)
@@ -179,7 +183,7 @@ uninstall:
 	      $(DESTDIR)$(UNITDIR)/locksmithd.service $(DESTDIR)$(PAMDIR)/pam_locksmith.so
 
 test: deps
-	@tools/run-tests
+	@Tests/harness/run-tests
 
 # A rolling reboot of a simulated fleet of real daemons (tools/fleet-sim --help for options).
 demo: deps
@@ -190,31 +194,31 @@ test-swift:
 	TZ=America/Los_Angeles $(SWIFT) test
 
 test-abi: lib
-	@tools/test-abi
+	@Tests/harness/test-abi
 
 test-python: lib
 	LOCKSMITH_LIBRARY=$(CURDIR)/build/lib/liblocksmith.so.1 /usr/bin/python3 -m pytest -q bindings/python/tests
 
 # Coverage-guided fuzzing (libFuzzer + ASan) of every parser, FUZZ_SECONDS per harness; new
-# inputs stay in build/fuzz/corpus (tools/fuzz merge adds them to Tests/fuzz/corpus).
+# inputs stay in build/fuzz/corpus (Tests/harness/fuzz merge adds them to Tests/fuzz/corpus).
 FUZZ_SECONDS ?= 300
 fuzz:
-	@tools/fuzz -j 2 run $(FUZZ_SECONDS)
+	@Tests/harness/fuzz -j 2 run $(FUZZ_SECONDS)
 
 # The library under ASan+UBSan (leaks on) and TSan; builds in .build-asan, .build-tsan, build/sanitizers.
 test-sanitizers:
-	@tools/test-sanitizers
+	@Tests/harness/test-sanitizers
 
-# 50 clients and 10 daemons against a 3-member etcd with faults (--soak: tools/test-faults --soak MINUTES).
+# 50 clients and 10 daemons against a 3-member etcd with faults (--soak: Tests/harness/test-faults --soak MINUTES).
 test-faults: lib programs standins
-	@tools/test-faults
+	@Tests/harness/test-faults
 
 soak: lib programs standins
-	@tools/test-faults --soak $(or $(MINUTES),30)
+	@Tests/harness/test-faults --soak $(or $(MINUTES),30)
 
-# Records the library's exports and ABI in tools/abi/ (after a deliberate change; see tools/abi-guard).
+# Records the library's exports and ABI in tools/build/abi/ (after a deliberate change; see tools/build/abi-guard).
 abi-baseline: lib
-	@tools/abi-guard update
+	@tools/build/abi-guard update
 
 clean:
 	rm -rf $(BUILD) $(LIB_SCRATCH) $(BIN_SCRATCH) .build-asan .build-tsan .build-fuzz

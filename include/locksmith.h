@@ -156,6 +156,11 @@ int locksmith_machine_id(char **ret_id);
  * *ret_key is malloc()ed. */
 int locksmith_group_key(const char *group, char **ret_key);
 
+/* The group whose semaphore lives at key: the inverse of locksmith_group_key() ("" for
+ * LOCKSMITH_DEFAULT_KEY). *ret_group is malloc()ed. Returns 0; -EINVAL if key is not a semaphore
+ * key of the reboot lock. (LOCKSMITH_2) */
+int locksmith_key_group(const char *key, char **ret_group);
+
 /* The wait before retry number attempt (0 for the first): 5 s doubling to at most 300 s.
  * Returns 0; -EINVAL if attempt < 0 or ret_seconds is NULL. Thread-safe. */
 int locksmith_backoff_delay(int attempt, int64_t *ret_seconds);
@@ -304,6 +309,156 @@ int locksmith_client_set_deadline(locksmith_client *c, uint64_t usec);
 /* Reads the group's semaphore without ever writing: -ENOENT if etcd has no value at the key
  * (locksmith_client_get() would create it). Otherwise as locksmith_client_get(). */
 int locksmith_client_read(locksmith_client *c, locksmith_semaphore **ret);
+
+/* ---- Version 2, continued: what a program built on the library needs ---------------------------
+ * locksmithctl and locksmithd are such programs: everything below is what they use. */
+
+typedef struct locksmith_groups locksmith_groups;
+typedef struct locksmith_daemon_settings locksmith_daemon_settings;
+
+/* The root that system paths are read under by default: $LOCKSMITH_ROOT when it is set and not
+ * empty (never under secure execution), else "/". *ret is malloc()ed. Returns 0, or -EINVAL. */
+int locksmith_root(char **ret);
+
+/* Formats nanoseconds as Go's time.Duration prints them: "1h30m0s", "1.5s", "300ms", "0s".
+ * *ret is malloc()ed. Returns 0, or -EINVAL if ret is NULL. Thread-safe. */
+int locksmith_duration_format(int64_t nanoseconds, char **ret);
+
+/* text as a JSON string, quotes included, escaped as the original's Go encoder escaped it (", \\,
+ * control characters, and <, >, & as \u003c, \u003e, \u0026; invalid UTF-8 as \ufffd): for
+ * programs that print JSON. *ret is malloc()ed. Returns 0, or -EINVAL. Thread-safe. */
+int locksmith_json_quote(const char *text, char **ret);
+
+/* The lines of update.conf files that were skipped (not assignments), each naming its file and
+ * line: the count (>= 0, or -EINVAL), and warning number i (borrowed; NULL out of range). */
+int locksmith_config_warning_count(const locksmith_config *c);
+const char *locksmith_config_warning(const locksmith_config *c, int i);
+
+/* The name of client option number i, in the order help texts list them ("endpoint", "group",
+ * ..., "proxy"); NULL past the last. A static string. Thread-safe. */
+const char *locksmith_client_option_name(int i);
+
+/* Resolves every client option the program has not set itself (with locksmith_client_set): from
+ * the variable <prefix>_<OPTION> of the environment (e.g. LOCKSMITHCTL_GROUP; not with a client
+ * made with LOCKSMITH_NO_ENVIRONMENT, nor under secure execution), else from the daemon's
+ * setting LOCKSMITHD_<OPTION> in conf (update.conf files, and the environment if conf was loaded
+ * with it; conf may be NULL). This is the one rule every program follows, so that on a node
+ * `locksmithctl status` looks at the semaphore its daemon uses. Returns the number of options set
+ * from these places (>= 0), or the error of the first bad value (-EINVAL, naming the variable
+ * and where it came from). */
+int locksmith_client_load_settings(locksmith_client *c, const char *prefix, const locksmith_config *conf);
+
+/* Option number i (as locksmith_client_option_name) as the client has it, for -debug output:
+ * *ret_value (passwords as "(hidden)", credentials in URLs as "***") and *ret_origin, where it came
+ * from: "" for locksmith_client_set, else the variable, e.g. "LOCKSMITHD_GROUP in
+ * /etc/coreos/update.conf". Either pointer may be NULL. Borrowed, valid until the next call on c.
+ * Returns 0; -ENOENT if the option is not set (its default applies); -EINVAL. */
+int locksmith_client_setting(locksmith_client *c, int i, const char **ret_value, const char **ret_origin);
+
+/* Warnings about the client's settings (a password file every user can read, ...): the count
+ * (>= 0, or -EINVAL) and warning number i (borrowed; NULL out of range). The library never logs:
+ * the program shows them. */
+int locksmith_client_warning_count(const locksmith_client *c);
+const char *locksmith_client_warning(const locksmith_client *c, int i);
+
+/* The option whose value caused the client's last failure ("etcd-api", "timeout", ...), or NULL
+ * when no option was involved. Borrowed, valid until the next call on c. */
+const char *locksmith_client_last_error_option(const locksmith_client *c);
+
+/* The etcd key of the client's group's semaphore. Borrowed, valid until the next call on c;
+ * NULL if c is NULL or its group is not valid. */
+const char *locksmith_client_key(locksmith_client *c);
+
+/* Calls f(line, userdata) once per HTTP request of c, with the method, URL, status or error and
+ * the time taken (never a password), on the thread making the request; NULL f turns it off.
+ * Returns 0, or -EINVAL if c is NULL. */
+typedef void (*locksmith_trace_function)(const char *line, void *userdata);
+int locksmith_client_set_trace(locksmith_client *c, locksmith_trace_function f, void *userdata);
+
+/* Makes the client ready now, as its first request would, without sending anything: loads
+ * libcurl (it is loaded on first use) and applies the options. Returns 0, or the error the first
+ * request would have had (-ELIBACC if libcurl cannot be loaded, with the reason). */
+int locksmith_client_prepare(locksmith_client *c);
+
+/* Cancels (cancel != 0) the client's wait in progress, which returns -ECANCELED within about a
+ * second, and makes every later call on c fail with -ECANCELED before sending anything, until
+ * called again with cancel == 0. Another request in progress runs to its answer or timeout. Any
+ * thread may call it, also a signal handler (it only sets a flag). Returns 0, or -EINVAL. */
+int locksmith_client_cancel(locksmith_client *c, int cancel);
+
+/* The newest semaphore the client has seen (its last read, write, refused change or watch event),
+ * without asking etcd: *ret is a new object (free it). -ENOENT if it has seen none; -EBADMSG if
+ * what it saw is not a semaphore document. */
+int locksmith_client_last_seen(locksmith_client *c, locksmith_semaphore **ret);
+
+/* Every group that has a semaphore under LOCKSMITH_KEY_PREFIX, sorted by name ("" first), each
+ * with its document or the reason it holds none. Creates nothing. *ret is freed with
+ * locksmith_groups_free(). */
+int locksmith_client_groups(locksmith_client *c, locksmith_groups **ret);
+
+/* The number of groups (>= 0, or -EINVAL). */
+int locksmith_groups_count(const locksmith_groups *g);
+/* Group i's name ("" for the default group) and key. Borrowed; NULL out of range. */
+const char *locksmith_groups_name(const locksmith_groups *g, int i);
+const char *locksmith_groups_key(const locksmith_groups *g, int i);
+/* Group i's semaphore, or NULL if its stored value is not one (then locksmith_groups_error() says
+ * why). Borrowed: valid until g is freed; do not free or change it. */
+const locksmith_semaphore *locksmith_groups_semaphore(const locksmith_groups *g, int i);
+/* Why group i holds no semaphore document; NULL if it holds one or i is out of range. Borrowed. */
+const char *locksmith_groups_error(const locksmith_groups *g, int i);
+/* Frees g. Accepts NULL; returns NULL. */
+locksmith_groups *locksmith_groups_free(locksmith_groups *g);
+
+/* ---- The daemon's settings ----
+ * What locksmithd reads from its configuration, checked as it checks them: REBOOT_STRATEGY
+ * ("etcd-lock", "reboot" (the default) or "off"; "best-effort" is read as "etcd-lock" with a
+ * warning), the reboot window (LOCKSMITHD_REBOOT_WINDOW_START/_LENGTH, or the unprefixed names),
+ * LOCKSMITHD_REBOOT_BROADCAST_DELAY (default 5m), LOCKSMITHD_SLOT_WAIT ("watch" or "poll"),
+ * LOCKSMITHD_UTMP (default /var/run/utmp, under root) and the LOCKSMITHD_* etcd settings. */
+
+/* Reads the daemon's settings from conf, with system paths under root (NULL: "/"). Returns 0;
+ * -EINVAL for a bad or half-set value, the message naming the variable and the file it came
+ * from. */
+int locksmith_daemon_settings_load(const locksmith_config *conf, const char *root, locksmith_daemon_settings **ret);
+/* "etcd-lock", "reboot" or "off". Borrowed; NULL if s is NULL. */
+const char *locksmith_daemon_settings_strategy(const locksmith_daemon_settings *s);
+/* The reboot window, or NULL if none is set. Borrowed: valid until s is freed. */
+const locksmith_window *locksmith_daemon_settings_window(const locksmith_daemon_settings *s);
+/* How long users are warned before a reboot, in nanoseconds (>= 0; -1 if s is NULL). */
+int64_t locksmith_daemon_settings_broadcast_delay(const locksmith_daemon_settings *s);
+/* "watch" or "poll". Borrowed; NULL if s is NULL. */
+const char *locksmith_daemon_settings_slot_wait(const locksmith_daemon_settings *s);
+/* The utmp file, under root. Borrowed; NULL if s is NULL. */
+const char *locksmith_daemon_settings_utmp(const locksmith_daemon_settings *s);
+/* The group (LOCKSMITHD_GROUP; "" for the default group). Borrowed; NULL if s is NULL. */
+const char *locksmith_daemon_settings_group(const locksmith_daemon_settings *s);
+/* The setting the window's start (which 0) or length (which 1) came from, as people read it:
+ * "LOCKSMITHD_REBOOT_WINDOW_START=\"Thu 23:00\" (from /etc/coreos/update.conf)". Borrowed; NULL
+ * when no window is set. */
+const char *locksmith_daemon_settings_window_source(const locksmith_daemon_settings *s, int which);
+/* Warnings (a deprecated strategy, a password in a file every user can read, skipped lines):
+ * the count (>= 0, or -EINVAL) and warning i (borrowed; NULL out of range). */
+int locksmith_daemon_settings_warning_count(const locksmith_daemon_settings *s);
+const char *locksmith_daemon_settings_warning(const locksmith_daemon_settings *s, int i);
+/* A new client with the daemon's etcd settings (flags as locksmith_client_new_with_flags). */
+int locksmith_daemon_settings_new_client(const locksmith_daemon_settings *s, uint64_t flags, locksmith_client **ret);
+/* Frees s. Accepts NULL; returns NULL. */
+locksmith_daemon_settings *locksmith_daemon_settings_free(locksmith_daemon_settings *s);
+
+/* ---- The reboot-slot record ----
+ * /var/lib/locksmith/reboot-slot (under root) says which slot this machine's daemon took and has not
+ * given back; the daemon gives back exactly that slot at its next start, and nothing else held
+ * under the machine id. `locksmithctl reboot` records the slot it takes the same way. */
+
+/* Records that id holds a slot of the semaphore at key (an etcd key, as locksmith_group_key()
+ * makes), or with key and id NULL that no slot is held. Written atomically, never through a
+ * symbolic link. root NULL is "/". Returns 0, -EINVAL, or the -errno of the write. */
+int locksmith_slot_record_write(const char *root, const char *key, const char *id);
+
+/* Reads the record: 1 with *ret_key and *ret_id (malloc()ed) when a slot is recorded as held, 0
+ * when none is, -ENOENT when there is no record (the daemon never ran here), -EBADMSG when the
+ * file is not a record (the message says why). Either pointer may be NULL. */
+int locksmith_slot_record_read(const char *root, char **ret_key, char **ret_id);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* See include/ccurl.h: libcurl through dlopen(3), with typed wrappers. */
+/* See Sources/CCurl/include/ccurl.h: libcurl through dlopen(3), with typed wrappers. */
 #define _GNU_SOURCE
 #include "ccurl.h"
 

@@ -1,8 +1,13 @@
-/* See include/cglibc.h. */
+/* See Sources/CGlibc/include/cglibc.h. */
 #define _GNU_SOURCE
 #include "cglibc.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <sys/sysmacros.h>
 #include <sys/auxv.h>
@@ -28,3 +33,66 @@ unsigned cglibc_major(unsigned long long dev) { return major(dev); }
 unsigned cglibc_minor(unsigned long long dev) { return minor(dev); }
 
 int cglibc_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int cglibc_make_directories(const char *directory) {
+    char partial[4096];
+    size_t n = strlen(directory);
+    if (n >= sizeof partial) return -ENAMETOOLONG;
+    for (size_t i = 1; i <= n; i++) {
+        if (directory[i] != '/' && directory[i] != '\0') continue;
+        memcpy(partial, directory, i);
+        partial[i] = '\0';
+        if (mkdir(partial, 0755) != 0 && errno != EEXIST) return -errno;
+    }
+    return 0;
+}
+
+int cglibc_replace_file(const char *path, const char *text, int lock, int keep_open) {
+    char temporary[4096];
+    if (snprintf(temporary, sizeof temporary, "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof temporary) return -ENAMETOOLONG;
+    unlink(temporary);
+    int fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    size_t length = strlen(text), done = 0;
+    int r = 0;
+    if (lock && flock(fd, LOCK_EX | LOCK_NB) != 0) r = -errno;
+    while (r == 0 && done < length) {
+        ssize_t w = write(fd, text + done, length - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) r = w < 0 ? -errno : -EIO;
+        else done += (size_t)w;
+    }
+    if (r == 0 && (fchmod(fd, 0644) != 0 || fsync(fd) != 0 || rename(temporary, path) != 0)) r = -errno;
+    if (r < 0) {
+        close(fd);
+        unlink(temporary);
+        return r;
+    }
+    if (keep_open) return fd;
+    close(fd);
+    return 0;
+}
+
+long cglibc_read_file(const char *path, long limit, int no_follow, unsigned char **ret) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (no_follow ? O_NOFOLLOW : 0));
+    if (fd < 0) return -errno;
+    unsigned char *data = NULL;
+    long size = 0, capacity = 0;
+    for (;;) {
+        if (size == capacity) {
+            long grown = capacity ? capacity * 2 : 4096;
+            unsigned char *bigger = realloc(data, (size_t)grown + 1);
+            if (!bigger) { free(data); close(fd); return -ENOMEM; }
+            data = bigger, capacity = grown;
+        }
+        ssize_t n = read(fd, data + size, (size_t)(capacity - size));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { int e = errno; free(data); close(fd); return -e; }
+        if (n == 0) break;
+        size += n;
+        if (size > limit) { free(data); close(fd); return -EFBIG; }
+    }
+    close(fd);
+    *ret = data;
+    return size;
+}

@@ -1,4 +1,4 @@
-/* See include/cloader.h. */
+/* See Sources/CLoader/include/cloader.h. */
 #define _GNU_SOURCE
 #include "cloader.h"
 

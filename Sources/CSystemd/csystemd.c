@@ -1,4 +1,4 @@
-/* See include/csystemd.h: libsystemd through dlopen(3), with typed wrappers. */
+/* See Sources/CSystemd/include/csystemd.h: libsystemd through dlopen(3), with typed wrappers. */
 #define _GNU_SOURCE
 #include "csystemd.h"
 

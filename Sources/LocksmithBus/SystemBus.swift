@@ -2,7 +2,6 @@
 // services a reboot manager talks to. DBUS_SYSTEM_BUS_ADDRESS is honoured (sd-bus reads it).
 import CSystemd
 import Glibc
-import LocksmithCore
 
 /// The update engine's status tuple (x last_checked_time, d progress, s current_operation,
 /// s new_version, x new_size), as GetStatus returns it and StatusUpdate carries it.
@@ -32,6 +31,13 @@ public enum Logind {
     public static let service = "org.freedesktop.login1"
     public static let path = "/org/freedesktop/login1"
     public static let interface = "org.freedesktop.login1.Manager"
+}
+
+/// A failure on the bus: the errno (EACCES when refused for lack of permission) and a message.
+public struct BusError: Error, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public let message: String
+    public var description: String { message }
 }
 
 /// A connection to the system bus. Belongs to one thread at a time.
@@ -100,12 +106,11 @@ public final class SystemBus {
         return uid
     }
 
-    static func error(_ r: Int32, _ what: String, _ busError: UnsafeMutablePointer<sd_bus_error>? = nil) -> LocksmithError {
+    static func error(_ r: Int32, _ what: String, _ busError: UnsafeMutablePointer<sd_bus_error>? = nil) -> BusError {
         var detail = -r == ELIBACC ? String(cString: csd_load_error()) : String(cString: strerror(-r))
         if let e = busError?.pointee, let message = e.message {
             detail = String(cString: message) + (e.name.map { " (" + String(cString: $0) + ")" } ?? "")
         }
-        let kind: LocksmithError.Kind = -r == EACCES || -r == EPERM ? .permissionDenied : .system(-r)
-        return LocksmithError(kind, "\(what): \(detail)")
+        return BusError(code: -r, message: "\(what): \(detail)")
     }
 }

@@ -11,7 +11,6 @@
 // senders are ignored, and said so in the log for the first few.
 import CSystemd
 import Glibc
-import LocksmithCore
 
 public final class UpdateEngineMonitor {
     public enum Event {
@@ -133,7 +132,7 @@ public final class UpdateEngineMonitor {
                 handler(.status(status))
             } else if untrustedReports < 5 {
                 untrustedReports += 1
-                handler(.untrusted("a StatusUpdate signal (\(JSONText.quoted(status.currentOperation))) from \(sender), which is neither the update engine nor root, was ignored" + (untrustedReports == 5 ? " (further ones are ignored silently)" : "")))
+                handler(.untrusted("a StatusUpdate signal (\(status.currentOperation.debugDescription)) from \(sender), which is neither the update engine nor root, was ignored" + (untrustedReports == 5 ? " (further ones are ignored silently)" : "")))
             }
         }
     }

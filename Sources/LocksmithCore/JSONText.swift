@@ -9,7 +9,35 @@ public enum JSONText {
     public static func quoted(_ value: String) -> String {
         var out = "\""
         out.reserveCapacity(value.utf8.count + 2)
-        for scalar in value.unicodeScalars {
+        for scalar in value.unicodeScalars { append(scalar, to: &out) }
+        out += "\""
+        return out
+    }
+
+    /// `bytes` as a quoted JSON string: as `quoted`, with each byte that is not part of valid
+    /// UTF-8 written as the escape \ufffd, as Go writes it.
+    public static func quoted(utf8 bytes: some Collection<UInt8>) -> String {
+        var out = "\""
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): append(scalar, to: &out)
+            case .error: out += "\\ufffd"
+            case .emptyInput:
+                out += "\""
+                return out
+            }
+        }
+    }
+
+    /// At most `limit` characters of `value`, quoted, with "..." when cut: for messages that
+    /// quote what a caller or a file gave, however long it is.
+    public static func quotedExcerpt(_ value: String, limit: Int = 200) -> String {
+        value.count <= limit ? quoted(value) : quoted(String(value.prefix(limit))) + "..."
+    }
+
+    private static func append(_ scalar: Unicode.Scalar, to out: inout String) {
             switch scalar {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
@@ -25,9 +53,6 @@ public enum JSONText {
                     out.unicodeScalars.append(scalar)
                 }
             }
-        }
-        out += "\""
-        return out
     }
 
     private static func unicodeEscape(_ v: UInt32) -> String {

@@ -1,5 +1,5 @@
 // The one error type of the core. Each Kind stands for one errno at the C boundary
-// (Sources/Locksmith/Errno.swift holds that table); `message` is the text a person reads.
+// (Sources/LocksmithCAPI/Boundary.swift holds that table); `message` is the text a person reads.
 
 /// A failure of a locksmith operation: what kind it is, and what exactly went wrong.
 public struct LocksmithError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -32,10 +32,14 @@ public struct LocksmithError: Error, Sendable, Equatable, CustomStringConvertibl
 
     public var kind: Kind
     public var message: String
+    /// The setting whose value caused the failure ("etcd-api", "LOCKSMITHD_REBOOT_WINDOW_START"),
+    /// if one did: callers decide by it, never by the message's text.
+    public var option: String?
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, option: String? = nil) {
         self.kind = kind
         self.message = message
+        self.option = option
     }
 
     public var description: String { message }

@@ -78,14 +78,14 @@ public struct RebootWindow: Sendable, Equatable {
         do {
             nanoseconds = try GoDuration.parse(lengthText)
         } catch let error as LocksmithError {
-            throw LocksmithError(.invalidArgument, "reboot window length: \(error.message)")
+            throw LocksmithError(.invalidArgument, "reboot window length: \(error.message)", option: "length")
         }
         if nanoseconds < 0 {
-            throw LocksmithError(.invalidArgument, "reboot window length \(JSONText.quoted(lengthText)) is negative")
+            throw LocksmithError(.invalidArgument, "reboot window length \(JSONText.quoted(lengthText)) is negative", option: "length")
         }
         let period = weekday == nil ? RebootWindow.dayNanoseconds : 7 * RebootWindow.dayNanoseconds
         if nanoseconds >= period {
-            throw LocksmithError(.invalidArgument, "reboot window length \(JSONText.quoted(lengthText)) is not shorter than the \(weekday == nil ? "day" : "week") it repeats in")
+            throw LocksmithError(.invalidArgument, "reboot window length \(JSONText.quoted(lengthText)) is not shorter than the \(weekday == nil ? "day" : "week") it repeats in", option: "length")
         }
         length = nanoseconds
     }
@@ -143,6 +143,6 @@ public struct RebootWindow: Sendable, Equatable {
     }
 
     private static func badStart(_ start: String, _ why: String) -> LocksmithError {
-        LocksmithError(.invalidArgument, "reboot window start \(JSONText.quoted(start)): \(why)")
+        LocksmithError(.invalidArgument, "reboot window start \(JSONText.quoted(start)): \(why)", option: "start")
     }
 }

@@ -33,13 +33,19 @@ public struct ClientOptions: Sendable {
     /// A proxy URL for requests to etcd, "" for none; nil: the environment decides (when
     /// `usesEnvironment`).
     public var proxy: String?
+    /// The file the password was read from (etcd-password-file), for showing where it came from.
+    public private(set) var passwordFile: String?
     /// Whether the process environment may steer the client (proxy variables, LOCKSMITH_ROOT for
     /// the machine id). Off for callers such as a PAM module, and always off under secure
     /// execution (setuid).
     public var usesEnvironment = !Syscalls.secureExecution
-    /// Set when the password file can be read by every user: the programs show it (the library
-    /// never logs).
-    public private(set) var passwordFileWarning: String?
+    /// What the programs should tell their user about these settings (a password file every user
+    /// can read, ...): the library never logs.
+    public private(set) var warnings: [String] = []
+    /// Where each option that was set came from: "" for a program's own `set` (its flags), else
+    /// the variable and, for the daemon's settings, the file ("LOCKSMITHD_GROUP in
+    /// /etc/coreos/update.conf"). Options not listed have their defaults.
+    public private(set) var origins: [String: String] = [:]
 
     public init() {}
 
@@ -50,7 +56,17 @@ public struct ClientOptions: Sendable {
     /// (comma-separated values allowed; an empty value goes back to the defaults). Throws
     /// `.invalidArgument` naming the option and what is wrong; file options also check that the
     /// file can be read.
-    public mutating func set(_ name: String, _ value: String) throws {
+    public mutating func set(_ name: String, _ value: String, origin: String = "") throws {
+        do {
+            try apply(name, value)
+        } catch var error as LocksmithError {
+            error.option = error.option ?? (ClientOptions.names.contains(name) ? name : nil)
+            throw error
+        }
+        origins[name] = origin
+    }
+
+    private mutating func apply(_ name: String, _ value: String) throws {
         switch name {
         case "endpoint":
             if value.isEmpty { endpointList = [] } else { endpointList += try ClientOptions.parseEndpoints(value) }
@@ -63,14 +79,15 @@ public struct ClientOptions: Sendable {
         case "etcd-username": username = value.isEmpty ? nil : value
         case "etcd-password": password = value.isEmpty ? nil : value
         case "etcd-password-file":
-            guard let file = try ClientOptions.readableFile(value, option: name) else { password = nil; return }
+            guard let file = try ClientOptions.readableFile(value, option: name) else { password = nil; passwordFile = nil; return }
             password = try ClientOptions.firstLine(of: file, option: name)
-            passwordFileWarning = Syscalls.worldReadableMode(file).map {
-                "\(name): \(file) can be read by every user (mode \($0)): chmod o-r it"
+            passwordFile = file
+            if let mode = Syscalls.worldReadableMode(file) {
+                warnings.append("\(name): \(file) can be read by every user (mode \(mode)): chmod o-r it")
             }
         case "etcd-api":
             guard let choice = APIChoice(rawValue: value.lowercased()) else {
-                throw LocksmithError(.invalidArgument, "etcd-api: \(JSONText.quoted(value)) is not one of v2, v3, auto")
+                throw LocksmithError(.invalidArgument, "etcd-api: \(JSONText.quotedExcerpt(value)) is not one of v2, v3, auto")
             }
             api = choice
         case "timeout":
@@ -81,7 +98,7 @@ public struct ClientOptions: Sendable {
                 throw LocksmithError(.invalidArgument, "timeout: \(error.message)")
             }
             guard nanoseconds >= 1_000_000, nanoseconds <= 3_600 * 1_000_000_000 else {
-                throw LocksmithError(.invalidArgument, "timeout: \(JSONText.quoted(value)) is not between 1ms and 1h")
+                throw LocksmithError(.invalidArgument, "timeout: \(JSONText.quotedExcerpt(value)) is not between 1ms and 1h")
             }
             timeoutMilliseconds = Int(nanoseconds / 1_000_000)
         case "proxy":
@@ -89,11 +106,11 @@ public struct ClientOptions: Sendable {
             let lower = value.lowercased()
             guard ["http://", "https://", "socks5://", "socks5h://"].contains(where: { lower.hasPrefix($0) }),
                   !SemaphoreDocument.hasControlCharacter(value), !value.contains(" ") else {
-                throw LocksmithError(.invalidArgument, "proxy: \(JSONText.quoted(ClientOptions.withoutCredentials(value))) is not an http://, https:// or socks5:// URL")
+                throw LocksmithError(.invalidArgument, "proxy: \(JSONText.quotedExcerpt(ClientOptions.withoutCredentials(value))) is not an http://, https:// or socks5:// URL")
             }
             proxy = value
         default:
-            throw LocksmithError(.invalidArgument, "unknown option \(JSONText.quoted(name)) (known: \(ClientOptions.names.joined(separator: ", ")))")
+            throw LocksmithError(.invalidArgument, "unknown option \(JSONText.quotedExcerpt(name)) (known: \(ClientOptions.names.joined(separator: ", ")))")
         }
     }
 
@@ -101,20 +118,90 @@ public struct ClientOptions: Sendable {
     /// endpoint list from a variable replaces the list. Returns how many were set; a bad value
     /// throws with the variable's name in front.
     @discardableResult
-    public mutating func loadEnvironment(prefix: String, lookup: (String) -> String?) throws -> Int {
+    public mutating func loadEnvironment(prefix: String, lookup: (String) throws -> String?) throws -> Int {
         var count = 0
         for name in ClientOptions.names {
             let variable = ClientOptions.variable(prefix: prefix, option: name)
-            guard let value = lookup(variable), !value.isEmpty else { continue }
-            do {
-                if name == "endpoint" { endpointList = [] }
-                try set(name, value)
-            } catch let error as LocksmithError {
-                throw LocksmithError(error.kind, "\(variable): \(error.message)")
-            }
+            guard let value = try lookup(variable), !value.isEmpty else { continue }
+            try set(fromVariable: variable, name, value, origin: variable)
             count += 1
         }
         return count
+    }
+
+    /// The one rule by which every program finds its etcd settings: each option its own flags
+    /// did not set comes from the variable `<PREFIX>_<OPTION>` of the environment (when the
+    /// client may read it), else from the daemon's `LOCKSMITHD_<OPTION>` in `daemon` (update.conf
+    /// files, and the environment if it was loaded with it), so that on a node every tool looks
+    /// at the semaphore its daemon uses. Returns how many options were set; a bad value throws,
+    /// naming the variable and where it came from.
+    @discardableResult
+    public mutating func resolve(prefix: String, daemon: Configuration?) throws -> Int {
+        // etcd-password and etcd-password-file are one setting given two ways: once a source has
+        // given either, lower sources give neither.
+        let password: Set = ["etcd-password", "etcd-password-file"]
+        var pending = ClientOptions.names.filter { origins[$0] == nil }
+        if pending.count(where: { password.contains($0) }) < 2 { pending.removeAll { password.contains($0) } }
+        var count = 0
+        // The program's own variables, then the daemon's settings.
+        for source in 0..<2 {
+            var setNow: [String] = []
+            for name in pending {
+                if source == 0 {
+                    let own = ClientOptions.variable(prefix: prefix, option: name)
+                    guard usesEnvironment, prefix != "LOCKSMITHD", let value = try Syscalls.checkedEnvironment(own), !value.isEmpty else { continue }
+                    try set(fromVariable: own, name, value, origin: own)
+                } else {
+                    let theirs = ClientOptions.variable(prefix: "LOCKSMITHD", option: name)
+                    guard let setting = daemon?.settings[theirs], !setting.value.isEmpty else { continue }
+                    let place = setting.origin == "environment" ? "the environment" : setting.origin
+                    try set(fromVariable: theirs, name, setting.value, origin: "\(theirs) in \(place)")
+                    if name == "etcd-password", setting.origin != "environment", let mode = Syscalls.worldReadableMode(setting.origin) {
+                        warnings.append("\(theirs) is set in \(setting.origin), which every user can read (mode \(mode)): put the password in a file only root can read and name it in LOCKSMITHD_ETCD_PASSWORD_FILE")
+                    }
+                }
+                setNow.append(name)
+                count += 1
+            }
+            pending.removeAll { setNow.contains($0) || (password.contains($0) && !setNow.filter(password.contains).isEmpty) }
+        }
+        return count
+    }
+
+    /// Sets an option from a variable: a list of endpoints replaces the list, and an error names
+    /// the variable (and where it came from).
+    private mutating func set(fromVariable variable: String, _ name: String, _ value: String, origin: String) throws {
+        if name == "endpoint" { endpointList = [] }
+        do {
+            try set(name, value, origin: origin)
+        } catch let error as LocksmithError {
+            let place = origin.hasPrefix(variable + " in ") ? " (from \(origin.dropFirst(variable.count + 4)))" : ""
+            throw LocksmithError(error.kind, "\(variable): \(error.message)\(place)", option: error.option)
+        }
+    }
+
+    /// Option `name` as it may be shown (in -debug output): passwords hidden, credentials in
+    /// URLs masked, control characters quoted; nil if it is not set.
+    public func display(_ name: String) -> (value: String, origin: String)? {
+        guard let origin = origins[name] else { return nil }
+        var shown: String
+        switch name {
+        case "endpoint": shown = endpointList.joined(separator: ",")
+        case "group": shown = group
+        case "etcd-cafile": shown = tls.caFile ?? ""
+        case "etcd-certfile": shown = tls.certFile ?? ""
+        case "etcd-keyfile": shown = tls.keyFile ?? ""
+        case "etcd-username": shown = username ?? ""
+        case "etcd-password", "etcd-password-file": shown = name == "etcd-password" ? "(hidden)" : (passwordFile ?? "")
+        case "etcd-api": shown = api.rawValue
+        case "timeout": shown = GoDuration.format(Int64(timeoutMilliseconds) * 1_000_000)
+        case "proxy": shown = proxy ?? ""
+        default: return nil
+        }
+        if name == "endpoint" || name == "proxy" { shown = ClientOptions.withoutCredentials(shown) }
+        // Shown as set: a control character would reach the terminal as is.
+        if SemaphoreDocument.hasControlCharacter(shown) { shown = JSONText.quoted(shown) }
+        return (shown, origin)
     }
 
     /// The environment variable of option `name` under `prefix`: LOCKSMITHCTL + etcd-cafile ->
@@ -132,26 +219,26 @@ public struct ClientOptions: Sendable {
             if endpoint.isEmpty { continue }
             let lower = endpoint.lowercased()
             guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
-                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(withoutCredentials(endpoint))) has no http:// or https:// scheme")
+                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quotedExcerpt(withoutCredentials(endpoint))) has no http:// or https:// scheme")
             }
             // A control character would reach libcurl's URL parser and every message that
             // shows the endpoint.
             if SemaphoreDocument.hasControlCharacter(endpoint) {
-                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(withoutCredentials(endpoint))) contains a control character")
+                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quotedExcerpt(withoutCredentials(endpoint))) contains a control character")
             }
             while endpoint.hasSuffix("/") { endpoint.removeLast() }
             let host = endpoint.drop(while: { $0 != ":" }).dropFirst(3)
             // user:password@host would put the password in messages, -debug output and the
             // process list; the message shows the endpoint without it.
             if host.prefix(while: { $0 != "/" }).contains("@") {
-                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(ClientOptions.withoutCredentials(endpoint))) carries credentials: give them with etcd-username and etcd-password-file")
+                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quotedExcerpt(ClientOptions.withoutCredentials(endpoint))) carries credentials: give them with etcd-username and etcd-password-file")
             }
             guard !host.isEmpty, !host.hasPrefix("/"), !host.contains(where: { $0 == " " || $0 == "\t" || $0 == "?" || $0 == "#" }) else {
-                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(withoutCredentials(endpoint))) is not a URL of an etcd server")
+                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quotedExcerpt(withoutCredentials(endpoint))) is not a URL of an etcd server")
             }
             out.append(endpoint)
         }
-        if out.isEmpty { throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quoted(value)) names no endpoint") }
+        if out.isEmpty { throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quotedExcerpt(value)) names no endpoint") }
         return out
     }
 

@@ -1,5 +1,6 @@
 // The lock client: reads and changes a group's semaphore in etcd with compare-and-swap, over
 // v2 or v3, failing over between endpoints, and waits for changes with etcd's watch.
+import Glibc
 import LocksmithCore
 import LocksmithSystem
 
@@ -48,14 +49,14 @@ public final class EtcdClient {
     private var seenIndex: Int64?
     private var random = SystemRandomNumberGenerator()
 
-    public init(options: ClientOptions) throws {
+    public init(options: ClientOptions, cancellation: Cancellation = Cancellation()) throws {
         self.options = options
         key = try GroupKey.key(group: options.group)
         var settings = ConnectionSettings(tls: options.tls, proxy: options.proxy, useEnvironment: options.usesEnvironment)
         if options.api == .v2 || options.api == .auto, let user = options.username {
             settings.basicAuth = (user, options.password ?? "")
         }
-        http = try HTTPConnection(settings: settings)
+        http = try HTTPConnection(settings: settings, cancellation: cancellation)
         switch options.api {
         case .v2: api = .v2
         case .v3: api = .v3
@@ -117,7 +118,7 @@ public final class EtcdClient {
 
     /// Every group that has a semaphore under the reboot-lock prefix, with its document or the
     /// reason it is not one. Sorted by group name ("" first). Creates nothing.
-    public func allGroups() throws -> [(group: String, document: Result<SemaphoreDocument, LocksmithError>)] {
+    public func allGroups() throws -> [(group: String, key: String, document: Result<SemaphoreDocument, LocksmithError>)] {
         let entries: [(key: String, value: [UInt8]?)]
         switch try resolvedAPI() {
         case .v2:
@@ -126,7 +127,7 @@ public final class EtcdClient {
         case .v3:
             entries = try V3.parseRangeAll(try send("POST", V3.rangePath, body: V3.rangePrefix(GroupKey.prefix + "/")), key: GroupKey.prefix)
         }
-        var out: [(group: String, document: Result<SemaphoreDocument, LocksmithError>)] = []
+        var out: [(group: String, key: String, document: Result<SemaphoreDocument, LocksmithError>)] = []
         for entry in entries {
             guard let group = GroupKey.group(ofKey: entry.key) else { continue }
             let document = Result {
@@ -137,7 +138,8 @@ public final class EtcdClient {
                     let e = error as? LocksmithError ?? LocksmithError(.badMessage, "\(error)")
                     return LocksmithError(e.kind, "\(entry.key): \(e.message)")
                 }
-            out.append((group, document))
+            let key = entry.key.hasPrefix("/") ? String(entry.key.dropFirst()) : entry.key
+            out.append((group, key, document))
         }
         return out.sorted { $0.group.utf8.lexicographicallyPrecedes($1.group.utf8) }
     }
@@ -175,7 +177,7 @@ public final class EtcdClient {
             }
             let remaining = deadline - Clock.monotonicMilliseconds()
             if remaining <= 0 { return false }
-            try EtcdClient.checkInterruption()
+            try checkCancelled()
             Clock.sleep(milliseconds: min(250, remaining))
         }
     }
@@ -294,13 +296,22 @@ public final class EtcdClient {
             }
             // Another writer won: try again with the fresh data after a random pause that grows
             // with each loss, so that a crowd of writers spreads out (at most 0.2 s).
-            try EtcdClient.checkInterruption()
+            try checkCancelled()
             Clock.sleep(milliseconds: Int.random(in: 0...min(2 << min(lost, 7), 200), using: &random))
         }
     }
 
-    static func checkInterruption() throws {
-        if Interruption.isRequested { throw LocksmithError(.system(125), "interrupted") }  // ECANCELED
+    /// Makes this client's wait in progress and every later call fail with ECANCELED; any thread.
+    public var cancellation: Cancellation { http.cancellation }
+
+    func checkCancelled() throws {
+        if http.cancellation.isSet { throw LocksmithError(.system(ECANCELED), "cancelled") }
+    }
+
+    /// The newest document this client has seen, without asking etcd: nil if none; throws
+    /// `.badMessage` if what it saw is not a semaphore document.
+    public func lastSeenDocument() throws -> SemaphoreDocument? {
+        try known.map { try decode($0) }
     }
 
     private func remember(_ value: StoredValue) {

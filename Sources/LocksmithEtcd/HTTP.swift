@@ -6,47 +6,16 @@ import LocksmithCore
 import LocksmithSystem
 import Synchronization
 
-/// TLS material for https endpoints. A CA file alone verifies the server; a certificate and key
-/// present a client certificate too. Verification is never turned off.
-public struct TLSFiles: Sendable, Equatable {
-    public var caFile: String?
-    public var certFile: String?
-    public var keyFile: String?
-    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
-        (self.caFile, self.certFile, self.keyFile) = (caFile, certFile, keyFile)
-    }
-}
-
 struct HTTPResponse {
     var status: Int
     var body: [UInt8]
     var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-/// A process-wide request to stop: every transfer in progress ends within about a second with
-/// `.system(ECANCELED)` (a daemon sets it when asked to stop while it waits on etcd).
-public enum Interruption {
-    private static let flag = Atomic<Bool>(false)
-    public static func request() { flag.store(true, ordering: .relaxed) }
-    public static var isRequested: Bool { flag.load(ordering: .relaxed) }
-    /// Lets requests run again (for the last ones a stopping daemon must still make).
-    public static func reset() { flag.store(false, ordering: .relaxed) }
-}
-
-
-/// How a connection reaches its server, beyond TLS: a proxy, and whether the process environment
-/// may choose one.
-struct ConnectionSettings {
-    var tls = TLSFiles()
-    var basicAuth: (user: String, password: String)?
-    /// A proxy URL, "" for none; nil: the environment's proxy variables, when `useEnvironment`.
-    var proxy: String?
-    /// Whether libcurl may take a proxy from http_proxy and friends.
-    var useEnvironment = true
-}
-
 /// One HTTP connection (reused across requests). Belongs to one thread at a time.
 final class HTTPConnection {
+    /// Set by `Cancellation.set(true)` from any thread.
+    let cancellation: Cancellation
     /// The most kept of one answer, watches included: a semaphore document is at most 128 KiB
     /// (about 171 KiB in base64 inside a v3 answer), a listing of thousands of groups a few MiB.
     /// A server that sends more is cut off, so no answer can grow a program's memory.
@@ -66,7 +35,8 @@ final class HTTPConnection {
     /// HTTP requests made, for statistics.
     private(set) var requestCount = 0
 
-    init(settings: ConnectionSettings) throws {
+    init(settings: ConnectionSettings, cancellation: Cancellation = Cancellation()) throws {
+        self.cancellation = cancellation
         guard let h = ccurl_easy_init() else {
             let reason = String(cString: ccurl_load_error())
             throw LocksmithError(.system(ELIBACC), reason.isEmpty ? "cannot initialize libcurl" : reason)
@@ -127,7 +97,11 @@ final class HTTPConnection {
         guard ok else {
             return LocksmithError(.protocolError, "libcurl refused a TLS, proxy or authentication setting (\(String(cString: ccurl_version()))): not sending requests with it")
         }
-        _ = ccurl_setopt_xferinfo_function(handle) { _, _, _, _, _ in Interruption.isRequested ? 1 : 0 }
+        _ = ccurl_setopt_xferinfo_function(handle) { context, _, _, _, _ in
+            let cancellation = Unmanaged<Cancellation>.fromOpaque(context!).takeUnretainedValue()
+            return cancellation.isSet ? 1 : 0
+        }
+        _ = ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, Unmanaged.passUnretained(cancellation).toOpaque())
         _ = ccurl_setopt_write_function(handle) { data, size, count, context in
             let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
             let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
@@ -147,12 +121,13 @@ final class HTTPConnection {
 
     /// Sends one request. `onData`, if given, sees the body as it streams in and returns false to
     /// stop the transfer (which then counts as success with what arrived so far). Long requests
-    /// (watches) are `interruptible`: they end within a second of `Interruption.request()`;
+    /// (watches) are `interruptible`: they end within a second of the client's cancellation;
     /// others run to their timeout (libcurl's progress callback costs every request otherwise).
     func perform(method: String, url: String, body: [UInt8]? = nil, headers: [String] = [],
                  timeoutMilliseconds: Int, interruptible: Bool = false,
                  onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> HTTPResponse {
         if let configurationError { throw configurationError }
+        if cancellation.isSet { throw LocksmithError(.system(ECANCELED), "cancelled") }
         var timeout = max(1, timeoutMilliseconds)
         if let deadline {
             let left = deadline - Clock.monotonicMilliseconds()
@@ -201,6 +176,10 @@ final class HTTPConnection {
         if code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.stopped) {
             if let trace { trace("\(method) \(url) -> \(status) (\(Clock.monotonicMilliseconds() - started) ms)") }
             return HTTPResponse(status: status, body: sink.body)
+        }
+        if code == CURLE_ABORTED_BY_CALLBACK && cancellation.isSet {
+            if let trace { trace("\(method) \(url) -> cancelled (\(Clock.monotonicMilliseconds() - started) ms)") }
+            throw LocksmithError(.system(ECANCELED), "cancelled")
         }
         let detail = String(cString: errorBuffer)
         let reason = detail.isEmpty ? String(cString: ccurl_easy_strerror(code)) : detail

@@ -6,7 +6,8 @@ public enum MachineID {
 
     /// Reads /etc/machine-id under `root`: trimmed of surrounding blanks and newlines, and
     /// required to be 32 lower-case hex digits (`.badMessage` otherwise, `.notFound` if missing).
-    public static func read(root: String = SystemRoot.current) throws -> String {
+    public static func read(root: String? = nil) throws -> String {
+        let root = try root ?? SystemRoot.current()
         let file = SystemRoot.resolve(path, root: root)
         let bytes = try Syscalls.readFile(file, limit: 4096)
         let text = String(decoding: bytes, as: UTF8.self)

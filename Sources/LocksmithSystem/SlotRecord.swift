@@ -26,7 +26,7 @@ public enum SlotRecord {
         let file = file(root: root)
         let bytes: [UInt8]
         do {
-            bytes = try readNoFollow(file)
+            bytes = try Syscalls.readFile(file, limit: 4096, followLinks: false)
         } catch let error as LocksmithError where error.kind == .notFound {
             return .missing
         } catch {
@@ -48,23 +48,35 @@ public enum SlotRecord {
         }
     }
 
+    /// `value` in double quotes, with the characters that are special there escaped.
+    static func quoted(_ value: String) -> String {
+        var out = "\""
+        for c in value.unicodeScalars {
+            if c == "\"" || c == "\\" || c == "`" || c == "$" { out += "\\" }
+            out.unicodeScalars.append(c)
+        }
+        return out + "\""
+    }
+
     /// Records that `id` holds a slot of the semaphore at `key` (nil: that no slot is held).
     public static func write(held: (key: String, id: String)?, root: String) throws {
+        if let held {
+            // Keys are escaped: a control character or a blank in one means it is not a key.
+            guard GroupKey.group(ofKey: held.key) != nil, !held.key.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7f }) else {
+                throw LocksmithError(.invalidArgument, "\(JSONText.quotedExcerpt(held.key)) is not a semaphore key", option: "key")
+            }
+            try SemaphoreDocument.validateHolder(held.id)
+        }
         let file = file(root: root)
         try Syscalls.makeDirectories(String(file[..<file.lastIndex(of: "/")!]))
         var text = "# locksmithd: the reboot slot this machine's daemon holds (it gives it back at its next start)\n"
         if let held {
-            text += "HELD=yes\nKEY=\(held.key)\nID=\(held.id)\n"
+            // Double-quoted, so that what is read back is exactly what was written.
+            text += "HELD=yes\nKEY=\(quoted(held.key))\nID=\(quoted(held.id))\n"
         } else {
             text += "HELD=no\n"
         }
         try Syscalls.replaceFile(file, with: text)
     }
 
-    private static func readNoFollow(_ file: String) throws -> [UInt8] {
-        let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw Syscalls.errnoError(file) }
-        close(fd)
-        return try Syscalls.readFile(file, limit: 4096)
-    }
 }

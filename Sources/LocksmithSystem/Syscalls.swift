@@ -15,24 +15,13 @@ public enum Syscalls {
     }
 
     /// Reads a whole file of at most `limit` bytes. A missing file is `.notFound`.
-    public static func readFile(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else { throw errnoError(path) }
-        defer { close(fd) }
-        var data = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw errnoError(path)
-            }
-            if n == 0 { return data }
-            data += chunk[0..<n]
-            if data.count > limit {
-                throw LocksmithError(.outOfRange, "\(path): larger than \(limit) bytes")
-            }
-        }
+    public static func readFile(_ path: String, limit: Int = 1 << 20, followLinks: Bool = true) throws -> [UInt8] {
+        var data: UnsafeMutablePointer<UInt8>?
+        let n = cglibc_read_file(path, limit, followLinks ? 0 : 1, &data)
+        if n == -Int(EFBIG) { throw LocksmithError(.outOfRange, "\(path): larger than \(limit) bytes") }
+        if n < 0 { throw errnoError(path, Int32(-n)) }
+        defer { free(data) }
+        return Array(UnsafeBufferPointer(start: data, count: n))
     }
 
     /// The target of symbolic link `path`.
@@ -61,6 +50,16 @@ public enum Syscalls {
         cglibc_secure_getenv(name).map { String(cString: $0) }
     }
 
+    /// As `environment(name)`, but a value that is not valid UTF-8 is an error naming the
+    /// variable (read as text, it would silently be something else).
+    public static func checkedEnvironment(_ name: String) throws -> String? {
+        guard let p = cglibc_secure_getenv(name) else { return nil }
+        guard let value = String(validatingCString: p) else {
+            throw LocksmithError(.invalidArgument, "\(name) is not valid UTF-8")
+        }
+        return value
+    }
+
     /// Every variable of the process environment, in order; none under secure execution.
     public static func environment() -> [(key: String, value: String)] {
         if secureExecution { return [] }
@@ -82,37 +81,15 @@ public enum Syscalls {
 extension Syscalls {
     /// Creates `directory` and its parents (0755) where they are missing.
     public static func makeDirectories(_ directory: String) throws {
-        var partial = ""
-        for part in directory.split(separator: "/") {
-            partial += "/" + part
-            if mkdir(partial, 0o755) != 0 && errno != EEXIST { throw errnoError("cannot create \(partial)") }
-        }
+        let r = cglibc_make_directories(directory)
+        if r < 0 { throw errnoError("cannot create \(directory)", -r) }
     }
 
-    /// Replaces `path` with `text` (mode 0644) atomically: a temporary file beside it, created
-    /// new (O_EXCL, which also refuses a symbolic link in its place; a leftover of a crashed run
-    /// is removed first), written and synced, then renamed over. `beforeRename` may act on the
-    /// new file's descriptor first (false: give up). Returns the new file's descriptor, open,
-    /// when `keepOpen`; else closes it and returns nil.
-    @discardableResult
-    public static func replaceFile(_ path: String, with text: String, keepOpen: Bool = false,
-                        beforeRename: (Int32) -> Bool = { _ in true }) throws -> Int32? {
-        let temporary = path + ".\(getpid()).tmp"
-        unlink(temporary)
-        let fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw errnoError("cannot write \(temporary)") }
-        var ok = beforeRename(fd)
-        ok = ok && text.withCString { write(fd, $0, strlen($0)) } == text.utf8.count
-        ok = ok && fchmod(fd, 0o644) == 0 && fsync(fd) == 0
-        if !ok || rename(temporary, path) != 0 {
-            let error = errnoError("cannot replace \(path)")
-            close(fd)
-            unlink(temporary)
-            throw error
-        }
-        if keepOpen { return fd }
-        close(fd)
-        return nil
+    /// Replaces `path` with `text` (mode 0644) atomically, never through a symbolic link
+    /// (cglibc_replace_file).
+    public static func replaceFile(_ path: String, with text: String) throws {
+        let r = cglibc_replace_file(path, text, 0, 0)
+        if r < 0 { throw errnoError("cannot replace \(path)", -r) }
     }
 }
 

@@ -6,14 +6,15 @@ public enum SystemRoot {
     /// The environment variable naming another root, e.g. LOCKSMITH_ROOT=/tmp/node1.
     public static let variable = "LOCKSMITH_ROOT"
 
-    /// The root in effect: $LOCKSMITH_ROOT when set and non-empty, else "/".
-    public static var current: String {
-        if let root = Syscalls.environment(variable), !root.isEmpty { return root }
+    /// The root in effect: $LOCKSMITH_ROOT when set and non-empty, else "/". A value that is not
+    /// valid UTF-8 is an error: read as text it would name another directory.
+    public static func current() throws -> String {
+        if let root = try Syscalls.checkedEnvironment(variable), !root.isEmpty { return root }
         return "/"
     }
 
     /// `path` (absolute) under `root`.
-    public static func resolve(_ path: String, root: String = current) -> String {
+    public static func resolve(_ path: String, root: String) -> String {
         if root == "/" || root.isEmpty { return path }
         let trimmed = root.hasSuffix("/") ? String(root.dropLast()) : root
         return trimmed + path

@@ -1,6 +1,6 @@
 // Help, shell completions and the manual page, all made from the one table of commands and flags
 // (Commands.swift, CommandLine.swift), so they cannot disagree with what the parser accepts.
-import LocksmithCore
+import Locksmith
 
 /// Wraps `text` to `width` columns, each line indented by `indent` spaces.
 func wrap(_ text: String, indent: Int, width: Int = 79) -> String {
@@ -71,7 +71,7 @@ func runHelp(_ context: Context) throws {
 
 func unknownCommand(_ name: String) -> Failure {
     // The original printed this on stdout; scripts may read it there.
-    standardOutput("locksmithctl: unknown subcommand: \(JSONText.quoted(name))\nRun 'locksmithctl help' for usage.\n")
+    standardOutput("locksmithctl: unknown subcommand: \(Library.jsonQuoted(name))\nRun 'locksmithctl help' for usage.\n")
     return Failure(message: "", status: ExitStatus.usage)
 }
 
@@ -136,7 +136,7 @@ func runManual(_ context: Context) throws {
     func roff(_ s: String) -> String {
         s.replacing("\\", with: "\\\\").replacing("-", with: "\\-")
     }
-    var text = ".TH LOCKSMITHCTL 1 \"\" \"locksmith-swift \(Version.string)\" \"User Commands\"\n"
+    var text = ".TH LOCKSMITHCTL 1 \"\" \"locksmith-swift \(Library.version)\" \"User Commands\"\n"
     text += ".SH NAME\nlocksmithctl \\- control the cluster reboot lock of locksmithd\n"
     text += ".SH SYNOPSIS\n.B locksmithctl\n[\\fIglobal flags\\fR] \\fICOMMAND\\fR [\\fIarguments\\fR]\n"
     text += ".SH DESCRIPTION\n" + roff("locksmithctl shows and changes the semaphore in etcd that locksmithd takes before it reboots a machine: how many machines of a group may reboot at once, and which hold a slot now.") + "\n"

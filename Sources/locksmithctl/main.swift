@@ -1,6 +1,6 @@
 // locksmithctl: the operator CLI of locksmith-swift. See Commands.swift for the commands.
 import Glibc
-import LocksmithCore
+import Locksmith
 
 func main(_ arguments: [String]) -> Int32 {
     let line: ParsedCommandLine
@@ -14,7 +14,7 @@ func main(_ arguments: [String]) -> Int32 {
     }
     hideSecretArguments(line.secretPositions)
     if line.flag("version") {
-        standardOutput("locksmithctl version \(Version.string)\n")
+        standardOutput("locksmithctl version \(Library.version)\n")
         return ExitStatus.ok
     }
     let name = line.command ?? "help"

@@ -1,20 +1,8 @@
 // The warning to logged-in users before a reboot: one line to every terminal in utmp.
 import CGlibc
 import Glibc
-import LocksmithCore
-import LocksmithSystem
 
 enum Broadcast {
-    /// "System reboot in 5 minutes!" for the default delay; the real delay otherwise.
-    static func message(delayMilliseconds: Int) -> String {
-        let seconds = (delayMilliseconds + 999) / 1000
-        if seconds <= 0 { return "System reboot now!" }
-        let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60)
-        func unit(_ n: Int, _ name: String) -> String? { n == 0 ? nil : "\(n) \(name)\(n == 1 ? "" : "s")" }
-        let parts = [unit(h, "hour"), unit(m, "minute"), unit(s, "second")].compactMap { $0 }
-        return "System reboot in \(parts.joined(separator: " "))!"
-    }
-
     /// Device majors of terminals: virtual consoles and serial ports (4), the console (5, 1),
     /// old and Unix 98 pty slaves (3, 136-143), and common serial and hypervisor consoles.
     /// Nothing else is opened: opening some devices acts by itself (5, 2 makes a new pty).
@@ -33,7 +21,7 @@ enum Broadcast {
         let banner = "\r\nBroadcast message from locksmithd:\r\n\r\n\(text)\r\n\r\n"
         // The utmp file is an array of utmpx records; read it directly (under the root) rather
         // than through getutxent's process-wide state.
-        guard let data = try? Syscalls.readFile(utmp, limit: 16 << 20) else { return [] }
+        guard let data = readWholeFile(utmp, limit: 16 << 20) else { return [] }
         let size = MemoryLayout<utmpx>.size
         var offset = 0
         while offset + size <= data.count {
@@ -46,7 +34,7 @@ enum Broadcast {
             // utmp is writable by group utmp: only terminals under /dev are written to (as
             // systemd's wall does), never a file an entry names.
             if line.isEmpty || line.contains("..") || (line.hasPrefix("/") && !line.hasPrefix("/dev/")) { continue }
-            let device = SystemRoot.resolve(line.hasPrefix("/") ? line : "/dev/" + line, root: root)
+            let device = underRoot(line.hasPrefix("/") ? line : "/dev/" + line, root)
             guard let fd = openTerminal(device) else { continue }
             let written = banner.withCString { write(fd, $0, strlen($0)) }
             close(fd)

@@ -1,9 +1,10 @@
 // locksmithd: reboots this machine after an update, when its reboot window is open and, with
 // REBOOT_STRATEGY=etcd-lock, once it holds a slot of its group's semaphore in etcd.
+import CSystemd
 import Glibc
+import Locksmith
 import LocksmithBus
-import LocksmithCore
-import LocksmithSystem
+import LocksmithDaemon
 
 let usage = """
     Usage: locksmithd [-version] [-help]
@@ -31,7 +32,7 @@ let usage = """
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.contains(where: { ["-version", "--version"].contains($0) }) {
-    print("locksmithd version \(Version.string)")
+    print("locksmithd version \(Library.version)")
     exit(0)
 }
 if arguments.contains(where: { ["-h", "-help", "--help"].contains($0) }) {
@@ -39,60 +40,83 @@ if arguments.contains(where: { ["-h", "-help", "--help"].contains($0) }) {
     exit(0)
 }
 if let unknown = arguments.first {
-    writeStandardError("locksmithd: unknown argument \(JSONText.quoted(unknown))\n\(usage)")
+    writeStandardError("locksmithd: unknown argument \(Library.jsonQuoted(unknown))\n\(usage)")
     exit(2)
 }
 
 // Under systemd (its journal on our stderr), log to the journal with priorities and fields.
-Log.toJournal = Syscalls.environment("JOURNAL_STREAM") != nil
+Log.toJournal = getenv("JOURNAL_STREAM") != nil
 
-let configuration: DaemonConfiguration
+// The settings, read and checked by liblocksmith: environment over the update.conf files.
+let root = Library.root
+let settings: DaemonSettings
 do {
-    let (loaded, warnings) = try DaemonConfiguration.load()
-    configuration = loaded
-    for warning in warnings { Log.warning(warning) }
+    settings = try DaemonSettings(Configuration(root: root), root: root)
+    for warning in settings.warnings { Log.warning(warning) }
 } catch {
     Log.error("invalid configuration: \(error)")
     exit(1)
 }
-
-if configuration.strategy == .off {
+if settings.strategy == "off" {
     Log.info("REBOOT_STRATEGY is off: nothing to do")
     exit(0)
 }
 
 let coordinator: Coordinator
 do {
-    coordinator = try Coordinator(root: configuration.root, strategy: configuration.strategy.rawValue)
+    coordinator = try Coordinator(root: root, strategy: settings.strategy)
     try coordinator.set(.starting)
 } catch {
     Log.error("\(error)")
     exit(1)
 }
 
-let inputs = SharedInputs()
-let daemon: Daemon
+let machineID: String
 do {
-    daemon = try Daemon(configuration: configuration, coordinator: coordinator, inputs: inputs)
+    machineID = try Library.machineID(root: root)
 } catch {
     Log.error("cannot start: \(error)")
     exit(1)
 }
+
+var watchdogUsec: UInt64 = 0
+let world = DaemonWorld(
+    makeClient: { key in
+        let client = try settings.client()
+        if let key, key != client.key { try client.set("group", Library.group(ofKey: key)) }
+        try client.prepare()  // libcurl now: a client that cannot work is an error here
+        return client
+    },
+    reboot: { try SystemBus().reboot() },
+    broadcast: { text in Broadcast.send(text, utmp: settings.utmp, root: root).count },
+    setState: { try coordinator.set($0) },
+    recordSlot: { try Library.recordSlot($0, root: root) },
+    now: { Int64(time(nil)) },
+    log: { level, text, fields in Log.write(level, text, fields) },
+    status: { Notify.status($0) },
+    notify: { Notify.send($0) },
+    watchdogMilliseconds: csd_watchdog_enabled(&watchdogUsec) > 0 ? max(Int(watchdogUsec / 2000), 100) : nil,
+    idle: pageOutOwnCode)
+let inputs = SharedInputs()
+let daemon = Daemon(settings: settings, world: world, inputs: inputs, machineID: machineID)
+
 // The slot this machine's daemon recorded as held (normally from before the last reboot) is given
 // back at once, by a helper process (before any thread starts), also when an update already
 // waits: no slot is held while waiting. The helper loads libcurl: if it cannot, the daemon could
 // never take a slot, and stops here rather than wait for an update it cannot act on.
-if configuration.strategy == .etcdLock {
-    let stale = StaleSlot.target(root: configuration.root, options: configuration.etcd, machineID: daemon.machineID)
+if settings.usesEtcd {
+    let stale = Daemon.staleTarget({ try Library.slotRecord(root: root) }, group: settings.group, machineID: machineID,
+                                   log: { level, text, fields in Log.write(level, text, fields) })
     do {
-        daemon.staleReleaser = try StaleSlot.startHelper(target: stale, options: configuration.etcd, root: configuration.root)
+        let helper = try StaleSlotHelper.start(target: stale, world: world)
         daemon.staleSlot = stale
+        daemon.staleHelperDone = { helper.finish() }
     } catch {
         Log.error("\(error): REBOOT_STRATEGY=etcd-lock needs libcurl (Debian: libcurl4); not starting")
         exit(1)
     }
 }
-startSignalThread(inputs)
+startSignalThread(daemon)
 
 // The update engine, followed on its own thread; a bus that fails is connected to again.
 spawnThread {
@@ -121,7 +145,7 @@ spawnThread {
         } catch {
             Log.warning("system bus: \(error); connecting again")
         }
-        Clock.sleep(milliseconds: Int(Backoff.delay(attempt: attempt)) * 1000)
+        sleep(UInt32(Library.backoff(attempt: attempt)))
         attempt += 1
     }
 }

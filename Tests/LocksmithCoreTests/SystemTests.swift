@@ -68,7 +68,7 @@ final class ScratchRoot {
         root.write("/usr/share/flatcar/update.conf", "GROUP=b\n")
         root.write("/etc/coreos/update.conf", "REBOOT_STRATEGY=\"etcd-lock\"\n")
         root.write("/etc/flatcar/update.conf", "# nothing\nLOCKSMITHD_REBOOT_WINDOW_START='Thu 23:00'\n")
-        let c = try NodeConfiguration.load(root: root.path, environment: false)
+        let c = try Configuration.load(root: root.path, environment: false)
         #expect(c["REBOOT_STRATEGY"] == "etcd-lock")
         #expect(c.settings["REBOOT_STRATEGY"]?.origin == root.path + "/etc/coreos/update.conf")
         #expect(c["GROUP"] == "b")
@@ -78,7 +78,7 @@ final class ScratchRoot {
 
     @Test func noFilesIsAnEmptyConfiguration() throws {
         let root = ScratchRoot()
-        #expect(try NodeConfiguration.load(root: root.path, environment: false).settings.isEmpty)
+        #expect(try Configuration.load(root: root.path, environment: false).settings.isEmpty)
     }
 
     @Test func unreadableOrBinaryFilesAreErrors() throws {
@@ -87,7 +87,7 @@ final class ScratchRoot {
         mkdir(root.path + "/etc/flatcar", 0o755)
         mkdir(root.path + "/etc/flatcar/update.conf", 0o755)  // a directory where a file should be
         do {
-            _ = try NodeConfiguration.load(root: root.path, environment: false)
+            _ = try Configuration.load(root: root.path, environment: false)
             Issue.record("loaded a directory as update.conf")
         } catch let error as LocksmithError {
             #expect(error.message.contains("/etc/flatcar/update.conf"))
@@ -97,7 +97,7 @@ final class ScratchRoot {
     @Test func environmentWinsOverFiles() throws {
         let root = ScratchRoot()
         root.write("/etc/coreos/update.conf", "PATH=/from/file\nLOCKSMITH_TEST_ONLY_FILE=1\n")
-        let c = try NodeConfiguration.load(root: root.path, environment: true)
+        let c = try Configuration.load(root: root.path, environment: true)
         #expect(c.settings["PATH"]?.origin == "environment")
         #expect(c["LOCKSMITH_TEST_ONLY_FILE"] == "1")
     }

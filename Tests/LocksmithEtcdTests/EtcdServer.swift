@@ -1,6 +1,6 @@
 // A real etcd (Debian's etcd-server) for the tests: started on free loopback ports in a
 // temporary data directory, stopped and removed when the test process exits, also after a failed
-// test. tools/run-tests kills any that a crashed test process left behind (their data
+// test. Tests/harness/run-tests kills any that a crashed test process left behind (their data
 // directories are named locksmith-test-etcd-*).
 import Glibc
 import LocksmithCore

@@ -1,7 +1,10 @@
 /* Exercises every function of include/locksmith.h through the installed library, including
  * NULL and invalid arguments, and the functions of version node LOCKSMITH_2 (explicit roots, no
- * environment, deadlines, reads that never write, the proxy option). Built with
- * `pkg-config --cflags --libs locksmith` and run under valgrind by tools/test-abi.
+ * environment, deadlines, reads that never write, the proxy option; and what programs need:
+ * settings resolution and display, warnings, tracing, cancelling from another thread and from a
+ * signal handler, the last document seen, group listings, keys and groups, the daemon's settings
+ * and the reboot-slot record). Built with
+ * `pkg-config --cflags --libs locksmith` and run under valgrind by Tests/harness/test-abi.
  *
  * usage: test_api WINDOW_TSV ROOT_DIR ETCD_ENDPOINT
  *   WINDOW_TSV     the window test vectors (evaluated with TZ=America/Los_Angeles)
@@ -13,12 +16,15 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1049,6 +1055,1319 @@ static void test_client_proxy(const char *endpoint) {
     close(listener);
 }
 
+/* ---- Version 2, continued: what a program built on the library needs ------------------------- */
+
+/* A pointer no call may write through when it returns 0 without a value. */
+#define SENTINEL_PTR ((char *)(uintptr_t)0x5a5a5a5a)
+
+/* Unsets every variable the settings tests below use, so that each starts from nothing. */
+static void clear_settings_environment(void) {
+    static const char *names[] = {"LOCKSMITH_ROOT", "LOCKSMITHCTL_ENDPOINT", "LOCKSMITHCTL_GROUP", "LOCKSMITHCTL_TIMEOUT",
+                                  "LOCKSMITHCTL_ETCD_API", "LOCKSMITHCTL_PROXY", "LOCKSMITHCTL_ETCD_PASSWORD",
+                                  "LOCKSMITHD_GROUP", "LOCKSMITHD_TIMEOUT", "LOCKSMITHD_ENDPOINT", "LOCKSMITHD_ETCD_API",
+                                  "LOCKSMITHD_ETCD_PASSWORD"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unsetenv(names[i]);
+}
+
+/* The index of client option name, or -1. */
+static int option_index(const char *name) {
+    for (int i = 0; locksmith_client_option_name(i); i++)
+        if (strcmp(locksmith_client_option_name(i), name) == 0)
+            return i;
+    return -1;
+}
+
+/* locksmith_client_setting(c, option name): its return code, with the value and origin copied
+ * into the buffers ("" when not given). */
+static int setting_of(locksmith_client *c, const char *name, char value[256], char origin[256]) {
+    const char *v = NULL, *o = NULL;
+    value[0] = origin[0] = 0;
+    int r = locksmith_client_setting(c, option_index(name), &v, &o);
+    if (r == 0) {
+        snprintf(value, 256, "%s", v ? v : "(null)");
+        snprintf(origin, 256, "%s", o ? o : "(null)");
+    }
+    return r;
+}
+
+static void test_text_helpers(const char *root) {
+    char *s = NULL;
+
+    /* locksmith_root: $LOCKSMITH_ROOT when set and not empty, else "/". */
+    CHECK_RC(locksmith_root(NULL), -EINVAL);
+    unsetenv("LOCKSMITH_ROOT");
+    CHECK_RC(locksmith_root(&s), 0);
+    CHECK_STR(s, "/");
+    free(s);
+    setenv("LOCKSMITH_ROOT", "", 1);
+    CHECK_RC(locksmith_root(&s), 0);
+    CHECK_STR(s, "/");
+    free(s);
+    setenv("LOCKSMITH_ROOT", root, 1);
+    CHECK_RC(locksmith_root(&s), 0);
+    CHECK_STR(s, root);
+    free(s);
+    unsetenv("LOCKSMITH_ROOT");
+
+    /* locksmith_duration_format: Go's time.Duration.String(). */
+    static const struct {
+        int64_t ns;
+        const char *text;
+    } durations[] = {
+        {0, "0s"}, {1, "1ns"}, {1500, "1.5µs"}, {1500000, "1.5ms"}, {300000000, "300ms"}, {1500000000, "1.5s"},
+        {60000000000LL, "1m0s"}, {3600000000000LL, "1h0m0s"}, {5400000000000LL, "1h30m0s"}, {-2000000000LL, "-2s"},
+        {90061000000000LL, "25h1m1s"}, {INT64_MAX, "2562047h47m16.854775807s"}, {INT64_MIN, "-2562047h47m16.854775808s"},
+    };
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        s = NULL;
+        CHECK_RC(locksmith_duration_format(durations[i].ns, &s), 0);
+        CHECK_STR(s, durations[i].text);
+        /* and back, where Go's syntax can say it */
+        int64_t back = 0;
+        if (durations[i].ns != INT64_MIN) {
+            CHECK_RC(locksmith_duration_parse(s, &back), 0);
+            CHECK(back == durations[i].ns);
+        }
+        free(s);
+    }
+    CHECK_RC(locksmith_duration_format(1, NULL), -EINVAL);
+
+    /* locksmith_json_quote: as Go's encoder quotes strings. */
+    static const struct {
+        const char *text, *json;
+    } quotes[] = {
+        {"", "\"\""},
+        {"plain text", "\"plain text\""},
+        {"a\"b\\c", "\"a\\\"b\\\\c\""},
+        {"<a href=\"x\">&</a>", "\"\\u003ca href=\\\"x\\\"\\u003e\\u0026\\u003c/a\\u003e\""},
+        {"\n\r\t\x01\x1f", "\"\\n\\r\\t\\u0001\\u001f\""},
+        {"\xc3\xa9", "\"\xc3\xa9\""},
+        {"\xe2\x80\xa8\xe2\x80\xa9", "\"\\u2028\\u2029\""},
+        {"a\xff" "b", "\"a\\ufffdb\""},
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},
+    };
+    for (size_t i = 0; i < sizeof quotes / sizeof quotes[0]; i++) {
+        s = NULL;
+        CHECK_RC(locksmith_json_quote(quotes[i].text, &s), 0);
+        CHECK_STR(s, quotes[i].json);
+        free(s);
+    }
+    s = NULL;
+    CHECK_RC(locksmith_json_quote(NULL, &s), -EINVAL);
+    CHECK_RC(locksmith_json_quote("x", NULL), -EINVAL);
+    CHECK(s == NULL);
+
+    /* locksmith_key_group: the inverse of locksmith_group_key. */
+    static const char *groups[] = {"", "web", "prod/database", "a b", "x+y%z", "\xc3\xa9t\xc3\xa9", "tab\there"};
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        char *key = NULL, *group = NULL;
+        CHECK_RC(locksmith_group_key(groups[i], &key), 0);
+        CHECK_RC(locksmith_key_group(key, &group), 0);
+        CHECK_STR(group, groups[i]);
+        free(key);
+        free(group);
+    }
+    s = NULL;
+    CHECK_RC(locksmith_key_group(LOCKSMITH_DEFAULT_KEY, NULL), -EINVAL);
+    CHECK_RC(locksmith_key_group(NULL, &s), -EINVAL);
+    CHECK_RC(locksmith_key_group("", &s), -EINVAL);
+    CHECK_RC(locksmith_key_group(LOCKSMITH_KEY_PREFIX, &s), -EINVAL);
+    CHECK_RC(locksmith_key_group(LOCKSMITH_KEY_PREFIX "/groups//semaphore", &s), -EINVAL);
+    CHECK_RC(locksmith_key_group(LOCKSMITH_KEY_PREFIX "/groups/a/other", &s), -EINVAL);
+    CHECK_RC(locksmith_key_group(LOCKSMITH_KEY_PREFIX "/groups/%zz/semaphore", &s), -EINVAL);
+    CHECK_RC(locksmith_key_group("other/prefix/semaphore", &s), -EINVAL);
+    CHECK(strstr(locksmith_last_error(), "other/prefix/semaphore") != NULL);
+    CHECK(s == NULL);
+
+    /* locksmith_client_option_name: the names locksmith_client_set takes, in help order. */
+    static const char *names[] = {"endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile", "etcd-username",
+                                  "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy"};
+    int n = 0;
+    while (locksmith_client_option_name(n))
+        n++;
+    CHECK(n == (int)(sizeof names / sizeof names[0]));
+    for (int i = 0; i < n && i < (int)(sizeof names / sizeof names[0]); i++)
+        CHECK_STR(locksmith_client_option_name(i), names[i]);
+    CHECK(locksmith_client_option_name(0) == locksmith_client_option_name(0)); /* static */
+    CHECK(locksmith_client_option_name(-1) == NULL);
+    CHECK(locksmith_client_option_name(n) == NULL);
+    CHECK(locksmith_client_option_name(INT32_MAX) == NULL);
+    /* every name is an option locksmith_client_set knows */
+    locksmith_client *c = NULL;
+    CHECK_RC(locksmith_client_new(&c), 0);
+    for (int i = 0; i < n; i++) {
+        const char *value = strcmp(names[i], "etcd-api") == 0 ? "v3" : strcmp(names[i], "timeout") == 0 ? "3s" : "";
+        CHECK_RC(locksmith_client_set(c, locksmith_client_option_name(i), value), 0);
+    }
+    locksmith_client_free(c);
+
+    /* locksmith_config_warning_*: the lines that were skipped, with their file and line. */
+    locksmith_config *conf = NULL;
+    CHECK_RC(locksmith_config_warning_count(NULL), -EINVAL);
+    CHECK(locksmith_config_warning(NULL, 0) == NULL);
+    CHECK_RC(locksmith_config_parse("A=1\nB=2\n", "/etc/coreos/update.conf", &conf), 0);
+    CHECK_RC(locksmith_config_warning_count(conf), 0);
+    CHECK(locksmith_config_warning(conf, 0) == NULL);
+    conf = locksmith_config_free(conf);
+    CHECK_RC(locksmith_config_parse("A=1\nnot an assignment\n# a comment\nB=2\nalso wrong\n", "/etc/coreos/update.conf", &conf), 0);
+    CHECK_RC(locksmith_config_warning_count(conf), 2);
+    const char *w0 = locksmith_config_warning(conf, 0), *w1 = locksmith_config_warning(conf, 1);
+    CHECK(w0 && strstr(w0, "/etc/coreos/update.conf") && strstr(w0, "line 2") && strstr(w0, "not an assignment"));
+    CHECK(w1 && strstr(w1, "line 5") && strstr(w1, "also wrong"));
+    CHECK(locksmith_config_warning(conf, 0) == w0);
+    CHECK(locksmith_config_warning(conf, 2) == NULL);
+    CHECK(locksmith_config_warning(conf, -1) == NULL);
+    CHECK(locksmith_config_warning(conf, INT32_MIN) == NULL);
+    conf = locksmith_config_free(conf);
+    /* from the files of a root, each warning naming its file */
+    char dir[2048], path[4096];
+    snprintf(dir, sizeof dir, "%s/warn-root", root);
+    make_dirs(dir, "etc/coreos");
+    snprintf(path, sizeof path, "%s/etc/coreos/update.conf", dir);
+    write_file(path, "GROUP=x\n}garbage{\n");
+    CHECK_RC(locksmith_config_load_at(dir, LOCKSMITH_NO_ENVIRONMENT, &conf), 0);
+    CHECK_RC(locksmith_config_warning_count(conf), 1);
+    CHECK(locksmith_config_warning(conf, 0) && strstr(locksmith_config_warning(conf, 0), path) &&
+          strstr(locksmith_config_warning(conf, 0), "line 2"));
+    conf = locksmith_config_free(conf);
+}
+
+static void test_load_settings(const char *endpoint, const char *root) {
+    locksmith_client *c = NULL;
+    locksmith_config *conf = NULL;
+    locksmith_semaphore *s = NULL;
+    char value[256], origin[256], group[64], text[1024];
+    const char *v = NULL, *o = NULL;
+
+    clear_settings_environment();
+    snprintf(group, sizeof group, "c-api-settings-%ld", (long)getpid());
+    snprintf(text, sizeof text,
+             "LOCKSMITHD_ENDPOINT=%s\nLOCKSMITHD_GROUP=from-conf\nLOCKSMITHD_TIMEOUT=3s\nLOCKSMITHD_ETCD_API=v2\n"
+             "LOCKSMITHD_ETCD_USERNAME=root\nLOCKSMITHD_ETCD_PASSWORD=conf-s3cret\n",
+             endpoint);
+    CHECK_RC(locksmith_config_parse(text, "/etc/coreos/update.conf", &conf), 0);
+
+    /* Bad arguments. */
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_load_settings(NULL, "LOCKSMITHCTL", conf), -EINVAL);
+    static const char *bad_prefixes[] = {"", "locksmithctl", "LOCKSMITH-CTL", "LOCKSMITH CTL", "LOCKSMITHCTL_\n", "\xff"};
+    for (size_t i = 0; i < sizeof bad_prefixes / sizeof bad_prefixes[0]; i++) {
+        CHECK_RC(locksmith_client_load_settings(c, bad_prefixes[i], conf), -EINVAL);
+        CHECK(strstr(locksmith_client_last_error(c), "prefix") != NULL);
+    }
+    CHECK_RC(locksmith_client_load_settings(c, NULL, conf), -EINVAL);
+    char long_prefix[200];
+    memset(long_prefix, 'A', sizeof long_prefix - 1);
+    long_prefix[sizeof long_prefix - 1] = 0;
+    CHECK_RC(locksmith_client_load_settings(c, long_prefix, conf), -EINVAL);
+    /* nothing was set by the refused calls */
+    for (int i = 0; locksmith_client_option_name(i); i++)
+        CHECK_RC(locksmith_client_setting(c, i, &v, &o), -ENOENT);
+    c = locksmith_client_free(c);
+
+    /* The order: locksmith_client_set, then LOCKSMITHCTL_X, then LOCKSMITHD_X of the config. */
+    setenv("LOCKSMITHCTL_GROUP", "from-environment", 1);
+    setenv("LOCKSMITHCTL_TIMEOUT", "4s", 1);
+    setenv("LOCKSMITHD_ETCD_API", "v3", 1); /* the daemon's variable is read from conf, not from here */
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "group", group), 0);
+    /* endpoint, timeout (environment), etcd-api, etcd-username, etcd-password (config) */
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", conf), 5);
+    CHECK(locksmith_client_last_error_option(c) == NULL);
+    CHECK_RC(setting_of(c, "group", value, origin), 0);
+    CHECK_STR(value, group);
+    CHECK_STR(origin, "");
+    CHECK_RC(setting_of(c, "timeout", value, origin), 0);
+    CHECK_STR(value, "4s");
+    CHECK_STR(origin, "LOCKSMITHCTL_TIMEOUT");
+    CHECK_RC(setting_of(c, "etcd-api", value, origin), 0);
+    CHECK_STR(value, "v2");
+    CHECK_STR(origin, "LOCKSMITHD_ETCD_API in /etc/coreos/update.conf");
+    CHECK_RC(setting_of(c, "endpoint", value, origin), 0);
+    CHECK_STR(value, endpoint);
+    CHECK_STR(origin, "LOCKSMITHD_ENDPOINT in /etc/coreos/update.conf");
+    CHECK_RC(setting_of(c, "etcd-username", value, origin), 0);
+    CHECK_STR(value, "root");
+    CHECK_RC(setting_of(c, "etcd-password", value, origin), 0);
+    CHECK_STR(value, "(hidden)");
+    CHECK_STR(origin, "LOCKSMITHD_ETCD_PASSWORD in /etc/coreos/update.conf");
+    CHECK_RC(setting_of(c, "etcd-cafile", value, origin), -ENOENT);
+    CHECK_RC(setting_of(c, "proxy", value, origin), -ENOENT);
+    /* the password appears nowhere the client shows */
+    for (int i = 0; locksmith_client_option_name(i); i++) {
+        if (locksmith_client_setting(c, i, &v, &o) == 0)
+            CHECK(strstr(v, "s3cret") == NULL && strstr(o, "s3cret") == NULL);
+    }
+    /* Either out-pointer may be NULL; a borrowed string stays the same until the next call. */
+    CHECK_RC(locksmith_client_setting(c, option_index("group"), NULL, NULL), 0);
+    CHECK_RC(locksmith_client_setting(c, option_index("group"), &v, NULL), 0);
+    const char *again = NULL;
+    CHECK_RC(locksmith_client_setting(c, option_index("group"), &again, NULL), 0);
+    CHECK(v == again);
+    CHECK_RC(locksmith_client_setting(c, -1, &v, &o), -EINVAL);
+    CHECK_RC(locksmith_client_setting(c, 11, &v, &o), -EINVAL);
+    CHECK_RC(locksmith_client_setting(NULL, 0, &v, &o), -EINVAL);
+    /* The settings are the client's: a request goes to the endpoint of the config, in the
+     * group given with locksmith_client_set. */
+    char *key = NULL;
+    CHECK_RC(locksmith_group_key(group, &key), 0);
+    CHECK_STR(locksmith_client_key(c), key);
+    free(key);
+    CHECK_RC(locksmith_client_get(c, &s), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_STR(locksmith_client_endpoint(c), endpoint);
+    CHECK_STR(locksmith_client_api(c), "v2");
+    c = locksmith_client_free(c);
+
+    /* With nothing set by the program, the environment wins over the config. */
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", conf), 6);
+    CHECK_RC(setting_of(c, "group", value, origin), 0);
+    CHECK_STR(value, "from-environment");
+    CHECK_STR(origin, "LOCKSMITHCTL_GROUP");
+    c = locksmith_client_free(c);
+
+    /* A client made with LOCKSMITH_NO_ENVIRONMENT skips the environment: the config alone. */
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", conf), 6);
+    CHECK_RC(setting_of(c, "group", value, origin), 0);
+    CHECK_STR(value, "from-conf");
+    CHECK_STR(origin, "LOCKSMITHD_GROUP in /etc/coreos/update.conf");
+    CHECK_RC(setting_of(c, "timeout", value, origin), 0);
+    CHECK_STR(value, "3s");
+    c = locksmith_client_free(c);
+
+    /* No config: the environment alone; nothing at all: 0, and the defaults. */
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", NULL), 2);
+    CHECK_RC(setting_of(c, "etcd-api", value, origin), -ENOENT);
+    c = locksmith_client_free(c);
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", NULL), 0);
+    for (int i = 0; locksmith_client_option_name(i); i++)
+        CHECK_RC(locksmith_client_setting(c, i, &v, &o), -ENOENT);
+    c = locksmith_client_free(c);
+    conf = locksmith_config_free(conf);
+
+    /* A config loaded with the environment: the daemon's variable from there, said so. */
+    clear_settings_environment();
+    char dir[2048], path[4096];
+    snprintf(dir, sizeof dir, "%s/settings-root", root);
+    make_dirs(dir, "etc/coreos");
+    snprintf(path, sizeof path, "%s/etc/coreos/update.conf", dir);
+    write_file(path, "LOCKSMITHD_GROUP=file-group\nLOCKSMITHD_ETCD_API=v3\n");
+    setenv("LOCKSMITHD_GROUP", "daemon-environment", 1);
+    CHECK_RC(locksmith_config_load_at(dir, 0, &conf), 0);
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", conf), 2);
+    CHECK_RC(setting_of(c, "group", value, origin), 0);
+    CHECK_STR(value, "daemon-environment");
+    CHECK_STR(origin, "LOCKSMITHD_GROUP in the environment");
+    CHECK_RC(setting_of(c, "etcd-api", value, origin), 0);
+    char want[4200];
+    snprintf(want, sizeof want, "LOCKSMITHD_ETCD_API in %s", path);
+    CHECK_STR(origin, want);
+    c = locksmith_client_free(c);
+    conf = locksmith_config_free(conf);
+    unsetenv("LOCKSMITHD_GROUP");
+
+    /* A bad value from the environment names the variable; from a config, also the file; the
+     * option is locksmith_client_last_error_option(). */
+    setenv("LOCKSMITHCTL_TIMEOUT", "forever", 1);
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", NULL), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "LOCKSMITHCTL_TIMEOUT") != NULL);
+    CHECK(strstr(locksmith_client_last_error(c), "forever") != NULL);
+    CHECK_STR(locksmith_client_last_error_option(c), "timeout");
+    c = locksmith_client_free(c);
+    unsetenv("LOCKSMITHCTL_TIMEOUT");
+    CHECK_RC(locksmith_config_parse("LOCKSMITHD_ETCD_API=v9\n", "/etc/flatcar/update.conf", &conf), 0);
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", conf), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "LOCKSMITHD_ETCD_API") != NULL);
+    CHECK(strstr(locksmith_client_last_error(c), "/etc/flatcar/update.conf") != NULL);
+    CHECK(strstr(locksmith_last_error(), "LOCKSMITHD_ETCD_API") != NULL);
+    CHECK_STR(locksmith_client_last_error_option(c), "etcd-api");
+    /* the program's own value wins, so the bad one is never read */
+    CHECK_RC(locksmith_client_set(c, "etcd-api", "v2"), 0);
+    CHECK(locksmith_client_last_error_option(c) == NULL);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", conf), 0);
+    c = locksmith_client_free(c);
+    conf = locksmith_config_free(conf);
+    /* an endpoint with credentials is refused, and the message does not show them */
+    CHECK_RC(locksmith_config_parse("LOCKSMITHD_ENDPOINT=http://user:s3cret@127.0.0.1:2379\n", "/etc/coreos/update.conf", &conf), 0);
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", conf), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "LOCKSMITHD_ENDPOINT") != NULL);
+    CHECK(strstr(locksmith_client_last_error(c), "s3cret") == NULL);
+    CHECK_STR(locksmith_client_last_error_option(c), "endpoint");
+    c = locksmith_client_free(c);
+    conf = locksmith_config_free(conf);
+
+    /* What locksmith_client_setting shows: credentials in a proxy URL masked, control characters
+     * quoted, the password file named but not its content. */
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "proxy", "http://user:s3cret@proxy.example:3128"), 0);
+    CHECK_RC(setting_of(c, "proxy", value, origin), 0);
+    CHECK_STR(value, "http://***@proxy.example:3128");
+    CHECK_STR(origin, "");
+    CHECK_RC(locksmith_client_set(c, "etcd-password", "s3cret"), 0);
+    CHECK_RC(setting_of(c, "etcd-password", value, origin), 0);
+    CHECK_STR(value, "(hidden)");
+    CHECK_RC(locksmith_client_set(c, "group", "tab\there"), 0);
+    CHECK_RC(setting_of(c, "group", value, origin), 0);
+    CHECK_STR(value, "\"tab\\there\"");
+    CHECK_RC(locksmith_client_set(c, "timeout", "1500ms"), 0);
+    CHECK_RC(setting_of(c, "timeout", value, origin), 0);
+    CHECK_STR(value, "1.5s");
+    CHECK_RC(locksmith_client_set(c, "endpoint", "http://127.0.0.1:1,https://10.0.0.1:2379/"), 0);
+    CHECK_RC(setting_of(c, "endpoint", value, origin), 0);
+    CHECK_STR(value, "http://127.0.0.1:1,https://10.0.0.1:2379");
+    c = locksmith_client_free(c);
+    setenv("LOCKSMITHCTL_PROXY", "socks5h://u:s3cret@proxy.example:1080", 1);
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", NULL), 1);
+    CHECK_RC(setting_of(c, "proxy", value, origin), 0);
+    CHECK_STR(value, "socks5h://***@proxy.example:1080");
+    CHECK_STR(origin, "LOCKSMITHCTL_PROXY");
+    c = locksmith_client_free(c);
+    unsetenv("LOCKSMITHCTL_PROXY");
+    clear_settings_environment();
+}
+
+static void test_client_warnings_and_key(const char *root) {
+    locksmith_client *c = NULL;
+    locksmith_config *conf = NULL;
+    char path[4096], dir[2048], value[256], origin[256], *key = NULL;
+
+    CHECK_RC(locksmith_client_warning_count(NULL), -EINVAL);
+    CHECK(locksmith_client_warning(NULL, 0) == NULL);
+    CHECK(locksmith_client_last_error_option(NULL) == NULL);
+    CHECK(locksmith_client_key(NULL) == NULL);
+
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_warning_count(c), 0);
+    CHECK(locksmith_client_warning(c, 0) == NULL);
+    /* A password file every user can read: a warning naming it; one only root reads: none. */
+    snprintf(path, sizeof path, "%s/etcd-password", root);
+    write_file(path, "file-s3cret\nsecond line\n");
+    chmod(path, 0644);
+    CHECK_RC(locksmith_client_set(c, "etcd-password-file", path), 0);
+    CHECK_RC(locksmith_client_warning_count(c), 1);
+    const char *w = locksmith_client_warning(c, 0);
+    CHECK(w && strstr(w, path) && strstr(w, "644") && !strstr(w, "s3cret"));
+    CHECK(locksmith_client_warning(c, 1) == NULL);
+    CHECK(locksmith_client_warning(c, -1) == NULL);
+    CHECK_RC(setting_of(c, "etcd-password-file", value, origin), 0);
+    CHECK_STR(value, path);
+    c = locksmith_client_free(c);
+    chmod(path, 0600);
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "etcd-password-file", path), 0);
+    CHECK_RC(locksmith_client_warning_count(c), 0);
+    c = locksmith_client_free(c);
+
+    /* A password in an update.conf every user can read: a warning from load_settings. */
+    snprintf(dir, sizeof dir, "%s/password-root", root);
+    make_dirs(dir, "etc/coreos");
+    snprintf(path, sizeof path, "%s/etc/coreos/update.conf", dir);
+    write_file(path, "LOCKSMITHD_ETCD_PASSWORD=conf-s3cret\n");
+    chmod(path, 0644);
+    CHECK_RC(locksmith_config_load_at(dir, LOCKSMITH_NO_ENVIRONMENT, &conf), 0);
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", conf), 1);
+    CHECK_RC(locksmith_client_warning_count(c), 1);
+    w = locksmith_client_warning(c, 0);
+    CHECK(w && strstr(w, path) && strstr(w, "LOCKSMITHD_ETCD_PASSWORD") && !strstr(w, "s3cret"));
+    c = locksmith_client_free(c);
+    conf = locksmith_config_free(conf);
+    chmod(path, 0600);
+    CHECK_RC(locksmith_config_load_at(dir, LOCKSMITH_NO_ENVIRONMENT, &conf), 0);
+    CHECK_RC(locksmith_client_new_with_flags(LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(locksmith_client_load_settings(c, "LOCKSMITHCTL", conf), 1);
+    CHECK_RC(locksmith_client_warning_count(c), 0);
+    c = locksmith_client_free(c);
+    conf = locksmith_config_free(conf);
+
+    /* locksmith_client_prepare: ready without a request; the error the first request would
+     * have had. */
+    int64_t requests = -1;
+    CHECK_RC(locksmith_client_prepare(NULL), -EINVAL);
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", "http://127.0.0.1:9"), 0);
+    CHECK_RC(locksmith_client_prepare(c), 0);
+    CHECK_RC(locksmith_client_prepare(c), 0);
+    CHECK_RC(locksmith_client_stats(c, &requests, NULL), 0);
+    CHECK(requests == 0);
+    CHECK(locksmith_client_api(c) == NULL);
+    c = locksmith_client_free(c);
+
+    /* locksmith_client_last_error_option: the option of the last failure, NULL otherwise. */
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK(locksmith_client_last_error_option(c) == NULL);
+    CHECK_RC(locksmith_client_set(c, "etcd-api", "v4"), -EINVAL);
+    CHECK_STR(locksmith_client_last_error_option(c), "etcd-api");
+    CHECK(strstr(locksmith_client_last_error(c), "etcd-api") != NULL);
+    CHECK_RC(locksmith_client_set(c, "timeout", "2h"), -EINVAL);
+    CHECK_STR(locksmith_client_last_error_option(c), "timeout");
+    CHECK_RC(locksmith_client_set(c, "etcd-cafile", "/nonexistent/ca.pem"), -EINVAL);
+    CHECK_STR(locksmith_client_last_error_option(c), "etcd-cafile");
+    CHECK_RC(locksmith_client_set(c, "no-such-option", "x"), -EINVAL);
+    CHECK(locksmith_client_last_error_option(c) == NULL);
+    CHECK_RC(locksmith_client_set(c, "endpoint", "http://127.0.0.1:9"), 0);
+    CHECK_RC(locksmith_client_set(c, "etcd-api", "v4"), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "timeout", "200ms"), 0);
+    CHECK(locksmith_client_last_error_option(c) == NULL); /* a success clears it */
+    CHECK_RC(locksmith_client_lock(c, "x"), -ECONNREFUSED);
+    CHECK(locksmith_client_last_error_option(c) == NULL); /* no option was at fault */
+
+    /* locksmith_client_key: the group's key, following the group option. */
+    CHECK_STR(locksmith_client_key(c), LOCKSMITH_DEFAULT_KEY);
+    CHECK(locksmith_client_key(c) == locksmith_client_key(c));
+    CHECK_RC(locksmith_client_set(c, "group", "prod/database"), 0);
+    CHECK_RC(locksmith_group_key("prod/database", &key), 0);
+    CHECK_STR(locksmith_client_key(c), key);
+    free(key);
+    CHECK_RC(locksmith_client_set(c, "group", ""), 0);
+    CHECK_STR(locksmith_client_key(c), LOCKSMITH_DEFAULT_KEY);
+    c = locksmith_client_free(c);
+}
+
+/* Trace lines as a callback collects them. */
+struct trace_log {
+    int lines;
+    int bad; /* lines with a password, or not one request's line */
+    char last[512];
+};
+
+static void collect_trace(const char *line, void *userdata) {
+    struct trace_log *log = userdata;
+    log->lines++;
+    snprintf(log->last, sizeof log->last, "%s", line ? line : "(null)");
+    if (!line || strstr(line, "s3cret") || strchr(line, '\n') ||
+        !(starts_with(line, "GET ") || starts_with(line, "PUT ") || starts_with(line, "POST ") || starts_with(line, "DELETE ")))
+        log->bad++;
+}
+
+static void test_client_trace(const char *endpoint) {
+    locksmith_client *c = NULL;
+    locksmith_semaphore *s = NULL;
+    struct trace_log log = {0, 0, ""}, other = {0, 0, ""};
+    char group[64];
+    int64_t requests = 0;
+
+    CHECK_RC(locksmith_client_set_trace(NULL, collect_trace, &log), -EINVAL);
+    CHECK_RC(locksmith_client_set_trace(NULL, NULL, NULL), -EINVAL);
+    snprintf(group, sizeof group, "c-api-trace-%ld", (long)getpid());
+    for (int v3 = 0; v3 <= 1; v3++) {
+        memset(&log, 0, sizeof log);
+        CHECK_RC(locksmith_client_new(&c), 0);
+        CHECK_RC(locksmith_client_set_trace(c, collect_trace, &log), 0);
+        CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+        CHECK_RC(locksmith_client_set(c, "group", group), 0);
+        CHECK_RC(locksmith_client_set(c, "etcd-api", v3 ? "v3" : "v2"), 0);
+        if (!v3) { /* etcd has no authentication on: v2 sends it and etcd ignores it */
+            CHECK_RC(locksmith_client_set(c, "etcd-username", "root"), 0);
+            CHECK_RC(locksmith_client_set(c, "etcd-password", "s3cret"), 0);
+        }
+        CHECK(log.lines == 0); /* setting options sends nothing */
+        CHECK_RC(locksmith_client_get(c, &s), 0);
+        s = locksmith_semaphore_free(s);
+        CHECK_RC(locksmith_client_lock(c, "tracer"), 0);
+        CHECK_RC(locksmith_client_lock(c, "tracer2"), -EBUSY);
+        CHECK_RC(locksmith_client_unlock(c, "tracer"), 0);
+        CHECK_RC(locksmith_client_stats(c, &requests, NULL), 0);
+        CHECK(requests >= 4);
+        CHECK(log.lines == requests); /* one line per request */
+        CHECK(log.bad == 0);
+        CHECK(strstr(log.last, endpoint) != NULL);
+        if (log.bad || log.lines != requests)
+            fprintf(stderr, "      %d trace lines for %lld requests, %d bad; the last: %s\n", log.lines,
+                    (long long)requests, log.bad, log.last);
+        /* A failing request is traced too, with its error. */
+        int before = log.lines;
+        CHECK_RC(locksmith_client_set(c, "endpoint", ""), 0);
+        CHECK_RC(locksmith_client_set(c, "endpoint", "http://127.0.0.1:9"), 0);
+        CHECK_RC(locksmith_client_set(c, "timeout", "500ms"), 0);
+        CHECK_RC(locksmith_client_get(c, &s), -ECONNREFUSED);
+        CHECK(log.lines == before + 1);
+        CHECK(strstr(log.last, "127.0.0.1:9") != NULL);
+        /* Another callback takes over; NULL turns it off. */
+        CHECK_RC(locksmith_client_set_trace(c, collect_trace, &other), 0);
+        CHECK_RC(locksmith_client_get(c, &s), -ECONNREFUSED);
+        CHECK(log.lines == before + 1);
+        CHECK(other.lines == 1);
+        CHECK_RC(locksmith_client_set_trace(c, NULL, &other), 0);
+        CHECK_RC(locksmith_client_get(c, &s), -ECONNREFUSED);
+        CHECK(other.lines == 1);
+        CHECK(log.lines == before + 1);
+        memset(&other, 0, sizeof other);
+        c = locksmith_client_free(c);
+    }
+}
+
+/* The cancelling side of test_client_cancel: after a pause, cancels the client and notes when. */
+struct canceller {
+    locksmith_client *c;
+    unsigned delay_us;
+    uint64_t at;
+    int rc;
+};
+
+static void *cancel_later(void *arg) {
+    struct canceller *k = arg;
+    usleep(k->delay_us);
+    k->at = now_usec();
+    k->rc = locksmith_client_cancel(k->c, 1);
+    return NULL;
+}
+
+static locksmith_client *volatile signal_client;
+static volatile sig_atomic_t signal_result = 1;
+
+static void cancel_on_signal(int signal) {
+    (void)signal;
+    signal_result = locksmith_client_cancel(signal_client, 1);
+}
+
+static void test_client_cancel(const char *endpoint) {
+    locksmith_client *c = NULL;
+    locksmith_semaphore *s = NULL;
+    char group[64];
+    int64_t before = -1, after = -1;
+
+    CHECK_RC(locksmith_client_cancel(NULL, 1), -EINVAL);
+    CHECK_RC(locksmith_client_cancel(NULL, 0), -EINVAL);
+    snprintf(group, sizeof group, "c-api-cancel-%ld", (long)getpid());
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(c, "group", group), 0);
+    CHECK_RC(locksmith_client_get(c, &s), 0);
+    s = locksmith_semaphore_free(s);
+
+    /* From a second thread, while the first waits (30 s): the wait ends within about a second. */
+    struct canceller k = {c, 300000, 0, -1};
+    pthread_t thread;
+    uint64_t start = now_usec();
+    CHECK(pthread_create(&thread, NULL, cancel_later, &k) == 0);
+    int r = locksmith_client_wait(c, 30000);
+    uint64_t end = now_usec();
+    pthread_join(thread, NULL);
+    CHECK_RC(r, -ECANCELED);
+    CHECK_RC(k.rc, 0);
+    /* the message says what happened (not libcurl's "Callback aborted") */
+    CHECK(strstr(locksmith_client_last_error(c), "cancel") != NULL);
+    if (!strstr(locksmith_client_last_error(c), "cancel"))
+        fprintf(stderr, "      the cancelled wait's message: \"%s\"\n", locksmith_client_last_error(c));
+    CHECK(k.at > start && end >= k.at && end - k.at < 1500000);
+    if (end - k.at >= 1500000 || end < k.at)
+        fprintf(stderr, "      the wait ended %lld ms after the cancel\n", ((long long)end - (long long)k.at) / 1000);
+
+    /* Every later call fails at once, sending nothing. */
+    CHECK_RC(locksmith_client_stats(c, &before, NULL), 0);
+    start = now_usec();
+    CHECK_RC(locksmith_client_get(c, &s), -ECANCELED);
+    CHECK(s == NULL);
+    CHECK_RC(locksmith_client_read(c, &s), -ECANCELED);
+    CHECK_RC(locksmith_client_lock(c, "cancelled"), -ECANCELED);
+    CHECK_RC(locksmith_client_unlock(c, "cancelled"), -ECANCELED);
+    CHECK_RC(locksmith_client_set_max(c, 3, NULL), -ECANCELED);
+    CHECK_RC(locksmith_client_wait(c, 30000), -ECANCELED);
+    locksmith_groups *g = NULL;
+    CHECK_RC(locksmith_client_groups(c, &g), -ECANCELED);
+    CHECK(g == NULL);
+    CHECK(now_usec() - start < 1000000);
+    CHECK_RC(locksmith_client_stats(c, &after, NULL), 0);
+    CHECK(after == before);
+    /* It outlives a change of options (a new connection). */
+    CHECK_RC(locksmith_client_set(c, "timeout", "3s"), 0);
+    CHECK_RC(locksmith_client_get(c, &s), -ECANCELED);
+    CHECK_RC(locksmith_client_stats(c, &after, NULL), 0);
+    CHECK(after == 0);
+    /* cancel(c, 0): calls work again. */
+    CHECK_RC(locksmith_client_cancel(c, 0), 0);
+    CHECK_RC(locksmith_client_get(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_holder_count(s), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_lock(c, "after-cancel"), 0);
+    CHECK_RC(locksmith_client_unlock(c, "after-cancel"), 0);
+    CHECK_RC(locksmith_client_wait(c, 100), 0);
+    /* Cancelling twice, and un-cancelling what is not cancelled, are fine. */
+    CHECK_RC(locksmith_client_cancel(c, 0), 0);
+    CHECK_RC(locksmith_client_cancel(c, 5), 0);
+    CHECK_RC(locksmith_client_cancel(c, 1), 0);
+    CHECK_RC(locksmith_client_read(c, &s), -ECANCELED);
+    CHECK_RC(locksmith_client_cancel(c, 0), 0);
+
+    /* From a signal handler: SIGALRM a second into a 30 s wait. Whether the signal comes
+     * before the wait begins (a slow machine) or during it, the wait returns -ECANCELED. */
+    struct sigaction action, old;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = cancel_on_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGALRM, &action, &old);
+    signal_client = c;
+    signal_result = 1;
+    start = now_usec();
+    alarm(1);
+    r = locksmith_client_wait(c, 30000);
+    end = now_usec();
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    CHECK_RC(r, -ECANCELED);
+    CHECK(signal_result == 0);
+    CHECK(end - start < 3000000);
+    if (end - start >= 3000000)
+        fprintf(stderr, "      the wait ended %lld ms after it began (SIGALRM after 1000 ms)\n", (long long)(end - start) / 1000);
+    CHECK_RC(locksmith_client_cancel(c, 0), 0);
+    CHECK_RC(locksmith_client_read(c, &s), 0);
+    s = locksmith_semaphore_free(s);
+
+    /* A client cancelled before its first request never makes one. */
+    locksmith_client *fresh = NULL;
+    CHECK_RC(locksmith_client_new(&fresh), 0);
+    CHECK_RC(locksmith_client_set(fresh, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_cancel(fresh, 1), 0);
+    CHECK_RC(locksmith_client_get(fresh, &s), -ECANCELED);
+    CHECK_RC(locksmith_client_stats(fresh, &after, NULL), 0);
+    CHECK(after == 0);
+    locksmith_client_free(fresh);
+    locksmith_client_free(c);
+}
+
+/* Stores value at key through etcd's v3 JSON gateway with a bare HTTP request. Returns the
+ * HTTP status. */
+static int etcd_put_v3(const char *endpoint, const char *key, const char *value) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char encoded[2][1024], body[2200], request[3000], answer[512] = "";
+    const char *plain[2] = {key, value};
+    for (int f = 0; f < 2; f++) {
+        const unsigned char *p = (const unsigned char *)plain[f];
+        size_t n = strlen(plain[f]), o = 0;
+        for (size_t i = 0; i < n; i += 3) {
+            unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+            encoded[f][o++] = b64[v >> 18 & 63];
+            encoded[f][o++] = b64[v >> 12 & 63];
+            encoded[f][o++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+            encoded[f][o++] = i + 2 < n ? b64[v & 63] : '=';
+        }
+        encoded[f][o] = 0;
+    }
+    snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", encoded[0], encoded[1]);
+    struct sockaddr_in a;
+    int port = 0, status = -1;
+    if (sscanf(endpoint, "http://127.0.0.1:%d", &port) != 1)
+        return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int n = snprintf(request, sizeof request,
+                     "POST /v3/kv/put HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     strlen(body), body);
+    if (write(fd, request, (size_t)n) == n && read(fd, answer, sizeof answer - 1) > 0)
+        sscanf(answer, "HTTP/1.1 %d", &status);
+    close(fd);
+    return status;
+}
+
+static void test_client_last_seen(const char *endpoint) {
+    locksmith_client *c = NULL, *other = NULL;
+    locksmith_semaphore *s = NULL;
+    char group[64], *json = NULL, *key = NULL;
+
+    CHECK_RC(locksmith_client_last_seen(NULL, &s), -EINVAL);
+    snprintf(group, sizeof group, "c-api-seen-%ld", (long)getpid());
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(c, "group", group), 0);
+    CHECK_RC(locksmith_client_last_seen(c, NULL), -EINVAL);
+    /* Before any request: nothing seen, and nothing is asked of etcd. */
+    CHECK_RC(locksmith_client_last_seen(c, &s), -ENOENT);
+    CHECK(s == NULL);
+    CHECK(strlen(locksmith_client_last_error(c)) > 0);
+    int64_t requests = -1;
+    CHECK_RC(locksmith_client_stats(c, &requests, NULL), 0);
+    CHECK(requests == 0);
+    /* A read that finds nothing: still nothing seen. */
+    CHECK_RC(locksmith_client_read(c, &s), -ENOENT);
+    CHECK_RC(locksmith_client_last_seen(c, &s), -ENOENT);
+
+    /* After a get: the document it got, without a request; a new object each time. */
+    CHECK_RC(locksmith_client_get(c, &s), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_stats(c, &requests, NULL), 0);
+    CHECK_RC(locksmith_client_last_seen(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_to_json(s, &json), 0);
+    CHECK_STR(json, FRESH_JSON);
+    free(json);
+    /* it is the caller's: changing it changes nothing the client has */
+    CHECK_RC(locksmith_semaphore_lock(s, "local-only"), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_last_seen(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_holder_count(s), 0);
+    s = locksmith_semaphore_free(s);
+    int64_t now_requests = -1;
+    CHECK_RC(locksmith_client_stats(c, &now_requests, NULL), 0);
+    CHECK(now_requests == requests);
+
+    /* After its own write; after a refused change, the document that refused it. */
+    CHECK_RC(locksmith_client_lock(c, "seen-a"), 0);
+    CHECK_RC(locksmith_client_last_seen(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_is_holder(s, "seen-a"), 1);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_new(&other), 0);
+    CHECK_RC(locksmith_client_set(other, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(other, "group", group), 0);
+    CHECK_RC(locksmith_client_set_max(other, 2, NULL), 0);
+    CHECK_RC(locksmith_client_lock(other, "seen-b"), 0);
+    CHECK_RC(locksmith_client_last_seen(c, &s), 0); /* c has not seen that yet */
+    CHECK_RC(locksmith_semaphore_holder_count(s), 1);
+    s = locksmith_semaphore_free(s);
+    /* (a refusal from what c saw within the last second is reported without reading again:
+     * wait until that is older) */
+    usleep(1100000);
+    CHECK_RC(locksmith_client_lock(c, "seen-c"), -EBUSY);
+    CHECK_RC(locksmith_client_last_seen(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_is_holder(s, "seen-b"), 1);
+    CHECK_RC(locksmith_semaphore_holder_count(s), 2);
+    s = locksmith_semaphore_free(s);
+    /* after a watch event */
+    CHECK_RC(locksmith_client_unlock(other, "seen-b"), 0);
+    CHECK_RC(locksmith_client_wait(c, 5000), 1);
+    CHECK_RC(locksmith_client_last_seen(c, &s), 0);
+    CHECK_RC(locksmith_semaphore_is_holder(s, "seen-b"), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_RC(locksmith_client_unlock(c, "seen-a"), 0);
+
+    /* A stored value that is not a semaphore: -EBADMSG, also for what was last seen. */
+    CHECK_RC(locksmith_group_key(group, &key), 0);
+    CHECK(etcd_put_v2(endpoint, key, "not-a-semaphore") == 200);
+    CHECK_RC(locksmith_client_get(c, &s), -EBADMSG);
+    CHECK_RC(locksmith_client_last_seen(c, &s), -EBADMSG);
+    CHECK(s == NULL);
+    CHECK(strlen(locksmith_client_last_error(c)) > 0);
+    free(key);
+    locksmith_client_free(other);
+    locksmith_client_free(c);
+}
+
+/* The index of group name in g, or -1. */
+static int group_index(const locksmith_groups *g, const char *name) {
+    for (int i = 0; i < locksmith_groups_count(g); i++)
+        if (strcmp(locksmith_groups_name(g, i), name) == 0)
+            return i;
+    return -1;
+}
+
+static void test_client_groups(const char *endpoint) {
+    locksmith_client *c = NULL;
+    locksmith_groups *g = NULL;
+    locksmith_semaphore *s = NULL;
+    char names[4][96], *key = NULL, *json = NULL;
+
+    CHECK_RC(locksmith_client_groups(NULL, &g), -EINVAL);
+    CHECK_RC(locksmith_groups_count(NULL), -EINVAL);
+    CHECK(locksmith_groups_name(NULL, 0) == NULL);
+    CHECK(locksmith_groups_key(NULL, 0) == NULL);
+    CHECK(locksmith_groups_semaphore(NULL, 0) == NULL);
+    CHECK(locksmith_groups_error(NULL, 0) == NULL);
+    CHECK(locksmith_groups_free(NULL) == NULL);
+
+    for (int v3 = 0; v3 <= 1; v3++) {
+        /* Groups of this run: b (max 3), a/slash (a holder), "sp ace" (corrupt), and the default. */
+        snprintf(names[0], sizeof names[0], "c-api-groups-%ld-b", (long)getpid());
+        snprintf(names[1], sizeof names[1], "c-api-groups-%ld-a/slash", (long)getpid());
+        snprintf(names[2], sizeof names[2], "c-api-groups-%ld-sp ace", (long)getpid());
+        snprintf(names[3], sizeof names[3], "c-api-groups-%ld-not-created", (long)getpid());
+        CHECK_RC(locksmith_client_new(&c), 0);
+        CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+        CHECK_RC(locksmith_client_set(c, "etcd-api", v3 ? "v3" : "v2"), 0);
+        CHECK_RC(locksmith_client_groups(c, NULL), -EINVAL);
+        CHECK_RC(locksmith_client_get(c, &s), 0); /* the default group */
+        s = locksmith_semaphore_free(s);
+        CHECK_RC(locksmith_client_set(c, "group", names[0]), 0);
+        CHECK_RC(locksmith_client_set_max(c, 3, NULL), 0);
+        CHECK_RC(locksmith_client_set(c, "group", names[1]), 0);
+        CHECK_RC(locksmith_client_lock(c, "holder-1"), 0);
+        CHECK_RC(locksmith_group_key(names[2], &key), 0);
+        int status = v3 ? etcd_put_v3(endpoint, key, "{\"max\":\"corrupt\"}") : etcd_put_v2(endpoint, key, "not-json");
+        CHECK(status == 200 || status == 201);
+        free(key);
+
+        int64_t before = 0, after = 0;
+        CHECK_RC(locksmith_client_stats(c, &before, NULL), 0);
+        CHECK_RC(locksmith_client_groups(c, &g), 0);
+        CHECK_RC(locksmith_client_stats(c, &after, NULL), 0);
+        CHECK(after == before + 1); /* one request */
+        int n = locksmith_groups_count(g);
+        CHECK(n >= 4);
+        /* sorted by name, the default group ("") first */
+        CHECK_STR(locksmith_groups_name(g, 0), "");
+        CHECK_STR(locksmith_groups_key(g, 0), LOCKSMITH_DEFAULT_KEY);
+        for (int i = 1; i < n; i++)
+            CHECK(strcmp(locksmith_groups_name(g, i - 1), locksmith_groups_name(g, i)) < 0);
+        int b = group_index(g, names[0]), a = group_index(g, names[1]), bad = group_index(g, names[2]);
+        CHECK(a >= 0 && b >= 0 && bad >= 0 && a < b && b < bad);
+        CHECK(group_index(g, names[3]) == -1);
+        if (a >= 0 && b >= 0 && bad >= 0) {
+            const locksmith_semaphore *sem = locksmith_groups_semaphore(g, b);
+            int max = 0;
+            CHECK(sem != NULL);
+            CHECK_RC(locksmith_semaphore_get_max(sem, &max), 0);
+            CHECK(max == 3);
+            CHECK(locksmith_groups_error(g, b) == NULL);
+            CHECK(locksmith_groups_semaphore(g, b) == sem); /* the same borrowed object */
+            sem = locksmith_groups_semaphore(g, a);
+            CHECK_RC(locksmith_semaphore_is_holder(sem, "holder-1"), 1);
+            CHECK_RC(locksmith_semaphore_to_json(sem, &json), 0);
+            CHECK_STR(json, "{\"semaphore\":0,\"max\":1,\"holders\":[\"holder-1\"]}");
+            free(json);
+            CHECK_RC(locksmith_group_key(names[1], &key), 0);
+            CHECK_STR(locksmith_groups_key(g, a), key);
+            free(key);
+            /* the corrupt one: no semaphore, an error that names its key */
+            CHECK(locksmith_groups_semaphore(g, bad) == NULL);
+            CHECK_RC(locksmith_group_key(names[2], &key), 0);
+            CHECK(locksmith_groups_error(g, bad) != NULL && strstr(locksmith_groups_error(g, bad), key) != NULL);
+            CHECK_STR(locksmith_groups_key(g, bad), key);
+            free(key);
+        }
+        CHECK(locksmith_groups_name(g, n) == NULL);
+        CHECK(locksmith_groups_key(g, -1) == NULL);
+        CHECK(locksmith_groups_semaphore(g, n) == NULL);
+        CHECK(locksmith_groups_error(g, INT32_MAX) == NULL);
+        CHECK(locksmith_groups_name(g, INT32_MIN) == NULL);
+        /* Listing created nothing. */
+        CHECK_RC(locksmith_client_set(c, "group", names[3]), 0);
+        CHECK_RC(locksmith_client_read(c, &s), -ENOENT);
+        /* The listing outlives the client, and a second listing is separate. */
+        locksmith_client_free(c);
+        CHECK(locksmith_groups_count(g) == n);
+        CHECK_STR(locksmith_groups_name(g, 0), "");
+        CHECK(locksmith_groups_free(g) == NULL);
+    }
+
+    /* A key stored with another escaping of the same group name: the listing's key is the
+     * key the value is stored at. */
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+    CHECK_RC(locksmith_client_set(c, "etcd-api", "v2"), 0);
+    char odd[256], odd_path[256], name[96];
+    snprintf(name, sizeof name, "c-api-groups-%ld-odd esc", (long)getpid());
+    snprintf(odd, sizeof odd, LOCKSMITH_KEY_PREFIX "/groups/c-api-groups-%ld-odd%%20esc/semaphore", (long)getpid());
+    /* the key in a URL path: its '%' escaped */
+    snprintf(odd_path, sizeof odd_path, LOCKSMITH_KEY_PREFIX "/groups/c-api-groups-%ld-odd%%2520esc/semaphore", (long)getpid());
+    int status = etcd_put_v2(endpoint, odd_path, FRESH_JSON);
+    CHECK(status == 201);
+    CHECK_RC(locksmith_client_groups(c, &g), 0);
+    int i = group_index(g, name);
+    CHECK(i >= 0);
+    if (i >= 0) {
+        CHECK_STR(locksmith_groups_key(g, i), odd);
+    }
+    locksmith_groups_free(g);
+    locksmith_client_free(c);
+}
+
+static void test_daemon_settings(const char *endpoint, const char *root) {
+    locksmith_config *conf = NULL;
+    locksmith_daemon_settings *d = NULL, *unmade = NULL;
+    locksmith_client *c = NULL;
+    char *start = NULL, *length = NULL, value[256], origin[256], text[2100];
+
+    clear_settings_environment();
+    /* NULL handles */
+    CHECK_RC(locksmith_daemon_settings_load(NULL, NULL, &d), -EINVAL);
+    CHECK(locksmith_daemon_settings_strategy(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_window(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_broadcast_delay(NULL) == -1);
+    CHECK(locksmith_daemon_settings_slot_wait(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_utmp(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_group(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_window_source(NULL, 0) == NULL);
+    CHECK_RC(locksmith_daemon_settings_warning_count(NULL), -EINVAL);
+    CHECK(locksmith_daemon_settings_warning(NULL, 0) == NULL);
+    CHECK_RC(locksmith_daemon_settings_new_client(NULL, 0, &c), -EINVAL);
+    CHECK(locksmith_daemon_settings_free(NULL) == NULL);
+
+    /* An empty configuration: the defaults. */
+    CHECK_RC(locksmith_config_parse("", "/etc/coreos/update.conf", &conf), 0);
+    CHECK_RC(locksmith_daemon_settings_load(conf, NULL, NULL), -EINVAL);
+    CHECK_RC(locksmith_daemon_settings_load(conf, "relative", &d), -EINVAL);
+    CHECK_RC(locksmith_daemon_settings_load(conf, "", &d), -EINVAL);
+    CHECK(d == NULL);
+    CHECK_RC(locksmith_daemon_settings_load(conf, NULL, &d), 0);
+    CHECK_STR(locksmith_daemon_settings_strategy(d), "reboot");
+    CHECK(locksmith_daemon_settings_window(d) == NULL);
+    CHECK(locksmith_daemon_settings_window_source(d, 0) == NULL);
+    CHECK(locksmith_daemon_settings_window_source(d, 1) == NULL);
+    CHECK(locksmith_daemon_settings_broadcast_delay(d) == INT64_C(300000000000));
+    CHECK_STR(locksmith_daemon_settings_slot_wait(d), "watch");
+    CHECK_STR(locksmith_daemon_settings_utmp(d), "/var/run/utmp");
+    CHECK_STR(locksmith_daemon_settings_group(d), "");
+    CHECK_RC(locksmith_daemon_settings_warning_count(d), 0);
+    CHECK(locksmith_daemon_settings_warning(d, 0) == NULL);
+    d = locksmith_daemon_settings_free(d);
+    conf = locksmith_config_free(conf);
+
+    /* Everything set, best-effort read as etcd-lock with a warning, the window from a prefixed
+     * and an unprefixed name, utmp under a root, the etcd settings for a client. */
+    char dir[2048], want[4200];
+    snprintf(dir, sizeof dir, "%s/daemon-root", root);
+    snprintf(text, sizeof text,
+             "REBOOT_STRATEGY=best-effort\nLOCKSMITHD_REBOOT_WINDOW_START=thu 23:00\nREBOOT_WINDOW_LENGTH=1h30m\n"
+             "LOCKSMITHD_REBOOT_BROADCAST_DELAY=90s\nLOCKSMITHD_SLOT_WAIT=poll\nLOCKSMITHD_UTMP=/run/utmp\n"
+             "LOCKSMITHD_GROUP=c-api-daemon-%ld\nLOCKSMITHD_ENDPOINT=%s\nLOCKSMITHD_TIMEOUT=2s\nno assignment here\n",
+             (long)getpid(), endpoint);
+    setenv("LOCKSMITHCTL_GROUP", "not-the-daemons", 1);
+    setenv("LOCKSMITHD_GROUP", "not-from-the-environment", 1); /* only conf counts */
+    CHECK_RC(locksmith_config_parse(text, "/etc/coreos/update.conf", &conf), 0);
+    CHECK_RC(locksmith_daemon_settings_load(conf, dir, &d), 0);
+    CHECK_STR(locksmith_daemon_settings_strategy(d), "etcd-lock");
+    const locksmith_window *w = locksmith_daemon_settings_window(d);
+    CHECK(w != NULL);
+    CHECK(locksmith_daemon_settings_window(d) == w);
+    CHECK_RC(locksmith_window_to_string(w, &start, &length), 0);
+    CHECK_STR(start, "Thu 23:00");
+    CHECK_STR(length, "1h30m0s");
+    free(start);
+    free(length);
+    int64_t seconds = 0;
+    CHECK_RC(locksmith_window_seconds_to_start(w, 1432191600, &seconds), 0); /* Thu 00:00 PDT */
+    CHECK(seconds == 23 * 3600);
+    CHECK_STR(locksmith_daemon_settings_window_source(d, 0),
+              "LOCKSMITHD_REBOOT_WINDOW_START=\"thu 23:00\" (from /etc/coreos/update.conf)");
+    CHECK_STR(locksmith_daemon_settings_window_source(d, 1), "REBOOT_WINDOW_LENGTH=\"1h30m\" (from /etc/coreos/update.conf)");
+    CHECK(locksmith_daemon_settings_window_source(d, 2) == NULL);
+    CHECK(locksmith_daemon_settings_window_source(d, -1) == NULL);
+    CHECK(locksmith_daemon_settings_broadcast_delay(d) == INT64_C(90000000000));
+    CHECK_STR(locksmith_daemon_settings_slot_wait(d), "poll");
+    snprintf(want, sizeof want, "%s/run/utmp", dir);
+    CHECK_STR(locksmith_daemon_settings_utmp(d), want);
+    snprintf(want, sizeof want, "c-api-daemon-%ld", (long)getpid());
+    CHECK_STR(locksmith_daemon_settings_group(d), want);
+    int warnings = locksmith_daemon_settings_warning_count(d);
+    CHECK(warnings == 2);
+    int deprecated = 0, skipped = 0;
+    for (int i = 0; i < warnings; i++) {
+        const char *text_i = locksmith_daemon_settings_warning(d, i);
+        if (text_i && strstr(text_i, "best-effort") && strstr(text_i, "etcd-lock") && strstr(text_i, "REBOOT_STRATEGY"))
+            deprecated++;
+        if (text_i && strstr(text_i, "no assignment here") && strstr(text_i, "/etc/coreos/update.conf"))
+            skipped++;
+    }
+    CHECK(deprecated == 1 && skipped == 1);
+    CHECK(locksmith_daemon_settings_warning(d, warnings) == NULL);
+    CHECK(locksmith_daemon_settings_warning(d, -1) == NULL);
+
+    /* new_client: the daemon's group, endpoint and timeout, said where they came from. */
+    CHECK_RC(locksmith_daemon_settings_new_client(d, 0, NULL), -EINVAL);
+    CHECK_RC(locksmith_daemon_settings_new_client(d, UINT64_C(1) << 1, &c), -EINVAL);
+    CHECK(c == NULL);
+    CHECK_RC(locksmith_daemon_settings_new_client(d, 0, &c), 0);
+    char *key = NULL;
+    CHECK_RC(locksmith_group_key(want, &key), 0);
+    CHECK_STR(locksmith_client_key(c), key);
+    free(key);
+    CHECK_RC(setting_of(c, "group", value, origin), 0);
+    CHECK_STR(value, want);
+    CHECK_STR(origin, "LOCKSMITHD_GROUP in /etc/coreos/update.conf");
+    CHECK_RC(setting_of(c, "timeout", value, origin), 0);
+    CHECK_STR(value, "2s");
+    locksmith_semaphore *s = NULL;
+    CHECK_RC(locksmith_client_get(c, &s), 0);
+    s = locksmith_semaphore_free(s);
+    CHECK_STR(locksmith_client_endpoint(c), endpoint);
+    /* the program may still override it */
+    CHECK_RC(locksmith_client_set(c, "group", "overridden"), 0);
+    CHECK_RC(setting_of(c, "group", value, origin), 0);
+    CHECK_STR(origin, "");
+    c = locksmith_client_free(c);
+    CHECK_RC(locksmith_daemon_settings_new_client(d, LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    CHECK_RC(setting_of(c, "group", value, origin), 0);
+    CHECK_STR(value, want);
+    c = locksmith_client_free(c);
+    /* the settings outlive their config */
+    conf = locksmith_config_free(conf);
+    CHECK_STR(locksmith_daemon_settings_strategy(d), "etcd-lock");
+    d = locksmith_daemon_settings_free(d);
+    unsetenv("LOCKSMITHCTL_GROUP");
+    unsetenv("LOCKSMITHD_GROUP");
+
+    /* A root with a trailing slash; the strategies. */
+    snprintf(text, sizeof text, "%s/", dir);
+    static const char *strategies[] = {"etcd-lock", "reboot", "off"};
+    for (size_t i = 0; i < 3; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "REBOOT_STRATEGY=%s\n", strategies[i]);
+        CHECK_RC(locksmith_config_parse(line, NULL, &conf), 0);
+        CHECK_RC(locksmith_daemon_settings_load(conf, text, &d), 0);
+        CHECK_STR(locksmith_daemon_settings_strategy(d), strategies[i]);
+        snprintf(want, sizeof want, "%s/var/run/utmp", dir);
+        CHECK_STR(locksmith_daemon_settings_utmp(d), want);
+        CHECK_RC(locksmith_daemon_settings_warning_count(d), 0);
+        d = locksmith_daemon_settings_free(d);
+        conf = locksmith_config_free(conf);
+    }
+
+    /* Bad and half-set values: -EINVAL, the message naming the variable and the file. */
+    static const struct {
+        const char *text, *variable;
+    } bad[] = {
+        {"REBOOT_STRATEGY=sometimes\n", "REBOOT_STRATEGY"},
+        {"LOCKSMITHD_REBOOT_WINDOW_START=Thu 23:00\n", "LOCKSMITHD_REBOOT_WINDOW_START"},
+        {"REBOOT_WINDOW_LENGTH=1h\n", "REBOOT_WINDOW_LENGTH"},
+        {"LOCKSMITHD_REBOOT_WINDOW_START=Thx 23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1h\n", "LOCKSMITHD_REBOOT_WINDOW_START"},
+        {"LOCKSMITHD_REBOOT_WINDOW_START=Thu 23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=forever\n", "LOCKSMITHD_REBOOT_WINDOW_LENGTH"},
+        {"LOCKSMITHD_REBOOT_BROADCAST_DELAY=soon\n", "LOCKSMITHD_REBOOT_BROADCAST_DELAY"},
+        {"LOCKSMITHD_REBOOT_BROADCAST_DELAY=-1s\n", "LOCKSMITHD_REBOOT_BROADCAST_DELAY"},
+        {"LOCKSMITHD_SLOT_WAIT=sometimes\n", "LOCKSMITHD_SLOT_WAIT"},
+        {"LOCKSMITHD_ETCD_API=v9\n", "LOCKSMITHD_ETCD_API"},
+        {"LOCKSMITHD_TIMEOUT=2h\n", "LOCKSMITHD_TIMEOUT"},
+        {"LOCKSMITHD_ENDPOINT=127.0.0.1:2379\n", "LOCKSMITHD_ENDPOINT"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_RC(locksmith_config_parse(bad[i].text, "/etc/flatcar/update.conf", &conf), 0);
+        unmade = NULL;
+        int r = locksmith_daemon_settings_load(conf, NULL, &unmade);
+        CHECK_RC(r, -EINVAL);
+        CHECK(unmade == NULL);
+        const char *message = locksmith_last_error();
+        if (!strstr(message, bad[i].variable) || !strstr(message, "/etc/flatcar/update.conf")) {
+            failed++;
+            fprintf(stderr, "test_api.c:%d: FAILED: for %s the message does not name %s and the file: %s\n", __LINE__,
+                    bad[i].variable, bad[i].variable, message);
+        } else {
+            passed++;
+        }
+        conf = locksmith_config_free(conf);
+    }
+
+    /* From the files of a root: a password in a file every user can read is warned about. */
+    char path[4096];
+    snprintf(dir, sizeof dir, "%s/daemon-password-root", root);
+    make_dirs(dir, "etc/flatcar");
+    snprintf(path, sizeof path, "%s/etc/flatcar/update.conf", dir);
+    write_file(path, "REBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_ETCD_PASSWORD=conf-s3cret\n");
+    chmod(path, 0644);
+    CHECK_RC(locksmith_config_load_at(dir, LOCKSMITH_NO_ENVIRONMENT, &conf), 0);
+    CHECK_RC(locksmith_daemon_settings_load(conf, dir, &d), 0);
+    CHECK_RC(locksmith_daemon_settings_warning_count(d), 1);
+    const char *pw = locksmith_daemon_settings_warning(d, 0);
+    CHECK(pw && strstr(pw, path) && !strstr(pw, "s3cret"));
+    CHECK_RC(locksmith_daemon_settings_new_client(d, 0, &c), 0);
+    CHECK_RC(setting_of(c, "etcd-password", value, origin), 0);
+    CHECK_STR(value, "(hidden)");
+    snprintf(want, sizeof want, "LOCKSMITHD_ETCD_PASSWORD in %s", path);
+    CHECK_STR(origin, want);
+    c = locksmith_client_free(c);
+    d = locksmith_daemon_settings_free(d);
+    conf = locksmith_config_free(conf);
+    clear_settings_environment();
+}
+
+/* locksmith_slot_record_read(root) in a child process that must finish within seconds: its
+ * result, or 1000 if it had to be killed (it blocked), 1001 if it crashed. */
+static int slot_record_read_in_time(const char *root, int seconds) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(2);
+    }
+    if (pid == 0) {
+        int r = locksmith_slot_record_read(root, NULL, NULL);
+        _exit(r < 0 ? -r : 200 + r);
+    }
+    int status = 0;
+    for (int waited = 0; waited < seconds * 10; waited++) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            if (!WIFEXITED(status))
+                return 1001;
+            int code = WEXITSTATUS(status);
+            return code >= 200 ? code - 200 : -code;
+        }
+        usleep(100000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return 1000;
+}
+
+static void test_slot_record(const char *scratch) {
+    char root[2048], file[4096], target[4096], *key = NULL, *id = NULL, *group_key = NULL;
+    struct stat st;
+
+    snprintf(root, sizeof root, "%s/slot-root", scratch);
+    mkdir(root, 0755);
+    snprintf(file, sizeof file, "%s/var/lib/locksmith/reboot-slot", root);
+
+    /* No record (not even the directory): -ENOENT. */
+    CHECK_RC(locksmith_slot_record_read(root, &key, &id), -ENOENT);
+    CHECK(key == NULL && id == NULL);
+
+    /* Round trips: held (the directory is made), not held, held again. */
+    CHECK_RC(locksmith_slot_record_write(root, LOCKSMITH_DEFAULT_KEY, "0123456789abcdef0123456789abcdef"), 0);
+    CHECK(lstat(file, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0644);
+    CHECK_RC(locksmith_slot_record_read(root, &key, &id), 1);
+    CHECK_STR(key, LOCKSMITH_DEFAULT_KEY);
+    CHECK_STR(id, "0123456789abcdef0123456789abcdef");
+    free(key);
+    free(id);
+    key = id = NULL;
+    CHECK_RC(locksmith_slot_record_read(root, NULL, NULL), 1);
+    CHECK_RC(locksmith_slot_record_read(root, &key, NULL), 1);
+    CHECK_STR(key, LOCKSMITH_DEFAULT_KEY);
+    free(key);
+    key = NULL;
+    CHECK_RC(locksmith_slot_record_write(root, NULL, NULL), 0);
+    key = id = SENTINEL_PTR;
+    CHECK_RC(locksmith_slot_record_read(root, &key, &id), 0);
+    CHECK(key == SENTINEL_PTR && id == SENTINEL_PTR);
+    key = id = NULL;
+    CHECK_RC(locksmith_group_key("prod/database", &group_key), 0);
+    static const char *ids[] = {"node-1", "0123456789abcdef0123456789abcdef/locksmith-run", "a b", "q\"uote", "s'q",
+                                "#hash", "x #c", "$HOME", "a=b", "\xc3\xa9", "  lead", "trail  ", "back\\slash",
+                                "end\\", "\\n"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        int w = locksmith_slot_record_write(root, group_key, ids[i]);
+        int r = locksmith_slot_record_read(root, &key, &id);
+        /* every id the write takes reads back as it was */
+        if (w != 0 || r != 1 || !key || strcmp(key, group_key) != 0 || !id || strcmp(id, ids[i]) != 0) {
+            failed++;
+            fprintf(stderr, "test_api.c:%d: FAILED: slot record of id \"%s\": write %d, read %d gave \"%s\"\n", __LINE__,
+                    ids[i], w, r, id ? id : "(null)");
+        } else {
+            passed++;
+        }
+        free(key);
+        free(id);
+        key = id = NULL;
+    }
+    /* Keys: as locksmith_group_key() makes them; anything else is refused or reads back. */
+    static const char *keys[] = {
+        LOCKSMITH_KEY_PREFIX "/groups/a\nID=evil\nX=/semaphore",
+        LOCKSMITH_KEY_PREFIX "/groups/a\\/semaphore",
+        LOCKSMITH_KEY_PREFIX "/groups/ lead/semaphore",
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        CHECK_RC(locksmith_slot_record_write(root, group_key, "node-1"), 0);
+        int w = locksmith_slot_record_write(root, keys[i], "node-1");
+        int r = locksmith_slot_record_read(root, &key, &id);
+        if (w == 0 ? (r != 1 || strcmp(key, keys[i]) != 0) : (w != -EINVAL || r != 1 || strcmp(key, group_key) != 0)) {
+            failed++;
+            fprintf(stderr, "test_api.c:%d: FAILED: slot record of key \"%s\": write %d, read %d gave \"%s\"\n", __LINE__,
+                    keys[i], w, r, key ? key : "(null)");
+        } else {
+            passed++;
+        }
+        free(key);
+        free(id);
+        key = id = NULL;
+    }
+
+    /* Bad arguments: -EINVAL, the record unchanged. */
+    CHECK_RC(locksmith_slot_record_write(root, group_key, "node-1"), 0);
+    CHECK_RC(locksmith_slot_record_write(root, group_key, NULL), -EINVAL);
+    CHECK_RC(locksmith_slot_record_write(root, NULL, "node-1"), -EINVAL);
+    CHECK_RC(locksmith_slot_record_write(root, "not/a/semaphore/key", "node-1"), -EINVAL);
+    CHECK_RC(locksmith_slot_record_write(root, LOCKSMITH_KEY_PREFIX "/groups/%zz/semaphore", "node-1"), -EINVAL);
+    CHECK_RC(locksmith_slot_record_write(root, group_key, ""), -EINVAL);
+    CHECK_RC(locksmith_slot_record_write(root, group_key, "line\nbreak"), -EINVAL);
+    CHECK_RC(locksmith_slot_record_write(root, group_key, "\xff"), -EINVAL);
+    CHECK_RC(locksmith_slot_record_write("relative", group_key, "node-1"), -EINVAL);
+    CHECK_RC(locksmith_slot_record_write("", NULL, NULL), -EINVAL);
+    CHECK_RC(locksmith_slot_record_read("relative", &key, &id), -EINVAL);
+    CHECK(key == NULL && id == NULL);
+    CHECK_RC(locksmith_slot_record_read(root, &key, &id), 1);
+    CHECK_STR(id, "node-1");
+    free(key);
+    free(id);
+    key = id = NULL;
+
+    /* Files that are not records: -EBADMSG, the message naming the file. */
+    static const char *not_records[] = {"garbage\n", "", "HELD=maybe\n", "HELD=yes\n", "HELD=yes\nKEY=" LOCKSMITH_DEFAULT_KEY "\n",
+                                        "HELD=yes\nKEY=elsewhere\nID=node-1\n", "HELD=yes\nKEY=" LOCKSMITH_DEFAULT_KEY "\nID=\n",
+                                        "HELD=\xff\n"};
+    for (size_t i = 0; i < sizeof not_records / sizeof not_records[0]; i++) {
+        write_file(file, not_records[i]);
+        CHECK_RC(locksmith_slot_record_read(root, &key, &id), -EBADMSG);
+        CHECK(strstr(locksmith_last_error(), file) != NULL);
+        CHECK(key == NULL && id == NULL);
+    }
+    /* hand-written records in the file's syntax are read */
+    write_file(file, "# comment\nHELD=\"yes\"\nKEY='" LOCKSMITH_DEFAULT_KEY "'\nID=node-2\n");
+    CHECK_RC(locksmith_slot_record_read(root, &key, &id), 1);
+    CHECK_STR(id, "node-2");
+    free(key);
+    free(id);
+    key = id = NULL;
+    write_file(file, "HELD=no\n");
+    CHECK_RC(locksmith_slot_record_read(root, NULL, NULL), 0);
+    /* too large */
+    {
+        FILE *f = fopen(file, "w");
+        fputs("HELD=no\n", f);
+        for (int i = 0; i < 2000; i++)
+            fputs("# padding padding padding padding padding\n", f);
+        fclose(f);
+        CHECK_RC(locksmith_slot_record_read(root, NULL, NULL), -EBADMSG);
+    }
+
+    /* A symbolic link in place of the file is never followed: reading refuses it (though its
+     * target is a valid record), writing replaces the link and leaves the target alone. */
+    snprintf(target, sizeof target, "%s/slot-target", scratch);
+    write_file(target, "HELD=yes\nKEY=" LOCKSMITH_DEFAULT_KEY "\nID=through-the-link\n");
+    unlink(file);
+    CHECK(symlink(target, file) == 0);
+    CHECK_RC(locksmith_slot_record_read(root, &key, &id), -EBADMSG);
+    CHECK(key == NULL && id == NULL);
+    CHECK_RC(locksmith_slot_record_write(root, NULL, NULL), 0);
+    CHECK(lstat(file, &st) == 0 && S_ISREG(st.st_mode));
+    CHECK_RC(locksmith_slot_record_read(root, NULL, NULL), 0);
+    CHECK_RC(locksmith_slot_record_read(scratch, NULL, NULL), -ENOENT); /* no record there */
+    {
+        char buf[256] = "";
+        FILE *f = fopen(target, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = 0;
+        CHECK(strstr(buf, "ID=through-the-link") != NULL);
+    }
+    /* a dangling link: not followed either (no file made at its target) */
+    unlink(file);
+    snprintf(target, sizeof target, "%s/slot-target-missing", scratch);
+    CHECK(symlink(target, file) == 0);
+    CHECK_RC(locksmith_slot_record_read(root, NULL, NULL), -EBADMSG);
+    CHECK_RC(locksmith_slot_record_write(root, LOCKSMITH_DEFAULT_KEY, "node-3"), 0);
+    CHECK(access(target, F_OK) != 0);
+    CHECK(lstat(file, &st) == 0 && S_ISREG(st.st_mode));
+
+    /* A directory or a FIFO in place of the file: not a record, and reading does not block. */
+    unlink(file);
+    CHECK(mkdir(file, 0755) == 0);
+    CHECK_RC(locksmith_slot_record_read(root, NULL, NULL), -EBADMSG);
+    CHECK(locksmith_slot_record_write(root, NULL, NULL) < 0);
+    rmdir(file);
+    CHECK(mkfifo(file, 0644) == 0);
+    int r = slot_record_read_in_time(root, 5);
+    CHECK_RC(r, -EBADMSG);
+    if (r == 1000)
+        fprintf(stderr, "      locksmith_slot_record_read() blocked on a FIFO at %s\n", file);
+    unlink(file);
+    free(group_key);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: %s WINDOW_TSV ROOT_DIR ETCD_ENDPOINT\n", argv[0]);
@@ -1074,6 +2393,16 @@ int main(int argc, char **argv) {
     test_client_no_environment(argv[3], root);
     test_client_deadline(argv[3]);
     test_client_proxy(argv[3]);
+    /* After test_client_proxy, which needs the default group's key to be missing. */
+    test_text_helpers(root);
+    test_load_settings(argv[3], root);
+    test_client_warnings_and_key(root);
+    test_client_trace(argv[3]);
+    test_client_cancel(argv[3]);
+    test_client_last_seen(argv[3]);
+    test_client_groups(argv[3]);
+    test_daemon_settings(argv[3], root);
+    test_slot_record(root);
     free(root);
     printf("C API: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

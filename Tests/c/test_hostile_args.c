@@ -1,7 +1,8 @@
 /* Every function of include/locksmith.h with hostile arguments: NULL, "", a 2 MiB string and
- * strings that are not UTF-8 for each string parameter, NULL for each pointer, and numbers at
- * their limits (every unknown flag bit of the LOCKSMITH_2 functions, deadlines up to
- * UINT64_MAX). Each call must return the code the header documents, leave ret_* untouched on
+ * strings that are not UTF-8 for each string parameter, NULL for each pointer and handle, and
+ * numbers at their limits (every unknown flag bit of the LOCKSMITH_2 functions, deadlines up to
+ * UINT64_MAX, indexes from INT_MIN to INT_MAX); and hostile values where the library reads
+ * them itself (the environment, update.conf, the reboot-slot record). Each call must return the code the header documents, leave ret_* untouched on
  * failure and never crash. Built with `pkg-config --cflags --libs locksmith` (or -I/-L) and run
  * under valgrind --error-exitcode=1 with Tests/c/swift-runtime.supp.
  *
@@ -27,6 +28,8 @@ static int passed, failed;
 #define CHECK_RC(call, want) check_rc((call), (want), #call, __LINE__)
 /* For a call made once per hostile string: names the string in the failure message. */
 #define CHECK_RC_S(call, want, s) check_rc_s((call), (want), #call, __LINE__, (s))
+/* A borrowed string that must be there and equal want. */
+#define CHECK_STR_OK(got, want) check((got) != NULL && strcmp((got), (want)) == 0, #got " is \"" want "\"", __LINE__)
 
 static void check(int ok, const char *what, int line) {
     if (ok) {
@@ -118,6 +121,20 @@ static int survives_set_deadline(locksmith_client *c, uint64_t usec) {
         fprintf(stderr, "test_hostile_args.c:%d: FAILED: locksmith_client_set_deadline(c, %llu) did not return 0\n", __LINE__,
                 (unsigned long long)usec);
     return 0;
+}
+
+/* text with control characters as \xNN, for failure messages (a static buffer). */
+static const char *visible(const char *text) {
+    static char out[1024];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p && o + 5 < sizeof out; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            o += (size_t)snprintf(out + o, sizeof out - o, "\\x%02x", *p);
+        else
+            out[o++] = (char)*p;
+    }
+    out[o] = 0;
+    return out;
 }
 
 /* A pointer no call may write through on failure. */
@@ -560,6 +577,526 @@ static void test_client(const char *root) {
     c = locksmith_client_free(c);
 }
 
+/* ---- Version 2, continued: what programs need ---------------------------------------------- */
+
+static void test_text_functions(const char *root) {
+    char *s = SENTINEL;
+
+    /* locksmith_root: only ret can be bad; an odd $LOCKSMITH_ROOT is passed on exactly or
+     * refused, never changed into another path. */
+    CHECK_RC(locksmith_root(NULL), -EINVAL);
+    static const char *roots[] = {"/tmp/\xff\xfe", "/tmp/\xc0\xaf", "relative", "/a\nb"};
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+        setenv("LOCKSMITH_ROOT", roots[i], 1);
+        s = SENTINEL;
+        int r = locksmith_root(&s);
+        if (r == 0) {
+            if (strcmp(s, roots[i]) != 0) {
+                failed++;
+                fprintf(stderr, "test_hostile_args.c:%d: FAILED: LOCKSMITH_ROOT=\"%s\" became the root \"%s\"\n", __LINE__,
+                        roots[i], s);
+            } else {
+                passed++;
+            }
+            free(s);
+        } else {
+            CHECK(r == -EINVAL && s == SENTINEL);
+        }
+    }
+    setenv("LOCKSMITH_ROOT", huge_root, 1);
+    s = SENTINEL;
+    int r = locksmith_root(&s);
+    CHECK(r == -EINVAL || (r == 0 && strcmp(s, huge_root) == 0));
+    if (r == 0)
+        free(s);
+    setenv("LOCKSMITH_ROOT", root, 1);
+    s = SENTINEL;
+
+    /* locksmith_duration_format: every number is a duration. */
+    static const int64_t durations[] = {INT64_MIN, INT64_MIN + 1, -1, 0, 1, 999, 1000, INT64_MAX - 1, INT64_MAX};
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        char *text = SENTINEL;
+        int64_t back = 0;
+        CHECK_RC(locksmith_duration_format(durations[i], &text), 0);
+        CHECK(text != SENTINEL && strlen(text) > 0 && strlen(text) < 40);
+        /* Go's syntax reads it back, except INT64_MIN's magnitude, which is one too large */
+        if (text != SENTINEL && durations[i] != INT64_MIN) {
+            CHECK_RC(locksmith_duration_parse(text, &back), 0);
+            CHECK(back == durations[i]);
+        }
+        if (text != SENTINEL)
+            free(text);
+        CHECK_RC(locksmith_duration_format(durations[i], NULL), -EINVAL);
+    }
+
+    /* locksmith_json_quote: NULL and over-long are bad; anything else is quoted, as valid
+     * UTF-8 JSON without control characters. */
+    for (int i = 0; i < H_COUNT; i++) {
+        const struct hostile *h = &hostiles[i];
+        char *q = SENTINEL;
+        int want = (i == H_NULL || i == H_HUGE) ? -EINVAL : 0;
+        CHECK_RC_S(locksmith_json_quote(h->s, &q), want, h);
+        if (want == 0 && q != SENTINEL) {
+            size_t n = strlen(q);
+            CHECK(n >= 2 && q[0] == '"' && q[n - 1] == '"');
+            int clean = 1;
+            for (size_t k = 0; k < n; k++)
+                if ((unsigned char)q[k] < 0x20 || (unsigned char)q[k] == 0xff || (unsigned char)q[k] == 0xfe ||
+                    (unsigned char)q[k] == 0xc0)
+                    clean = 0;
+            CHECK(clean);
+            free(q);
+        } else {
+            CHECK(q == SENTINEL);
+        }
+        CHECK_RC_S(locksmith_json_quote(h->s, NULL), -EINVAL, h);
+    }
+    {
+        /* 1 MiB of control characters: each becomes six bytes. */
+        size_t n = 1u << 20;
+        char *controls = malloc(n + 1), *q = NULL;
+        memset(controls, '\x01', n);
+        controls[n] = 0;
+        CHECK_RC(locksmith_json_quote(controls, &q), 0);
+        CHECK(q && strlen(q) == n * 6 + 2);
+        free(q);
+        free(controls);
+    }
+
+    /* locksmith_client_option_name: NULL for every number outside 0..10. */
+    static const int out_of_range[] = {INT_MIN, -2, -1, 11, 12, 1000, INT_MAX};
+    for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++)
+        CHECK(locksmith_client_option_name(out_of_range[i]) == NULL);
+    for (int i = 0; i <= 10; i++)
+        CHECK(locksmith_client_option_name(i) != NULL);
+
+    /* locksmith_key_group: NULL, "", over-long, not UTF-8: -EINVAL; ret untouched. */
+    for (int i = 0; i < H_COUNT; i++) {
+        const struct hostile *h = &hostiles[i];
+        char *group = SENTINEL;
+        CHECK_RC_S(locksmith_key_group(h->s, &group), -EINVAL, h);
+        CHECK(group == SENTINEL);
+        CHECK_RC_S(locksmith_key_group(h->s, NULL), -EINVAL, h);
+    }
+    {
+        char *group = SENTINEL;
+        static const char *not_keys[] = {
+            LOCKSMITH_KEY_PREFIX, LOCKSMITH_KEY_PREFIX "/", LOCKSMITH_KEY_PREFIX "/groups//semaphore",
+            LOCKSMITH_KEY_PREFIX "/groups/a/b", LOCKSMITH_KEY_PREFIX "/groups/%zz/semaphore",
+            LOCKSMITH_KEY_PREFIX "/groups/%ff/semaphore", LOCKSMITH_KEY_PREFIX "/groups/%/semaphore",
+            LOCKSMITH_KEY_PREFIX "/groups/a\nb/semaphore", LOCKSMITH_KEY_PREFIX "/groups/\x01/semaphore",
+            "semaphore", "/",
+        };
+        for (size_t i = 0; i < sizeof not_keys / sizeof not_keys[0]; i++) {
+            if (locksmith_key_group(not_keys[i], &group) != -EINVAL) {
+                failed++;
+                fprintf(stderr, "test_hostile_args.c:%d: FAILED: locksmith_key_group(\"%s\") is not -EINVAL\n", __LINE__,
+                        visible(not_keys[i]));
+                if (group != SENTINEL)
+                    free(group);
+                group = SENTINEL;
+            } else {
+                passed++;
+            }
+        }
+        CHECK(group == SENTINEL);
+        CHECK_RC(locksmith_key_group(LOCKSMITH_DEFAULT_KEY, &group), 0);
+        CHECK(group != SENTINEL && strcmp(group, "") == 0);
+        free(group);
+    }
+}
+
+static void test_config_warnings(void) {
+    locksmith_config *c = NULL;
+
+    CHECK_RC(locksmith_config_warning_count(NULL), -EINVAL);
+    static const int indexes[] = {INT_MIN, -1, 0, 1, INT_MAX};
+    for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++)
+        CHECK(locksmith_config_warning(NULL, indexes[i]) == NULL);
+    /* Lines that are not assignments: long ones, control characters. */
+    size_t n = 512u << 10;
+    char *text = malloc(n + 64);
+    memset(text, 'x', n);
+    strcpy(text + n, "\n\x01\x02\x7f\nA=1\n");
+    CHECK_RC(locksmith_config_parse(text, "origin", &c), 0);
+    CHECK_RC(locksmith_config_warning_count(c), 2);
+    CHECK(locksmith_config_warning(c, 0) != NULL && locksmith_config_warning(c, 1) != NULL);
+    /* no raw control character reaches a warning */
+    const char *w = locksmith_config_warning(c, 1);
+    CHECK(w && !strchr(w, '\x01') && !strchr(w, '\x02'));
+    for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
+        if (indexes[i] == 0 || indexes[i] == 1)
+            continue;
+        CHECK(locksmith_config_warning(c, indexes[i]) == NULL);
+    }
+    c = locksmith_config_free(c);
+    free(text);
+}
+
+static void test_client_settings(void) {
+    locksmith_client *c = NULL;
+    locksmith_config *conf = NULL;
+    const char *value = SENTINEL, *origin = SENTINEL;
+
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_config_parse("LOCKSMITHD_GROUP=web\n", "/etc/coreos/update.conf", &conf), 0);
+    for (int i = 0; i < H_COUNT; i++) {
+        const struct hostile *h = &hostiles[i];
+        CHECK_RC_S(locksmith_client_load_settings(c, h->s, conf), -EINVAL, h);
+        CHECK_RC_S(locksmith_client_load_settings(c, h->s, NULL), -EINVAL, h);
+        CHECK_RC_S(locksmith_client_load_settings(NULL, h->s, conf), -EINVAL, h);
+    }
+    /* Prefixes that are not upper-case variable names. */
+    static const char *prefixes[] = {"lower", "A-B", "A B", "A=B", "A\nB", "\xc3\x89T\xc3\x89"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        CHECK_RC(locksmith_client_load_settings(c, prefixes[i], conf), -EINVAL);
+    /* Nothing was set by the refusals. */
+    for (int i = 0; i <= 10; i++)
+        CHECK_RC(locksmith_client_setting(c, i, &value, &origin), -ENOENT);
+    CHECK(value == SENTINEL && origin == SENTINEL);
+
+    /* Values that are not UTF-8 in the environment: refused as locksmith_client_set refuses
+     * them (-EINVAL, naming the variable), never read as another group. */
+    static const char *bad_values[] = {"\xff\xfe", "\xc0\xaf", "\xed\xa0\x80"};
+    for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+        locksmith_client *d = NULL;
+        setenv("LOCKSMITHHOSTILE_GROUP", bad_values[i], 1);
+        CHECK_RC(locksmith_client_new(&d), 0);
+        int r = locksmith_client_load_settings(d, "LOCKSMITHHOSTILE", NULL);
+        if (r != -EINVAL || !strstr(locksmith_client_last_error(d), "LOCKSMITHHOSTILE_GROUP")) {
+            const char *shown = NULL;
+            locksmith_client_setting(d, 1, &shown, NULL);
+            failed++;
+            fprintf(stderr, "test_hostile_args.c:%d: FAILED: LOCKSMITHHOSTILE_GROUP=<bad value %zu>: load_settings returned %d, "
+                    "the group is now \"%s\" (key %s)\n", __LINE__, i, r, shown ? shown : "(unset)",
+                    locksmith_client_key(d) ? locksmith_client_key(d) : "(null)");
+        } else {
+            passed++;
+        }
+        locksmith_client_free(d);
+    }
+    unsetenv("LOCKSMITHHOSTILE_GROUP");
+    /* 2 MiB in a variable: refused with a message of bounded size. */
+    setenv("LOCKSMITHHOSTILE_ENDPOINT", huge, 1);
+    {
+        locksmith_client *d = NULL;
+        CHECK_RC(locksmith_client_new(&d), 0);
+        CHECK_RC(locksmith_client_load_settings(d, "LOCKSMITHHOSTILE", NULL), -EINVAL);
+        CHECK(strstr(locksmith_client_last_error(d), "LOCKSMITHHOSTILE_ENDPOINT") != NULL);
+        CHECK(strlen(locksmith_client_last_error(d)) < 4096);
+        CHECK_STR_OK(locksmith_client_last_error_option(d), "endpoint");
+        locksmith_client_free(d);
+    }
+    unsetenv("LOCKSMITHHOSTILE_ENDPOINT");
+    conf = locksmith_config_free(conf);
+    {
+        /* a group name of 300 bytes in update.conf */
+        char text[400] = "LOCKSMITHD_GROUP=";
+        memset(text + strlen(text), 'g', 300);
+        text[17 + 300] = 0;
+        strcat(text, "\n");
+        locksmith_client *d = NULL;
+        CHECK_RC(locksmith_config_parse(text, "/etc/coreos/update.conf", &conf), 0);
+        CHECK_RC(locksmith_client_new(&d), 0);
+        CHECK_RC(locksmith_client_load_settings(d, "LOCKSMITHHOSTILE", conf), -EINVAL);
+        CHECK(strstr(locksmith_client_last_error(d), "LOCKSMITHD_GROUP") != NULL);
+        CHECK(strstr(locksmith_client_last_error(d), "/etc/coreos/update.conf") != NULL);
+        CHECK_STR_OK(locksmith_client_last_error_option(d), "group");
+        locksmith_client_free(d);
+        conf = locksmith_config_free(conf);
+    }
+
+    /* locksmith_client_setting: out-of-range numbers and NULL handles; NULL out-pointers. */
+    static const int indexes[] = {INT_MIN, -1, 11, 12, INT_MAX};
+    CHECK_RC(locksmith_client_set(c, "group", "g"), 0);
+    for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
+        CHECK_RC(locksmith_client_setting(c, indexes[i], &value, &origin), -EINVAL);
+        CHECK_RC(locksmith_client_setting(NULL, indexes[i], &value, &origin), -EINVAL);
+    }
+    CHECK_RC(locksmith_client_setting(NULL, 1, &value, &origin), -EINVAL);
+    CHECK(value == SENTINEL && origin == SENTINEL);
+    CHECK_RC(locksmith_client_setting(c, 1, NULL, NULL), 0);
+    CHECK_RC(locksmith_client_setting(c, 0, NULL, NULL), -ENOENT);
+    /* Values as set, shown without control characters. */
+    CHECK_RC(locksmith_client_set(c, "etcd-username", "user\x1b[31m"), 0);
+    CHECK_RC(locksmith_client_setting(c, 5, &value, &origin), 0);
+    CHECK(value != SENTINEL && !strchr(value, '\x1b'));
+
+    /* locksmith_client_warning*, last_error_option, key: NULL handles, out-of-range numbers. */
+    CHECK_RC(locksmith_client_warning_count(NULL), -EINVAL);
+    CHECK_RC(locksmith_client_warning_count(c), 0);
+    for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
+        CHECK(locksmith_client_warning(NULL, indexes[i]) == NULL);
+        CHECK(locksmith_client_warning(c, indexes[i]) == NULL);
+    }
+    CHECK(locksmith_client_warning(c, 0) == NULL);
+    CHECK(locksmith_client_last_error_option(NULL) == NULL);
+    CHECK(locksmith_client_key(NULL) == NULL);
+    /* a key for every group the client takes, including the longest */
+    char longest[256];
+    memset(longest, '/', 255);
+    longest[255] = 0;
+    CHECK_RC(locksmith_client_set(c, "group", longest), 0);
+    CHECK(locksmith_client_key(c) != NULL && strlen(locksmith_client_key(c)) == strlen(LOCKSMITH_KEY_PREFIX "/groups//semaphore") + 255 * 3);
+    c = locksmith_client_free(c);
+}
+
+static int trace_calls;
+static void count_trace(const char *line, void *userdata) {
+    (void)line;
+    (void)userdata;
+    trace_calls++;
+}
+
+static void test_client_new_calls(void) {
+    locksmith_client *c = NULL;
+    locksmith_semaphore *s = SENTINEL;
+    locksmith_groups *g = SENTINEL;
+
+    /* trace, cancel, prepare: NULL handles. */
+    CHECK_RC(locksmith_client_set_trace(NULL, count_trace, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_set_trace(NULL, NULL, SENTINEL), -EINVAL);
+    static const int cancels[] = {INT_MIN, -1, 0, 1, 2, INT_MAX};
+    for (size_t i = 0; i < sizeof cancels / sizeof cancels[0]; i++)
+        CHECK_RC(locksmith_client_cancel(NULL, cancels[i]), -EINVAL);
+    CHECK_RC(locksmith_client_prepare(NULL), -EINVAL);
+
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", "http://127.0.0.1:9"), 0);
+    CHECK_RC(locksmith_client_set(c, "timeout", "200ms"), 0);
+    /* prepare sends nothing */
+    CHECK_RC(locksmith_client_prepare(c), 0);
+    CHECK_RC(locksmith_client_prepare(c), 0);
+    int64_t requests = -7;
+    CHECK_RC(locksmith_client_stats(c, &requests, NULL), 0);
+    CHECK(requests == 0);
+    /* a userdata the library must only hand back, never touch */
+    CHECK_RC(locksmith_client_set_trace(c, count_trace, SENTINEL), 0);
+    CHECK_RC(locksmith_client_get(c, &s), -ECONNREFUSED);
+    CHECK(trace_calls == 1);
+    CHECK_RC(locksmith_client_set_trace(c, NULL, SENTINEL), 0);
+    CHECK_RC(locksmith_client_get(c, &s), -ECONNREFUSED);
+    CHECK(trace_calls == 1);
+    /* every non-zero value cancels; 0 takes it back */
+    for (size_t i = 0; i < sizeof cancels / sizeof cancels[0]; i++) {
+        CHECK_RC(locksmith_client_cancel(c, cancels[i]), 0);
+        CHECK_RC(locksmith_client_get(c, &s), cancels[i] ? -ECANCELED : -ECONNREFUSED);
+    }
+    CHECK_RC(locksmith_client_cancel(c, 0), 0);
+    CHECK(s == SENTINEL);
+
+    /* last_seen and groups: NULL arguments; ret untouched on failure. */
+    CHECK_RC(locksmith_client_last_seen(NULL, &s), -EINVAL);
+    CHECK_RC(locksmith_client_last_seen(c, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_last_seen(c, &s), -ENOENT);
+    CHECK(s == SENTINEL);
+    CHECK_RC(locksmith_client_groups(NULL, &g), -EINVAL);
+    CHECK_RC(locksmith_client_groups(c, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_groups(c, &g), -ECONNREFUSED);
+    CHECK(g == SENTINEL);
+    c = locksmith_client_free(c);
+
+    /* locksmith_groups_*: NULL handles, every index. */
+    static const int indexes[] = {INT_MIN, -1, 0, 1, INT_MAX};
+    CHECK_RC(locksmith_groups_count(NULL), -EINVAL);
+    for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
+        CHECK(locksmith_groups_name(NULL, indexes[i]) == NULL);
+        CHECK(locksmith_groups_key(NULL, indexes[i]) == NULL);
+        CHECK(locksmith_groups_semaphore(NULL, indexes[i]) == NULL);
+        CHECK(locksmith_groups_error(NULL, indexes[i]) == NULL);
+    }
+    CHECK(locksmith_groups_free(NULL) == NULL);
+}
+
+static void test_daemon_settings(const char *root) {
+    locksmith_config *conf = NULL;
+    locksmith_daemon_settings *d = SENTINEL, *good = NULL;
+    locksmith_client *c = SENTINEL;
+
+    CHECK_RC(locksmith_config_parse("REBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_REBOOT_WINDOW_START=Thu 23:00\n"
+                                    "LOCKSMITHD_REBOOT_WINDOW_LENGTH=1h\n", NULL, &conf), 0);
+    /* root: NULL is "/"; every other hostile root is not an absolute path. */
+    for (int i = 0; i < H_COUNT; i++) {
+        const struct hostile *h = &hostiles[i];
+        if (i == H_NULL) {
+            CHECK_RC_S(locksmith_daemon_settings_load(conf, h->s, &good), 0, h);
+            good = locksmith_daemon_settings_free(good);
+        } else {
+            CHECK_RC_S(locksmith_daemon_settings_load(conf, h->s, &d), -EINVAL, h);
+        }
+        CHECK_RC_S(locksmith_daemon_settings_load(NULL, h->s, &d), -EINVAL, h);
+        CHECK_RC_S(locksmith_daemon_settings_load(conf, h->s, NULL), -EINVAL, h);
+        CHECK(d == SENTINEL);
+    }
+    CHECK_RC(locksmith_daemon_settings_load(conf, huge_root, &d), -EINVAL);
+    CHECK_RC(locksmith_daemon_settings_load(conf, "/tmp/\xff\xfe", &d), -EINVAL);
+    CHECK(d == SENTINEL);
+    conf = locksmith_config_free(conf);
+
+    /* Hostile values: each is -EINVAL, and the message is bounded. */
+    static const char *bad_texts[] = {
+        "REBOOT_STRATEGY=\xff\n", "REBOOT_STRATEGY=etcd-lock\x01\n", "LOCKSMITHD_REBOOT_WINDOW_START=Thu 23:00\n",
+        "LOCKSMITHD_REBOOT_WINDOW_START=Thu 99:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1h\n",
+        "LOCKSMITHD_REBOOT_WINDOW_START=Thu 23:00\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=169h\n",
+        "LOCKSMITHD_REBOOT_BROADCAST_DELAY=99999999999h\n", "LOCKSMITHD_REBOOT_BROADCAST_DELAY=-1ns\n",
+        "LOCKSMITHD_SLOT_WAIT=WATCH\n", "LOCKSMITHD_ETCD_API=v2\x01\n", "LOCKSMITHD_ENDPOINT=http://user:pw@host\n",
+    };
+    for (size_t i = 0; i < sizeof bad_texts / sizeof bad_texts[0]; i++) {
+        int r = locksmith_config_parse(bad_texts[i], "origin", &conf);
+        if (r == -EINVAL) { /* not UTF-8: refused already */
+            passed++;
+            continue;
+        }
+        CHECK_RC(r, 0);
+        if (locksmith_daemon_settings_load(conf, root, &d) != -EINVAL || strlen(locksmith_last_error()) > 1000) {
+            failed++;
+            fprintf(stderr, "test_hostile_args.c:%d: FAILED: daemon settings from text %zu are not -EINVAL: %s\n", __LINE__, i,
+                    locksmith_last_error());
+        } else {
+            passed++;
+        }
+        conf = locksmith_config_free(conf);
+    }
+    {
+        /* a strategy of 512 KiB */
+        size_t n = 512u << 10;
+        char *text = malloc(n + 32);
+        strcpy(text, "REBOOT_STRATEGY=");
+        memset(text + 16, 's', n);
+        strcpy(text + 16 + n, "\n");
+        CHECK_RC(locksmith_config_parse(text, "origin", &conf), 0);
+        CHECK_RC(locksmith_daemon_settings_load(conf, root, &d), -EINVAL);
+        CHECK(strlen(locksmith_last_error()) < 4096);
+        conf = locksmith_config_free(conf);
+        free(text);
+    }
+    CHECK(d == SENTINEL);
+
+    /* Getters: NULL handles, out-of-range numbers. */
+    CHECK(locksmith_daemon_settings_strategy(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_window(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_broadcast_delay(NULL) == -1);
+    CHECK(locksmith_daemon_settings_slot_wait(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_utmp(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_group(NULL) == NULL);
+    CHECK_RC(locksmith_daemon_settings_warning_count(NULL), -EINVAL);
+    static const int indexes[] = {INT_MIN, -1, 0, 1, 2, INT_MAX};
+    CHECK_RC(locksmith_config_parse("REBOOT_STRATEGY=best-effort\nLOCKSMITHD_REBOOT_WINDOW_START=Thu 23:00\n"
+                                    "LOCKSMITHD_REBOOT_WINDOW_LENGTH=1h\n", NULL, &conf), 0);
+    CHECK_RC(locksmith_daemon_settings_load(conf, root, &good), 0);
+    conf = locksmith_config_free(conf);
+    for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
+        int in = indexes[i] == 0 || indexes[i] == 1;
+        CHECK(locksmith_daemon_settings_window_source(NULL, indexes[i]) == NULL);
+        CHECK((locksmith_daemon_settings_window_source(good, indexes[i]) != NULL) == in);
+        CHECK(locksmith_daemon_settings_warning(NULL, indexes[i]) == NULL);
+        CHECK((locksmith_daemon_settings_warning(good, indexes[i]) != NULL) == (indexes[i] == 0));
+    }
+    CHECK_RC(locksmith_daemon_settings_warning_count(good), 1);
+
+    /* new_client: NULL handle, NULL ret, every unknown flag bit. */
+    CHECK_RC(locksmith_daemon_settings_new_client(NULL, 0, &c), -EINVAL);
+    CHECK_RC(locksmith_daemon_settings_new_client(good, 0, NULL), -EINVAL);
+    for (int bit = 1; bit < 64; bit++) {
+        uint64_t flags = UINT64_C(1) << bit;
+        if (locksmith_daemon_settings_new_client(good, flags, &c) != -EINVAL ||
+            locksmith_daemon_settings_new_client(good, flags | LOCKSMITH_NO_ENVIRONMENT, &c) != -EINVAL) {
+            failed++;
+            fprintf(stderr, "test_hostile_args.c:%d: FAILED: daemon_settings_new_client with flag bit %d did not return -EINVAL\n",
+                    __LINE__, bit);
+        } else {
+            passed++;
+        }
+    }
+    CHECK_RC(locksmith_daemon_settings_new_client(good, UINT64_MAX, &c), -EINVAL);
+    CHECK(c == SENTINEL);
+    CHECK_RC(locksmith_daemon_settings_new_client(good, LOCKSMITH_NO_ENVIRONMENT, &c), 0);
+    c = locksmith_client_free(c);
+    CHECK(locksmith_daemon_settings_free(NULL) == NULL);
+    good = locksmith_daemon_settings_free(good);
+}
+
+static void test_slot_record(const char *scratch) {
+    char root[4096], *key = SENTINEL, *id = SENTINEL;
+    snprintf(root, sizeof root, "%s/slot-root", scratch);
+    mkdir(root, 0755);
+
+    /* root: every hostile root but NULL ("/", this machine: only with arguments that are
+     * refused first, so nothing is ever written there) is not an absolute path. */
+    for (int i = 0; i < H_COUNT; i++) {
+        const struct hostile *h = &hostiles[i];
+        if (i != H_NULL) {
+            CHECK_RC_S(locksmith_slot_record_write(h->s, LOCKSMITH_DEFAULT_KEY, "node"), -EINVAL, h);
+            CHECK_RC_S(locksmith_slot_record_write(h->s, NULL, NULL), -EINVAL, h);
+            CHECK_RC_S(locksmith_slot_record_read(h->s, &key, &id), -EINVAL, h);
+        } else {
+            int r = locksmith_slot_record_read(NULL, &key, &id);
+            CHECK(r == 0 || r == 1 || r == -ENOENT || r == -EBADMSG || r == -EACCES); /* whatever this machine has */
+            if (r == 1) {
+                free(key);
+                free(id);
+                key = id = SENTINEL;
+            }
+        }
+        /* key and id: NULL with the other set, "", over-long, not UTF-8 */
+        CHECK_RC_S(locksmith_slot_record_write(root, h->s, "node"), -EINVAL, h);
+        CHECK_RC_S(locksmith_slot_record_write(NULL, h->s, "node"), -EINVAL, h);
+        CHECK_RC_S(locksmith_slot_record_write(root, LOCKSMITH_DEFAULT_KEY, h->s), -EINVAL, h);
+        CHECK_RC_S(locksmith_slot_record_write(NULL, LOCKSMITH_DEFAULT_KEY, h->s), -EINVAL, h);
+        CHECK(key == SENTINEL && id == SENTINEL);
+    }
+    CHECK_RC(locksmith_slot_record_write(huge_root, NULL, NULL), -EINVAL);
+    CHECK_RC(locksmith_slot_record_read(huge_root, &key, &id), -EINVAL);
+    CHECK_RC(locksmith_slot_record_write("/tmp/\xff\xfe", NULL, NULL), -EINVAL);
+    {
+        char id256[257];
+        memset(id256, 'i', 256);
+        id256[256] = 0;
+        CHECK_RC(locksmith_slot_record_write(root, LOCKSMITH_DEFAULT_KEY, id256), -EINVAL);
+        id256[255] = 0;
+        CHECK_RC(locksmith_slot_record_write(root, LOCKSMITH_DEFAULT_KEY, id256), 0);
+        CHECK_RC(locksmith_slot_record_read(root, &key, &id), 1);
+        CHECK(id != SENTINEL && strcmp(id, id256) == 0);
+        free(key);
+        free(id);
+        key = id = SENTINEL;
+    }
+    /* keys with control characters, and keys locksmith_group_key() cannot make */
+    static const char *bad_keys[] = {LOCKSMITH_KEY_PREFIX "/groups/a\nHELD=no/semaphore", LOCKSMITH_KEY_PREFIX "/groups/\x7f/semaphore",
+                                     LOCKSMITH_KEY_PREFIX "/groups/%zz/semaphore", LOCKSMITH_KEY_PREFIX "/other",
+                                     "/", "semaphore"};
+    for (size_t i = 0; i < sizeof bad_keys / sizeof bad_keys[0]; i++) {
+        if (locksmith_slot_record_write(root, bad_keys[i], "node") != -EINVAL) {
+            failed++;
+            fprintf(stderr, "test_hostile_args.c:%d: FAILED: slot_record_write took the key \"%s\"\n", __LINE__, visible(bad_keys[i]));
+        } else {
+            passed++;
+        }
+    }
+    /* ids with control characters */
+    CHECK_RC(locksmith_slot_record_write(root, LOCKSMITH_DEFAULT_KEY, "a\nHELD=no"), -EINVAL);
+    CHECK_RC(locksmith_slot_record_write(root, LOCKSMITH_DEFAULT_KEY, "a\rb"), -EINVAL);
+    /* the record is still the last good one */
+    CHECK_RC(locksmith_slot_record_read(root, NULL, NULL), 1);
+
+    /* Hostile files: 2 MiB, not UTF-8, NUL bytes: -EBADMSG, ret untouched. */
+    char file[4200];
+    snprintf(file, sizeof file, "%s/var/lib/locksmith/reboot-slot", root);
+    write_file(file, huge, 2u << 20);
+    CHECK_RC(locksmith_slot_record_read(root, &key, &id), -EBADMSG);
+    write_file(file, "HELD=yes\nKEY=\xff\nID=x\n", 21);
+    CHECK_RC(locksmith_slot_record_read(root, &key, &id), -EBADMSG);
+    write_file(file, "HELD=yes\0\nKEY=" LOCKSMITH_DEFAULT_KEY "\nID=x\n", 14 + strlen(LOCKSMITH_DEFAULT_KEY) + 6);
+    int r = locksmith_slot_record_read(root, &key, &id);
+    CHECK(r == -EBADMSG);
+    CHECK(key == SENTINEL && id == SENTINEL);
+    if (r == 1) {
+        free(key);
+        free(id);
+    }
+    unlink(file);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s SCRATCH_DIR\n", argv[0]);
@@ -579,6 +1116,12 @@ int main(int argc, char **argv) {
     test_node(scratch);
     test_config(scratch);
     test_client(scratch);
+    test_text_functions(scratch);
+    test_config_warnings();
+    test_client_settings();
+    test_client_new_calls();
+    test_daemon_settings(scratch);
+    test_slot_record(scratch);
     free(scratch);
     free(huge);
     free(huge_root);

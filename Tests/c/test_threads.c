@@ -3,7 +3,9 @@
  * other objects are used on others, and locksmith_last_error() is per thread. Every thread
  * compares its results with the ones the main thread computed alone beforehand. The clients'
  * first requests all start together, so libcurl is loaded by many threads at the same moment.
- * tools/test-sanitizers runs it under ThreadSanitizer and under AddressSanitizer.
+ * Last, one more thread cancels the other threads' clients while they wait on them
+ * (locksmith_client_cancel is the one client function any thread may call).
+ * Tests/harness/test-sanitizers runs it under ThreadSanitizer and under AddressSanitizer.
  *
  * usage: test_threads ROOT_DIR ETCD_ENDPOINT
  *   ROOT_DIR       an empty scratch directory used as LOCKSMITH_ROOT
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <locksmith.h>
@@ -38,6 +41,10 @@ static const int64_t first_now = 1772323200;
 static int64_t round_now(int r) { return first_now + (int64_t)r * 7 * 3600; }
 
 static pthread_barrier_t barrier;
+/* The cancel phase: the workers and the canceller (THREADS + 1) meet here. */
+static pthread_barrier_t cancel_barrier;
+/* Each worker's client for the cancel phase, published before the first cancel_barrier. */
+static locksmith_client *to_cancel[THREADS];
 static const char *endpoint;
 static char run_id[32];
 
@@ -213,11 +220,64 @@ static void clients(struct worker *w) {
     locksmith_client_free(c);
 }
 
+static void wait_for_cancel_phase(void) {
+    int r = pthread_barrier_wait(&cancel_barrier);
+    if (r != 0 && r != PTHREAD_BARRIER_SERIAL_THREAD) {
+        fprintf(stderr, "pthread_barrier_wait: %s\n", strerror(r));
+        abort();
+    }
+}
+
+static uint64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Each worker waits 30 s on its own group while the canceller thread cancels its client: the
+ * wait ends with -ECANCELED (at once if the cancel came first), and after the owner takes the
+ * cancel back the client works again. */
+static void cancelled_by_another_thread(struct worker *w) {
+    char group[64];
+    snprintf(group, sizeof group, "%s-cancel-t%d", run_id, w->index);
+    locksmith_client *c = client_for(w, group);
+    locksmith_semaphore *s = NULL;
+    if (c) EXPECT_RC(w, locksmith_client_get(c, &s), 0);
+    s = locksmith_semaphore_free(s);
+    to_cancel[w->index] = c;
+    wait_for_cancel_phase(); /* every client is published */
+    if (c) {
+        uint64_t start = monotonic_ms();
+        EXPECT_RC(w, locksmith_client_wait(c, 30000), -ECANCELED);
+        EXPECT(w, monotonic_ms() - start < 10000, "the cancelled wait took %llu ms", (unsigned long long)(monotonic_ms() - start));
+    }
+    wait_for_cancel_phase(); /* the canceller is done with every client */
+    if (!c) return;
+    EXPECT_RC(w, locksmith_client_get(c, &s), -ECANCELED);
+    EXPECT_RC(w, locksmith_client_cancel(c, 0), 0);
+    EXPECT_RC(w, locksmith_client_get(c, &s), 0);
+    s = locksmith_semaphore_free(s);
+    locksmith_client_free(c);
+}
+
 static void *run(void *arg) {
     struct worker *w = arg;
     last_error_per_thread(w);
     objects_of_its_own(w);
     clients(w);
+    cancelled_by_another_thread(w);
+    return NULL;
+}
+
+/* The canceller: once every worker has published its client, a moment for them to begin
+ * waiting, then cancels each. */
+static void *cancel_all(void *arg) {
+    struct worker *w = arg;
+    wait_for_cancel_phase();
+    usleep(300000);
+    for (int i = 0; i < THREADS; i++)
+        if (to_cancel[i]) EXPECT_RC(w, locksmith_client_cancel(to_cancel[i], 1), 0);
+    wait_for_cancel_phase();
     return NULL;
 }
 
@@ -256,13 +316,16 @@ int main(int argc, char **argv) {
     }
     locksmith_window_free(win);
 
-    static struct worker workers[THREADS];
+    static struct worker workers[THREADS], canceller = {.index = THREADS};
     pthread_barrier_init(&barrier, NULL, THREADS);
+    pthread_barrier_init(&cancel_barrier, NULL, THREADS + 1);
     for (int i = 0; i < THREADS; i++) {
         workers[i].index = i;
         int r = pthread_create(&workers[i].thread, NULL, run, &workers[i]);
         if (r != 0) { fprintf(stderr, "pthread_create: %s\n", strerror(r)); return 2; }
     }
+    int r = pthread_create(&canceller.thread, NULL, cancel_all, &canceller);
+    if (r != 0) { fprintf(stderr, "pthread_create: %s\n", strerror(r)); return 2; }
     int checks = 0, failures = 0, winners[2] = {0, 0};
     for (int i = 0; i < THREADS; i++) {
         pthread_join(workers[i].thread, NULL);
@@ -270,7 +333,11 @@ int main(int argc, char **argv) {
         failures += workers[i].failures;
         if (workers[i].race_result == 0) winners[i % 2]++;
     }
+    pthread_join(canceller.thread, NULL);
+    checks += canceller.checks;
+    failures += canceller.failures;
     pthread_barrier_destroy(&barrier);
+    pthread_barrier_destroy(&cancel_barrier);
     for (int api = 0; api < 2; api++) {
         checks++;
         if (winners[api] != 1) {

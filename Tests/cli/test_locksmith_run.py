@@ -1,16 +1,22 @@
-"""locksmith-run (tools/locksmith-run.c, a C program on the installed-style library) against a real
+"""locksmith-run (Sources/locksmith-run/locksmith-run.c, a C program on the installed-style library) against a real
 etcd: runs never overlap beyond max, the slot is given back whatever way the command ends, signals
 reach the command, and the timeout, exit codes and errors are the documented ones. Hygiene (security
 issue 12): the password is hidden from the process list, the command inherits no descriptor beyond
-0-2, and the default holder id is not the daemon's (the machine id)."""
+0-2, and the default holder id is not the daemon's (the machine id). Issue 13: settings follow the
+library's one rule (flag, LOCKSMITHCTL_*, the daemon's LOCKSMITHD_* from update.conf), and a
+waiting run holds one watch (no polling) that a signal cancels at once."""
+import base64
 import itertools
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 
 import harness
 
@@ -20,6 +26,7 @@ MACHINE_ID = "fedcba9876543210fedcba9876543210"
 _counter = itertools.count()
 etcd = None
 ROOT = tempfile.mkdtemp(prefix="locksmith-test-root-")
+_roots = []  # more machine roots, made by node_root()
 
 
 def setUpModule():
@@ -54,13 +61,20 @@ def start(*args, env=None):
     return p
 
 
+def stop_if_running(p):
+    """Stops a run left going (and its command: the whole process group)."""
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+
+
 def tearDownModule():
-    # A failed test may leave a run (and its command) going: stop the whole process group.
+    # A failed test may leave a run going.
     for p in _started:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.communicate()
+        stop_if_running(p)
     etcd.stop()
+    for root in [ROOT] + _roots:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def run(*args, env=None, timeout=60):
@@ -261,6 +275,294 @@ class Errors(unittest.TestCase):
         code, out, err = run("--id", "me", "--", "sh", "-c", "echo ok", env={"LOCKSMITHCTL_GROUP": group})
         self.assertEqual((code, out), (0, "ok\n"), err)
         self.assertIsNotNone(etcd.get("v3", harness.group_key(group)))
+
+
+def node_root(conf, mode=0o644):
+    """A machine root of its own (LOCKSMITH_ROOT) whose etc/coreos/update.conf is conf."""
+    root = tempfile.mkdtemp(prefix="locksmith-test-run-root-")
+    _roots.append(root)
+    harness.make_root(root, MACHINE_ID, conf)
+    os.chmod(root + "/etc/coreos/update.conf", mode)
+    return root
+
+
+class CountingProxy:
+    """A stand-in HTTP proxy on loopback that sends every request to this machine's port named in
+    it and records each request (method, path, header lines), also on a kept-alive connection;
+    answers, watch streams included, are passed back as they come."""
+
+    def __init__(self):
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.server.getsockname()[1]
+        self.requests = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def count(self):
+        with self.lock:
+            return len(self.requests)
+
+    def stop(self):
+        self.server.close()
+
+    def accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        upstream, buffer = None, b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, version = lines[0].split(" ", 2)
+                headers = [line for line in lines[1:] if not line.lower().startswith("proxy-")]
+                length = sum(int(line.split(":", 1)[1]) for line in headers if line.lower().startswith("content-length:"))
+                while len(buffer) < length:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                body, buffer = buffer[:length], buffer[length:]
+                url = urllib.parse.urlsplit(target)
+                path = (url.path or "/") + ("?" + url.query if url.query else "")
+                with self.lock:
+                    self.requests.append((method, path, headers))
+                if upstream is None:
+                    upstream = socket.create_connection(("127.0.0.1", url.port))
+                    threading.Thread(target=self.pipe, args=(upstream, conn), daemon=True).start()
+                upstream.sendall(("%s %s %s\r\n" % (method, path, version)).encode("latin-1")
+                                 + "".join(h + "\r\n" for h in headers).encode("latin-1") + b"\r\n" + body)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            if upstream:
+                upstream.close()
+
+    @staticmethod
+    def pipe(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
+class Settings(unittest.TestCase):
+    """Each setting from its flag, else LOCKSMITHCTL_<OPTION>, else the daemon's LOCKSMITHD_<OPTION>
+    from update.conf (under LOCKSMITH_ROOT), as locksmithctl takes them."""
+
+    def run_holding(self, *args, env):
+        """Starts a run that holds its slot (as "x") until it is stopped; returns it once it holds."""
+        p = start(*args, "--id", "x", "--", "sh", "-c", "echo held; exec sleep 30", env=env)
+        if p.stdout.readline().strip() != "held":
+            p.kill()
+            _, err = p.communicate()
+            self.fail("the run did not take a slot (exit %s): %s" % (p.returncode, err))
+        return p
+
+    def stop(self, p):
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=10)
+        return err
+
+    def test_daemon_settings_from_update_conf(self):
+        daemon_group, own_group, flag_group = unique("conf"), unique("ctl"), unique("flag")
+        # LOCKSMITHD_ENDPOINT names a port nobody serves: LOCKSMITHCTL_ENDPOINT (set by
+        # environment()) wins over it, as it must.
+        root = node_root('LOCKSMITHD_GROUP="%s"\nLOCKSMITHD_ENDPOINT=http://127.0.0.1:9\n' % daemon_group)
+        cases = [({"LOCKSMITH_ROOT": root}, [], daemon_group),                                   # the daemon's
+                 ({"LOCKSMITH_ROOT": root, "LOCKSMITHCTL_GROUP": own_group}, [], own_group),     # the variable
+                 ({"LOCKSMITH_ROOT": root, "LOCKSMITHCTL_GROUP": own_group}, ["--group", flag_group], flag_group),
+                 ({"LOCKSMITH_ROOT": root}, ["-group=" + flag_group], flag_group)]               # the flag
+        for env, args, expected in cases:
+            with self.subTest(env=env, args=args):
+                p = self.run_holding(*args, env=env)
+                try:
+                    for group in (daemon_group, own_group, flag_group):
+                        self.assertEqual(etcd.holders("v3", harness.group_key(group)), ["x"] if group == expected else [],
+                                         group)
+                finally:
+                    err = self.stop(p)
+                self.assertEqual(err, "")
+                self.assertEqual(etcd.holders("v3", harness.group_key(expected)), [])
+
+    def test_daemon_endpoint_and_api_from_update_conf(self):
+        # Nothing but update.conf says where etcd is and which API to speak.
+        group = unique("conf-v2")
+        root = node_root('LOCKSMITHD_ENDPOINT=%s\nLOCKSMITHD_ETCD_API=v2\nLOCKSMITHD_GROUP=%s\n' % (etcd.endpoint, group))
+        p = self.run_holding(env={"LOCKSMITH_ROOT": root, "LOCKSMITHCTL_ENDPOINT": "", "LOCKSMITHCTL_ETCD_API": ""})
+        try:
+            self.assertEqual(etcd.holders("v2", harness.group_key(group)), ["x"])
+            self.assertEqual(etcd.holders("v3", harness.group_key(group)), [])
+        finally:
+            self.stop(p)
+        self.assertEqual(etcd.holders("v2", harness.group_key(group)), [])
+
+    def test_first_endpoint_flag_replaces_the_variables(self):
+        # Flags are set before the variables are read, so LOCKSMITHCTL_ENDPOINT and the daemon's
+        # endpoint (both an address that accepts and never answers) are never tried.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        self.addCleanup(silent.close)
+        nowhere = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        root = node_root("LOCKSMITHD_ENDPOINT=%s\n" % nowhere)
+        t = time.monotonic()
+        code, out, err = run("--endpoint", etcd.endpoint, "--request-timeout", "3s", "--group", unique("endpoint"),
+                             "--id", "x", "--", "echo", "ran", env={"LOCKSMITH_ROOT": root, "LOCKSMITHCTL_ENDPOINT": nowhere})
+        self.assertEqual((code, out), (0, "ran\n"), err)
+        self.assertLess(time.monotonic() - t, 2.5)
+
+    def test_bad_values_name_their_variable(self):
+        root = node_root("LOCKSMITHD_ETCD_API=v9\n")
+        for env, text in (({"LOCKSMITHCTL_ETCD_API": "v9"}, "LOCKSMITHCTL_ETCD_API"),
+                          ({"LOCKSMITHCTL_TIMEOUT": "soon"}, "LOCKSMITHCTL_TIMEOUT"),
+                          ({"LOCKSMITH_ROOT": root, "LOCKSMITHCTL_ETCD_API": ""},
+                           "LOCKSMITHD_ETCD_API: etcd-api: \"v9\" is not one of v2, v3, auto (from %s/etc/coreos/update.conf)" % root)):
+            with self.subTest(env=env):
+                group = unique("bad")
+                code, out, err = run("--group", group, "--id", "x", "--", "echo", "ran", env=env)
+                self.assertEqual((code, out), (1, ""), err)
+                self.assertIn("locksmith-run: bad setting: " + text, err)
+                self.assertIsNone(etcd.get("v3", harness.group_key(group)))
+        # A flag sets the option first, so the bad value is never read.
+        code, out, err = run("--etcd-api", "v3", "--group", unique("bad"), "--id", "x", "--", "echo", "ran",
+                             env={"LOCKSMITH_ROOT": root, "LOCKSMITHCTL_ETCD_API": ""})
+        self.assertEqual((code, out), (0, "ran\n"), err)
+
+    def test_warnings_are_shown(self):
+        # A password in an update.conf every user can read (the test etcd has no authentication,
+        # and without a user name the password is never sent).
+        root = node_root("LOCKSMITHD_ETCD_PASSWORD=secret-in-conf\n", mode=0o644)
+        code, out, err = run("--group", unique("warn"), "--id", "x", "--", "echo", "ran", env={"LOCKSMITH_ROOT": root})
+        self.assertEqual((code, out), (0, "ran\n"), err)
+        self.assertIn("locksmith-run: warning: LOCKSMITHD_ETCD_PASSWORD is set in %s/etc/coreos/update.conf" % root, err)
+        self.assertNotIn("secret-in-conf", err)
+        secret = os.path.join(root, "password")
+        with open(secret, "w") as f:
+            f.write("pw\n")
+        os.chmod(secret, 0o644)
+        code, out, err = run("--group", unique("warn"), "--etcd-password-file", secret, "--id", "x", "--", "echo", "ran")
+        self.assertEqual((code, out), (0, "ran\n"), err)
+        self.assertIn("locksmith-run: warning: etcd-password-file: %s can be read by every user" % secret, err)
+
+    def sent_password(self, args, env):
+        """The password a run with args and env sends for user u: seen in the basic auth of its v2
+        requests, through a stand-in proxy (the test etcd has no authentication and ignores it)."""
+        proxy = CountingProxy()
+        self.addCleanup(proxy.stop)
+        endpoint = "http://etcd.invalid:%d" % urllib.parse.urlsplit(etcd.endpoint).port
+        code, out, err = run("--endpoint", endpoint, "--etcd-api", "v2", "--etcd-username", "u", *args,
+                             "--group", unique("password"), "--id", "x", "--", "echo", "ran",
+                             env=dict(env, LOCKSMITHCTL_PROXY=proxy.url))
+        self.assertEqual((code, out), (0, "ran\n"), err)
+        sent = {base64.b64decode(line.split()[-1]).decode() for _, _, headers in proxy.requests for line in headers
+                if line.lower().startswith("authorization: basic ")}
+        self.assertEqual(len(sent), 1, proxy.requests)
+        return sent.pop()
+
+    def password_files(self):
+        files = []
+        for name in ("conf", "flag"):
+            path = os.path.join(ROOT, "pw-" + name)
+            with open(path, "w") as f:
+                f.write("from-%s-file\n" % name)
+            os.chmod(path, 0o600)
+            files.append(path)
+        return files
+
+    def test_password_flags_win_over_variables(self):
+        # etcd-password and etcd-password-file are one setting: a variable for the other one
+        # must not replace the password a flag gave.
+        conf_file, flag_file = self.password_files()
+        root = node_root("LOCKSMITHD_ETCD_PASSWORD_FILE=%s\n" % conf_file)
+        for args, env, expected in ((["--etcd-password-file", flag_file], {"LOCKSMITHCTL_ETCD_PASSWORD": "from-variable"}, "from-flag-file"),
+                                    (["--etcd-password", "from-flag"], {"LOCKSMITH_ROOT": root}, "from-flag"),
+                                    (["--etcd-password", "from-flag", "--etcd-password-file", flag_file], {}, "from-flag-file"),
+                                    (["--etcd-password-file", flag_file, "--etcd-password", "from-flag"], {}, "from-flag"),
+                                    ([], {"LOCKSMITH_ROOT": root}, "from-conf-file")):
+            with self.subTest(args=args, env=env):
+                self.assertEqual(self.sent_password(args, env), "u:" + expected)
+
+    def test_password_variable_wins_over_the_daemons_password_file(self):
+        # etcd-password and etcd-password-file are one setting (locksmith_client_load_settings):
+        # the daemon's LOCKSMITHD_ETCD_PASSWORD_FILE must not replace the password that
+        # LOCKSMITHCTL_ETCD_PASSWORD, a higher source, gave.
+        conf_file, _ = self.password_files()
+        root = node_root("LOCKSMITHD_ETCD_PASSWORD_FILE=%s\n" % conf_file)
+        self.assertEqual(self.sent_password([], {"LOCKSMITH_ROOT": root, "LOCKSMITHCTL_ETCD_PASSWORD": "from-variable"}),
+                         "u:from-variable")
+
+
+class Waiting(unittest.TestCase):
+    """A run waiting for a slot holds one watch: no polling (it asked twice a second, in 1 s
+    slices), and a signal cancels the wait at once, whatever --timeout says."""
+
+    def test_signal_ends_a_long_wait_at_once(self):
+        for api in ("v2", "v3"):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with self.subTest(api=api, signal=sig.name):
+                    group = unique("cancel")
+                    etcd.put(api, harness.group_key(group), '{"semaphore":0,"max":1,"holders":["other"]}')
+                    waiter = start("--group", group, "--etcd-api", api, "--id", "me", "--timeout", "10m", "--", "echo", "ran")
+                    self.addCleanup(stop_if_running, waiter)
+                    time.sleep(1.3)  # well inside the wait, past any 1 s slice
+                    self.assertIsNone(waiter.poll())
+                    t = time.monotonic()
+                    waiter.send_signal(sig)
+                    out, err = waiter.communicate(timeout=10)
+                    self.assertLess(time.monotonic() - t, 1.5)
+                    self.assertEqual(waiter.returncode, 128 + sig, err)
+                    self.assertEqual(out, "")
+                    self.assertEqual(etcd.holders(api, harness.group_key(group)), ["other"])
+
+    def test_a_waiting_run_does_not_poll(self):
+        for api in ("v2", "v3"):
+            with self.subTest(api=api):
+                # The proxy sees every request; loopback is never proxied, so etcd is named by a
+                # host name that only the proxy resolves (to this machine).
+                proxy = CountingProxy()
+                self.addCleanup(proxy.stop)
+                group = unique("count")
+                etcd.put(api, harness.group_key(group), '{"semaphore":0,"max":1,"holders":["other"]}')
+                endpoint = "http://etcd.invalid:%d" % urllib.parse.urlsplit(etcd.endpoint).port
+                waiter = start("--endpoint", endpoint, "--group", group, "--etcd-api", api, "--id", "me", "--", "echo", "ran",
+                               env={"LOCKSMITHCTL_PROXY": proxy.url})
+                self.addCleanup(stop_if_running, waiter)
+                self.assertTrue(wait_for(lambda: proxy.count() >= 2), proxy.count())  # the lock, then the watch
+                time.sleep(0.5)
+                before = proxy.count()
+                time.sleep(5)
+                during = [(method, path) for method, path, _ in proxy.requests[before:proxy.count()]]
+                # Before: 10 requests in 5 s (a read and a watch every second). Now none.
+                self.assertLessEqual(len(during), 1, during)
+                self.assertIsNone(waiter.poll())
+                # The watch is live: a freed slot is taken through it at once.
+                etcd.put(api, harness.group_key(group), '{"semaphore":1,"max":1,"holders":null}')
+                out, err = waiter.communicate(timeout=10)
+                self.assertEqual((waiter.returncode, out), (0, "ran\n"), err)
+                self.assertEqual(etcd.holders(api, harness.group_key(group)), [])
 
 
 def ctl(group, *args):

@@ -16,7 +16,7 @@ is checked against what the clients reported:
 Clients: build/faults/locker (Tests/faults/locker.c, on liblocksmith), N threads each with its own
 client and id; and, separately, a fleet of real locksmithd daemons (tools/fleet-sim --endpoint).
 
-Standard library only; run by tools/test-faults.
+Standard library only; run by Tests/harness/test-faults.
 """
 import argparse
 import base64
@@ -39,7 +39,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "harness"))
 from locksmith_harness import free_port, group_key  # noqa: E402
 LOCKER = os.path.join(ROOT, "build", "faults", "locker")
 CTL = os.path.join(ROOT, "build", "bin", "locksmithctl")
@@ -935,7 +935,7 @@ def main():
         ap.error("APIs are v2 or v3; duration at least 10 s; clients and max at least 1")
     for path in (LOCKER, CTL, FLEET):
         if not os.access(path, os.X_OK):
-            sys.exit("chaos: %s is missing: build it first (tools/test-faults does)" % path)
+            sys.exit("chaos: %s is missing: build it first (Tests/harness/test-faults does)" % path)
     if not shutil.which("etcd"):
         sys.exit("chaos: etcd is missing: apt-get install etcd-server")
     work = tempfile.mkdtemp(prefix="locksmith-faults-")

@@ -47,10 +47,10 @@ public func fuzzEnvironmentFile(_ data: UnsafePointer<UInt8>?, _ size: Int) -> I
     invariant(config.warnings.count == parsed.warnings.count, "merge lost warnings")
 
     // The daemon's settings from it.
-    expectSettingError { _ = try DaemonSettings.strategy(config) }
-    expectSettingError { _ = try DaemonSettings.duration("LOCKSMITHD_REBOOT_BROADCAST_DELAY", in: config, default: 300_000_000_000) }
+    expectSettingError { _ = try config.rebootStrategy() }
+    expectSettingError { _ = try config.duration("LOCKSMITHD_REBOOT_BROADCAST_DELAY", default: 300_000_000_000) }
     expectSettingError {
-        if let (window, start, length) = try DaemonSettings.rebootWindow(config) {
+        if let (window, start, length) = try config.rebootWindow() {
             invariant(!start.value.isEmpty && !length.value.isEmpty, "window from empty settings")
             let again = try RebootWindow(start: window.startText, length: window.lengthText)
             invariant(again == window, "window does not read back from its normalized text")

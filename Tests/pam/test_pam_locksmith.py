@@ -15,6 +15,7 @@ Needs root (PAM service files, mount namespaces), pamtester, etcd, openssl and t
 PAM_LOCKSMITH (default build/tools/pam_locksmith.so). Run from Tests/pam:
     /usr/bin/python3 -m unittest -v test_pam_locksmith
 """
+import base64
 import fcntl
 import http.server
 import itertools
@@ -32,7 +33,7 @@ import time
 import unittest
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(TOP, "tools"))
+sys.path.insert(0, os.path.join(TOP, "Tests", "harness"))
 import locksmith_harness as harness  # noqa: E402
 
 MODULE = os.environ.get("PAM_LOCKSMITH", os.path.join(TOP, "build", "tools", "pam_locksmith.so"))
@@ -582,6 +583,24 @@ class Environment(PamTest):
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
 
+    def test_locksmithctl_settings_from_the_environment_are_ignored(self):
+        # The module takes its settings by the library's rule with the prefix LOCKSMITHCTL (as
+        # locksmithctl does), but from a client that reads no environment: LOCKSMITHCTL_* of the
+        # caller count no more than LOCKSMITHD_*.
+        listener = self.fake_etcd()
+        g = new_group()
+        n = self.node(self.etcd_conf(g))
+        listener.get = v2_value(harness.group_key("thief"), [])
+        ctl(g, "lock", n.id)
+        env = {"LOCKSMITHCTL_ENDPOINT": listener.endpoint, "LOCKSMITHCTL_GROUP": "thief", "LOCKSMITHCTL_ETCD_API": "v4",
+               "LOCKSMITHCTL_PROXY": listener.endpoint, "LOCKSMITHCTL_ETCD_USERNAME": "thief",
+               "LOCKSMITHCTL_ETCD_CAFILE": "/nonexistent", "LOCKSMITHCTL_TIMEOUT": "soon"}
+        r = self.pamtester(self.service("root=%s debug" % n.root), env=env)
+        self.assertEqual(listener.connections, 0, "the caller's listener got %r" % listener.requests)
+        self.assertOpened(r)
+        self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
+        self.assertFalse([line for line in r.log if "LOCKSMITHCTL" in line or "thief" in line], r)
+
     def test_locksmith_root_from_the_environment_is_ignored(self):
         # Without root=, the module reads "/": never a root the caller names. Its coordinator.conf
         # says a running daemon is rebooting, and its update.conf names the caller's listener.
@@ -630,6 +649,97 @@ class Environment(PamTest):
         for method, path, _ in proxy.requests:
             self.assertEqual(method, "GET", proxy.requests)
             self.assertTrue(path.startswith("http://etcd.invalid:2379/v2/keys/"), proxy.requests)
+
+
+class Settings(PamTest):
+    """Issue 13: the etcd settings follow the library's one rule (locksmith_client_load_settings),
+    the module's options first, then the daemon's LOCKSMITHD_* from update.conf; the module keeps
+    no table of its own."""
+
+    def test_where_each_setting_came_from(self):
+        g = new_group()
+        n = self.node(self.etcd_conf("elsewhere") + "LOCKSMITHD_ETCD_API=v2\n")
+        ctl(g, "lock", n.id)
+        r = self.pamtester(self.service("root=%s group=%s debug" % (n.root, g)))
+        self.assertOpened(r)
+        self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
+        conf = "%s/etc/coreos/update.conf" % n.root
+        self.assertLogged(r, "etcd setting group = %s (from the module's options)" % g)
+        self.assertLogged(r, "etcd setting endpoint = %s (from LOCKSMITHD_ENDPOINT in %s)" % (etcd.endpoint, conf))
+        self.assertLogged(r, "etcd setting etcd-api = v2 (from LOCKSMITHD_ETCD_API in %s)" % conf)
+
+    def test_daemon_timeout_is_not_used(self):
+        # timeout= is the budget of a login, also per request: the daemon's LOCKSMITHD_TIMEOUT
+        # (here one the client refuses) is never read.
+        g = new_group()
+        n = self.node(self.etcd_conf(g) + "LOCKSMITHD_TIMEOUT=10h\n")
+        ctl(g, "lock", n.id)
+        r = self.pamtester(self.service("root=%s timeout=2s debug" % n.root))
+        self.assertOpened(r)
+        self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
+        self.assertLogged(r, "etcd setting timeout = 2s (from the module's options)")
+        self.assertFalse([line for line in r.log if "LOCKSMITHD_TIMEOUT" in line], r)
+
+    def test_daemon_proxy_from_update_conf(self):
+        # LOCKSMITHD_PROXY in the root-owned update.conf is the daemon's proxy, and so the
+        # module's; proxy= wins over it.
+        proxy = self.fake_etcd()
+        g = new_group()
+        proxy.get = v2_value(harness.group_key(g), [])
+        n = self.node(self.etcd_conf(g, endpoint="http://etcd.invalid:2379") + "LOCKSMITHD_ETCD_API=v2\n"
+                      "LOCKSMITHD_PROXY=http://127.0.0.1:%d\n" % proxy.server.server_address[1])
+        proxy.get = v2_value(harness.group_key(g), [n.id])
+        r = self.pamtester(self.service("root=%s" % n.root))
+        self.assertOpened(r)
+        self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
+        self.assertTrue(proxy.requests, r)
+        other = self.fake_etcd(get=v2_value(harness.group_key(g), []))
+        seen = len(proxy.requests)
+        r = self.pamtester(self.service("root=%s proxy=http://127.0.0.1:%d" % (n.root, other.server.server_address[1])))
+        self.assertOpened(r)
+        self.assertEqual(r.messages, [], r)
+        self.assertTrue(other.requests, r)
+        self.assertEqual(len(proxy.requests), seen, r)
+
+    def test_password_file_option_wins_over_the_daemons_password(self):
+        # password_file= decides the password: the daemon's LOCKSMITHD_ETCD_PASSWORD (the library
+        # resolves it apart from the file) must not replace it. Seen in the basic auth.
+        fake = self.fake_etcd()
+        option_file = secret_file("from-option-file")
+        n = self.node(self.etcd_conf("g", endpoint=fake.endpoint) + "LOCKSMITHD_ETCD_API=v2\nLOCKSMITHD_ETCD_USERNAME=u\n"
+                      "LOCKSMITHD_ETCD_PASSWORD=from-conf\n")
+        os.chmod(n.root + "/etc/coreos/update.conf", 0o600)
+        for options, expected in (("password_file=%s" % option_file, "u:from-option-file"), ("", "u:from-conf")):
+            with self.subTest(options=options):
+                del fake.requests[:]
+                r = self.pamtester(self.service("root=%s %s" % (n.root, options)))
+                self.assertOpened(r)
+                self.assertTrue(fake.requests, r)
+                sent = {base64.b64decode(h.get("Authorization", "").split()[-1]).decode() for _, _, h in fake.requests}
+                self.assertEqual(sent, {expected}, r)
+
+    def test_bad_daemon_setting_is_named_never_shown(self):
+        # The variable and its file are named; the password next to it never appears, and a
+        # password in an update.conf every user can read is warned about, without its value.
+        password = "pw-%s" % secrets.token_hex(6)
+        n = self.node(self.etcd_conf("g") + "LOCKSMITHD_ETCD_USERNAME=u\nLOCKSMITHD_ETCD_PASSWORD=%s\n"
+                      "LOCKSMITHD_ETCD_CAFILE=/nonexistent/ca.pem\n" % password)
+        r = self.pamtester(self.service("root=%s debug" % n.root))
+        self.assertOpened(r)
+        self.assertLogged(r, "bad etcd setting LOCKSMITHD_ETCD_CAFILE (from %s/etc/coreos/update.conf)" % n.root)
+        self.assertLogged(r, "not asking etcd")
+        self.assertFalse([line for line in r.log if password in line], r)
+        os.chmod(n.root + "/etc/coreos/update.conf", 0o644)
+        g = new_group()
+        with open(n.root + "/etc/coreos/update.conf", "w") as f:
+            f.write(self.etcd_conf(g) + "LOCKSMITHD_ETCD_PASSWORD=%s\n" % password)
+        ctl(g, "lock", n.id)
+        r = self.pamtester(self.service("root=%s debug" % n.root))
+        self.assertOpened(r)
+        self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
+        self.assertLogged(r, "LOCKSMITHD_ETCD_PASSWORD is set in %s/etc/coreos/update.conf, which every user can read" % n.root)
+        self.assertLogged(r, "etcd setting etcd-password = (hidden)")
+        self.assertFalse([line for line in r.log if password in line], r)
 
 
 class Deadline(PamTest):

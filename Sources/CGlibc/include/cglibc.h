@@ -23,4 +23,18 @@ unsigned cglibc_minor(unsigned long long dev);
 /* pipe2(fds, O_CLOEXEC). */
 int cglibc_pipe_cloexec(int fds[2]);
 
+/* mkdir -p with mode 0755: creates `directory` and its missing parents. 0, or -errno. */
+int cglibc_make_directories(const char *directory);
+
+/* Replaces `path` with `text` (mode 0644) atomically: `path`.<pid>.tmp is created new (O_EXCL,
+ * which also refuses a symbolic link in its place; a leftover of a crashed run is removed
+ * first), locked with flock(LOCK_EX|LOCK_NB) if `lock`, written, synced and renamed over `path`.
+ * Returns the new file's descriptor when `keep_open` (the lock stays with it), else 0; -errno on
+ * failure, with nothing left behind. */
+int cglibc_replace_file(const char *path, const char *text, int lock, int keep_open);
+
+/* Reads the whole file `path` (not following a final symbolic link when `no_follow`) into a
+ * malloc()ed buffer: its size, or -errno (-EFBIG past `limit` bytes). */
+long cglibc_read_file(const char *path, long limit, int no_follow, unsigned char **ret);
+
 #endif

@@ -29,7 +29,7 @@ import locksmith  # noqa: E402  (after the path and the environment are set)
 
 
 def _load_harness():
-    spec = importlib.util.spec_from_file_location("locksmith_harness", os.path.join(ROOT, "tools", "locksmith_harness.py"))
+    spec = importlib.util.spec_from_file_location("locksmith_harness", os.path.join(ROOT, "Tests", "harness", "locksmith_harness.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

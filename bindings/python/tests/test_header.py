@@ -1,5 +1,6 @@
 """Every function declared in include/locksmith.h has argtypes and restype configured in the
-binding, and they are the C declaration's types (read from the header text, not from the binding)."""
+binding, and they are the C declaration's types (read from the header text, not from the binding),
+including the function-pointer typedef of the trace callback."""
 import ctypes
 import re
 
@@ -11,27 +12,48 @@ from locksmith import _native
 
 P = ctypes.POINTER
 OBJECTS = {"locksmith_semaphore": _native.Semaphore, "locksmith_window": _native.Window,
-           "locksmith_config": _native.Config, "locksmith_client": _native.Client}
+           "locksmith_config": _native.Config, "locksmith_client": _native.Client,
+           "locksmith_groups": _native.Groups, "locksmith_daemon_settings": _native.DaemonSettings}
 SCALARS = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64}
+
+
+def header_text():
+    """The header without comments and preprocessor lines."""
+    with open(HEADER) as f:
+        text = f.read()
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    return re.sub(r"^\s*#.*$", " ", text, flags=re.M)
+
+
+def split_parameters(params):
+    """The C types of a parameter list (names dropped)."""
+    params = [] if params.strip() == "void" else [p.strip() for p in params.split(",")]
+    types = []
+    for p in params:
+        p = " ".join(p.replace("*", " * ").split())
+        types.append(re.sub(r"\s*\b\w+$", "", p))  # drop the parameter's name
+    return types
+
+
+def function_typedefs():
+    """{name: (return type, [parameter types])} of every function-pointer typedef in the header:
+    typedef void (*locksmith_trace_function)(const char *line, void *userdata);"""
+    found = {}
+    for m in re.finditer(r"typedef\s+([\w\s\*]+?)\s*\(\s*\*\s*(locksmith_\w+)\s*\)\s*\(([^()]*)\)\s*;", header_text()):
+        found[m.group(2)] = (" ".join(m.group(1).replace("*", " * ").split()), split_parameters(m.group(3)))
+    return found
 
 
 def declarations():
     """{name: (return type, [parameter types])} of every locksmith_* function in the header."""
-    with open(HEADER) as f:
-        text = f.read()
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)   # comments
-    text = re.sub(r"^\s*#.*$", " ", text, flags=re.M)     # preprocessor lines
+    text = header_text()
+    text = re.sub(r"typedef\s+[^;]*;", " ", text)  # typedefs (the trace callback's is no function)
     found = {}
     for m in re.finditer(r"([A-Za-z_][\w\s\*]*?)\b(locksmith_\w+)\s*\(([^()]*)\)\s*;", text):
         returns, name, params = m.group(1), m.group(2), m.group(3)
         returns = " ".join(returns.replace("*", " * ").split())
-        params = [] if params.strip() == "void" else [p.strip() for p in params.split(",")]
-        types = []
-        for p in params:
-            p = " ".join(p.replace("*", " * ").split())
-            types.append(re.sub(r"\s*\b\w+$", "", p))  # drop the parameter's name
         assert name not in found, "declared twice: " + name
-        found[name] = (returns, types)
+        found[name] = (returns, split_parameters(params))
     return found
 
 
@@ -56,19 +78,41 @@ def expected_ctype(c_type, result=False):
         for _ in range(stars):
             t = P(t)
         return t
+    if base in TYPEDEFS:
+        assert stars == 0, c_type
+        returns, params = TYPEDEFS[base]
+        # CFUNCTYPE caches its classes by signature: the header's is the binding's object.
+        return ctypes.CFUNCTYPE(expected_ctype(returns, result=True), *[expected_ctype(p) for p in params])
     t = SCALARS[base]
     for _ in range(stars):
         t = P(t)
     return t
 
 
+TYPEDEFS = function_typedefs()
 DECLARED = declarations()
 
 
-def test_the_header_declares_46_functions():
-    assert len(DECLARED) == 46  # 41 in LOCKSMITH_1, 5 in LOCKSMITH_2
+def test_the_header_declares_84_functions():
+    assert len(DECLARED) == 84  # 41 in LOCKSMITH_1, 43 in LOCKSMITH_2
     assert "locksmith_client_free" in DECLARED and "locksmith_version" in DECLARED
     assert "locksmith_client_read" in DECLARED and "locksmith_config_load_at" in DECLARED
+    assert "locksmith_client_set_trace" in DECLARED and "locksmith_slot_record_read" in DECLARED
+    assert "locksmith_trace_function" not in DECLARED
+
+
+def test_the_trace_function_type_is_the_headers():
+    assert TYPEDEFS == {"locksmith_trace_function": ("void", ["const char *", "void *"])}
+    assert _native.TraceFunction is expected_ctype("locksmith_trace_function")
+    assert _native.TraceFunction._restype_ is None
+    assert _native.TraceFunction._argtypes_ == (ctypes.c_char_p, ctypes.c_void_p)
+
+
+def test_const_object_results_are_the_objects_pointer_types():
+    assert DECLARED["locksmith_groups_semaphore"][0] == "const locksmith_semaphore *"
+    assert DECLARED["locksmith_daemon_settings_window"][0] == "const locksmith_window *"
+    assert _native.lib.locksmith_groups_semaphore.restype is _native.SemaphoreP
+    assert _native.lib.locksmith_daemon_settings_window.restype is _native.WindowP
 
 
 def test_the_prototypes_are_in_the_order_of_the_header():

@@ -82,3 +82,52 @@ def test_clients_do_not_leak(etcd, group):
 
     # Each client holds a libcurl handle and connection (tens of KB): 300 rounds would show it.
     assert growth(body, 300) < 256 * 1024
+
+
+def test_the_functions_programs_need_do_not_leak(tmp_path):
+    conf_text = ("REBOOT_STRATEGY=best-effort\nLOCKSMITHD_REBOOT_WINDOW_START=Thu 23:00\n"
+                 "LOCKSMITHD_REBOOT_WINDOW_LENGTH=1h\nLOCKSMITHD_GROUP=web\nskipped line\n")
+
+    def body():
+        locksmith.duration_format(5400 * 10**9)
+        locksmith.json_quote("<a> & \"b\"")
+        locksmith.default_root()
+        locksmith.key_group(locksmith.group_key("prod/database"))
+        locksmith.option_names()
+        locksmith.record_slot(locksmith.DEFAULT_KEY, "node-1", tmp_path)
+        locksmith.slot_record(tmp_path)
+        with Config.parse(conf_text, "/etc/coreos/update.conf") as conf:
+            conf.warnings
+            with locksmith.DaemonSettings(conf, tmp_path) as d:
+                d.strategy, d.window, d.window_sources, d.broadcast_delay, d.slot_wait, d.utmp, d.group, d.warnings
+                with d.client() as c:
+                    c.settings(), c.key, c.warnings
+            with Client("http://127.0.0.1:1") as c:
+                c.load_settings("LOCKSMITHPY", conf)
+                c.settings()
+                c.set_trace(lambda line: None)
+                c.set_trace(None)
+                c.cancel()
+                c.cancel(False)
+                c.last_seen()
+                c.prepare()
+
+    assert growth(body, 1000) < 64 * 1024
+
+
+def test_listings_and_traces_do_not_leak(etcd, group):
+    with Client(etcd.endpoint, group) as c:
+        c.status().close()
+        etcd.put("v2", locksmith.group_key(group + "-corrupt"), "not-a-semaphore")
+        lines = []
+        c.set_trace(lines.append)
+
+        def body():
+            for g in c.groups():
+                if g.semaphore is not None:
+                    g.semaphore.close()
+            with c.last_seen() as s:
+                s.to_json()
+            del lines[:]
+
+        assert growth(body, 300) < 128 * 1024

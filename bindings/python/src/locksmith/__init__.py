@@ -18,10 +18,12 @@ from typing import Optional, Union
 from . import _native
 from ._base import c_int_value, check, encode, encode_optional, encode_path, take_string
 from ._native import lib
-from .client import Client, Stats
+from .client import Client, Group, Setting, Stats, option_names
 from .config import Config
-from .errors import (AccessDenied, AlreadyHeld, BadData, Busy, Contention, CorruptSemaphore, InvalidArgument,
-                     LocksmithError, NotFound, NotHeld, OutOfRange, ProtocolError, TimedOut, Unreachable)
+from .daemon import DaemonSettings, SlotRecord, record_slot, slot_record
+from .errors import (AccessDenied, AlreadyHeld, BadData, Busy, Cancelled, Contention, CorruptSemaphore,
+                     InvalidArgument, LocksmithError, NotFound, NotHeld, OutOfRange, ProtocolError, TimedOut,
+                     Unreachable)
 from .semaphore import Semaphore
 from .window import Opening, Window
 
@@ -68,6 +70,38 @@ def group_key(group: Optional[str] = None) -> str:
     return take_string(out)
 
 
+def key_group(key: str) -> str:
+    """The group whose semaphore lives at key: the inverse of group_key() ("" for DEFAULT_KEY).
+    InvalidArgument if key is not a semaphore key of the reboot lock."""
+    out = ctypes.c_void_p()
+    check(lib.locksmith_key_group(encode(key, "key"), ctypes.byref(out)))
+    return take_string(out)
+
+
+def default_root() -> str:
+    """The root system paths are read under by default: $LOCKSMITH_ROOT when it is set and not
+    empty (never under secure execution), else "/"."""
+    out = ctypes.c_void_p()
+    check(lib.locksmith_root(ctypes.byref(out)))
+    return take_string(out)
+
+
+def duration_format(nanoseconds: int) -> str:
+    """nanoseconds as Go's time.Duration prints them: "1h30m0s", "1.5s", "300ms", "0s"."""
+    out = ctypes.c_void_p()
+    check(lib.locksmith_duration_format(c_int_value(nanoseconds, "nanoseconds", bits=64), ctypes.byref(out)))
+    return take_string(out)
+
+
+def json_quote(text: Union[str, bytes]) -> str:
+    """text as a JSON string, quotes included, escaped as the original's Go encoder escaped it
+    (", \\, control characters, and <, >, & as \\u003c, \\u003e, \\u0026): for output that must
+    match the original byte for byte. bytes that are not UTF-8 are taken too."""
+    out = ctypes.c_void_p()
+    check(lib.locksmith_json_quote(encode(text, "text"), ctypes.byref(out)))
+    return take_string(out)
+
+
 def backoff_delay(attempt: int) -> int:
     """Seconds to wait before retry number attempt (0 for the first): 5 doubling to at most 300."""
     seconds = ctypes.c_int64()
@@ -76,8 +110,10 @@ def backoff_delay(attempt: int) -> int:
 
 
 __all__ = [
-    "AccessDenied", "AlreadyHeld", "BadData", "Busy", "Client", "Config", "Contention", "CorruptSemaphore",
-    "DEFAULT_KEY", "InvalidArgument", "KEY_PREFIX", "LocksmithError", "NotFound", "NotHeld", "Opening",
-    "OutOfRange", "ProtocolError", "Semaphore", "Stats", "TimedOut", "Unreachable", "Window",
-    "backoff_delay", "duration_parse", "group_key", "library_path", "machine_id", "version",
+    "AccessDenied", "AlreadyHeld", "BadData", "Busy", "Cancelled", "Client", "Config", "Contention",
+    "CorruptSemaphore", "DEFAULT_KEY", "DaemonSettings", "Group", "InvalidArgument", "KEY_PREFIX",
+    "LocksmithError", "NotFound", "NotHeld", "Opening", "OutOfRange", "ProtocolError", "Semaphore", "Setting",
+    "SlotRecord", "Stats", "TimedOut", "Unreachable", "Window",
+    "backoff_delay", "default_root", "duration_format", "duration_parse", "group_key", "json_quote",
+    "key_group", "library_path", "machine_id", "option_names", "record_slot", "slot_record", "version",
 ]

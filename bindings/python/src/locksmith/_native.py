@@ -29,12 +29,23 @@ class Client(ctypes.Structure):
     """struct locksmith_client (opaque)."""
 
 
-# Distinct pointer types for the four objects, so that ctypes refuses a window where a
-# semaphore is expected instead of handing the library the wrong object.
+class Groups(ctypes.Structure):
+    """struct locksmith_groups (opaque)."""
+
+
+class DaemonSettings(ctypes.Structure):
+    """struct locksmith_daemon_settings (opaque)."""
+
+
+# Distinct pointer types for the objects, so that ctypes refuses a window where a semaphore is
+# expected instead of handing the library the wrong object. (A const pointer the library
+# returns, such as locksmith_groups_semaphore()'s, is the same type: ctypes has no const.)
 SemaphoreP = ctypes.POINTER(Semaphore)
 WindowP = ctypes.POINTER(Window)
 ConfigP = ctypes.POINTER(Config)
 ClientP = ctypes.POINTER(Client)
+GroupsP = ctypes.POINTER(Groups)
+DaemonSettingsP = ctypes.POINTER(DaemonSettings)
 
 c_int = ctypes.c_int
 c_int64 = ctypes.c_int64
@@ -50,6 +61,10 @@ OwnedStringOut = P(c_void_p)
 BorrowedStringOut = P(c_char_p)
 
 Prototype = Tuple[Optional[type], List[type]]
+
+#: locksmith_trace_function: void (*)(const char *line, void *userdata). The line arrives as
+#: bytes (a copy); it is valid only during the call in C.
+TraceFunction = ctypes.CFUNCTYPE(None, c_char_p, c_void_p)
 
 #: LOCKSMITH_NO_ENVIRONMENT, the flag of the LOCKSMITH_2 functions: read nothing from the
 #: process environment.
@@ -84,6 +99,7 @@ PROTOTYPES: Dict[str, Prototype] = {
     # This node
     "locksmith_machine_id": (c_int, [OwnedStringOut]),
     "locksmith_group_key": (c_int, [c_char_p, OwnedStringOut]),
+    "locksmith_key_group": (c_int, [c_char_p, OwnedStringOut]),
     "locksmith_backoff_delay": (c_int, [c_int, P(c_int64)]),
     # Configuration
     "locksmith_config_load": (c_int, [P(ConfigP)]),
@@ -110,6 +126,46 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_client_new_with_flags": (c_int, [c_uint64, P(ClientP)]),
     "locksmith_client_set_deadline": (c_int, [ClientP, c_uint64]),
     "locksmith_client_read": (c_int, [ClientP, P(SemaphoreP)]),
+    # Version 2, continued: what a program built on the library needs
+    "locksmith_root": (c_int, [OwnedStringOut]),
+    "locksmith_duration_format": (c_int, [c_int64, OwnedStringOut]),
+    "locksmith_json_quote": (c_int, [c_char_p, OwnedStringOut]),
+    "locksmith_config_warning_count": (c_int, [ConfigP]),
+    "locksmith_config_warning": (c_char_p, [ConfigP, c_int]),
+    "locksmith_client_option_name": (c_char_p, [c_int]),
+    "locksmith_client_load_settings": (c_int, [ClientP, c_char_p, ConfigP]),
+    "locksmith_client_setting": (c_int, [ClientP, c_int, BorrowedStringOut, BorrowedStringOut]),
+    "locksmith_client_warning_count": (c_int, [ClientP]),
+    "locksmith_client_warning": (c_char_p, [ClientP, c_int]),
+    "locksmith_client_last_error_option": (c_char_p, [ClientP]),
+    "locksmith_client_key": (c_char_p, [ClientP]),
+    "locksmith_client_set_trace": (c_int, [ClientP, TraceFunction, c_void_p]),
+    "locksmith_client_prepare": (c_int, [ClientP]),
+    "locksmith_client_cancel": (c_int, [ClientP, c_int]),
+    "locksmith_client_last_seen": (c_int, [ClientP, P(SemaphoreP)]),
+    "locksmith_client_groups": (c_int, [ClientP, P(GroupsP)]),
+    "locksmith_groups_count": (c_int, [GroupsP]),
+    "locksmith_groups_name": (c_char_p, [GroupsP, c_int]),
+    "locksmith_groups_key": (c_char_p, [GroupsP, c_int]),
+    "locksmith_groups_semaphore": (SemaphoreP, [GroupsP, c_int]),  # borrowed: never freed here
+    "locksmith_groups_error": (c_char_p, [GroupsP, c_int]),
+    "locksmith_groups_free": (GroupsP, [GroupsP]),
+    # The daemon's settings
+    "locksmith_daemon_settings_load": (c_int, [ConfigP, c_char_p, P(DaemonSettingsP)]),
+    "locksmith_daemon_settings_strategy": (c_char_p, [DaemonSettingsP]),
+    "locksmith_daemon_settings_window": (WindowP, [DaemonSettingsP]),  # borrowed: never freed here
+    "locksmith_daemon_settings_broadcast_delay": (c_int64, [DaemonSettingsP]),
+    "locksmith_daemon_settings_slot_wait": (c_char_p, [DaemonSettingsP]),
+    "locksmith_daemon_settings_utmp": (c_char_p, [DaemonSettingsP]),
+    "locksmith_daemon_settings_group": (c_char_p, [DaemonSettingsP]),
+    "locksmith_daemon_settings_window_source": (c_char_p, [DaemonSettingsP, c_int]),
+    "locksmith_daemon_settings_warning_count": (c_int, [DaemonSettingsP]),
+    "locksmith_daemon_settings_warning": (c_char_p, [DaemonSettingsP, c_int]),
+    "locksmith_daemon_settings_new_client": (c_int, [DaemonSettingsP, c_uint64, P(ClientP)]),
+    "locksmith_daemon_settings_free": (DaemonSettingsP, [DaemonSettingsP]),
+    # The reboot-slot record
+    "locksmith_slot_record_write": (c_int, [c_char_p, c_char_p, c_char_p]),
+    "locksmith_slot_record_read": (c_int, [c_char_p, OwnedStringOut, OwnedStringOut]),
 }
 
 HOW_TO_FIX = ("install liblocksmith (`make install` in locksmith-swift, then `ldconfig`), or set "

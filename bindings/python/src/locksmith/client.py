@@ -6,14 +6,18 @@ import ctypes
 import datetime
 import errno
 import math
+import threading
 import time
-from typing import Any, Iterable, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, NamedTuple, Optional, Union
 
 from . import _native
 from ._base import Handle, c_int_value, check, decode, encode, take_string
 from ._native import lib
 from .errors import InvalidArgument, error_for
 from .semaphore import Semaphore
+
+if TYPE_CHECKING:
+    from .config import Config
 
 Duration = Union[str, int, float, datetime.timedelta]
 
@@ -28,6 +32,38 @@ class Stats(NamedTuple):
     """Counters since the client was made (or last reconfigured)."""
     requests: int   # HTTP requests sent
     conflicts: int  # compare-and-swap attempts lost to other writers, and retried
+
+
+class Setting(NamedTuple):
+    """One option of a client as it may be shown (a -debug listing): the value with passwords as
+    "(hidden)" and credentials in URLs as "***", and where it came from: "" for a value the
+    program set (set_option, the constructor's arguments), else the variable, e.g.
+    "LOCKSMITHCTL_GROUP" or "LOCKSMITHD_GROUP in /etc/coreos/update.conf". Both are None when
+    the option is not set (its default applies)."""
+    name: str
+    value: Optional[str]
+    origin: Optional[str]
+
+
+class Group(NamedTuple):
+    """One group of a listing (Client.groups()): its name ("" for the default group), its etcd
+    key, and its semaphore (a copy the caller owns), or None and the reason in error when the
+    stored value is not a semaphore document."""
+    name: str
+    key: str
+    semaphore: Optional[Semaphore]
+    error: Optional[str]
+
+
+def option_names() -> List[str]:
+    """The client options by their library names, in the order help texts list them
+    ("endpoint", "group", ..., "proxy"): what set_option() takes."""
+    names = []
+    while True:
+        name = lib.locksmith_client_option_name(len(names))
+        if name is None:
+            return names
+        names.append(name.decode("utf-8"))
 
 
 def _go_duration(value: Duration, name: str) -> str:
@@ -111,7 +147,8 @@ class Client(Handle):
 
     Threads: a client belongs to one thread at a time (the library's rule). Each method holds the
     client's lock, so threads that share a client take turns (a wait() blocks the others for its
-    whole length); for parallel work give each thread its own Client.
+    whole length); for parallel work give each thread its own Client. The exception is cancel(),
+    which any thread may call at any time, also while another thread waits.
 
     Close it (close(), or a `with` block) to free it and its connection; garbage collection
     frees it too."""
@@ -134,8 +171,7 @@ class Client(Handle):
             r = lib.locksmith_client_new_with_flags(_native.NO_ENVIRONMENT, ctypes.byref(pointer))
         if r < 0:
             raise error_for(-r, decode(lib.locksmith_last_error()) or "")
-        super().__init__(pointer)
-        self._environment = environment
+        self._setup(pointer, environment)
         try:
             if env_prefix is not None:
                 self.load_env(env_prefix)
@@ -159,11 +195,40 @@ class Client(Handle):
             self.close()
             raise
 
+    def _setup(self, pointer: Any, environment: bool) -> None:
+        super().__init__(pointer)
+        self._environment = environment
+        # Guards the pointer's life for cancel(), which does not take the client's lock (a
+        # wait holds it). Reentrant: a signal handler may run cancel() in the middle of close().
+        self._lifetime = threading.RLock()
+        # The trace callback the library holds: kept alive as long as the library may call it.
+        self._trace: Any = None
+
+    @classmethod
+    def _adopt(cls, pointer: Any, environment: bool) -> "Client":
+        """A Client owning a locksmith_client the library made (locksmith_daemon_settings_new_client)."""
+        client = cls.__new__(cls)
+        client._setup(pointer, environment)
+        return client
+
     def _check(self, pointer: Any, r: int) -> int:
-        """r, or the exception for it with the client's message. Call with the lock held."""
+        """r, or the exception for it with the client's message and the option at fault. Call
+        with the lock held."""
         if r < 0:
-            raise error_for(-r, decode(lib.locksmith_client_last_error(pointer)) or "", semaphore=True)
+            message = decode(lib.locksmith_client_last_error(pointer)) or ""
+            option = decode(lib.locksmith_client_last_error_option(pointer))
+            raise error_for(-r, message, semaphore=True, option=option)
         return r
+
+    def close(self) -> None:
+        """Frees the library object (after a wait in another thread has returned). Closing twice
+        is fine."""
+        with self._lock:
+            with self._lifetime:
+                pointer, self._pointer = self._pointer, None
+                if pointer:
+                    lib.locksmith_client_free(pointer)
+            self._trace = None
 
     def set_option(self, option: str, value: str) -> None:
         """Sets one option by the library's name ("endpoint", "group", "etcd-api", "etcd-cafile",
@@ -266,6 +331,147 @@ class Client(Handle):
                     return True
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
+
+    def load_settings(self, prefix: str, config: Optional["Config"] = None) -> int:
+        """Resolves every option this program has not set itself (set_option, the constructor's
+        arguments) the way every locksmith program does: from the variable <prefix>_<OPTION> of
+        the environment (e.g. prefix "LOCKSMITHCTL": LOCKSMITHCTL_GROUP; not for a client made
+        with environment=False), else from the daemon's setting LOCKSMITHD_<OPTION> in config
+        (a Config: the update.conf files, and the environment if it was loaded with it), so
+        that on a node the program looks at the semaphore its daemon uses. Returns how many
+        options were set from there. A bad value raises InvalidArgument naming the variable and
+        where it came from (.option names the option); a prefix that is not an upper-case
+        variable prefix, InvalidArgument."""
+        data = encode(prefix, "prefix")
+        if config is None:
+            with self._lock:
+                pointer = self._live()
+                return self._check(pointer, lib.locksmith_client_load_settings(pointer, data, None))
+        from .config import Config
+        if not isinstance(config, Config):
+            raise TypeError("config must be a locksmith.Config or None, not %s" % type(config).__name__)
+        with config._lock:
+            conf = config._live()
+            with self._lock:
+                pointer = self._live()
+                return self._check(pointer, lib.locksmith_client_load_settings(pointer, data, conf))
+
+    def settings(self) -> List[Setting]:
+        """Every option (in option_names() order) as the client has it, for a -debug listing:
+        Setting(name, value, origin), value and origin None for an option that is not set.
+        Passwords never appear: "(hidden)"."""
+        out = []
+        value, origin = ctypes.c_char_p(), ctypes.c_char_p()
+        with self._lock:
+            pointer = self._live()
+            for i, name in enumerate(option_names()):
+                r = lib.locksmith_client_setting(pointer, i, ctypes.byref(value), ctypes.byref(origin))
+                if r == -errno.ENOENT:
+                    out.append(Setting(name, None, None))
+                    continue
+                check(r)
+                out.append(Setting(name, decode(value.value) or "", decode(origin.value) or ""))
+        return out
+
+    @property
+    def warnings(self) -> List[str]:
+        """What the program should tell its user about the client's settings (a password file
+        every user can read, a password in a world-readable update.conf). The library never logs."""
+        with self._lock:
+            pointer = self._live()
+            count = check(lib.locksmith_client_warning_count(pointer))
+            texts = [lib.locksmith_client_warning(pointer, i) for i in range(count)]
+        return [t.decode("utf-8") for t in texts if t is not None]
+
+    @property
+    def key(self) -> str:
+        """The etcd key of the client's group's semaphore."""
+        with self._lock:
+            key = lib.locksmith_client_key(self._live())
+        if key is None:
+            raise InvalidArgument(errno.EINVAL, "the client's group has no valid key")
+        return key.decode("utf-8")
+
+    def set_trace(self, function: Optional[Callable[[str], Any]]) -> None:
+        """Calls function(line) once per HTTP request of the client, with the method, URL, status
+        or error and the time taken (never a password), on the thread making the request (which
+        holds the client: the function must not call the client). None turns tracing off.
+        An exception in function is reported through sys.unraisablehook and otherwise ignored."""
+        if function is not None and not callable(function):
+            raise TypeError("the trace function must be callable or None, not %s" % type(function).__name__)
+        callback: Any = _native.TraceFunction()  # NULL: ctypes takes no None for a function pointer
+        if function is not None:
+            def call(line: Optional[bytes], userdata: Any) -> None:
+                function("" if line is None else line.decode("utf-8", "replace"))
+            callback = _native.TraceFunction(call)
+        with self._lock:
+            pointer = self._live()
+            self._check(pointer, lib.locksmith_client_set_trace(pointer, callback, None))
+            # Replaced only once the library has let go of the previous one.
+            self._trace = callback if function is not None else None
+
+    def prepare(self) -> None:
+        """Makes the client ready now, as its first request would, without sending anything:
+        loads libcurl and applies the options. Raises what the first request would have (a
+        LocksmithError with errno ELIBACC if libcurl cannot be loaded, naming the reason)."""
+        with self._lock:
+            pointer = self._live()
+            self._check(pointer, lib.locksmith_client_prepare(pointer))
+
+    def cancel(self, cancel: bool = True) -> None:
+        """cancel(): a wait() in progress in another thread raises Cancelled within about a
+        second, and every later call raises Cancelled before sending anything; cancel(False)
+        makes the client usable again. Thread-safe: any thread may call it at any time (it does
+        not wait for the client's lock, which a waiting thread holds). A request other than a
+        wait runs to its answer or timeout. (A Python signal handler runs in the main thread
+        only between bytecodes, so it can cancel a wait of another thread, not one of its own.)"""
+        if not isinstance(cancel, bool):
+            raise TypeError("cancel must be True or False, not %r" % (cancel,))
+        with self._lifetime:
+            pointer = self._pointer
+            if not pointer:
+                raise ValueError("I/O operation on a closed client")
+            r = lib.locksmith_client_cancel(pointer, 1 if cancel else 0)
+        if r < 0:
+            raise error_for(-r, decode(lib.locksmith_last_error()) or "")
+
+    def last_seen(self) -> Optional[Semaphore]:
+        """The newest semaphore the client has seen (its last read, write, refused change or
+        watch event), without asking etcd; None if it has seen none. CorruptSemaphore if what it
+        saw is not a semaphore document."""
+        semaphore = _native.SemaphoreP()
+        with self._lock:
+            pointer = self._live()
+            r = lib.locksmith_client_last_seen(pointer, ctypes.byref(semaphore))
+            if r == -errno.ENOENT:
+                return None
+            self._check(pointer, r)
+        return Semaphore(semaphore)
+
+    def groups(self) -> List[Group]:
+        """Every group that has a semaphore in etcd, sorted by name (the default group, "",
+        first), each with a copy of its document or, for a stored value that is not one, the
+        reason. Creates nothing; one request."""
+        listing = _native.GroupsP()
+        with self._lock:
+            pointer = self._live()
+            self._check(pointer, lib.locksmith_client_groups(pointer, ctypes.byref(listing)))
+        try:
+            out = []
+            for i in range(check(lib.locksmith_groups_count(listing))):
+                name = decode(lib.locksmith_groups_name(listing, i)) or ""
+                key = decode(lib.locksmith_groups_key(listing, i)) or ""
+                borrowed = lib.locksmith_groups_semaphore(listing, i)
+                semaphore = None
+                if borrowed:
+                    # A copy of our own: the borrowed one dies with the listing.
+                    json = ctypes.c_void_p()
+                    check(lib.locksmith_semaphore_to_json(borrowed, ctypes.byref(json)), semaphore=True)
+                    semaphore = Semaphore.parse(take_string(json))
+                out.append(Group(name, key, semaphore, decode(lib.locksmith_groups_error(listing, i))))
+            return out
+        finally:
+            lib.locksmith_groups_free(listing)
 
     @property
     def api(self) -> Optional[str]:

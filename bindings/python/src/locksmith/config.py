@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Optional, Tuple, Union, overload
+from typing import List, Optional, Tuple, Union, overload
 
 from . import _native
 from ._base import Handle, check, decode, encode, encode_optional, encode_path
@@ -81,6 +81,16 @@ class Config(Handle):
         parse(); None if nothing sets key."""
         found = self.lookup(key)
         return None if found is None else found[1]
+
+    @property
+    def warnings(self) -> List[str]:
+        """The lines that were skipped (not assignments), each naming its file and line:
+        "/etc/coreos/update.conf: line 3: ...". The library never logs: show them."""
+        with self._lock:
+            pointer = self._live()
+            count = check(lib.locksmith_config_warning_count(pointer))
+            texts = [lib.locksmith_config_warning(pointer, i) for i in range(count)]
+        return [t.decode("utf-8") for t in texts if t is not None]
 
     def __getitem__(self, key: str) -> str:
         found = self.lookup(key)

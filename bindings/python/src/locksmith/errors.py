@@ -19,9 +19,12 @@ inherits it too, so code that knows nothing of locksmith still catches what it e
     EACCES/EPERM  AccessDenied        PermissionError
     EAGAIN        Contention          -
     EPROTO        ProtocolError       -
+    ECANCELED     Cancelled           -                  (the client was cancelled: Client.cancel())
     other         LocksmithError      -
 
-CorruptSemaphore is a BadData, so `except BadData` catches both."""
+CorruptSemaphore is a BadData, so `except BadData` catches both. A client's failure caused by one
+of its options (a bad value given to set_option() or found by load_settings()) names the option
+in .option ("etcd-api", "timeout", ...); it is None otherwise."""
 from __future__ import annotations
 
 import errno as _errno
@@ -30,7 +33,11 @@ from typing import Dict, Optional, Type
 
 
 class LocksmithError(OSError):
-    """A failure reported by liblocksmith: .errno is the errno, .strerror the library's message."""
+    """A failure reported by liblocksmith: .errno is the errno, .strerror the library's message,
+    .option the client option whose value caused it (locksmith_client_last_error_option), or
+    None."""
+
+    option: Optional[str] = None
 
 
 class InvalidArgument(LocksmithError, ValueError):
@@ -86,6 +93,10 @@ class ProtocolError(LocksmithError):
     """EPROTO: etcd answered something its protocol does not allow."""
 
 
+class Cancelled(LocksmithError):
+    """ECANCELED: the client was cancelled (Client.cancel()), during a wait or before the call."""
+
+
 _BY_ERRNO: Dict[int, Type[LocksmithError]] = {
     _errno.EINVAL: InvalidArgument,
     _errno.EBUSY: Busy,
@@ -99,6 +110,7 @@ _BY_ERRNO: Dict[int, Type[LocksmithError]] = {
     _errno.EPERM: AccessDenied,
     _errno.EAGAIN: Contention,
     _errno.EPROTO: ProtocolError,
+    _errno.ECANCELED: Cancelled,
 }
 
 # Meanings that depend on the function: the semaphore and client functions use ENOENT for "not a
@@ -109,10 +121,12 @@ _SEMAPHORE_CONTEXT: Dict[int, Type[LocksmithError]] = {
 }
 
 
-def error_for(code: int, message: str, semaphore: bool = False) -> LocksmithError:
+def error_for(code: int, message: str, semaphore: bool = False, option: Optional[str] = None) -> LocksmithError:
     """The exception for errno `code` (positive) with the library's message. `semaphore` selects
-    the meanings of the semaphore and client functions."""
+    the meanings of the semaphore and client functions; `option` is the client option at fault."""
     cls: Optional[Type[LocksmithError]] = _SEMAPHORE_CONTEXT.get(code) if semaphore else None
     if cls is None:
         cls = _BY_ERRNO.get(code, LocksmithError)
-    return cls(code, message or os.strerror(code))
+    error = cls(code, message or os.strerror(code))
+    error.option = option
+    return error

@@ -121,7 +121,7 @@ final class Handle<Value> {
         return UnsafePointer(p)
     }
 
-    private func releaseBorrowed() {
+    func releaseBorrowed() {
         borrowed.values.forEach { free($0) }
         borrowed.removeAll()
     }

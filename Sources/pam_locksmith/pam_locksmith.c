@@ -11,9 +11,11 @@
  * etcd answers, so a login never waits long; the lock is only read, never created.
  *
  * Nothing comes from the process environment: under su or sudo (or a stack they include) the
- * module runs as root with its caller's environment. Settings come from the options and the
- * root-owned update.conf files under root= (else "/"), a proxy only from proxy=, and the module
- * calls neither getenv nor setenv.
+ * module runs as root with its caller's environment. The etcd settings follow the library's one
+ * rule (locksmith_client_load_settings): each is the module's option, else the daemon's
+ * LOCKSMITHD_<OPTION> from the root-owned update.conf files under root= (else "/"); the client and
+ * the configuration are made with LOCKSMITH_NO_ENVIRONMENT, so no variable (LOCKSMITHCTL_*,
+ * LOCKSMITHD_*, proxies) counts, and the module calls neither getenv nor setenv.
  *
  *   session optional pam_locksmith.so [deny] [debug] [nolock|lock=auto|always|never] [root=DIR]
  *       [endpoint=URL[,URL]] [group=G] [api=v2|v3|auto] [cafile=F] [certfile=F] [keyfile=F]
@@ -46,34 +48,31 @@
 
 enum lock_mode { LOCK_AUTO, LOCK_ALWAYS, LOCK_NEVER };
 
-/* The etcd settings: the module option, the client option it sets, and the daemon's variable in
- * the update.conf files it defaults to (as locksmithctl falls back to LOCKSMITHD_<FLAG>; never
- * from the environment). The password has no module option: files in /etc/pam.d are
- * world-readable. The proxy has no default: no proxy unless proxy= names one. */
+/* The module's etcd options and the client options they set. Where each setting comes from when
+ * no option gives it is the library's rule, not the module's. There is no password option: files
+ * in /etc/pam.d are world-readable (the daemon's own setting still applies). */
 static const struct {
     const char *option;
     const char *client;
-    const char *daemon;
-} etcd_settings[] = {
-    {"endpoint", "endpoint", "LOCKSMITHD_ENDPOINT"},
-    {"group", "group", "LOCKSMITHD_GROUP"},
-    {"api", "etcd-api", "LOCKSMITHD_ETCD_API"},
-    {"cafile", "etcd-cafile", "LOCKSMITHD_ETCD_CAFILE"},
-    {"certfile", "etcd-certfile", "LOCKSMITHD_ETCD_CERTFILE"},
-    {"keyfile", "etcd-keyfile", "LOCKSMITHD_ETCD_KEYFILE"},
-    {"username", "etcd-username", "LOCKSMITHD_ETCD_USERNAME"},
-    {NULL, "etcd-password", "LOCKSMITHD_ETCD_PASSWORD"},
-    {"password_file", "etcd-password-file", "LOCKSMITHD_ETCD_PASSWORD_FILE"},
-    {"proxy", "proxy", NULL},
+} etcd_options[] = {
+    {"endpoint", "endpoint"},
+    {"group", "group"},
+    {"api", "etcd-api"},
+    {"cafile", "etcd-cafile"},
+    {"certfile", "etcd-certfile"},
+    {"keyfile", "etcd-keyfile"},
+    {"username", "etcd-username"},
+    {"password_file", "etcd-password-file"},
+    {"proxy", "proxy"},
 };
-#define N_ETCD_SETTINGS (sizeof etcd_settings / sizeof etcd_settings[0])
+#define N_ETCD_OPTIONS (sizeof etcd_options / sizeof etcd_options[0])
 
 struct options {
     int deny, debug;
     enum lock_mode lock;
     const char *root;     /* root=, else "/" (never $LOCKSMITH_ROOT) */
     int64_t timeout_ns;   /* the budget of all the etcd work of one session open */
-    const char *etcd[N_ETCD_SETTINGS];
+    const char *etcd[N_ETCD_OPTIONS];
 };
 
 enum state { STATE_NONE, STATE_OTHER, STATE_PLANNED, STATE_REBOOTING };
@@ -114,8 +113,8 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
             int64_t ns;
             if (locksmith_duration_parse(value, &ns) >= 0 && ns > 0) o->timeout_ns = ns, known = 1;
         } else if (value) {
-            for (size_t s = 0; s < N_ETCD_SETTINGS; s++)
-                if (etcd_settings[s].option && IS(etcd_settings[s].option)) o->etcd[s] = value, known = 1;
+            for (size_t s = 0; s < N_ETCD_OPTIONS; s++)
+                if (IS(etcd_options[s].option)) o->etcd[s] = value, known = 1;
         }
 #undef IS
         if (!known) pam_syslog(pamh, LOG_ERR, "ignoring bad option \"%s\" (see docs/pam.md)", arg);
@@ -243,6 +242,67 @@ static int is_etcd_strategy(const char *s) {
     return s && (strcmp(s, "etcd-lock") == 0 || strcmp(s, "best-effort") == 0);
 }
 
+/* The daemon's variable for a client option, LOCKSMITHD_ETCD_API for etcd-api (the header's rule:
+ * upper case, '-' as '_'), to name a bad setting in the log with the file it is in. */
+static void daemon_variable(const char *option, char *out, size_t size) {
+    snprintf(out, size, "LOCKSMITHD_%s", option);
+    for (char *p = out; *p; p++)
+        if (*p == '-') *p = '_';
+        else if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
+}
+
+/* Gives the client its settings: the module's options, then the library's rule for the rest (the
+ * daemon's LOCKSMITHD_<OPTION> from the update.conf files in conf; nothing from the environment:
+ * the client was made with LOCKSMITH_NO_ENVIRONMENT and conf loaded without it). The per-request
+ * timeout is the module's budget, so the daemon's LOCKSMITHD_TIMEOUT never makes a login wait.
+ * Returns 0, or -1 with the bad setting logged by name and origin and the library's reason (which
+ * never shows a password); the module never logs a value itself. */
+static int configure_client(pam_handle_t *pamh, const struct options *o, locksmith_client *client,
+                            const locksmith_config *conf) {
+    for (size_t s = 0; s < N_ETCD_OPTIONS; s++) {
+        /* password_file= decides the password alone (the module has no password option). The
+         * library resolves etcd-password apart from etcd-password-file, so the daemon's
+         * LOCKSMITHD_ETCD_PASSWORD would replace the file's password: claimed (cleared) first. */
+        if (o->etcd[s] && strcmp(etcd_options[s].client, "etcd-password-file") == 0)
+            locksmith_client_set(client, "etcd-password", "");
+        if (o->etcd[s] && locksmith_client_set(client, etcd_options[s].client, o->etcd[s]) < 0) {
+            pam_syslog(pamh, LOG_ERR, "bad etcd setting %s (from the module's options): %s; not asking etcd",
+                       etcd_options[s].option, locksmith_client_last_error(client));
+            return -1;
+        }
+    }
+    char *timeout = NULL;
+    int64_t request_ns = o->timeout_ns < INT64_C(3600000000000) ? o->timeout_ns : INT64_C(3600000000000);
+    if (request_ns < INT64_C(1000000)) request_ns = INT64_C(1000000); /* the client's range: 1ms to 1h */
+    if (locksmith_duration_format(request_ns, &timeout) < 0 || locksmith_client_set(client, "timeout", timeout) < 0) {
+        pam_syslog(pamh, LOG_ERR, "cannot set the etcd request timeout: %s; not asking etcd", locksmith_client_last_error(client));
+        free(timeout);
+        return -1;
+    }
+    free(timeout);
+    if (locksmith_client_load_settings(client, "LOCKSMITHCTL", conf) < 0) {
+        /* The only place left is conf (the client reads no environment), so the option names
+         * the variable, and conf the file it is in. */
+        const char *option = locksmith_client_last_error_option(client), *value, *origin = NULL;
+        char variable[64] = "a setting";
+        if (option) daemon_variable(option, variable, sizeof variable);
+        if (!option || !conf || locksmith_config_get(conf, variable, &value, &origin) < 0) origin = "the node's configuration";
+        pam_syslog(pamh, LOG_ERR, "bad etcd setting %s (from %s): %s; not asking etcd", variable, origin,
+                   locksmith_client_last_error(client));
+        return -1;
+    }
+    for (int i = 0, n = locksmith_client_warning_count(client); i < n; i++)
+        pam_syslog(pamh, LOG_WARNING, "%s", locksmith_client_warning(client, i));
+    if (o->debug) {
+        /* As the library shows them: passwords hidden, credentials in URLs masked. */
+        const char *name, *value, *origin;
+        for (int i = 0; (name = locksmith_client_option_name(i)); i++)
+            if (locksmith_client_setting(client, i, &value, &origin) >= 0 && (*origin || strcmp(name, "etcd-password") != 0))
+                pam_syslog(pamh, LOG_DEBUG, "etcd setting %s = %s (from %s)", name, value, *origin ? origin : "the module's options");
+    }
+    return 0;
+}
+
 /* Asks etcd whether this machine holds its group's reboot lock, by deadline (CLOCK_MONOTONIC
  * microseconds), which ends every request and retry. Returns 1 held, 0 not held (also when the
  * group has no semaphore: the key is only read, never created), or -1 when the check was skipped
@@ -253,7 +313,7 @@ static int check_lock(pam_handle_t *pamh, const struct options *o, const struct 
     locksmith_config *conf = NULL;
     locksmith_client *client = NULL;
     locksmith_semaphore *sem = NULL;
-    char *id = NULL;
+    char *id = NULL, *group = NULL;
     int result = -1, r;
 
     /* The update.conf files under the root, without the environment's LOCKSMITHD_* or
@@ -282,22 +342,16 @@ static int check_lock(pam_handle_t *pamh, const struct options *o, const struct 
         goto done;
     }
     locksmith_client_set_deadline(client, deadline);
-    const char *group = "";
-    for (size_t s = 0; s < N_ETCD_SETTINGS; s++) {
-        const char *value = o->etcd[s], *from = "the module's options";
-        if (!value && conf && etcd_settings[s].daemon &&
-            (locksmith_config_get(conf, etcd_settings[s].daemon, &value, &from) < 0 || !*value))
-            value = NULL;
-        if (!value) continue;
-        if (locksmith_client_set(client, etcd_settings[s].client, value) < 0) {
-            /* Never the value: it may be a password. */
-            pam_syslog(pamh, LOG_ERR, "bad etcd setting %s (from %s): %s; not asking etcd",
-                       o->etcd[s] ? etcd_settings[s].option : etcd_settings[s].daemon, from,
-                       locksmith_client_last_error(client));
-            goto done;
-        }
-        if (strcmp(etcd_settings[s].client, "group") == 0) group = value;
+    if (configure_client(pamh, o, client, conf) < 0) goto done;
+    /* The group, for the messages: as the client has it (borrowed until its next call: copied);
+     * unset is the default group. */
+    const char *setting = NULL;
+    for (int i = 0; locksmith_client_option_name(i); i++) {
+        if (strcmp(locksmith_client_option_name(i), "group") != 0) continue;
+        if (locksmith_client_setting(client, i, &setting, NULL) < 0) setting = NULL;
+        break;
     }
+    if (!(group = strdup(setting ? setting : ""))) goto done;
     uint64_t start = now_usec();
     r = locksmith_client_read(client, &sem);
     if (r == -ENOENT) {
@@ -320,12 +374,13 @@ static int check_lock(pam_handle_t *pamh, const struct options *o, const struct 
                    locksmith_client_endpoint(client), locksmith_client_api(client), ms_since(start), id,
                    r > 0 ? "holds" : "does not hold", group);
     if (r < 0) goto done;
-    if (r > 0 && !(*ret_group = strdup(group))) goto done;
+    if (r > 0) *ret_group = group, group = NULL;
     result = r > 0;
 done:
     locksmith_semaphore_free(sem);
     locksmith_client_free(client);
     locksmith_config_free(conf);
+    free(group);
     free(id);
     return result;
 }

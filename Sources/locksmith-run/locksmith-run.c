@@ -5,6 +5,13 @@
  *
  *   locksmith-run [options] -- COMMAND [ARGS...]
  *
+ * Its etcd settings follow the library's one rule, as locksmithctl's do: each comes from its flag,
+ * else LOCKSMITHCTL_<OPTION>, else the daemon's LOCKSMITHD_<OPTION> from the node's configuration
+ * (locksmith_client_load_settings), so on a node a job uses the etcd its daemon uses.
+ *
+ * While it waits for a slot it sends nothing but one watch: a signal cancels the wait through
+ * locksmith_client_cancel() (async-signal-safe), so SIGINT, SIGTERM or SIGHUP end it at once.
+ *
  * The holder id is "<machine-id>/locksmith-run" unless --id says otherwise: never the plain
  * machine id, which is locksmithd's. The daemon gives back a slot held under the machine id when
  * it starts and takes one under it as its own reboot lock, so sharing it would let a daemon restart
@@ -37,9 +44,18 @@
 #define EXIT_NO_SLOT 75
 #define DEFAULT_ID_SUFFIX "/locksmith-run"
 
-static volatile sig_atomic_t stop_signal;
+/* How long one wait for a slot may last without --timeout. After each, the slot is asked for
+ * again with a fresh read, so nothing rests on a single watch for longer than this. */
+#define WAIT_SLICE_MS 60000
 
-static void on_signal(int sig) { stop_signal = sig; }
+static volatile sig_atomic_t stop_signal;
+/* The client, for the signal handler: cancelling a wait is all it does with it. */
+static locksmith_client *volatile signal_client;
+
+static void on_signal(int sig) {
+    stop_signal = sig;
+    if (signal_client) locksmith_client_cancel(signal_client, 1); /* async-signal-safe: sets a flag */
+}
 
 static void usage(FILE *f) {
     fputs("Usage: locksmith-run [options] -- COMMAND [ARGS...]\n"
@@ -48,7 +64,8 @@ static void usage(FILE *f) {
           "when COMMAND ends. A cluster-wide flock(1): at most the semaphore's max of such commands\n"
           "run at once across all machines.\n"
           "\n"
-          "Options (etcd settings as locksmithctl's, also from LOCKSMITHCTL_<OPTION>):\n"
+          "Options (etcd settings as locksmithctl's: each from its flag, else LOCKSMITHCTL_<OPTION>,\n"
+          "else the daemon's LOCKSMITHD_<OPTION> from update.conf):\n"
           "  --endpoint URL           etcd endpoint (repeat, or comma-separated)\n"
           "  --group GROUP            the group whose semaphore to use\n"
           "  --etcd-cafile FILE, --etcd-certfile FILE, --etcd-keyfile FILE\n"
@@ -57,6 +74,7 @@ static void usage(FILE *f) {
           "                           argument is hidden once read, but visible until then)\n"
           "  --etcd-api v2|v3|auto    etcd API (default auto)\n"
           "  --request-timeout DURATION  timeout of each request to etcd (default 5s)\n"
+          "  --proxy URL              http://, https:// or socks5:// proxy for etcd (\"\" for none)\n"
           "  --id ID                  the holder id (default: MACHINE-ID/locksmith-run, which is\n"
           "                           not locksmithd's id: the daemon never takes it for its own)\n"
           "  --timeout DURATION       how long to wait for a slot (default: forever)\n"
@@ -197,12 +215,13 @@ static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
         } else if (r != -EBUSY && r != -EEXIST) {
             return fail(c, "cannot take a slot");
         }
-        long long left = deadline < 0 ? 60000 : deadline - now;
+        long long left = deadline < 0 ? WAIT_SLICE_MS : deadline - now;
         if (left <= 0) {
             fprintf(stderr, "locksmith-run: no free slot within the timeout (%s)\n", locksmith_client_last_error(c));
             return EXIT_NO_SLOT;
         }
-        r = locksmith_client_wait(c, left < 1000 ? left : 1000);
+        /* One watch for the whole wait: a signal cancels it (-ECANCELED) within a second. */
+        r = locksmith_client_wait(c, left);
         if (stop_signal) return 128 + stop_signal;
         if (r < 0 && !transient(r)) return fail(c, "cannot wait for a slot");
         if (r < 0) {
@@ -217,68 +236,122 @@ static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
     }
 }
 
+/* The flags of the etcd settings are the library's client options (locksmith_client_option_name),
+ * so they are locksmithctl's; the client's "timeout" is --request-timeout here, since --timeout
+ * is how long to wait for a slot. */
+#define MAX_CLIENT_OPTIONS 32
+enum { OPT_ID = 'i', OPT_TIMEOUT = 't', OPT_HELP = 'h', OPT_CLIENT = 256 };
+
+static const char *flag_name(const char *option) {
+    return strcmp(option, "timeout") == 0 ? "request-timeout" : option;
+}
+
 int main(int argc, char **argv) {
-    static const struct option options[] = {
-        {"endpoint", required_argument, 0, 'e'}, {"group", required_argument, 0, 'g'},
-        {"etcd-cafile", required_argument, 0, 'C'}, {"etcd-certfile", required_argument, 0, 'R'},
-        {"etcd-keyfile", required_argument, 0, 'K'}, {"etcd-username", required_argument, 0, 'u'},
-        {"etcd-password", required_argument, 0, 'p'}, {"etcd-password-file", required_argument, 0, 'P'},
-        {"etcd-api", required_argument, 0, 'a'}, {"request-timeout", required_argument, 0, 'r'},
-        {"id", required_argument, 0, 'i'}, {"timeout", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    struct option options[MAX_CLIENT_OPTIONS + 4] = {
+        {"id", required_argument, 0, OPT_ID}, {"timeout", required_argument, 0, OPT_TIMEOUT},
+        {"help", no_argument, 0, OPT_HELP},
     };
-    static const char *const names[128] = {
-        ['e'] = "endpoint", ['g'] = "group", ['C'] = "etcd-cafile", ['R'] = "etcd-certfile",
-        ['K'] = "etcd-keyfile", ['u'] = "etcd-username", ['p'] = "etcd-password",
-        ['P'] = "etcd-password-file", ['a'] = "etcd-api", ['r'] = "timeout",
-    };
+    const char *names[MAX_CLIENT_OPTIONS] = {0};
     locksmith_client *c = NULL;
-    char *id = NULL, *own_id = NULL;
+    locksmith_config *conf = NULL;
+    char *id = NULL, *own_id = NULL, *password = NULL;
+    const char *password_option = NULL;
     int64_t wait_ns = -1;
-    int opt, endpoints_given = 0, r;
+    int opt, r, n_options = 3;
+
+    for (int i = 0; i < MAX_CLIENT_OPTIONS && (names[i] = locksmith_client_option_name(i)); i++)
+        options[n_options++] = (struct option){flag_name(names[i]), required_argument, 0, OPT_CLIENT + i};
 
     if (locksmith_client_new(&c) < 0) return fail(NULL, "cannot make an etcd client");
-    if (locksmith_client_load_env(c, "LOCKSMITHCTL") < 0) return fail(c, "bad setting in the environment");
-    /* getopt_long_only: -endpoint=URL works as well as --endpoint=URL, as with locksmithctl. */
+    /* The flags first: what they set, the environment and the configuration leave alone (so the
+     * first --endpoint replaces LOCKSMITHCTL_ENDPOINT rather than adding to it).
+     * getopt_long_only: -endpoint=URL works as well as --endpoint=URL, as with locksmithctl. */
     while ((opt = getopt_long_only(argc, argv, "+h", options, NULL)) != -1) {
         switch (opt) {
-        case 'h': usage(stdout); return 0;
-        case 'i': id = optarg; break;
-        case 't':
+        case OPT_HELP: usage(stdout); locksmith_client_free(c); return 0;
+        case OPT_ID: id = optarg; break;
+        case OPT_TIMEOUT:
             if (locksmith_duration_parse(optarg, &wait_ns) < 0 || wait_ns < 0) {
                 fprintf(stderr, "locksmith-run: invalid --timeout \"%s\": %s\n", optarg, locksmith_last_error());
+                locksmith_client_free(c);
                 return 2;
             }
             break;
-        case 'e':
-            /* The first --endpoint replaces what the environment said; later ones add. */
-            if (!endpoints_given++) locksmith_client_set(c, "endpoint", "");
-            /* fall through */
-        case 'g': case 'C': case 'R': case 'K': case 'u': case 'p': case 'P': case 'a': case 'r':
-            r = locksmith_client_set(c, names[opt], optarg);
-            /* The client has its copy: hide the password from the process list. optarg points
-             * into the argv strings (after "=", or the next argument), which is what
-             * /proc/PID/cmdline shows. */
-            if (opt == 'p') memset(optarg, '*', strlen(optarg));
+        default: {
+            if (opt < OPT_CLIENT || opt >= OPT_CLIENT + MAX_CLIENT_OPTIONS || !names[opt - OPT_CLIENT]) {
+                usage(stderr);
+                locksmith_client_free(c);
+                return 2;
+            }
+            const char *name = names[opt - OPT_CLIENT];
+            if (strcmp(name, "etcd-password") == 0 || strcmp(name, "etcd-password-file") == 0) {
+                /* Set after the loop (the last one given wins). */
+                if (password) explicit_bzero(password, strlen(password));
+                free(password);
+                if (!(password = strdup(optarg))) {
+                    perror("locksmith-run");
+                    locksmith_client_free(c);
+                    return 1;
+                }
+                password_option = name;
+                r = 0;
+            } else {
+                r = locksmith_client_set(c, name, optarg);
+            }
+            /* The password is copied: hide it from the process list. optarg points into the argv
+             * strings (after "=", or the next argument), which is what /proc/PID/cmdline shows. */
+            if (strcmp(name, "etcd-password") == 0) memset(optarg, '*', strlen(optarg));
             if (r < 0) {
-                fprintf(stderr, "locksmith-run: --%s: %s\n", names[opt], locksmith_client_last_error(c));
+                fprintf(stderr, "locksmith-run: --%s: %s\n", flag_name(name), locksmith_client_last_error(c));
+                locksmith_client_free(c);
                 return r == -EINVAL ? 2 : 1;
             }
-            break;
-        default: usage(stderr); return 2;
+        }
+        }
+    }
+    /* The library resolves etcd-password and etcd-password-file as two settings, so a variable
+     * for the one the flags did not give (LOCKSMITHCTL_ETCD_PASSWORD, the daemon's
+     * LOCKSMITHD_ETCD_PASSWORD_FILE) would replace the flags' password. The flags claim both:
+     * the other is cleared, then the flag's value set. */
+    if (password_option) {
+        r = locksmith_client_set(c, strcmp(password_option, "etcd-password") == 0 ? "etcd-password-file" : "etcd-password", "");
+        if (r >= 0) r = locksmith_client_set(c, password_option, password);
+        explicit_bzero(password, strlen(password));
+        free(password);
+        if (r < 0) {
+            fprintf(stderr, "locksmith-run: --%s: %s\n", password_option, locksmith_client_last_error(c));
+            locksmith_client_free(c);
+            return r == -EINVAL ? 2 : 1;
         }
     }
     if (optind >= argc) {
         fputs("locksmith-run: no command given\n", stderr);
         usage(stderr);
+        locksmith_client_free(c);
         return 2;
     }
+
+    /* Then the library's rule for the rest: LOCKSMITHCTL_<OPTION>, else the daemon's
+     * LOCKSMITHD_<OPTION> (update.conf under $LOCKSMITH_ROOT, and the environment). Without a
+     * readable configuration the flags and LOCKSMITHCTL_* still work, as with locksmithctl. */
+    if (locksmith_config_load(&conf) < 0)
+        fprintf(stderr, "locksmith-run: warning: the daemon's LOCKSMITHD_* settings are not used: %s\n", locksmith_last_error());
+    r = locksmith_client_load_settings(c, "LOCKSMITHCTL", conf);
+    conf = locksmith_config_free(conf);
+    if (r < 0) {
+        fprintf(stderr, "locksmith-run: bad setting: %s\n", locksmith_client_last_error(c)); /* names the variable */
+        locksmith_client_free(c);
+        return 1;
+    }
+    for (int i = 0, n = locksmith_client_warning_count(c); i < n; i++)
+        fprintf(stderr, "locksmith-run: warning: %s\n", locksmith_client_warning(c, i));
 
     if (!id && !(id = own_id = default_id())) {
         locksmith_client_free(c);
         return 1;
     }
 
+    signal_client = c;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -286,11 +359,6 @@ int main(int argc, char **argv) {
     sigaction(SIGHUP, &sa, NULL);
 
     r = take_slot(c, id, wait_ns);
-    if (r != 0) {
-        locksmith_client_free(c);
-        free(own_id);
-        return r;
-    }
 
     /* From here on the signals are taken with sigwaitinfo(): none can slip in between a check and
      * a wait, and each one is passed on to the command. */
@@ -301,6 +369,15 @@ int main(int argc, char **argv) {
     sigaddset(&handled, SIGHUP);
     sigaddset(&handled, SIGCHLD);
     sigprocmask(SIG_BLOCK, &handled, &previous);
+    /* The handler no longer runs, so the client may be freed; a signal that came while the slot
+     * was being taken cancelled the client, which must still be able to give the slot back. */
+    signal_client = NULL;
+    locksmith_client_cancel(c, 0);
+    if (r != 0) {
+        locksmith_client_free(c);
+        free(own_id);
+        return r;
+    }
 
     int code;
     pid_t child = stop_signal ? -1 : fork();

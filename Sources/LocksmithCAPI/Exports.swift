@@ -228,7 +228,7 @@ public func locksmith_backoff_delay(_ attempt: Int32, _ ret_seconds: UnsafeMutab
 public func locksmith_config_load(_ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
     call {
         let r = try out(ret, "ret")
-        r.pointee = ConfigHandle.make(try NodeConfiguration.load())
+        r.pointee = ConfigHandle.make(try Configuration.load())
         return 0
     }
 }
@@ -273,18 +273,31 @@ final class ClientState {
     var lastError = ""
     /// locksmith_client_set_deadline's time, in monotonic milliseconds.
     var deadline: Int?
+    var lastErrorOption: String?
+    /// locksmith_client_cancel's flag: kept across clients made anew after a change of options.
+    let cancellation = Cancellation()
+    var trace: (function: locksmith_trace_function, userdata: UnsafeMutableRawPointer?)?
 
     func connected() throws -> EtcdClient {
         if let client { return client }
-        let made = try EtcdClient(options: options)
+        let made = try EtcdClient(options: options, cancellation: cancellation)
         made.deadline = deadline
+        applyTrace(made)
         client = made
         return made
     }
 
+    func applyTrace(_ client: EtcdClient) {
+        guard let (function, userdata) = trace else {
+            client.trace = nil
+            return
+        }
+        client.trace = { line in line.withCString { function($0, userdata) } }
+    }
+
     func holder(_ id: UnsafePointer<CChar>?) throws -> String {
         if let id { return try text(id, "id", limit: SemaphoreDocument.maxHolderBytes + 1) }
-        return try MachineID.read(root: options.usesEnvironment ? SystemRoot.current : "/")
+        return try MachineID.read(root: options.usesEnvironment ? nil : "/")
     }
 }
 
@@ -311,9 +324,17 @@ typealias ClientHandle = Handle<ClientState>
 private func clientCall(_ c: OpaquePointer?, _ body: (ClientState) throws -> Int32) -> Int32 {
     guard let handle = try? ClientHandle.from(c, "c") else { return fail(invalid("c is NULL")) }
     let state = handle.value
-    let r = call { try body(state) }
-    state.lastError = r < 0 ? String(cString: lastErrorMessage()) : ""
-    handle.value = state  // drops strings lent out before this call
+    let r: Int32
+    do {
+        r = try body(state)
+        state.lastError = ""
+        state.lastErrorOption = nil
+    } catch {
+        r = fail(error)
+        state.lastError = String(cString: lastErrorMessage())
+        state.lastErrorOption = (error as? LocksmithError)?.option
+    }
+    handle.releaseBorrowed()  // drops strings lent out before this call (the value stays: cancel reads it from other threads)
     return r
 }
 
@@ -338,7 +359,7 @@ public func locksmith_client_set(_ c: OpaquePointer!, _ option: UnsafePointer<CC
 public func locksmith_client_load_env(_ c: OpaquePointer!, _ prefix: UnsafePointer<CChar>!) -> Int32 {
     clientCall(c) { state in
         let name = try text(prefix, "prefix", limit: 64)
-        let count = try state.options.loadEnvironment(prefix: name, lookup: Syscalls.environment)
+        let count = try state.options.loadEnvironment(prefix: name, lookup: Syscalls.checkedEnvironment)
         state.client = nil
         return Int32(count)
     }
@@ -427,7 +448,7 @@ public func locksmith_config_load_at(_ root: UnsafePointer<CChar>!, _ flags: UIn
     call {
         let r = try out(ret, "ret")
         let environment = try usesEnvironment(flags: flags)
-        r.pointee = ConfigHandle.make(try NodeConfiguration.load(root: rootArgument(root), environment: environment))
+        r.pointee = ConfigHandle.make(try Configuration.load(root: rootArgument(root), environment: environment))
         return 0
     }
 }
@@ -472,5 +493,370 @@ public func locksmith_client_read(_ c: OpaquePointer!, _ ret: UnsafeMutablePoint
         }
         r.pointee = SemaphoreHandle.make(document)
         return 0
+    }
+}
+
+// MARK: Version 2: what programs need
+
+@c @implementation
+public func locksmith_key_group(_ key: UnsafePointer<CChar>!, _ ret_group: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
+    call {
+        let r = try out(ret_group, "ret_group")
+        let name = try text(key, "key", limit: 4096)
+        guard let group = GroupKey.group(ofKey: name), !name.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7f }) else {
+            throw invalid("key \(JSONText.quotedExcerpt(name)) is not a semaphore key of the reboot lock")
+        }
+        r.pointee = try copyOut(group)
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_root(_ ret: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
+    call {
+        try out(ret, "ret").pointee = try copyOut(SystemRoot.current())
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_duration_format(_ nanoseconds: Int64, _ ret: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
+    call {
+        try out(ret, "ret").pointee = try copyOut(GoDuration.format(nanoseconds))
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_json_quote(_ text_: UnsafePointer<CChar>!, _ ret: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
+    call {
+        let r = try out(ret, "ret")
+        r.pointee = try copyOut(JSONText.quoted(utf8: try bytes(text_, "text")))
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_config_warning_count(_ c: OpaquePointer!) -> Int32 {
+    call { Int32(clamping: try ConfigHandle.from(c, "c").value.warnings.count) }
+}
+
+@c @implementation
+public func locksmith_config_warning(_ c: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
+    guard let handle = try? ConfigHandle.from(c, "c") else { return nil }
+    let warnings = handle.value.warnings
+    guard i >= 0, Int(i) < warnings.count else { return nil }
+    return handle.lend("warning \(i)") { warnings[Int(i)] }
+}
+
+/// The option names as static C strings, made once.
+nonisolated(unsafe) private let optionNames: [UnsafeMutablePointer<CChar>] = ClientOptions.names.map { strdup($0)! }
+
+@c @implementation
+public func locksmith_client_option_name(_ i: Int32) -> UnsafePointer<CChar>! {
+    guard i >= 0, Int(i) < optionNames.count else { return nil }
+    return UnsafePointer(optionNames[Int(i)])
+}
+
+@c @implementation
+public func locksmith_client_load_settings(_ c: OpaquePointer!, _ prefix: UnsafePointer<CChar>!, _ conf: OpaquePointer!) -> Int32 {
+    clientCall(c) { state in
+        let name = try text(prefix, "prefix", limit: 64)
+        guard !name.isEmpty, name.utf8.allSatisfy({ (65...90).contains($0) || (48...57).contains($0) || $0 == 95 }) else {
+            throw invalid("prefix \(JSONText.quoted(name)) is not an upper-case variable prefix such as LOCKSMITHCTL")
+        }
+        let daemon = try conf.map { try ConfigHandle.from($0, "conf").value }
+        let count = try state.options.resolve(prefix: name, daemon: daemon)
+        state.client = nil
+        return Int32(count)
+    }
+}
+
+@c @implementation
+public func locksmith_client_setting(_ c: OpaquePointer!, _ i: Int32, _ ret_value: UnsafeMutablePointer<UnsafePointer<CChar>?>!, _ ret_origin: UnsafeMutablePointer<UnsafePointer<CChar>?>!) -> Int32 {
+    guard let handle = try? ClientHandle.from(c, "c") else { return fail(invalid("c is NULL")) }
+    guard i >= 0, Int(i) < ClientOptions.names.count else { return fail(invalid("option number \(i) is out of range")) }
+    let name = ClientOptions.names[Int(i)]
+    guard let (value, origin) = handle.value.options.display(name) else {
+        return fail(LocksmithError(.notFound, "\(name) is not set"))
+    }
+    ret_value?.pointee = handle.lend("setting value \(name)") { value }
+    ret_origin?.pointee = handle.lend("setting origin \(name)") { origin }
+    return 0
+}
+
+@c @implementation
+public func locksmith_client_warning_count(_ c: OpaquePointer!) -> Int32 {
+    call { Int32(clamping: try ClientHandle.from(c, "c").value.options.warnings.count) }
+}
+
+@c @implementation
+public func locksmith_client_warning(_ c: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
+    guard let handle = try? ClientHandle.from(c, "c") else { return nil }
+    let warnings = handle.value.options.warnings
+    guard i >= 0, Int(i) < warnings.count else { return nil }
+    return handle.lend("client warning \(i)") { warnings[Int(i)] }
+}
+
+@c @implementation
+public func locksmith_client_last_error_option(_ c: OpaquePointer!) -> UnsafePointer<CChar>! {
+    guard let handle = try? ClientHandle.from(c, "c"), let option = handle.value.lastErrorOption else { return nil }
+    return handle.lend("last error option") { option }
+}
+
+@c @implementation
+public func locksmith_client_key(_ c: OpaquePointer!) -> UnsafePointer<CChar>! {
+    guard let handle = try? ClientHandle.from(c, "c"), let key = try? GroupKey.key(group: handle.value.options.group) else { return nil }
+    return handle.lend("key") { key }
+}
+
+@c @implementation
+public func locksmith_client_set_trace(_ c: OpaquePointer!, _ f: locksmith_trace_function!, _ userdata: UnsafeMutableRawPointer!) -> Int32 {
+    clientCall(c) { state in
+        state.trace = f.map { ($0, userdata) }
+        if let client = state.client { state.applyTrace(client) }
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_prepare(_ c: OpaquePointer!) -> Int32 {
+    clientCall(c) { state in
+        _ = try state.connected()
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_cancel(_ c: OpaquePointer!, _ cancel: Int32) -> Int32 {
+    // Only an atomic store on an object the handle keeps: safe in a signal handler and from any
+    // thread, so it neither records an error message nor touches the client's other state.
+    guard let c else { return -EINVAL }
+    Unmanaged<ClientHandle>.fromOpaque(UnsafeRawPointer(c)).takeUnretainedValue().value.cancellation.set(cancel != 0)
+    return 0
+}
+
+@c @implementation
+public func locksmith_client_last_seen(_ c: OpaquePointer!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    clientCall(c) { state in
+        let r = try out(ret, "ret")
+        guard let client = state.client, let document = try client.lastSeenDocument() else {
+            throw LocksmithError(.notFound, "the client has seen no semaphore yet")
+        }
+        r.pointee = SemaphoreHandle.make(document)
+        return 0
+    }
+}
+
+/// locksmith_groups: the listing, with one semaphore handle per valid document, owned here.
+final class GroupsState {
+    struct Entry {
+        var name: String
+        var key: String
+        var semaphore: OpaquePointer?
+        var error: String?
+    }
+    let entries: [Entry]
+
+    init(_ listing: [(group: String, key: String, document: Result<SemaphoreDocument, LocksmithError>)]) {
+        entries = listing.map { item in
+            let key = item.key
+            switch item.document {
+            case .success(let document): return Entry(name: item.group, key: key, semaphore: SemaphoreHandle.make(document), error: nil)
+            case .failure(let error): return Entry(name: item.group, key: key, semaphore: nil, error: error.message)
+            }
+        }
+    }
+
+    deinit {
+        for entry in entries { _ = SemaphoreHandle.release(entry.semaphore) }
+    }
+}
+
+typealias GroupsHandle = Handle<GroupsState>
+
+@c @implementation
+public func locksmith_client_groups(_ c: OpaquePointer!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    clientCall(c) { state in
+        let r = try out(ret, "ret")
+        r.pointee = GroupsHandle.make(GroupsState(try state.connected().allGroups()))
+        return 0
+    }
+}
+
+/// Entry `i` of a groups listing, or nil (NULL handle, or out of range).
+private func groupEntry(_ g: OpaquePointer?, _ i: Int32) -> (GroupsHandle, GroupsState.Entry)? {
+    guard let handle = try? GroupsHandle.from(g, "g"), i >= 0, Int(i) < handle.value.entries.count else { return nil }
+    return (handle, handle.value.entries[Int(i)])
+}
+
+@c @implementation
+public func locksmith_groups_count(_ g: OpaquePointer!) -> Int32 {
+    call { Int32(clamping: try GroupsHandle.from(g, "g").value.entries.count) }
+}
+
+@c @implementation
+public func locksmith_groups_name(_ g: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
+    guard let (handle, entry) = groupEntry(g, i) else { return nil }
+    return handle.lend("name \(i)") { entry.name }
+}
+
+@c @implementation
+public func locksmith_groups_key(_ g: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
+    guard let (handle, entry) = groupEntry(g, i) else { return nil }
+    return handle.lend("key \(i)") { entry.key }
+}
+
+@c @implementation
+public func locksmith_groups_semaphore(_ g: OpaquePointer!, _ i: Int32) -> OpaquePointer! {
+    groupEntry(g, i)?.1.semaphore
+}
+
+@c @implementation
+public func locksmith_groups_error(_ g: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
+    guard let (handle, entry) = groupEntry(g, i), let error = entry.error else { return nil }
+    return handle.lend("error \(i)") { error }
+}
+
+@c @implementation
+public func locksmith_groups_free(_ g: OpaquePointer!) -> OpaquePointer! {
+    GroupsHandle.release(g)
+}
+
+/// locksmith_daemon_settings: the settings, with a window handle owned here.
+final class DaemonSettingsState {
+    let settings: DaemonSettings
+    let window: OpaquePointer?
+
+    init(_ settings: DaemonSettings) {
+        self.settings = settings
+        window = settings.window.map { WindowHandle.make($0.window) }
+    }
+
+    deinit { _ = WindowHandle.release(window) }
+}
+
+typealias DaemonSettingsHandle = Handle<DaemonSettingsState>
+
+@c @implementation
+public func locksmith_daemon_settings_load(_ conf: OpaquePointer!, _ root: UnsafePointer<CChar>!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    call {
+        let r = try out(ret, "ret")
+        let config = try ConfigHandle.from(conf, "conf").value
+        r.pointee = DaemonSettingsHandle.make(DaemonSettingsState(try DaemonSettings.load(config, root: rootArgument(root))))
+        return 0
+    }
+}
+
+/// A text field of the daemon's settings, lent from the handle.
+private func daemonSetting(_ s: OpaquePointer?, _ name: String, _ value: (DaemonSettings) -> String) -> UnsafePointer<CChar>? {
+    guard let handle = try? DaemonSettingsHandle.from(s, "s") else { return nil }
+    let settings = handle.value.settings
+    return handle.lend(name) { value(settings) }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_strategy(_ s: OpaquePointer!) -> UnsafePointer<CChar>! {
+    daemonSetting(s, "strategy") { $0.strategy.rawValue }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_window(_ s: OpaquePointer!) -> OpaquePointer! {
+    (try? DaemonSettingsHandle.from(s, "s"))?.value.window
+}
+
+@c @implementation
+public func locksmith_daemon_settings_broadcast_delay(_ s: OpaquePointer!) -> Int64 {
+    (try? DaemonSettingsHandle.from(s, "s"))?.value.settings.broadcastDelay ?? -1
+}
+
+@c @implementation
+public func locksmith_daemon_settings_slot_wait(_ s: OpaquePointer!) -> UnsafePointer<CChar>! {
+    daemonSetting(s, "slot wait") { $0.slotWait.rawValue }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_utmp(_ s: OpaquePointer!) -> UnsafePointer<CChar>! {
+    daemonSetting(s, "utmp") { $0.utmp }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_group(_ s: OpaquePointer!) -> UnsafePointer<CChar>! {
+    daemonSetting(s, "group") { $0.etcd.group }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_window_source(_ s: OpaquePointer!, _ which: Int32) -> UnsafePointer<CChar>! {
+    guard let handle = try? DaemonSettingsHandle.from(s, "s"), let window = handle.value.settings.window, which == 0 || which == 1 else { return nil }
+    return handle.lend("window source \(which)") { which == 0 ? window.start.description : window.length.description }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_warning_count(_ s: OpaquePointer!) -> Int32 {
+    call { Int32(clamping: try DaemonSettingsHandle.from(s, "s").value.settings.warnings.count) }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_warning(_ s: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
+    guard let handle = try? DaemonSettingsHandle.from(s, "s") else { return nil }
+    let warnings = handle.value.settings.warnings
+    guard i >= 0, Int(i) < warnings.count else { return nil }
+    return handle.lend("warning \(i)") { warnings[Int(i)] }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_new_client(_ s: OpaquePointer!, _ flags: UInt64, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    call {
+        let r = try out(ret, "ret")
+        let settings = try DaemonSettingsHandle.from(s, "s").value.settings
+        let state = ClientState()
+        state.options = settings.etcd
+        state.options.usesEnvironment = try usesEnvironment(flags: flags)
+        r.pointee = ClientHandle.make(state)
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_free(_ s: OpaquePointer!) -> OpaquePointer! {
+    DaemonSettingsHandle.release(s)
+}
+
+// MARK: The reboot-slot record
+
+@c @implementation
+public func locksmith_slot_record_write(_ root: UnsafePointer<CChar>!, _ key: UnsafePointer<CChar>!, _ id: UnsafePointer<CChar>!) -> Int32 {
+    call {
+        let directory = try rootArgument(root)
+        switch (key, id) {
+        case (nil, nil):
+            try SlotRecord.write(held: nil, root: directory)
+        case (let key?, let id?):
+            let keyText = try text(key, "key", limit: 4096), idText = try text(id, "id", limit: SemaphoreDocument.maxHolderBytes + 1)
+            try SlotRecord.write(held: (keyText, idText), root: directory)
+        default:
+            throw invalid("key and id are both set or both NULL")
+        }
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_slot_record_read(_ root: UnsafePointer<CChar>!, _ ret_key: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!, _ ret_id: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
+    call {
+        switch SlotRecord.read(root: try rootArgument(root)) {
+        case .missing: throw LocksmithError(.notFound, "\(SlotRecord.path) does not exist")
+        case .unreadable(let why): throw LocksmithError(.badMessage, why)
+        case .notHeld: return 0
+        case .held(let key, let id):
+            let k = try copyOut(key)
+            guard let i = strdup(id) else {
+                free(k)
+                throw LocksmithError(.system(ENOMEM), "out of memory")
+            }
+            if let ret_key { ret_key.pointee = k } else { free(k) }
+            if let ret_id { ret_id.pointee = i } else { free(i) }
+            return 1
+        }
     }
 }

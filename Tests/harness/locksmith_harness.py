@@ -6,6 +6,7 @@ import base64
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,7 +17,7 @@ import time
 import urllib.parse
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOCKSMITHCTL = os.environ.get("LOCKSMITHCTL", os.path.join(ROOT, "build", "bin", "locksmithctl"))
 STANDINS = os.environ.get("STANDINS", os.path.join(ROOT, "build", "standins"))
 PREFIX = "coreos.com/updateengine/rebootlock"
@@ -208,7 +209,10 @@ class DaemonNode:
             if not line or line.startswith(("#", ";")) or "=" not in line:
                 continue
             key, value = line.split("=", 1)
-            values[key.strip()] = value.strip()
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = re.sub(r'\\(["\\`$])', r"\1", value[1:-1])
+            values[key.strip()] = value
         return values
 
     def write_state_file(self, text):

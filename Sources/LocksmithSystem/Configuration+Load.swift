@@ -2,10 +2,11 @@
 // process environment on top.
 import LocksmithCore
 
-public enum NodeConfiguration {
+extension Configuration {
     /// Reads every update.conf that exists (Configuration.updateConfPaths, under `root`), then
     /// the process environment. A file that exists but cannot be read is an error naming it.
-    public static func load(root: String = SystemRoot.current, environment: Bool = true) throws -> Configuration {
+    public static func load(root: String? = nil, environment: Bool = true) throws -> Configuration {
+        let root = try root ?? SystemRoot.current()
         var config = Configuration()
         for path in Configuration.updateConfPaths {
             let file = SystemRoot.resolve(path, root: root)

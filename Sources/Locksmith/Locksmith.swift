@@ -1,0 +1,419 @@
+// The Swift face of liblocksmith's C API (include/locksmith.h), for the programs written in Swift:
+// locksmithctl and locksmithd reach every semaphore, window, configuration, machine-id and etcd
+// operation through these calls, exactly as the C programs, the PAM module and Python do. Each
+// type owns its C handle and frees it; each failure is thrown as a `LocksmithFailure` carrying
+// the errno, the message and the setting involved. Nothing here decides anything: it converts.
+import CLocksmith
+import Glibc
+
+/// A failed `locksmith_*` call: `code` is the positive errno (EBUSY, ECONNREFUSED, ...),
+/// `message` the library's text for people, `option` the setting whose value was wrong, if any.
+public struct LocksmithFailure: Error, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public let message: String
+    public let option: String?
+
+    public init(code: Int32, message: String, option: String? = nil) {
+        (self.code, self.message, self.option) = (code, message, option)
+    }
+
+    public var description: String { message }
+}
+
+/// LOCKSMITH_NO_ENVIRONMENT (a macro expression Swift does not import).
+let noEnvironment: UInt64 = 1
+
+/// Throws the thread's last error when `r` is negative; returns `r` otherwise.
+@discardableResult
+func check(_ r: Int32) throws -> Int32 {
+    guard r < 0 else { return r }
+    throw LocksmithFailure(code: -r, message: String(cString: locksmith_last_error()))
+}
+
+/// A string the library malloc()ed, copied and freed.
+func take(_ p: UnsafeMutablePointer<CChar>?) -> String {
+    defer { locksmith_free(p) }
+    return p.map { String(cString: $0) } ?? ""
+}
+
+/// A borrowed string, copied (nil stays nil).
+func copy(_ p: UnsafePointer<CChar>?) -> String? {
+    p.map { String(cString: $0) }
+}
+
+/// The items `count` says there are, each read by `item`.
+func list(_ count: Int32, _ item: (Int32) -> UnsafePointer<CChar>?) -> [String] {
+    (0..<max(count, 0)).compactMap { copy(item($0)) }
+}
+
+public enum Library {
+    /// The library's version, e.g. "0.7.0".
+    public static var version: String { String(cString: locksmith_version()) }
+
+    /// The root system paths are read under by default: $LOCKSMITH_ROOT, else "/".
+    public static var root: String {
+        var root: UnsafeMutablePointer<CChar>?
+        guard locksmith_root(&root) >= 0 else { return "/" }
+        return take(root)
+    }
+
+    /// This machine's id (/etc/machine-id under `root`; nil: under $LOCKSMITH_ROOT, else "/").
+    public static func machineID(root: String? = nil) throws -> String {
+        var id: UnsafeMutablePointer<CChar>?
+        if let root { try check(locksmith_machine_id_at(root, &id)) } else { try check(locksmith_machine_id(&id)) }
+        return take(id)
+    }
+
+    /// The etcd key of `group`'s semaphore.
+    public static func groupKey(_ group: String) throws -> String {
+        var key: UnsafeMutablePointer<CChar>?
+        try check(locksmith_group_key(group, &key))
+        return take(key)
+    }
+
+    /// The group whose semaphore lives at `key` ("" for the default group).
+    public static func group(ofKey key: String) throws -> String {
+        var group: UnsafeMutablePointer<CChar>?
+        try check(locksmith_key_group(key, &group))
+        return take(group)
+    }
+
+    /// The wait before retry number `attempt`, in seconds (5 s doubling to 5 min).
+    public static func backoff(attempt: Int) -> Int64 {
+        var seconds: Int64 = 300
+        _ = locksmith_backoff_delay(Int32(clamping: attempt), &seconds)
+        return seconds
+    }
+
+    /// A Go duration ("1h30m") in nanoseconds.
+    public static func parseDuration(_ text: String) throws -> Int64 {
+        var nanoseconds: Int64 = 0
+        try check(locksmith_duration_parse(text, &nanoseconds))
+        return nanoseconds
+    }
+
+    /// Nanoseconds as Go prints a duration ("5m0s").
+    public static func formatDuration(_ nanoseconds: Int64) -> String {
+        var text: UnsafeMutablePointer<CChar>?
+        guard locksmith_duration_format(nanoseconds, &text) >= 0 else { return "\(nanoseconds)ns" }
+        return take(text)
+    }
+
+    /// `text` as a JSON string, escaped as the original's encoder did.
+    public static func jsonQuoted(_ text: String) -> String {
+        var quoted: UnsafeMutablePointer<CChar>?
+        guard locksmith_json_quote(text, &quoted) >= 0 else { return "\"\"" }
+        return take(quoted)
+    }
+
+    /// What /var/lib/locksmith/reboot-slot (under `root`) says.
+    public enum SlotRecord: Equatable {
+        case missing, notHeld
+        case held(key: String, id: String)
+    }
+
+    /// Reads the reboot-slot record; throws when the file is not one.
+    public static func slotRecord(root: String) throws -> SlotRecord {
+        var key: UnsafeMutablePointer<CChar>?, id: UnsafeMutablePointer<CChar>?
+        let r = locksmith_slot_record_read(root, &key, &id)
+        if r == -ENOENT { return .missing }
+        if try check(r) == 0 { return .notHeld }
+        return .held(key: take(key), id: take(id))
+    }
+
+    /// Records that `held.id` holds a slot of the semaphore at `held.key` (nil: none held).
+    public static func recordSlot(_ held: (key: String, id: String)?, root: String) throws {
+        try check(locksmith_slot_record_write(root, held?.key, held?.id))
+    }
+
+    /// The etcd client's option names, in the order help texts list them.
+    public static let optionNames: [String] = {
+        var names: [String] = []
+        while let name = locksmith_client_option_name(Int32(names.count)) { names.append(String(cString: name)) }
+        return names
+    }()
+}
+
+/// A semaphore document, copied out of the library.
+public struct SemaphoreDocument: Sendable, Equatable {
+    public var available: Int
+    public var max: Int
+    public var holders: [String]
+
+    /// Parses a stored document (throws EBADMSG for one that is not a semaphore document).
+    public init(parsing json: String) throws {
+        var handle: OpaquePointer?
+        try check(locksmith_semaphore_parse(json, &handle))
+        self.init(taking: handle)
+    }
+
+    /// Copies `handle` (not freed here).
+    init(_ handle: OpaquePointer) {
+        var available: Int32 = 0, max: Int32 = 0
+        _ = locksmith_semaphore_get_available(handle, &available)
+        _ = locksmith_semaphore_get_max(handle, &max)
+        self.available = Int(available)
+        self.max = Int(max)
+        holders = list(locksmith_semaphore_holder_count(handle)) { locksmith_semaphore_holder(handle, $0) }
+    }
+
+    /// Copies and frees `handle`.
+    init(taking handle: OpaquePointer?) {
+        self.init(handle!)
+        _ = locksmith_semaphore_free(handle)
+    }
+}
+
+/// Merged KEY=VALUE settings: the update.conf files, and the environment unless told not to.
+public final class Configuration {
+    let handle: OpaquePointer
+
+    /// The node's configuration: files under `root` (nil: $LOCKSMITH_ROOT, else "/"), then the
+    /// environment when `environment`.
+    public init(root: String? = nil, environment: Bool = true) throws {
+        var made: OpaquePointer?
+        if root == nil && environment {
+            try check(locksmith_config_load(&made))
+        } else {
+            try check(locksmith_config_load_at(root, environment ? 0 : noEnvironment, &made))
+        }
+        handle = made!
+    }
+
+    /// One text in EnvironmentFile syntax.
+    public init(parsing text: String, origin: String) throws {
+        var made: OpaquePointer?
+        try check(locksmith_config_parse(text, origin, &made))
+        handle = made!
+    }
+
+    deinit { _ = locksmith_config_free(handle) }
+
+    /// The value of `key` and where it came from (a file, or "environment"), or nil.
+    public subscript(key: String) -> (value: String, origin: String)? {
+        var value: UnsafePointer<CChar>?, origin: UnsafePointer<CChar>?
+        guard locksmith_config_get(handle, key, &value, &origin) >= 0 else { return nil }
+        return (copy(value) ?? "", copy(origin) ?? "")
+    }
+
+    /// Lines of the files that were skipped, each naming its file and line.
+    public var warnings: [String] {
+        list(locksmith_config_warning_count(handle)) { locksmith_config_warning(handle, $0) }
+    }
+}
+
+/// A reboot window ("Thu 23:00", "1h30m"), evaluated in local time.
+public final class Window {
+    let handle: OpaquePointer
+    /// Whether the handle belongs to another object (the daemon's settings).
+    private let borrowed: Bool
+
+    public init(start: String, length: String) throws {
+        var made: OpaquePointer?
+        try check(locksmith_window_parse(start, length, &made))
+        handle = made!
+        borrowed = false
+    }
+
+    init(borrowing handle: OpaquePointer) {
+        self.handle = handle
+        borrowed = true
+    }
+
+    deinit { if !borrowed { _ = locksmith_window_free(handle) } }
+
+    /// Seconds from `now` until the window opens: > 0 before, <= 0 inside.
+    public func secondsToStart(now: Int64) throws -> Int64 {
+        var seconds: Int64 = 0
+        try check(locksmith_window_seconds_to_start(handle, now, &seconds))
+        return seconds
+    }
+
+    /// The window that contains `now`, or else the next one.
+    public func occurrence(now: Int64) throws -> (start: Int64, end: Int64) {
+        var start: Int64 = 0, end: Int64 = 0
+        try check(locksmith_window_next(handle, now, &start, &end))
+        return (start, end)
+    }
+
+    /// The window as text: "Thu 23:00" and "1h30m0s".
+    public var text: (start: String, length: String) {
+        var start: UnsafeMutablePointer<CChar>?, length: UnsafeMutablePointer<CChar>?
+        guard locksmith_window_to_string(handle, &start, &length) >= 0 else { return ("", "") }
+        return (take(start), take(length))
+    }
+}
+
+/// The daemon's settings, read and checked by the library.
+public final class DaemonSettings: @unchecked Sendable {
+    let handle: OpaquePointer
+
+    public init(_ config: Configuration, root: String) throws {
+        var made: OpaquePointer?
+        try check(locksmith_daemon_settings_load(config.handle, root, &made))
+        handle = made!
+    }
+
+    deinit { _ = locksmith_daemon_settings_free(handle) }
+
+    /// "etcd-lock", "reboot" or "off".
+    public var strategy: String { copy(locksmith_daemon_settings_strategy(handle)) ?? "" }
+    /// Whether reboots wait for a slot of the group's semaphore in etcd.
+    public var usesEtcd: Bool { strategy == "etcd-lock" }
+    public var window: Window? { locksmith_daemon_settings_window(handle).map { Window(borrowing: $0) } }
+    /// Nanoseconds.
+    public var broadcastDelay: Int64 { locksmith_daemon_settings_broadcast_delay(handle) }
+    /// "watch" or "poll".
+    public var slotWait: String { copy(locksmith_daemon_settings_slot_wait(handle)) ?? "watch" }
+    public var utmp: String { copy(locksmith_daemon_settings_utmp(handle)) ?? "" }
+    public var group: String { copy(locksmith_daemon_settings_group(handle)) ?? "" }
+    public var warnings: [String] {
+        list(locksmith_daemon_settings_warning_count(handle)) { locksmith_daemon_settings_warning(handle, $0) }
+    }
+    /// The settings the window came from, as people read them ("LOCKSMITHD_REBOOT_WINDOW_START=...").
+    public var windowSources: (start: String, length: String)? {
+        guard let start = copy(locksmith_daemon_settings_window_source(handle, 0)),
+              let length = copy(locksmith_daemon_settings_window_source(handle, 1)) else { return nil }
+        return (start, length)
+    }
+
+    /// A new client with these etcd settings.
+    public func client(environment: Bool = true) throws -> Client {
+        var made: OpaquePointer?
+        try check(locksmith_daemon_settings_new_client(handle, environment ? 0 : noEnvironment, &made))
+        return Client(handle: made!)
+    }
+}
+
+/// One group's semaphore in etcd.
+public final class Client: @unchecked Sendable {
+    let handle: OpaquePointer
+    private var traceBox: Unmanaged<TraceBox>?
+
+    /// A client with the defaults; `environment: false` reads no proxy variables from it.
+    public init(environment: Bool = true) throws {
+        var made: OpaquePointer?
+        try check(locksmith_client_new_with_flags(environment ? 0 : noEnvironment, &made))
+        handle = made!
+    }
+
+    init(handle: OpaquePointer) { self.handle = handle }
+
+    deinit {
+        _ = locksmith_client_free(handle)
+        traceBox?.release()
+    }
+
+    /// Throws the client's last failure when `r` is negative.
+    @discardableResult
+    private func checkClient(_ r: Int32) throws -> Int32 {
+        guard r < 0 else { return r }
+        throw LocksmithFailure(code: -r, message: String(cString: locksmith_client_last_error(handle)),
+                               option: copy(locksmith_client_last_error_option(handle)))
+    }
+
+    /// Sets option `name` (as the command-line flags are named) from the program's own flags.
+    public func set(_ name: String, _ value: String) throws { try checkClient(locksmith_client_set(handle, name, value)) }
+
+    /// The options the program did not set, from `<prefix>_<OPTION>` and the daemon's settings.
+    public func loadSettings(prefix: String, daemon config: Configuration?) throws {
+        try checkClient(locksmith_client_load_settings(handle, prefix, config?.handle))
+    }
+
+    /// Every option that is set, as it may be shown, with where it came from ("" for `set`).
+    public var settings: [(name: String, value: String, origin: String)] {
+        Library.optionNames.indices.compactMap { i in
+            var value: UnsafePointer<CChar>?, origin: UnsafePointer<CChar>?
+            guard locksmith_client_setting(handle, Int32(i), &value, &origin) >= 0 else { return nil }
+            return (Library.optionNames[i], copy(value) ?? "", copy(origin) ?? "")
+        }
+    }
+
+    public var warnings: [String] { list(locksmith_client_warning_count(handle)) { locksmith_client_warning(handle, $0) } }
+
+    /// The semaphore, creating the key if it is missing.
+    public func get() throws -> SemaphoreDocument {
+        var s: OpaquePointer?
+        try checkClient(locksmith_client_get(handle, &s))
+        return SemaphoreDocument(taking: s)
+    }
+
+    /// The semaphore without writing: nil if the key is missing.
+    public func read() throws -> SemaphoreDocument? {
+        var s: OpaquePointer?
+        let r = locksmith_client_read(handle, &s)
+        if r == -ENOENT { return nil }
+        try checkClient(r)
+        return SemaphoreDocument(taking: s)
+    }
+
+    public func lock(_ id: String) throws { try checkClient(locksmith_client_lock(handle, id)) }
+    public func unlock(_ id: String) throws { try checkClient(locksmith_client_unlock(handle, id)) }
+
+    /// Sets the maximum; returns the old one.
+    @discardableResult
+    public func setMax(_ max: Int) throws -> Int {
+        var old: Int32 = 0
+        try checkClient(locksmith_client_set_max(handle, Int32(clamping: max), &old))
+        return Int(old)
+    }
+
+    /// Waits for a change of the semaphore: true when it changed, false on timeout.
+    public func wait(milliseconds: Int) throws -> Bool {
+        try checkClient(locksmith_client_wait(handle, Int64(milliseconds))) == 1
+    }
+
+    /// Makes the client ready without sending anything (loads libcurl): the first request's
+    /// error, early.
+    public func prepare() throws { try checkClient(locksmith_client_prepare(handle)) }
+
+    /// Cancels the wait in progress and fails every later call, until called with false. Any
+    /// thread may call it.
+    public func cancel(_ cancelled: Bool = true) { _ = locksmith_client_cancel(handle, cancelled ? 1 : 0) }
+
+    /// The newest semaphore the client saw, without asking etcd (nil: none yet).
+    public func lastSeen() throws -> SemaphoreDocument? {
+        var s: OpaquePointer?
+        let r = locksmith_client_last_seen(handle, &s)
+        if r == -ENOENT { return nil }
+        try checkClient(r)
+        return SemaphoreDocument(taking: s)
+    }
+
+    /// Every group with a semaphore: its document, or why it holds none.
+    public func groups() throws -> [(group: String, key: String, semaphore: Result<SemaphoreDocument, LocksmithFailure>)] {
+        var g: OpaquePointer?
+        try checkClient(locksmith_client_groups(handle, &g))
+        defer { _ = locksmith_groups_free(g) }
+        return (0..<max(locksmith_groups_count(g), 0)).map { i in
+            let name = copy(locksmith_groups_name(g, i)) ?? "", key = copy(locksmith_groups_key(g, i)) ?? ""
+            if let s = locksmith_groups_semaphore(g, i) { return (name, key, .success(SemaphoreDocument(s))) }
+            return (name, key, .failure(LocksmithFailure(code: EBADMSG, message: copy(locksmith_groups_error(g, i)) ?? "")))
+        }
+    }
+
+    public var key: String { copy(locksmith_client_key(handle)) ?? "" }
+    /// "v2" or "v3" once known.
+    public var api: String? { copy(locksmith_client_api(handle)) }
+    public var endpoint: String? { copy(locksmith_client_endpoint(handle)) }
+
+    /// One line per HTTP request (never a password); nil turns it off.
+    public func trace(_ body: ((String) -> Void)?) {
+        traceBox?.release()
+        traceBox = nil
+        guard let body else {
+            _ = locksmith_client_set_trace(handle, nil, nil)
+            return
+        }
+        let box = Unmanaged.passRetained(TraceBox(body))
+        traceBox = box
+        _ = locksmith_client_set_trace(handle, { line, userdata in
+            Unmanaged<TraceBox>.fromOpaque(userdata!).takeUnretainedValue().body(String(cString: line!))
+        }, box.toOpaque())
+    }
+
+    private final class TraceBox {
+        let body: (String) -> Void
+        init(_ body: @escaping (String) -> Void) { self.body = body }
+    }
+}

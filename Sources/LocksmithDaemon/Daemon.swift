@@ -1,0 +1,418 @@
+// The daemon's state machine: wait for "reboot needed", wait for the reboot window, take a slot,
+// warn the users, reboot; give the slot back once the machine is up again. Every wait is a state
+// visible in coordinator.conf, in the log and in sd_notify STATUS. It acts only through its
+// `DaemonWorld`, so its rules are unit-tested (Tests/LocksmithDaemonTests) as well as run.
+import Glibc
+import Locksmith
+
+public final class Daemon: @unchecked Sendable {  // requestStop() is called from the signal thread
+    public let settings: DaemonSettings
+    let world: DaemonWorld
+    public let inputs: SharedInputs
+    public let machineID: String
+    /// The etcd client (strategy etcd-lock), made when first needed: libcurl is loaded then, not
+    /// while the daemon only waits for an update. A client that cannot be made is an error like
+    /// any other: it never counts as holding a slot. Shared with the signal thread, which
+    /// cancels it.
+    private let clientLock = Mutex()
+    private var madeClient: SlotClient?
+    /// A slot of this run that is not given back yet (and no reboot was asked for yet): taken,
+    /// or perhaps taken (a lock request whose answer was lost).
+    enum Slot { case none, maybe, taken }
+    private(set) var slot = Slot.none
+    /// The slot left from before, to give back before taking one (from the slot record at
+    /// start-up); nil once done, or when there is none.
+    public var staleSlot: (key: String, id: String)?
+    /// Stops the start-up helper that gives back the stale slot, if it still runs; true if it
+    /// finished that work (the program sets it; the default has no helper).
+    public var staleHelperDone: () -> Bool = { false }
+    private var lastStatus = ""
+
+    public init(settings: DaemonSettings, world: DaemonWorld, inputs: SharedInputs, machineID: String) {
+        self.settings = settings
+        self.world = world
+        self.inputs = inputs
+        self.machineID = machineID
+    }
+
+    // MARK: The states
+
+    /// Runs until asked to stop; returns the exit status.
+    public func run() -> Int32 {
+        setState(.running, "waiting for an update")
+        world.notify("READY=1")
+        var settled = false
+        while !stopping {
+            status("waiting for an update")
+            if !settled && !inputs.current.rebootNeeded {
+                // Give the bus thread a moment to read the update engine's status first.
+                pause(milliseconds: 1000) { $0.rebootNeeded }
+                if !inputs.current.rebootNeeded && !stopping { world.idle() }
+                settled = true
+            }
+            pause(milliseconds: nil) { $0.rebootNeeded }
+            if stopping { break }
+            log(.notice, "an update was applied and needs a reboot")
+            if rebootOnce() { break }
+        }
+        return finish()
+    }
+
+    /// Asks the daemon to stop, from any thread: a wait on etcd in progress ends at once.
+    public func requestStop() {
+        clientLock.locked { madeClient?.cancel(true) }
+        inputs.update { $0.stopRequested = true }
+    }
+
+    /// One attempt at rebooting: window, slot, warning, logind. True once a reboot was asked for
+    /// (or a stop), false to try again.
+    func rebootOnce() -> Bool {
+        guard waitForWindow() else { return true }
+        setState(.rebootPlanned, "reboot planned")
+        if settings.usesEtcd {
+            switch acquireSlot() {
+            case .stopped: return true
+            case .windowClosed:
+                setState(.running, "the reboot window closed before a slot was free")
+                return false
+            case .held: break
+            }
+            // The slot may have come late: reboot only inside the window.
+            if let window = settings.window, (try? window.secondsToStart(now: world.now())) ?? 1 > 0 {
+                log(.notice, "the reboot window closed while waiting for a slot; giving the slot back")
+                releaseTakenSlot()
+                setState(.running, "waiting for the next reboot window")
+                return false
+            }
+        }
+        let delay = Int(settings.broadcastDelay / 1_000_000)
+        let reached = world.broadcast(Daemon.warning(delayMilliseconds: delay))
+        if reached > 0 {
+            let text = Library.formatDuration(Int64(delay) * 1_000_000)
+            log(.notice, "told \(reached) logged-in terminal(s) that the machine reboots in \(text)")
+            status("rebooting in \(text): users were warned")
+            pause(milliseconds: delay) { _ in false }
+            if stopping { return true }
+        }
+        do {
+            try world.reboot()
+        } catch {
+            log(.error, "the reboot was refused: \(error)")
+            releaseTakenSlot()
+            setState(.running, "the reboot was refused; trying again")
+            pause(milliseconds: world.backoff(0)) { _ in false }
+            return stopping
+        }
+        slot = .none  // kept through the reboot: the record makes the next start give it back
+        setState(.rebooting, "rebooting")
+        log(.notice, "reboot requested")
+        pause(milliseconds: nil) { _ in false }
+        return true
+    }
+
+    /// Waits until the reboot window is open (at once without a window). False if stopped.
+    func waitForWindow() -> Bool {
+        guard let window = settings.window else { return true }
+        while !stopping {
+            let seconds: Int64
+            do {
+                seconds = try window.secondsToStart(now: world.now())
+            } catch {
+                // A clock the window cannot be placed in (outside the years 1 to 9999) is not an
+                // open window: wait for the clock to be set right.
+                status("cannot place the reboot window in the current time (\(error)); waiting")
+                pause(milliseconds: 300_000) { _ in false }
+                continue
+            }
+            if seconds <= 0 { return true }
+            status("waiting for reboot window \(window.text.start), opens in \(Daemon.human(seconds))")
+            // Wake at least every 5 minutes: the wall clock may jump.
+            pause(milliseconds: Int(min(seconds, 300)) * 1000) { _ in false }
+        }
+        return false
+    }
+
+    enum SlotOutcome { case held, windowClosed, stopped }
+
+    /// Takes a slot, waiting for one with the watch (or backoff polling), retrying errors with
+    /// backoff. Only a slot this run took counts: "holder exists" is this run's own lock only
+    /// after a lock request whose answer was lost; otherwise someone else holds a slot under
+    /// this machine's id, and the daemon waits for it as for a full semaphore. Every error
+    /// (etcd unreachable, a bad document, no libcurl) means "no slot", never "held".
+    func acquireSlot() -> SlotOutcome {
+        var busyAttempt = 0, errorAttempt = 0
+        var lastError = ""
+        while !stopping {
+            do {
+                let client = try etcdClient()
+                try giveBackStaleSlot(client)
+                if try lock(client) { return .held }
+                if let outcome = waitForFreeSlot(client, attempt: &busyAttempt) { return outcome }
+            } catch {
+                if stopping { break }
+                let message = "\(error)"
+                if message != lastError { log(.warning, "cannot take a reboot slot: \(message); retrying"); lastError = message }
+                status(Daemon.retryStatus(error, "take a slot"))
+                pause(milliseconds: world.backoff(errorAttempt)) { _ in false }
+                errorAttempt += 1
+            }
+        }
+        return .stopped
+    }
+
+    /// One lock request: true once the slot is this run's and recorded, false when there is
+    /// none to take now. A request whose answer was lost leaves the slot "maybe" ours (recorded,
+    /// so that a crash or reboot still gives it back) and throws.
+    func lock(_ client: SlotClient) throws -> Bool {
+        let ours: Bool
+        do {
+            try client.lock(machineID)
+            ours = true
+        } catch let error as LocksmithFailure where error.code == EEXIST {
+            ours = slot == .maybe
+            if !ours { status("waiting for a slot: this machine's id already holds one that locksmithd did not take (locksmithctl lock, or locksmith-run --id); waiting for it to be given back") }
+        } catch let error as LocksmithFailure where error.code == EBUSY {
+            // "semaphore is at 0" is checked before "holder exists" (as in the original), so a
+            // full semaphore that lists this machine after a lost answer is ours.
+            let seen: SemaphoreDocument? = (try? client.lastSeen()) ?? nil
+            ours = slot == .maybe && seen?.holders.contains(machineID) == true
+            if !ours, let document = seen {
+                // A few holders are news; thousands would make every status line and log entry huge.
+                let more = document.holders.count > 10 ? " and \(document.holders.count - 10) more" : ""
+                let held = document.holders.isEmpty ? "" : ", held by " + document.holders.prefix(10).joined(separator: ", ") + more
+                status("waiting for a slot: \(max(document.available, 0)) of \(document.max) free\(held)")
+            }
+        } catch let error as LocksmithFailure where error.code == ECONNREFUSED || error.code == ETIMEDOUT {
+            if slot == .none {
+                slot = .maybe
+                record((client.key, machineID))
+            }
+            throw error
+        }
+        guard ours else {
+            if slot == .maybe {
+                // The lost request did not land after all.
+                slot = .none
+                record(nil)
+            }
+            return false
+        }
+        // The record comes before the reboot: without it, the next start would not give the
+        // slot back. If it cannot be written, the slot is not kept.
+        do {
+            try world.recordSlot((client.key, machineID))
+        } catch {
+            slot = .taken
+            releaseTakenSlot()
+            throw LocksmithFailure(code: EIO, message: "took a slot but cannot record it, so gave it back: \(error)")
+        }
+        slot = .taken
+        log(.notice, "took a reboot slot")
+        return true
+    }
+
+    /// Waits for the semaphore to change (or the backoff, with LOCKSMITHD_SLOT_WAIT=poll). Returns
+    /// .windowClosed when the reboot window closes first, nil to try again.
+    func waitForFreeSlot(_ client: SlotClient, attempt: inout Int) -> SlotOutcome? {
+        var limit = 300_000
+        if let window = settings.window, let open = try? window.occurrence(now: world.now()) {
+            let now = world.now()
+            let left = open.end - now
+            if open.start > now || left < 0 { return .windowClosed }
+            limit = min(limit, Int(left) * 1000 + 1000)
+        }
+        if settings.slotWait == "poll" {
+            pause(milliseconds: min(world.backoff(attempt), limit)) { _ in false }
+            attempt += 1
+        } else {
+            _ = try? client.wait(milliseconds: min(limit, world.watchdogMilliseconds ?? limit))
+            ping()
+        }
+        return nil
+    }
+
+    /// Best effort: the record says whether this run may hold a slot (a failure is logged; the
+    /// slot itself is handled by the caller).
+    private func record(_ held: (key: String, id: String)?) {
+        do {
+            try world.recordSlot(held)
+        } catch {
+            log(.warning, "\(error)")
+        }
+    }
+
+    /// Before taking a slot: make sure the slot recorded from before (normally from before the
+    /// last reboot) was given back. The helper process started at start-up normally did it long
+    /// ago; if it is still retrying (etcd unreachable), it is stopped and the work is done here.
+    func giveBackStaleSlot(_ client: SlotClient) throws {
+        guard let stale = staleSlot else { return }
+        if staleHelperDone() {
+            staleSlot = nil
+            return
+        }
+        let owner = stale.key == client.key ? client : try world.makeClient(stale.key)
+        try Daemon.giveBack(owner, id: stale.id, log: world.log)
+        staleSlot = nil
+        record(nil)
+    }
+
+    /// Gives back the slot this run took (or may have taken), retrying a few times.
+    func releaseTakenSlot() {
+        guard slot != .none, let client = clientLock.locked({ madeClient }) else { return }
+        for attempt in 0..<5 {
+            do {
+                try client.unlock(machineID)
+                log(.notice, "gave the reboot slot back")
+            } catch let error as LocksmithFailure where error.code == ENOENT {
+                // Not held: a lost lock that never landed, or given back by hand.
+            } catch {
+                log(.warning, "cannot give the reboot slot back: \(error)")
+                usleep(UInt32(200_000 << attempt))
+                continue
+            }
+            slot = .none
+            record(nil)
+            return
+        }
+    }
+
+    func finish() -> Int32 {
+        world.notify("STOPPING=1")
+        if slot != .none {
+            // Asked to stop after taking a slot and before asking for a reboot: give it back.
+            // The stop cancelled the client's requests; this one must go through.
+            clientLock.locked { madeClient?.cancel(false) }
+            releaseTakenSlot()
+        }
+        log(.info, "stopped")
+        return 0
+    }
+
+    // MARK: Helpers
+
+    private func etcdClient() throws -> SlotClient {
+        try clientLock.locked {
+            if let madeClient { return madeClient }
+            do {
+                let made = try world.makeClient(nil)
+                if inputs.current.stopRequested { made.cancel(true) }
+                madeClient = made
+                return made
+            } catch let error as LocksmithFailure {
+                throw LocksmithFailure(code: error.code, message: "cannot make the etcd client: \(error.message)")
+            }
+        }
+    }
+
+    var stopping: Bool { inputs.current.stopRequested }
+
+    /// Waits up to `milliseconds` (nil: no limit) for `done`, or a stop; pings the watchdog.
+    func pause(milliseconds: Int?, until done: @escaping (Inputs) -> Bool) {
+        let deadline = milliseconds.map { monotonicMilliseconds() + $0 }
+        while true {
+            var step = deadline.map { $0 - monotonicMilliseconds() }
+            if let s = step, s <= 0 { return }
+            if let w = world.watchdogMilliseconds { step = min(step ?? w, w) }
+            let seen = inputs.wait(milliseconds: step, until: done)
+            ping()
+            if seen.stopRequested || done(seen) { return }
+        }
+    }
+
+    private func ping() {
+        if world.watchdogMilliseconds != nil { world.notify("WATCHDOG=1") }
+    }
+
+    private func log(_ level: LogLevel, _ text: String, _ fields: [String] = []) { world.log(level, text, fields) }
+
+    private func setState(_ state: DaemonState, _ text: String) {
+        do {
+            try world.setState(state)
+        } catch {
+            log(.warning, "\(error)")
+        }
+        log(.info, "state \(state.rawValue)", ["LOCKSMITHD_STATE=\(state.rawValue)", "LOCKSMITHD_STRATEGY=\(settings.strategy)",
+                                              "LOCKSMITHD_GROUP=\(settings.group)", "LOCKSMITHD_MACHINE_ID=\(machineID)"])
+        status(text)
+    }
+
+    private func status(_ text: String) {
+        guard text != lastStatus else { return }
+        lastStatus = text
+        log(.info, text)
+        world.status(text)
+    }
+
+    // MARK: Rules without state
+
+    /// "3h12m", "45m", "30s": a wait as people say it.
+    public static func human(_ seconds: Int64) -> String {
+        let h = seconds / 3600, m = (seconds / 60) % 60, s = seconds % 60
+        if h > 0 { return "\(h)h\(m)m" }
+        if m > 0 { return "\(m)m" }
+        return "\(s)s"
+    }
+
+    /// The warning to logged-in users: "System reboot in 5 minutes!" for the default delay, the
+    /// real delay otherwise.
+    public static func warning(delayMilliseconds: Int) -> String {
+        let seconds = (delayMilliseconds + 999) / 1000
+        if seconds <= 0 { return "System reboot now!" }
+        let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60)
+        func unit(_ n: Int, _ name: String) -> String? { n == 0 ? nil : "\(n) \(name)\(n == 1 ? "" : "s")" }
+        let parts = [unit(h, "hour"), unit(m, "minute"), unit(s, "second")].compactMap { $0 }
+        return "System reboot in \(parts.joined(separator: " "))!"
+    }
+
+    /// The STATUS line while an etcd operation is retried: what stands in the way.
+    public static func retryStatus(_ error: any Error, _ what: String) -> String {
+        switch (error as? LocksmithFailure)?.code {
+        case EBADMSG?: return "the semaphore in etcd is not valid, cannot \(what); retrying until it is repaired"
+        case EACCES?: return "etcd refused access, cannot \(what); retrying"
+        case ELIBACC?: return "libcurl cannot be loaded, cannot \(what); retrying"
+        default: return "cannot reach etcd to \(what); retrying"
+        }
+    }
+
+    /// The slot to give back at start-up, from the record: the recorded one; on a first start
+    /// (no record yet: a machine new to locksmith-swift, perhaps upgraded from the original,
+    /// which left no record) the machine id's slot in the configured group, as the original
+    /// always did; none otherwise. A record that cannot be read is reported and left alone.
+    public static func staleTarget(_ record: () throws -> Library.SlotRecord, group: String, machineID: String,
+                                   log: (LogLevel, String, [String]) -> Void) -> (key: String, id: String)? {
+        do {
+            switch try record() {
+            case .missing: return (try? Library.groupKey(group)).map { ($0, machineID) }
+            case .held(let key, let id): return (key, id)
+            case .notHeld: return nil
+            }
+        } catch {
+            log(.warning, "\(error): not giving back any slot at start-up (the next slot taken replaces the file)", [])
+            return nil
+        }
+    }
+
+    /// Gives back `id`'s slot; "holder does not exist" counts as done.
+    public static func giveBack(_ client: SlotClient, id: String, log: (LogLevel, String, [String]) -> Void) throws {
+        do {
+            try client.unlock(id)
+            log(.notice, "gave back the reboot slot this machine held from before its reboot", [])
+        } catch let error as LocksmithFailure where error.code == ENOENT {
+        }
+    }
+}
+
+/// A pthread mutex for what the signal thread and the main thread share.
+final class Mutex: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(mutex, nil) }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}

@@ -1,0 +1,90 @@
+// What the daemon's state machine needs from the world, as values it is given: the lock client,
+// the reboot, the warning to users, the state file, the slot record, the clock and the log. The
+// program (Sources/locksmithd) passes the real ones: liblocksmith's client, logind, utmp
+// terminals, coordinator.conf, the journal. The unit tests pass their own, so that the rules
+// are tested without processes (the end-to-end tests run the real daemon).
+import Glibc
+import Locksmith
+
+/// The operations on one group's semaphore that the daemon uses (`Locksmith.Client` has them).
+/// Failures are `LocksmithFailure`s with an errno code.
+public protocol SlotClient: AnyObject {
+    /// The etcd key of the group's semaphore.
+    var key: String { get }
+    func lock(_ id: String) throws
+    func unlock(_ id: String) throws
+    /// True when the semaphore changed, false on timeout.
+    func wait(milliseconds: Int) throws -> Bool
+    /// The newest semaphore seen, without asking etcd.
+    func lastSeen() throws -> SemaphoreDocument?
+    /// Ends a wait in progress and fails later calls (any thread), until called with false.
+    func cancel(_ cancelled: Bool)
+}
+
+extension Client: SlotClient {}
+
+/// The states written to coordinator.conf (the original's names).
+public enum DaemonState: String, Sendable {
+    case starting, running
+    case rebootPlanned = "reboot-planned"
+    case rebooting
+}
+
+public enum LogLevel: Int32, Sendable {
+    case error = 3, warning = 4, notice = 5, info = 6
+}
+
+/// Everything the state machine acts through.
+public struct DaemonWorld {
+    /// A client of the semaphore at `key` (nil: the configured group's); made when first needed.
+    public var makeClient: (_ key: String?) throws -> SlotClient
+    /// Asks for the reboot (logind).
+    public var reboot: () throws -> Void
+    /// Warns logged-in users with `text`; returns how many terminals were reached.
+    public var broadcast: (_ text: String) -> Int
+    /// Records the state (coordinator.conf).
+    public var setState: (DaemonState) throws -> Void
+    /// Records the slot taken (nil: none held), for the next start.
+    public var recordSlot: ((key: String, id: String)?) throws -> Void
+    /// The wall clock, in Unix seconds.
+    public var now: () -> Int64
+    /// One log entry, with journal fields ("KEY=value").
+    public var log: (LogLevel, String, [String]) -> Void
+    /// The one-line status for the service manager (sd_notify STATUS=).
+    public var status: (String) -> Void
+    /// Tells the service manager the daemon is ready / stopping / alive.
+    public var notify: (String) -> Void
+    /// The wait before retry number `attempt`, in milliseconds.
+    public var backoff: (_ attempt: Int) -> Int
+    /// Half the unit's WatchdogSec, if it has one: no wait lasts longer, and each ends with a ping.
+    public var watchdogMilliseconds: Int?
+    /// Called once the daemon settles into waiting for an update (it may page its code out).
+    public var idle: () -> Void
+
+    public init(makeClient: @escaping (String?) throws -> SlotClient, reboot: @escaping () throws -> Void,
+                broadcast: @escaping (String) -> Int, setState: @escaping (DaemonState) throws -> Void,
+                recordSlot: @escaping ((key: String, id: String)?) throws -> Void, now: @escaping () -> Int64,
+                log: @escaping (LogLevel, String, [String]) -> Void, status: @escaping (String) -> Void,
+                notify: @escaping (String) -> Void, backoff: @escaping (Int) -> Int = { Int(Library.backoff(attempt: $0)) * 1000 },
+                watchdogMilliseconds: Int? = nil, idle: @escaping () -> Void = {}) {
+        self.makeClient = makeClient
+        self.reboot = reboot
+        self.broadcast = broadcast
+        self.setState = setState
+        self.recordSlot = recordSlot
+        self.now = now
+        self.log = log
+        self.status = status
+        self.notify = notify
+        self.backoff = backoff
+        self.watchdogMilliseconds = watchdogMilliseconds
+        self.idle = idle
+    }
+}
+
+/// Monotonic milliseconds, for waits that the wall clock must not stretch.
+public func monotonicMilliseconds() -> Int {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+}

@@ -1,0 +1,29 @@
+// Giving back the memory of code the waiting daemon does not run.
+import CGlibc
+import Glibc
+
+/// Once the daemon settles into waiting for an update, which may take days, the code it ran to
+/// start is not needed until one arrives: ask the kernel to reclaim the pages of its read-only
+/// file mappings (program and libraries; MADV_PAGEOUT, Linux 5.4+, elsewhere nothing happens).
+/// They are read back from their files on the next use. The kernel leaves pages that other
+/// processes map (libc, usually) where they are.
+func pageOutOwnCode() {
+    guard let maps = readWholeFile("/proc/self/maps", limit: 1 << 20) else { return }
+    let madvPageout: Int32 = 21  // MADV_PAGEOUT
+    for line in String(decoding: maps, as: UTF8.self).split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count >= 6, fields[5].hasPrefix("/"), !fields[1].contains("w") else { continue }
+        let range = fields[0].split(separator: "-")
+        guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16), end > start else { continue }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), madvPageout)
+    }
+}
+
+/// A whole file of at most `limit` bytes, or nil.
+func readWholeFile(_ path: String, limit: Int, followLinks: Bool = true) -> [UInt8]? {
+    var data: UnsafeMutablePointer<UInt8>?
+    let n = cglibc_read_file(path, limit, followLinks ? 0 : 1, &data)
+    guard n >= 0 else { return nil }
+    defer { free(data) }
+    return Array(UnsafeBufferPointer(start: data, count: n))
+}

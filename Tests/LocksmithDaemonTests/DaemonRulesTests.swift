@@ -1,0 +1,262 @@
+// The daemon's rules, through its seams: a lock client that answers what each test says, a
+// reboot that is only counted, a state file and a slot record kept in memory, and the real
+// inputs and clock. The end-to-end tests (Tests/cli/test_locksmithd.py, test_daemon_attacks.py)
+// run the real program against etcd and D-Bus; these pin the decisions one by one.
+import Glibc
+import Locksmith
+import LocksmithDaemon
+import Testing
+
+/// A value shared between the test and the daemon's thread.
+final class Locked<T>: @unchecked Sendable {
+    private var value: T
+    private var mutex = pthread_mutex_t()
+    init(_ value: T) {
+        self.value = value
+        pthread_mutex_init(&mutex, nil)
+    }
+    func withLock<R>(_ body: (inout T) -> R) -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body(&value)
+    }
+}
+
+/// A lock client whose answers come from a script; it records what it was asked.
+final class ScriptedClient: SlotClient, @unchecked Sendable {
+    let key = "coreos.com/updateengine/rebootlock/semaphore"
+    private let state = Locked(State())
+    struct State {
+        var lockAnswers: [LocksmithFailure?] = []
+        var locks: [String] = []
+        var unlocks: [String] = []
+        var seen: SemaphoreDocument?
+        var unlockFailure: LocksmithFailure?
+    }
+
+    init(lockAnswers: [LocksmithFailure?] = [], seen: SemaphoreDocument? = nil) {
+        state.withLock { $0.lockAnswers = lockAnswers; $0.seen = seen }
+    }
+
+    var locks: [String] { state.withLock { $0.locks } }
+    var unlocks: [String] { state.withLock { $0.unlocks } }
+    func answer(_ failure: LocksmithFailure?) { state.withLock { $0.lockAnswers.append(failure) } }
+
+    func lock(_ id: String) throws {
+        let answer: LocksmithFailure? = state.withLock {
+            $0.locks.append(id)
+            // Past the script: the semaphore stays full.
+            return $0.lockAnswers.isEmpty ? busy : $0.lockAnswers.removeFirst()
+        }
+        if let answer { throw answer }
+    }
+
+    func unlock(_ id: String) throws {
+        let failure: LocksmithFailure? = state.withLock { $0.unlocks.append(id); return $0.unlockFailure }
+        if let failure { throw failure }
+    }
+
+    func wait(milliseconds: Int) throws -> Bool {
+        usleep(UInt32(min(milliseconds, 20)) * 1000)
+        return true
+    }
+
+    func lastSeen() throws -> SemaphoreDocument? { state.withLock { $0.seen } }
+    func cancel(_ cancelled: Bool) {}
+}
+
+let busy = LocksmithFailure(code: EBUSY, message: "semaphore is at 0")
+let exists = LocksmithFailure(code: EEXIST, message: "holder exists")
+let unreachable = LocksmithFailure(code: ECONNREFUSED, message: "no etcd endpoint answered")
+let machine = "0123456789abcdef0123456789abcdef"
+
+/// A daemon run on its own thread with recording seams.
+final class Harness: @unchecked Sendable {
+    let inputs = SharedInputs()
+    let daemon: Daemon
+    private let log = Locked<[String]>([])
+    private let events = Locked<[String]>([])
+    let reboots = Locked(0)
+    let finished = Locked(false)
+
+    init(strategy: String = "etcd-lock", client: @escaping () throws -> SlotClient, recordFails: Bool = false,
+         rebootFails: Bool = false, window: (start: String, length: String)? = nil, broadcastDelay: Int64 = 0, reached: Int = 0) {
+        let log = self.log, events = self.events, reboots = self.reboots
+        let world = DaemonWorld(
+            makeClient: { _ in try client() },
+            reboot: {
+                if rebootFails { throw LocksmithFailure(code: EACCES, message: "logind refused") }
+                reboots.withLock { $0 += 1 }
+            },
+            broadcast: { text in events.withLock { $0.append("broadcast " + text) }; return reached },
+            setState: { state in events.withLock { $0.append("state " + state.rawValue) } },
+            recordSlot: { held in
+                if recordFails && held != nil { throw LocksmithFailure(code: EROFS, message: "read-only file system") }
+                events.withLock { $0.append(held.map { "record " + $0.id } ?? "record none") }
+            },
+            now: { Int64(time(nil)) },
+            log: { _, text, _ in log.withLock { $0.append(text) } },
+            status: { _ in }, notify: { _ in },
+            backoff: { _ in 20 })
+        // The daemon's settings as the library reads them from an update.conf.
+        let text = "REBOOT_STRATEGY=\(strategy)\nLOCKSMITHD_REBOOT_BROADCAST_DELAY=\(broadcastDelay / 1_000_000)ms\n"
+            + (window.map { "REBOOT_WINDOW_START=\($0.start)\nREBOOT_WINDOW_LENGTH=\($0.length)\n" } ?? "")
+        let settings = try! DaemonSettings(Configuration(parsing: text, origin: "test"), root: "/")
+        daemon = Daemon(settings: settings, world: world, inputs: inputs, machineID: machine)
+    }
+
+    var rebootCount: Int { reboots.withLock { $0 } }
+    var logged: [String] { log.withLock { $0 } }
+    var recorded: [String] { events.withLock { $0.filter { $0.hasPrefix("record") } } }
+    var states: [String] { events.withLock { $0.filter { $0.hasPrefix("state") } } }
+
+    /// Runs the daemon with a reboot needed from the start, until `until` holds or `seconds` pass,
+    /// then stops it and waits for it to end.
+    func run(for seconds: Double, until: @escaping () -> Bool = { false }) {
+        inputs.update { $0.rebootNeeded = true }
+        let box = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { p in
+            let h = Unmanaged<Harness>.fromOpaque(p!).takeRetainedValue()
+            _ = h.daemon.run()
+            h.finished.withLock { $0 = true }
+            return nil
+        }, box.toOpaque())
+        let deadline = monotonicMilliseconds() + Int(seconds * 1000)
+        while monotonicMilliseconds() < deadline && !until() && !finished.withLock({ $0 }) { usleep(10_000) }
+        daemon.requestStop()
+        pthread_join(thread, nil)
+    }
+}
+
+@Suite struct NoRebootWithoutTheLock {
+    @Test func aClientThatCannotBeMadeIsRetriedNeverHeld() {
+        let h = Harness(client: { throw LocksmithFailure(code: ELIBACC, message: "cannot load libcurl.so.4") })
+        h.run(for: 0.5)
+        #expect(h.rebootCount == 0)
+        #expect(h.logged.contains { $0.contains("cannot make the etcd client: cannot load libcurl.so.4") })
+        #expect(h.recorded.isEmpty)
+    }
+
+    @Test func aFullSemaphoreIsWaitedFor() {
+        let client = ScriptedClient(lockAnswers: [busy, busy, busy])
+        let h = Harness(client: { client })
+        h.run(for: 0.3)
+        #expect(h.rebootCount == 0)
+        #expect(client.locks.count >= 2)
+    }
+
+    @Test func aSlotTakenIsRecordedBeforeTheReboot() {
+        let client = ScriptedClient(lockAnswers: [busy, nil])
+        let h = Harness(client: { client })
+        h.run(for: 3) { h.rebootCount > 0 }
+        #expect(h.rebootCount == 1)
+        #expect(h.recorded == ["record \(machine)"])
+        #expect(h.states.suffix(1) == ["state rebooting"])
+    }
+
+    @Test func aSlotThatCannotBeRecordedIsGivenBack() {
+        let client = ScriptedClient(lockAnswers: [nil, busy])
+        let h = Harness(client: { client }, recordFails: true)
+        h.run(for: 0.5)
+        #expect(h.rebootCount == 0)
+        #expect(client.unlocks.first == machine)
+        #expect(h.logged.contains { $0.contains("took a slot but cannot record it, so gave it back") })
+    }
+
+    @Test func aRefusedRebootGivesTheSlotBack() {
+        let client = ScriptedClient(lockAnswers: [nil, busy])
+        let h = Harness(client: { client }, rebootFails: true)
+        h.run(for: 1) { !client.unlocks.isEmpty }
+        #expect(client.unlocks == [machine])
+        #expect(h.recorded.suffix(1) == ["record none"])
+    }
+}
+
+@Suite struct OnlyItsOwnSlot {
+    @Test func holderExistsWithoutALostAnswerIsSomeoneElses() {
+        let client = ScriptedClient(lockAnswers: [exists, exists, exists])
+        let h = Harness(client: { client })
+        h.run(for: 0.3)
+        #expect(h.rebootCount == 0)
+        #expect(client.unlocks.isEmpty, "never gives back a slot it did not take")
+    }
+
+    @Test func holderExistsAfterALostAnswerIsOurs() {
+        let client = ScriptedClient(lockAnswers: [unreachable, exists])
+        let h = Harness(client: { client })
+        h.run(for: 3) { h.rebootCount > 0 }
+        #expect(h.rebootCount == 1)
+        // Recorded as perhaps held at the lost answer, then as held.
+        #expect(h.recorded == ["record \(machine)", "record \(machine)"])
+    }
+
+    @Test func aFullSemaphoreListingUsAfterALostAnswerIsOurs() {
+        let client = ScriptedClient(lockAnswers: [unreachable, busy],
+                                    seen: try! SemaphoreDocument(parsing: #"{"semaphore":0,"max":1,"holders":["\#(machine)"]}"#))
+        let h = Harness(client: { client })
+        h.run(for: 3) { h.rebootCount > 0 }
+        #expect(h.rebootCount == 1)
+    }
+
+    @Test func aLostAnswerThatDidNotLandIsRecordedAsNone() {
+        let client = ScriptedClient(lockAnswers: [unreachable, busy, busy])
+        let h = Harness(client: { client })
+        h.run(for: 0.4)
+        #expect(h.rebootCount == 0)
+        #expect(h.recorded.prefix(2) == ["record \(machine)", "record none"])
+    }
+
+    @Test func theStaleSlotIsGivenBackBeforeLocking() {
+        let client = ScriptedClient(lockAnswers: [nil])
+        let h = Harness(client: { client })
+        h.daemon.staleSlot = (client.key, machine)
+        h.run(for: 3) { h.rebootCount > 0 }
+        #expect(client.unlocks == [machine])
+        #expect(client.locks == [machine])
+        #expect(h.recorded == ["record none", "record \(machine)"])
+    }
+
+    @Test func stoppingAfterTakingASlotGivesItBack() {
+        // A logged-in user makes the daemon wait a minute before the reboot; it is stopped first.
+        let client = ScriptedClient(lockAnswers: [nil])
+        let h = Harness(client: { client }, broadcastDelay: 60_000_000_000, reached: 1)
+        h.run(for: 3) { h.recorded.contains("record \(machine)") }
+        #expect(h.rebootCount == 0)
+        #expect(client.unlocks == [machine])
+        #expect(h.recorded == ["record \(machine)", "record none"])
+    }
+
+    @Test func theStaleTargetFollowsTheRecord() {
+        let log: (LogLevel, String, [String]) -> Void = { _, _, _ in }
+        let defaultKey = "coreos.com/updateengine/rebootlock/semaphore"
+        #expect(Daemon.staleTarget({ .missing }, group: "", machineID: machine, log: log)! == (defaultKey, machine))
+        #expect(Daemon.staleTarget({ .notHeld }, group: "", machineID: machine, log: log) == nil)
+        #expect(Daemon.staleTarget({ .held(key: "k", id: "other") }, group: "", machineID: machine, log: log)! == ("k", "other"))
+        var warned = false
+        #expect(Daemon.staleTarget({ throw LocksmithFailure(code: EBADMSG, message: "not a record") }, group: "", machineID: machine,
+                                   log: { _, _, _ in warned = true }) == nil)
+        #expect(warned)
+    }
+}
+
+@Suite struct Words {
+    @Test(arguments: [(300_000, "System reboot in 5 minutes!"), (1_000, "System reboot in 1 second!"),
+                      (90_000, "System reboot in 1 minute 30 seconds!"), (3_600_000, "System reboot in 1 hour!"),
+                      (0, "System reboot now!"), (1, "System reboot in 1 second!")])
+    func theWarningSaysTheRealDelay(milliseconds: Int, text: String) {
+        #expect(Daemon.warning(delayMilliseconds: milliseconds) == text)
+    }
+
+    @Test func waitsAsPeopleSayThem() {
+        #expect(Daemon.human(3 * 3600 + 12 * 60) == "3h12m")
+        #expect(Daemon.human(45 * 60) == "45m")
+        #expect(Daemon.human(30) == "30s")
+    }
+
+    @Test func retryStatusNamesWhatStandsInTheWay() {
+        #expect(Daemon.retryStatus(LocksmithFailure(code: EBADMSG, message: ""), "take a slot").contains("not valid"))
+        #expect(Daemon.retryStatus(LocksmithFailure(code: ELIBACC, message: ""), "take a slot").contains("libcurl"))
+        #expect(Daemon.retryStatus(unreachable, "take a slot") == "cannot reach etcd to take a slot; retrying")
+    }
+}

@@ -1,0 +1,165 @@
+"""What locksmithd reads from its configuration (DaemonSettings), and the reboot-slot record it
+keeps in /var/lib/locksmith/reboot-slot (slot_record, record_slot)."""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from typing import List, NamedTuple, Optional, Tuple, Union
+
+from . import _native
+from ._base import Handle, check, copy_string, decode, encode_optional, encode_path, take_string
+from ._native import lib
+from .client import Client
+from .config import Config
+from .window import Window
+
+Root = Optional[Union[str, bytes, "os.PathLike[str]"]]
+
+
+class DaemonSettings(Handle):
+    """The daemon's settings from a Config, checked as locksmithd checks them:
+
+        settings = locksmith.DaemonSettings(locksmith.Config.load())
+        settings.strategy           # "etcd-lock", "reboot" (the default) or "off"
+        settings.window             # a Window, or None
+        with settings.client() as client:   # the daemon's group and etcd settings
+            ...
+
+    root is the directory system paths (utmp) are read under: an absolute path; None is "/"
+    (as in the C API: pass locksmith.default_root() to follow $LOCKSMITH_ROOT). A bad or
+    half-set value raises InvalidArgument naming the variable and the file it came from.
+    "best-effort" is read as "etcd-lock", with a warning in .warnings."""
+
+    _free = lib.locksmith_daemon_settings_free
+    _kind = "daemon settings"
+
+    def __init__(self, config: Config, root: Root = None) -> None:
+        if not isinstance(config, Config):
+            raise TypeError("config must be a locksmith.Config, not %s" % type(config).__name__)
+        data = encode_path(root, "root")
+        pointer = _native.DaemonSettingsP()
+        with config._lock:
+            check(lib.locksmith_daemon_settings_load(config._live(), data, ctypes.byref(pointer)))
+        super().__init__(pointer)
+
+    def _text(self, function) -> str:  # type: ignore[no-untyped-def]
+        with self._lock:
+            return decode(function(self._live())) or ""
+
+    @property
+    def strategy(self) -> str:
+        """REBOOT_STRATEGY: "etcd-lock", "reboot" or "off"."""
+        return self._text(lib.locksmith_daemon_settings_strategy)
+
+    @property
+    def window(self) -> Optional[Window]:
+        """The reboot window (a Window of its own), or None when none is set."""
+        with self._lock:
+            borrowed = lib.locksmith_daemon_settings_window(self._live())
+            if not borrowed:
+                return None
+            start, length = ctypes.c_void_p(), ctypes.c_void_p()
+            r = lib.locksmith_window_to_string(borrowed, ctypes.byref(start), ctypes.byref(length))
+        try:
+            check(r)
+            texts = copy_string(start), copy_string(length)
+        finally:
+            lib.locksmith_free(start)
+            lib.locksmith_free(length)
+        return Window(*texts)
+
+    @property
+    def window_sources(self) -> Optional[Tuple[str, str]]:
+        """The settings the window's start and length came from, as people read them:
+        ('LOCKSMITHD_REBOOT_WINDOW_START="Thu 23:00" (from /etc/coreos/update.conf)', ...);
+        None when no window is set."""
+        with self._lock:
+            pointer = self._live()
+            start = lib.locksmith_daemon_settings_window_source(pointer, 0)
+            length = lib.locksmith_daemon_settings_window_source(pointer, 1)
+        if start is None or length is None:
+            return None
+        return start.decode("utf-8"), length.decode("utf-8")
+
+    @property
+    def broadcast_delay(self) -> int:
+        """How long users are warned before a reboot, in nanoseconds (default 5 minutes)."""
+        with self._lock:
+            return int(lib.locksmith_daemon_settings_broadcast_delay(self._live()))
+
+    @property
+    def slot_wait(self) -> str:
+        """How the daemon waits for a slot: "watch" (etcd's watch) or "poll"."""
+        return self._text(lib.locksmith_daemon_settings_slot_wait)
+
+    @property
+    def utmp(self) -> str:
+        """The utmp file of logged-in users, under the root."""
+        return self._text(lib.locksmith_daemon_settings_utmp)
+
+    @property
+    def group(self) -> str:
+        """LOCKSMITHD_GROUP ("" for the default group)."""
+        return self._text(lib.locksmith_daemon_settings_group)
+
+    @property
+    def warnings(self) -> List[str]:
+        """A deprecated strategy, a password in a file every user can read, skipped lines of
+        update.conf: what the daemon tells its administrator."""
+        with self._lock:
+            pointer = self._live()
+            count = check(lib.locksmith_daemon_settings_warning_count(pointer))
+            texts = [lib.locksmith_daemon_settings_warning(pointer, i) for i in range(count)]
+        return [t.decode("utf-8") for t in texts if t is not None]
+
+    def client(self, environment: bool = True) -> Client:
+        """A new Client with the daemon's etcd settings (LOCKSMITHD_ENDPOINT, _GROUP, ...);
+        environment=False as for Client(environment=False)."""
+        if not isinstance(environment, bool):
+            raise TypeError("environment must be True or False, not %r" % (environment,))
+        pointer = _native.ClientP()
+        flags = 0 if environment else _native.NO_ENVIRONMENT
+        with self._lock:
+            check(lib.locksmith_daemon_settings_new_client(self._live(), flags, ctypes.byref(pointer)))
+        return Client._adopt(pointer, environment)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<locksmith.DaemonSettings (closed)>"
+        return "<locksmith.DaemonSettings strategy=%r group=%r>" % (self.strategy, self.group)
+
+
+class SlotRecord(NamedTuple):
+    """The reboot-slot record: the slot (key, id) this machine's daemon took and has not given
+    back, or key and id None when it holds none."""
+    key: Optional[str]
+    id: Optional[str]
+
+    @property
+    def held(self) -> bool:
+        return self.key is not None
+
+
+def slot_record(root: Root = None) -> Optional[SlotRecord]:
+    """Reads /var/lib/locksmith/reboot-slot under root (an absolute directory; None is "/"):
+    SlotRecord(key, id) when a slot is recorded as held, SlotRecord(None, None) when none is,
+    None when there is no record (the daemon never ran here). BadData if the file is not a
+    record (a symbolic link in its place is never followed)."""
+    key, id = ctypes.c_void_p(), ctypes.c_void_p()
+    r = lib.locksmith_slot_record_read(encode_path(root, "root"), ctypes.byref(key), ctypes.byref(id))
+    if r == -errno.ENOENT:
+        return None
+    check(r)
+    if r == 0:
+        return SlotRecord(None, None)
+    return SlotRecord(take_string(key), take_string(id))
+
+
+def record_slot(key: Optional[str], id: Optional[str], root: Root = None) -> None:
+    """Records that id holds a slot of the semaphore at key (an etcd key, as group_key()
+    makes), or with key and id None that no slot is held, in /var/lib/locksmith/reboot-slot under
+    root (an absolute directory; None is "/"). Written atomically, never through a symbolic
+    link. InvalidArgument for a bad key or id, or only one of the two."""
+    check(lib.locksmith_slot_record_write(encode_path(root, "root"), encode_optional(key, "key"),
+                                          encode_optional(id, "id")))
