@@ -56,15 +56,3 @@ public struct SystemCalendar: LocalCalendar, Sendable {
         return readings.max() ?? Int64(noon)
     }
 }
-
-extension SystemCalendar {
-    /// A local time for people: "Thu 2026-11-26 23:00 PST".
-    public func format(_ t: Int64) -> String {
-        var seconds = time_t(t)
-        var tm = Glibc.tm()
-        localtime_r(&seconds, &tm)
-        var buffer = [CChar](repeating: 0, count: 64)
-        let n = strftime(&buffer, buffer.count, "%a %Y-%m-%d %H:%M %Z", &tm)
-        return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}

@@ -3,8 +3,8 @@ import CGlibc
 import Glibc
 
 /// Once the daemon settles into waiting for an update, which may take days, the code it ran to
-/// start is not needed until one arrives: ask the kernel to reclaim the pages of its read-only
-/// file mappings (program and libraries; MADV_PAGEOUT, Linux 5.4+, elsewhere nothing happens).
+/// start is not needed until one arrives: ask the kernel to reclaim the pages of its file
+/// mappings (program and libraries; MADV_PAGEOUT, Linux 5.4+, elsewhere nothing happens).
 /// They are read back from their files on the next use. The kernel leaves pages that other
 /// processes map (libc, usually) where they are.
 func pageOutOwnCode() {
@@ -12,7 +12,10 @@ func pageOutOwnCode() {
     let madvPageout: Int32 = 21  // MADV_PAGEOUT
     for line in String(decoding: maps, as: UTF8.self).split(separator: "\n") {
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count >= 6, fields[5].hasPrefix("/"), !fields[1].contains("w") else { continue }
+        // Private file mappings that can be read: code, read-only data, and writable data, of
+        // which the kernel drops only the pages never written (they are still the file's); the
+        // written ones stay (without swap). Inaccessible (---p) reservations are left alone.
+        guard fields.count >= 6, fields[5].hasPrefix("/"), ["r-xp", "r--p", "rw-p"].contains(fields[1]) else { continue }
         let range = fields[0].split(separator: "-")
         guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16), end > start else { continue }
         _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), madvPageout)
