@@ -338,6 +338,11 @@ const char *locksmith_config_warning(const locksmith_config *c, int i);
  * ..., "proxy"); NULL past the last. A static string. Thread-safe. */
 const char *locksmith_client_option_name(int i);
 
+/* What client option number i takes and does, for help texts: *ret_value_name ("URL", "FILE",
+ * "DURATION", ...) and *ret_description (a sentence). Static strings; either pointer may be NULL.
+ * Returns 0, or -EINVAL if i is out of range. Thread-safe. */
+int locksmith_client_option_help(int i, const char **ret_value_name, const char **ret_description);
+
 /* Resolves every client option the program has not set itself (with locksmith_client_set): from
  * the variable <prefix>_<OPTION> of the environment (e.g. LOCKSMITHCTL_GROUP; not with a client
  * made with LOCKSMITH_NO_ENVIRONMENT, nor under secure execution), else from the daemon's

@@ -126,6 +126,14 @@ public enum Library {
         try check(locksmith_slot_record_write(root, held?.key, held?.id))
     }
 
+    /// The etcd client's options, in the order help texts list them: name, what it takes
+    /// ("URL", "FILE", ...) and what it does.
+    public static let options: [(name: String, valueName: String, description: String)] = optionNames.indices.map { i in
+        var valueName: UnsafePointer<CChar>?, description: UnsafePointer<CChar>?
+        _ = locksmith_client_option_help(Int32(i), &valueName, &description)
+        return (optionNames[i], copy(valueName) ?? "VALUE", copy(description) ?? "")
+    }
+
     /// The etcd client's option names, in the order help texts list them.
     public static let optionNames: [String] = {
         var names: [String] = []

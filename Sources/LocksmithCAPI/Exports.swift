@@ -558,6 +558,21 @@ public func locksmith_client_option_name(_ i: Int32) -> UnsafePointer<CChar>! {
     return UnsafePointer(optionNames[Int(i)])
 }
 
+/// The option help texts as static C strings, made once.
+nonisolated(unsafe) private let optionHelp: [(valueName: UnsafeMutablePointer<CChar>, description: UnsafeMutablePointer<CChar>)] =
+    ClientOptions.names.map { name in
+        let help = ClientOptions.help[name] ?? ("VALUE", "")
+        return (strdup(help.valueName)!, strdup(help.description)!)
+    }
+
+@c @implementation
+public func locksmith_client_option_help(_ i: Int32, _ ret_value_name: UnsafeMutablePointer<UnsafePointer<CChar>?>!, _ ret_description: UnsafeMutablePointer<UnsafePointer<CChar>?>!) -> Int32 {
+    guard i >= 0, Int(i) < optionHelp.count else { return fail(invalid("option number \(i) is out of range")) }
+    ret_value_name?.pointee = UnsafePointer(optionHelp[Int(i)].valueName)
+    ret_description?.pointee = UnsafePointer(optionHelp[Int(i)].description)
+    return 0
+}
+
 @c @implementation
 public func locksmith_client_load_settings(_ c: OpaquePointer!, _ prefix: UnsafePointer<CChar>!, _ conf: OpaquePointer!) -> Int32 {
     clientCall(c) { state in

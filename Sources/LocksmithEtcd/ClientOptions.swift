@@ -22,6 +22,21 @@ public struct ClientOptions: Sendable {
     public static let names = ["endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile",
                                "etcd-username", "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy"]
 
+    /// What each option takes and does, for help texts (locksmithctl's, locksmith-run's).
+    public static let help: [String: (valueName: String, description: String)] = [
+        "endpoint": ("URL", "etcd endpoint; repeat the flag or give a comma-separated list (default http://127.0.0.1:2379,http://127.0.0.1:4001)."),
+        "group": ("GROUP", "Group of machines whose semaphore to use (default: the daemon's group, else the default group)."),
+        "etcd-cafile": ("FILE", "CA certificate to verify etcd's TLS certificate with."),
+        "etcd-certfile": ("FILE", "Client TLS certificate to present to etcd."),
+        "etcd-keyfile": ("FILE", "Key of the client TLS certificate."),
+        "etcd-username": ("USER", "User for etcd authentication."),
+        "etcd-password": ("PASSWORD", "Password for etcd authentication (prefer -etcd-password-file or the environment: arguments are visible to other users)."),
+        "etcd-password-file": ("FILE", "File whose first line is the password for etcd authentication."),
+        "etcd-api": ("API", "etcd API to use: v2, v3 or auto (v2 if the cluster serves it, else v3; the default)."),
+        "timeout": ("DURATION", "Timeout of each request to etcd, e.g. 500ms or 10s (default 5s)."),
+        "proxy": ("URL", "Proxy for the requests to etcd (http://, https:// or socks5://; \"\" for none; default: the proxy variables of the environment, never for loopback)."),
+    ]
+
     /// Endpoints given so far; empty means the defaults.
     public private(set) var endpointList: [String] = []
     public var group = ""

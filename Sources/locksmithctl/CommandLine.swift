@@ -3,6 +3,8 @@
 // subcommand. No argument-parsing library: the outputs and exit codes must match the original
 // byte for byte, and start-up time matters to scripts that call it in loops.
 
+import Locksmith
+
 /// A flag every subcommand accepts.
 struct GlobalFlag {
     let name: String
@@ -12,20 +14,13 @@ struct GlobalFlag {
     var isBoolean: Bool { valueName.isEmpty }
 }
 
-let globalFlags: [GlobalFlag] = [
-    GlobalFlag(name: "debug", valueName: "", help: "Print where each setting came from, and every request to etcd (method, URL, status, time)."),
-    GlobalFlag(name: "endpoint", valueName: "URL", help: "etcd endpoint; repeat the flag or give a comma-separated list (default http://127.0.0.1:2379,http://127.0.0.1:4001)."),
-    GlobalFlag(name: "etcd-api", valueName: "API", help: "etcd API to use: v2, v3 or auto (v2 if the cluster serves it, else v3; the default)."),
-    GlobalFlag(name: "etcd-cafile", valueName: "FILE", help: "CA certificate to verify etcd's TLS certificate with."),
-    GlobalFlag(name: "etcd-certfile", valueName: "FILE", help: "Client TLS certificate to present to etcd."),
-    GlobalFlag(name: "etcd-keyfile", valueName: "FILE", help: "Key of the client TLS certificate."),
-    GlobalFlag(name: "etcd-username", valueName: "USER", help: "User for etcd authentication."),
-    GlobalFlag(name: "etcd-password", valueName: "PASSWORD", help: "Password for etcd authentication (prefer -etcd-password-file or the environment: arguments are visible to other users)."),
-    GlobalFlag(name: "etcd-password-file", valueName: "FILE", help: "File whose first line is the password for etcd authentication."),
-    GlobalFlag(name: "group", valueName: "GROUP", help: "Group of machines whose semaphore to use (default: the daemon's group, else the default group)."),
-    GlobalFlag(name: "timeout", valueName: "DURATION", help: "Timeout of each request to etcd, e.g. 500ms or 10s (default 5s)."),
-    GlobalFlag(name: "version", valueName: "", help: "Print the version and exit."),
-]
+/// -debug, -version, and one flag per etcd option, with the library's names and help texts
+/// (locksmith_client_option_name, locksmith_client_option_help), in alphabetical order.
+let globalFlags: [GlobalFlag] = (
+    [GlobalFlag(name: "debug", valueName: "", help: "Print where each setting came from, and every request to etcd (method, URL, status, time)."),
+     GlobalFlag(name: "version", valueName: "", help: "Print the version and exit.")]
+    + Library.options.map { GlobalFlag(name: $0.name, valueName: $0.valueName, help: $0.description) }
+).sorted { $0.name < $1.name }
 
 /// What the command line says: global flags in the order given, the subcommand, its arguments,
 /// and its own flags.

@@ -1193,6 +1193,23 @@ static void test_text_helpers(const char *root) {
     CHECK(locksmith_client_option_name(-1) == NULL);
     CHECK(locksmith_client_option_name(n) == NULL);
     CHECK(locksmith_client_option_name(INT32_MAX) == NULL);
+    /* locksmith_client_option_help: a value name and a description for each, static. */
+    for (int i = 0; i < n; i++) {
+        const char *value_name = NULL, *description = NULL;
+        CHECK(locksmith_client_option_help(i, &value_name, &description) == 0);
+        CHECK(value_name && *value_name && description && strlen(description) > 10);
+        const char *again = NULL;
+        CHECK(locksmith_client_option_help(i, NULL, &again) == 0 && again == description);
+    }
+    {
+        const char *value_name = NULL;
+        CHECK(locksmith_client_option_help(2, &value_name, NULL) == 0);
+        CHECK_STR(value_name, "FILE"); /* etcd-cafile */
+        const char *untouched = "sentinel";
+        CHECK(locksmith_client_option_help(n, &untouched, NULL) == -EINVAL);
+        CHECK(locksmith_client_option_help(-1, &untouched, NULL) == -EINVAL);
+        CHECK_STR(untouched, "sentinel");
+    }
     /* every name is an option locksmith_client_set knows */
     locksmith_client *c = NULL;
     CHECK_RC(locksmith_client_new(&c), 0);

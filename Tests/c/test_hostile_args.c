@@ -669,6 +669,14 @@ static void test_text_functions(const char *root) {
         CHECK(locksmith_client_option_name(out_of_range[i]) == NULL);
     for (int i = 0; i <= 10; i++)
         CHECK(locksmith_client_option_name(i) != NULL);
+    /* locksmith_client_option_help: -EINVAL outside 0..10, outputs untouched; NULL outputs fine. */
+    for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++) {
+        const char *v = "sentinel", *d = "sentinel";
+        CHECK(locksmith_client_option_help(out_of_range[i], &v, &d) == -EINVAL);
+        CHECK(strcmp(v, "sentinel") == 0 && strcmp(d, "sentinel") == 0);
+    }
+    for (int i = 0; i <= 10; i++)
+        CHECK(locksmith_client_option_help(i, NULL, NULL) == 0);
 
     /* locksmith_key_group: NULL, "", over-long, not UTF-8: -EINVAL; ret untouched. */
     for (int i = 0; i < H_COUNT; i++) {

@@ -102,6 +102,13 @@ def test_key_group_refuses_other_keys():
             locksmith.key_group(key)
 
 
+def test_every_option_has_help():
+    helps = locksmith.option_help()
+    assert list(helps) == locksmith.option_names()
+    assert helps["etcd-cafile"][0] == "FILE"
+    assert all(value_name and len(description) > 10 for value_name, description in helps.values())
+
+
 def test_option_names_are_what_set_option_takes():
     assert locksmith.option_names() == OPTIONS
     with Client() as c:

@@ -18,7 +18,7 @@ from typing import Optional, Union
 from . import _native
 from ._base import c_int_value, check, encode, encode_optional, encode_path, take_string
 from ._native import lib
-from .client import Client, Group, Setting, Stats, option_names
+from .client import Client, Group, Setting, Stats, option_help, option_names
 from .config import Config
 from .daemon import DaemonSettings, SlotRecord, record_slot, slot_record
 from .errors import (AccessDenied, AlreadyHeld, BadData, Busy, Cancelled, Contention, CorruptSemaphore,
@@ -115,5 +115,5 @@ __all__ = [
     "LocksmithError", "NotFound", "NotHeld", "Opening", "OutOfRange", "ProtocolError", "Semaphore", "Setting",
     "SlotRecord", "Stats", "TimedOut", "Unreachable", "Window",
     "backoff_delay", "default_root", "duration_format", "duration_parse", "group_key", "json_quote",
-    "key_group", "library_path", "machine_id", "option_names", "record_slot", "slot_record", "version",
+    "key_group", "library_path", "machine_id", "option_help", "option_names", "record_slot", "slot_record", "version",
 ]

@@ -133,6 +133,7 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_config_warning_count": (c_int, [ConfigP]),
     "locksmith_config_warning": (c_char_p, [ConfigP, c_int]),
     "locksmith_client_option_name": (c_char_p, [c_int]),
+    "locksmith_client_option_help": (c_int, [c_int, BorrowedStringOut, BorrowedStringOut]),
     "locksmith_client_load_settings": (c_int, [ClientP, c_char_p, ConfigP]),
     "locksmith_client_setting": (c_int, [ClientP, c_int, BorrowedStringOut, BorrowedStringOut]),
     "locksmith_client_warning_count": (c_int, [ClientP]),

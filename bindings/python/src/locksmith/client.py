@@ -8,7 +8,7 @@ import errno
 import math
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 from . import _native
 from ._base import Handle, c_int_value, check, decode, encode, take_string
@@ -64,6 +64,16 @@ def option_names() -> List[str]:
         if name is None:
             return names
         names.append(name.decode("utf-8"))
+
+
+def option_help() -> Dict[str, Tuple[str, str]]:
+    """Each client option's help: {name: (what it takes, e.g. "URL", what it does)}."""
+    out = {}
+    for i, name in enumerate(option_names()):
+        value_name, description = ctypes.c_char_p(), ctypes.c_char_p()
+        if lib.locksmith_client_option_help(i, ctypes.byref(value_name), ctypes.byref(description)) == 0:
+            out[name] = (value_name.value.decode("utf-8"), description.value.decode("utf-8"))
+    return out
 
 
 def _go_duration(value: Duration, name: str) -> str:
