@@ -329,9 +329,10 @@ int locksmith_duration_format(int64_t nanoseconds, char **ret);
  * programs that print JSON. *ret is malloc()ed. Returns 0, or -EINVAL. Thread-safe. */
 int locksmith_json_quote(const char *text, char **ret);
 
-/* The lines of update.conf files that were skipped (not assignments), each naming its file and
- * line: the count (>= 0, or -EINVAL), and warning number i (borrowed; NULL out of range). */
+/* The number of lines of update.conf files that were skipped (not assignments), or -EINVAL. */
 int locksmith_config_warning_count(const locksmith_config *c);
+/* Skipped line number i, naming its file and line. Borrowed: valid until c is freed; NULL out of
+ * range or if c is NULL. */
 const char *locksmith_config_warning(const locksmith_config *c, int i);
 
 /* The name of client option number i, in the order help texts list them ("endpoint", "group",
@@ -360,10 +361,10 @@ int locksmith_client_load_settings(locksmith_client *c, const char *prefix, cons
  * Returns 0; -ENOENT if the option is not set (its default applies); -EINVAL. */
 int locksmith_client_setting(locksmith_client *c, int i, const char **ret_value, const char **ret_origin);
 
-/* Warnings about the client's settings (a password file every user can read, ...): the count
- * (>= 0, or -EINVAL) and warning number i (borrowed; NULL out of range). The library never logs:
- * the program shows them. */
+/* The number of warnings about the client's settings (a password file every user can read, ...),
+ * or -EINVAL. The library never logs: the program shows them. */
 int locksmith_client_warning_count(const locksmith_client *c);
+/* Warning number i. Borrowed, valid until the next call on c; NULL out of range or if c is NULL. */
 const char *locksmith_client_warning(const locksmith_client *c, int i);
 
 /* The option whose value caused the client's last failure ("etcd-api", "timeout", ...), or NULL
@@ -374,10 +375,12 @@ const char *locksmith_client_last_error_option(const locksmith_client *c);
  * NULL if c is NULL or its group is not valid. */
 const char *locksmith_client_key(locksmith_client *c);
 
+/* A trace callback: one line per HTTP request, and the caller's userdata. */
+typedef void (*locksmith_trace_function)(const char *line, void *userdata);
+
 /* Calls f(line, userdata) once per HTTP request of c, with the method, URL, status or error and
  * the time taken (never a password), on the thread making the request; NULL f turns it off.
  * Returns 0, or -EINVAL if c is NULL. */
-typedef void (*locksmith_trace_function)(const char *line, void *userdata);
 int locksmith_client_set_trace(locksmith_client *c, locksmith_trace_function f, void *userdata);
 
 /* Makes the client ready now, as its first request would, without sending anything: loads
@@ -403,8 +406,9 @@ int locksmith_client_groups(locksmith_client *c, locksmith_groups **ret);
 
 /* The number of groups (>= 0, or -EINVAL). */
 int locksmith_groups_count(const locksmith_groups *g);
-/* Group i's name ("" for the default group) and key. Borrowed; NULL out of range. */
+/* Group i's name ("" for the default group). Borrowed; NULL out of range. */
 const char *locksmith_groups_name(const locksmith_groups *g, int i);
+/* Group i's etcd key, as etcd listed it. Borrowed; NULL out of range. */
 const char *locksmith_groups_key(const locksmith_groups *g, int i);
 /* Group i's semaphore, or NULL if its stored value is not one (then locksmith_groups_error() says
  * why). Borrowed: valid until g is freed; do not free or change it. */
@@ -441,9 +445,10 @@ const char *locksmith_daemon_settings_group(const locksmith_daemon_settings *s);
  * "LOCKSMITHD_REBOOT_WINDOW_START=\"Thu 23:00\" (from /etc/coreos/update.conf)". Borrowed; NULL
  * when no window is set. */
 const char *locksmith_daemon_settings_window_source(const locksmith_daemon_settings *s, int which);
-/* Warnings (a deprecated strategy, a password in a file every user can read, skipped lines):
- * the count (>= 0, or -EINVAL) and warning i (borrowed; NULL out of range). */
+/* The number of warnings (a deprecated strategy, a password in a file every user can read,
+ * skipped lines), or -EINVAL. */
 int locksmith_daemon_settings_warning_count(const locksmith_daemon_settings *s);
+/* Warning number i. Borrowed: valid until s is freed; NULL out of range or if s is NULL. */
 const char *locksmith_daemon_settings_warning(const locksmith_daemon_settings *s, int i);
 /* A new client with the daemon's etcd settings (flags as locksmith_client_new_with_flags). */
 int locksmith_daemon_settings_new_client(const locksmith_daemon_settings *s, uint64_t flags, locksmith_client **ret);

@@ -577,9 +577,6 @@ public func locksmith_client_option_help(_ i: Int32, _ ret_value_name: UnsafeMut
 public func locksmith_client_load_settings(_ c: OpaquePointer!, _ prefix: UnsafePointer<CChar>!, _ conf: OpaquePointer!) -> Int32 {
     clientCall(c) { state in
         let name = try text(prefix, "prefix", limit: 64)
-        guard !name.isEmpty, name.utf8.allSatisfy({ (65...90).contains($0) || (48...57).contains($0) || $0 == 95 }) else {
-            throw invalid("prefix \(JSONText.quoted(name)) is not an upper-case variable prefix such as LOCKSMITHCTL")
-        }
         let daemon = try conf.map { try ConfigHandle.from($0, "conf").value }
         let count = try state.options.resolve(prefix: name, daemon: daemon)
         state.client = nil

@@ -152,6 +152,9 @@ public struct ClientOptions: Sendable {
     /// naming the variable and where it came from.
     @discardableResult
     public mutating func resolve(prefix: String, daemon: Configuration?) throws -> Int {
+        guard !prefix.isEmpty, prefix.utf8.allSatisfy({ (65...90).contains($0) || (48...57).contains($0) || $0 == 95 }) else {
+            throw LocksmithError(.invalidArgument, "prefix \(JSONText.quotedExcerpt(prefix)) is not an upper-case variable prefix such as LOCKSMITHCTL")
+        }
         // etcd-password and etcd-password-file are one setting given two ways: once a source has
         // given either, lower sources give neither.
         let password: Set = ["etcd-password", "etcd-password-file"]
@@ -164,6 +167,7 @@ public struct ClientOptions: Sendable {
             for name in pending {
                 if source == 0 {
                     let own = ClientOptions.variable(prefix: prefix, option: name)
+                    // The daemon (prefix LOCKSMITHD) has the environment in its configuration already.
                     guard usesEnvironment, prefix != "LOCKSMITHD", let value = try Syscalls.checkedEnvironment(own), !value.isEmpty else { continue }
                     try set(fromVariable: own, name, value, origin: own)
                 } else {
@@ -207,7 +211,8 @@ public struct ClientOptions: Sendable {
         case "etcd-certfile": shown = tls.certFile ?? ""
         case "etcd-keyfile": shown = tls.keyFile ?? ""
         case "etcd-username": shown = username ?? ""
-        case "etcd-password", "etcd-password-file": shown = name == "etcd-password" ? "(hidden)" : (passwordFile ?? "")
+        case "etcd-password": shown = "(hidden)"
+        case "etcd-password-file": shown = passwordFile ?? ""
         case "etcd-api": shown = api.rawValue
         case "timeout": shown = GoDuration.format(Int64(timeoutMilliseconds) * 1_000_000)
         case "proxy": shown = proxy ?? ""

@@ -309,13 +309,10 @@ int main(int argc, char **argv) {
         }
         }
     }
-    /* The library resolves etcd-password and etcd-password-file as two settings, so a variable
-     * for the one the flags did not give (LOCKSMITHCTL_ETCD_PASSWORD, the daemon's
-     * LOCKSMITHD_ETCD_PASSWORD_FILE) would replace the flags' password. The flags claim both:
-     * the other is cleared, then the flag's value set. */
+    /* Only the last password flag is set; the library then takes neither password setting from
+     * the variables (it resolves the two as one). */
     if (password_option) {
-        r = locksmith_client_set(c, strcmp(password_option, "etcd-password") == 0 ? "etcd-password-file" : "etcd-password", "");
-        if (r >= 0) r = locksmith_client_set(c, password_option, password);
+        r = locksmith_client_set(c, password_option, password);
         explicit_bzero(password, strlen(password));
         free(password);
         if (r < 0) {

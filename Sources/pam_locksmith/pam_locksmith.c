@@ -260,11 +260,8 @@ static void daemon_variable(const char *option, char *out, size_t size) {
 static int configure_client(pam_handle_t *pamh, const struct options *o, locksmith_client *client,
                             const locksmith_config *conf) {
     for (size_t s = 0; s < N_ETCD_OPTIONS; s++) {
-        /* password_file= decides the password alone (the module has no password option). The
-         * library resolves etcd-password apart from etcd-password-file, so the daemon's
-         * LOCKSMITHD_ETCD_PASSWORD would replace the file's password: claimed (cleared) first. */
-        if (o->etcd[s] && strcmp(etcd_options[s].client, "etcd-password-file") == 0)
-            locksmith_client_set(client, "etcd-password", "");
+        /* password_file= decides the password alone: the library then takes neither password
+         * setting from the configuration (it resolves the two as one). */
         if (o->etcd[s] && locksmith_client_set(client, etcd_options[s].client, o->etcd[s]) < 0) {
             pam_syslog(pamh, LOG_ERR, "bad etcd setting %s (from the module's options): %s; not asking etcd",
                        etcd_options[s].option, locksmith_client_last_error(client));
