@@ -32,30 +32,40 @@ VERSION     := $(shell sed -n 's/.*static let string = "\(.*\)"/\1/p' Sources/Lo
 
 SWIFT_SOURCES := Package.swift $(shell find Sources -path Sources/locksmith-run -prune -o -path Sources/pam_locksmith -prune -o \( -name '*.swift' -o -name '*.c' -o -name '*.h' -o -name '*.modulemap' \) -print) include/locksmith.h
 
+# One Swift runtime, in the library. liblocksmith.so.1 links the Swift runtime statically, and
+# locksmithctl and locksmithd use that one through a private version node (PRIVATE_NODE) rather
+# than carrying their own: a program loads and initializes one runtime, and is about 200 KB.
+# The node's symbols are hidden versions (tools/build/hide-private-version): only programs linked
+# against this very build find them, never an unversioned lookup. The build goes in three steps:
+#   1. build/link-all/liblocksmith.so: the library with the whole runtime in the node;
+#   2. the programs, linked against it (resource directory build/swift/programs: every Swift
+#      runtime library names liblocksmith instead);
+#   3. build/lib/liblocksmith.so.1: the library with exactly what the programs took in the node.
+# Both links of the library use build/swift/library, the toolchain's static runtime without the
+# --exclude-libs ALL that would hide it from the version script (tools/build/swift-resources).
+# -Bsymbolic: the library's own calls into the runtime do not go through its exports.
+#
 # The library links libstdc++ (the Swift runtime's C++ library) statically too, through the linker
-# scripts in build/link (see BIN_FLAGS): loading libstdc++.so runs its initialization in every
-# process, about 2 million instructions, twice what the rest of loading the library costs.
+# scripts in build/link: loading libstdc++.so runs its initialization in every process, about 2
+# million instructions. (libcurl stays shared: its static archive needs every TLS library linked
+# in; json-c is shared for the library's C users.)
+#
+# --no-export-dynamic: the static runtime's link arguments would export every symbol of a program,
+# and each symbol lookup of a library loaded later (libcurl, libsystemd and theirs) would then have
+# a long list to search first.
+PRIVATE_NODE := LOCKSMITH_PRIVATE_$(VERSION)
 LIB_FLAGS := -c release --scratch-path $(LIB_SCRATCH) --product locksmith -Xlinker -L$(CURDIR)/$(BUILD)/link \
-	-Xswiftc -static-stdlib -Xswiftc -use-ld=lld -Xlinker --no-export-dynamic \
-	-Xlinker --version-script=$(CURDIR)/tools/build/liblocksmith.map \
-	-Xlinker -soname=$(SONAME)
+	-Xswiftc -static-stdlib -Xswiftc -resource-dir -Xswiftc $(CURDIR)/$(BUILD)/swift/library \
+	-Xswiftc -use-ld=lld -Xlinker --no-export-dynamic -Xlinker -Bsymbolic -Xlinker -soname=$(SONAME)
 
 PROGRAMS    := locksmithctl locksmithd
 BIN_SCRATCH := .build-bin
-# libstdc++ (the Swift runtime's C++ library) and json-c are linked statically too: loading and
-# relocating them costs a short-lived program like locksmithctl about 0.6 ms per run. The link
-# arguments name -lstdc++ and -ljson-c; linker scripts of those names, found first, point at the
-# archives. (libcurl stays shared: its static archive needs every TLS library linked in.)
-#
-# --no-export-dynamic: the static runtime's link arguments export every symbol of the program,
-# and each symbol lookup of a library loaded later (libcurl, libsystemd and theirs) then has a
-# long list to search first: about 2.8 million instructions more per locksmithctl run.
-#
 # The programs link liblocksmith.so.1 (LOCKSMITH_LINK_SHARED: see Package.swift) and find it in
 # ../lib next to their directory: build/lib from build/bin, PREFIX/lib when installed.
-BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib \
-	-Xlinker -L$(CURDIR)/$(BUILD)/link -Xlinker -L$(CURDIR)/$(BUILD)/lib -Xlinker -rpath='$$ORIGIN/../lib' \
-	-Xswiftc -Xclang-linker -Xswiftc -static-libgcc -Xlinker --no-export-dynamic
+BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) \
+	-Xswiftc -static-stdlib -Xswiftc -resource-dir -Xswiftc $(CURDIR)/$(BUILD)/swift/programs \
+	-Xswiftc -use-ld=lld -Xlinker -L$(CURDIR)/$(BUILD)/link -Xlinker -L$(CURDIR)/$(BUILD)/link-all \
+	-Xlinker -rpath='$$ORIGIN/../lib' -Xlinker --no-export-dynamic
 
 STANDINS    := fake-logind fake-update-engine
 
@@ -69,15 +79,34 @@ deps:
 
 lib: $(BUILD)/lib/$(SONAME)
 
-$(BUILD)/lib/$(SONAME): $(SWIFT_SOURCES) tools/build/liblocksmith.map Makefile $(BUILD)/link/libstdc++.so $(BUILD)/link/libjson-c.so
-	$(SWIFT) build $(LIB_FLAGS)
+$(BUILD)/swift/.resources: tools/build/swift-resources
+	tools/build/swift-resources $(BUILD)/swift
+	touch $@
+
+$(BUILD)/swift/all.map: tools/build/private-runtime tools/build/liblocksmith.map Sources/LocksmithCore/Version.swift
+	tools/build/private-runtime $(PRIVATE_NODE) $(BUILD)/swift
+
+LIB_INPUTS := $(SWIFT_SOURCES) Makefile $(BUILD)/swift/.resources $(BUILD)/link/libstdc++.so $(BUILD)/link/libjson-c.so
+
+# Step 1: the library the programs are linked against.
+$(BUILD)/link-all/liblocksmith.so: $(LIB_INPUTS) $(BUILD)/swift/all.map
+	$(SWIFT) build $(LIB_FLAGS) -Xlinker --version-script=$(CURDIR)/$(BUILD)/swift/all.map \
+	    -Xlinker '--undefined-glob=$$s*' -Xlinker '--undefined-glob=swift_*' -Xlinker '--undefined-glob=_swift*'
+	mkdir -p $(BUILD)/link-all
+	cp $(LIB_SCRATCH)/release/liblocksmith.so $@
+
+# Step 3: the library that is shipped.
+$(BUILD)/lib/$(SONAME): $(LIB_INPUTS) $(addprefix $(BUILD)/bin/,$(PROGRAMS)) tools/build/hide-private-version
+	tools/build/private-runtime $(PRIVATE_NODE) $(BUILD)/swift $(addprefix $(BUILD)/bin/,$(PROGRAMS))
+	$(SWIFT) build $(LIB_FLAGS) -Xlinker --version-script=$(CURDIR)/$(BUILD)/swift/exact.map -Xlinker $(CURDIR)/$(BUILD)/swift/exact.ld
 	mkdir -p $(BUILD)/lib
 	strip --strip-unneeded -o $@ $(LIB_SCRATCH)/release/liblocksmith.so
+	tools/build/hide-private-version $@ $(PRIVATE_NODE)
 	ln -sf $(SONAME) $(BUILD)/lib/liblocksmith.so
 
-# The programs link liblocksmith.so.1 for all the locksmith logic, their own Swift runtime
-# statically, and libsystemd (loaded on first use).
-programs: $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(BUILD)/share/locksmithctl.1 $(BUILD)/share/locksmithd.service
+# Step 2: the programs link liblocksmith.so.1 for all the locksmith logic and the Swift runtime,
+# and libsystemd (loaded on first use).
+programs: $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(BUILD)/lib/$(SONAME) $(BUILD)/share/locksmithctl.1 $(BUILD)/share/locksmithd.service
 
 $(BUILD)/link/libstdc++.so:
 	mkdir -p $(BUILD)/link
@@ -87,12 +116,12 @@ $(BUILD)/link/libjson-c.so:
 	mkdir -p $(BUILD)/link
 	echo "INPUT($$(pkg-config --variable=libdir json-c)/libjson-c.a)" > $@
 
-$(BUILD)/bin/%: $(SWIFT_SOURCES) Makefile $(BUILD)/link/libstdc++.so $(BUILD)/link/libjson-c.so $(BUILD)/lib/$(SONAME)
+$(BUILD)/bin/%: $(SWIFT_SOURCES) Makefile $(BUILD)/swift/.resources $(BUILD)/link-all/liblocksmith.so
 	LOCKSMITH_LINK_SHARED=1 $(SWIFT) build $(BIN_FLAGS) --product $*
 	mkdir -p $(BUILD)/bin
 	strip -o $@ $(BIN_SCRATCH)/release/$*
 
-$(BUILD)/share/locksmithctl.1: $(BUILD)/bin/locksmithctl
+$(BUILD)/share/locksmithctl.1: $(BUILD)/bin/locksmithctl $(BUILD)/lib/$(SONAME)
 	mkdir -p $(BUILD)/share/completions
 	$(BUILD)/bin/locksmithctl man > $@
 	$(BUILD)/bin/locksmithctl completion bash > $(BUILD)/share/completions/locksmithctl.bash
