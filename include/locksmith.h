@@ -423,7 +423,8 @@ locksmith_groups *locksmith_groups_free(locksmith_groups *g);
  * ("etcd-lock", "reboot" (the default) or "off"; "best-effort" is read as "etcd-lock" with a
  * warning), the reboot window (LOCKSMITHD_REBOOT_WINDOW_START/_LENGTH, or the unprefixed names),
  * LOCKSMITHD_REBOOT_BROADCAST_DELAY (default 5m), LOCKSMITHD_SLOT_WAIT ("watch" or "poll"),
- * LOCKSMITHD_UTMP (default /var/run/utmp, under root) and the LOCKSMITHD_* etcd settings. */
+ * LOCKSMITHD_UTMP (default /var/run/utmp, under root), the reboot source, hooks and metrics file
+ * (below) and the LOCKSMITHD_* etcd settings. */
 
 /* Reads the daemon's settings from conf, with system paths under root (NULL: "/"). Returns 0;
  * -EINVAL for a bad or half-set value, the message naming the variable and the file it came
@@ -450,6 +451,26 @@ const char *locksmith_daemon_settings_window_source(const locksmith_daemon_setti
 int locksmith_daemon_settings_warning_count(const locksmith_daemon_settings *s);
 /* Warning number i. Borrowed: valid until s is freed; NULL out of range or if s is NULL. */
 const char *locksmith_daemon_settings_warning(const locksmith_daemon_settings *s, int i);
+/* Where "reboot needed" comes from (LOCKSMITHD_REBOOT_SOURCE): "auto" (the default: the update
+ * engine and the sentinel file, whichever says so first), "update-engine", "file" (a sentinel
+ * file's existence) or "command" (a command run every reboot_check_interval: exit 0 nothing to
+ * do, 1 reboot needed, anything else an error). Borrowed; NULL if s is NULL. */
+const char *locksmith_daemon_settings_reboot_source(const locksmith_daemon_settings *s);
+/* The source's sentinel file under root ("auto", "file"; default /run/reboot-required), its
+ * command line ("command"), or "" ("update-engine"). Borrowed; NULL if s is NULL. */
+const char *locksmith_daemon_settings_reboot_source_argument(const locksmith_daemon_settings *s);
+/* How often a "command" source runs, in nanoseconds (LOCKSMITHD_REBOOT_CHECK_INTERVAL, default
+ * 1h, at least 1s); -1 if s is NULL. */
+int64_t locksmith_daemon_settings_reboot_check_interval(const locksmith_daemon_settings *s);
+/* How long one hook may run before it is stopped and counted as failed, in nanoseconds
+ * (LOCKSMITHD_HOOK_TIMEOUT, default 10m, at least 1s); -1 if s is NULL. */
+int64_t locksmith_daemon_settings_hook_timeout(const locksmith_daemon_settings *s);
+/* The directory that holds the hook directories pre-lock.d, pre-reboot.d and post-reboot.d:
+ * /etc/locksmith under root. Borrowed; NULL if s is NULL. */
+const char *locksmith_daemon_settings_hooks_directory(const locksmith_daemon_settings *s);
+/* The Prometheus text file the daemon keeps (LOCKSMITHD_METRICS_FILE, an absolute path, under
+ * root), or NULL when none is set or s is NULL. Borrowed. */
+const char *locksmith_daemon_settings_metrics_file(const locksmith_daemon_settings *s);
 /* A new client with the daemon's etcd settings (flags as locksmith_client_new_with_flags). */
 int locksmith_daemon_settings_new_client(const locksmith_daemon_settings *s, uint64_t flags, locksmith_client **ret);
 /* Frees s. Accepts NULL; returns NULL. */

@@ -12,6 +12,8 @@
 #include <sys/sysmacros.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
+#include <signal.h>
+#include <spawn.h>
 #include <unistd.h>
 
 int cglibc_secure_execution(void) { return getauxval(AT_SECURE) != 0; }
@@ -95,4 +97,35 @@ long cglibc_read_file(const char *path, long limit, int no_follow, unsigned char
     close(fd);
     *ret = data;
     return size;
+}
+
+int cglibc_spawn(char *const argv[], char *const envp[], int *ret_output) {
+    if (!argv || !argv[0] || !envp || !ret_output) return -EINVAL;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return -errno;
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attributes);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    posix_spawnattr_setpgroup(&attributes, 0);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = -1;
+    int r = posix_spawn(&pid, argv[0], &actions, &attributes, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    close(fds[1]);
+    if (r != 0) {
+        close(fds[0]);
+        return -r;
+    }
+    *ret_output = fds[0];
+    return pid;
 }

@@ -278,6 +278,18 @@ public final class DaemonSettings: @unchecked Sendable {
     public var warnings: [String] {
         list(locksmith_daemon_settings_warning_count(handle)) { locksmith_daemon_settings_warning(handle, $0) }
     }
+    /// "auto", "update-engine", "file" or "command".
+    public var rebootSource: String { copy(locksmith_daemon_settings_reboot_source(handle)) ?? "auto" }
+    /// The sentinel file (auto, file), the command line (command), or "".
+    public var rebootSourceArgument: String { copy(locksmith_daemon_settings_reboot_source_argument(handle)) ?? "" }
+    /// Nanoseconds.
+    public var rebootCheckInterval: Int64 { locksmith_daemon_settings_reboot_check_interval(handle) }
+    /// Nanoseconds.
+    public var hookTimeout: Int64 { locksmith_daemon_settings_hook_timeout(handle) }
+    /// The directory of pre-lock.d, pre-reboot.d and post-reboot.d.
+    public var hooksDirectory: String { copy(locksmith_daemon_settings_hooks_directory(handle)) ?? "/etc/locksmith" }
+    /// nil: no metrics file.
+    public var metricsFile: String? { copy(locksmith_daemon_settings_metrics_file(handle)) }
     /// The settings the window came from, as people read them ("LOCKSMITHD_REBOOT_WINDOW_START=...").
     public var windowSources: (start: String, length: String)? {
         guard let start = copy(locksmith_daemon_settings_window_source(handle, 0)),

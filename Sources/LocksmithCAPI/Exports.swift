@@ -817,6 +817,37 @@ public func locksmith_daemon_settings_warning(_ s: OpaquePointer!, _ i: Int32) -
 }
 
 @c @implementation
+public func locksmith_daemon_settings_reboot_source(_ s: OpaquePointer!) -> UnsafePointer<CChar>! {
+    daemonSetting(s, "reboot source") { $0.rebootSource.kind }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_reboot_source_argument(_ s: OpaquePointer!) -> UnsafePointer<CChar>! {
+    daemonSetting(s, "reboot source argument") { $0.rebootSource.argument }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_reboot_check_interval(_ s: OpaquePointer!) -> Int64 {
+    (try? DaemonSettingsHandle.from(s, "s"))?.value.settings.rebootCheckInterval ?? -1
+}
+
+@c @implementation
+public func locksmith_daemon_settings_hook_timeout(_ s: OpaquePointer!) -> Int64 {
+    (try? DaemonSettingsHandle.from(s, "s"))?.value.settings.hookTimeout ?? -1
+}
+
+@c @implementation
+public func locksmith_daemon_settings_hooks_directory(_ s: OpaquePointer!) -> UnsafePointer<CChar>! {
+    daemonSetting(s, "hooks directory") { $0.hooksDirectory }
+}
+
+@c @implementation
+public func locksmith_daemon_settings_metrics_file(_ s: OpaquePointer!) -> UnsafePointer<CChar>! {
+    guard let handle = try? DaemonSettingsHandle.from(s, "s"), let file = handle.value.settings.metricsFile else { return nil }
+    return handle.lend("metrics file") { file }
+}
+
+@c @implementation
 public func locksmith_daemon_settings_new_client(_ s: OpaquePointer!, _ flags: UInt64, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
     call {
         let r = try out(ret, "ret")

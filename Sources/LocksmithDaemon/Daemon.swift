@@ -27,12 +27,18 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// finished that work (the program sets it; the default has no helper).
     public var staleHelperDone: () -> Bool = { false }
     private var lastStatus = ""
+    /// What the metrics file says, rewritten when it changes.
+    private(set) var metrics = Metrics()
+    /// Failed runs of pre-reboot hooks in a row (for the backoff).
+    private var preRebootFailures = 0
 
     public init(settings: DaemonSettings, world: DaemonWorld, inputs: SharedInputs, machineID: String) {
         self.settings = settings
         self.world = world
         self.inputs = inputs
         self.machineID = machineID
+        metrics.group = settings.group
+        metrics.strategy = settings.strategy
     }
 
     // MARK: The states
@@ -41,6 +47,9 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     public func run() -> Int32 {
         setState(.running, "waiting for an update")
         world.notify("READY=1")
+        if settings.usesEtcd, staleSlot != nil, world.hasHooks(.postReboot) {
+            healthGate()
+        }
         var settled = false
         while !stopping {
             status("waiting for an update")
@@ -52,7 +61,9 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             }
             pause(milliseconds: nil) { $0.rebootNeeded }
             if stopping { break }
-            log(.notice, "an update was applied and needs a reboot")
+            updateMetrics { $0.rebootNeeded = true }
+            let by = inputs.current.rebootNeededBy
+            log(.notice, by.isEmpty ? "an update was applied and needs a reboot" : "a reboot is needed (\(by))")
             if rebootOnce() { break }
         }
         return finish()
@@ -69,6 +80,20 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     func rebootOnce() -> Bool {
         guard waitForWindow() else { return true }
         setState(.rebootPlanned, "reboot planned")
+        if !settings.usesEtcd {
+            // No slot to take: the pre-lock hooks still decide whether now is the time.
+            var attempt = 0
+            while case .failed(let hook, let reason) = hooks(.preLock) {
+                status("not rebooting yet: pre-lock hook \(hook) says not now (\(reason)); asking again in \(Daemon.human(Int64(world.backoff(attempt) / 1000)))")
+                pause(milliseconds: world.backoff(attempt)) { _ in false }
+                attempt += 1
+                if stopping { return true }
+                if let window = settings.window, (try? window.secondsToStart(now: world.now())) ?? 1 > 0 {
+                    setState(.running, "the reboot window closed while a pre-lock hook said not now")
+                    return false
+                }
+            }
+        }
         if settings.usesEtcd {
             switch acquireSlot() {
             case .stopped: return true
@@ -85,6 +110,18 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
                 return false
             }
         }
+        if stopping { return true }
+        if case .failed(let hook, let reason) = hooks(.preReboot) {
+            let wait = world.backoff(preRebootFailures)
+            preRebootFailures += 1
+            log(.error, "pre-reboot hook \(hook) failed (\(reason)): not rebooting; giving the slot back and trying again in \(Daemon.human(Int64(wait / 1000)))",
+                ["LOCKSMITHD_HOOK=\(hook)", "LOCKSMITHD_HOOK_PHASE=pre-reboot"])
+            releaseTakenSlot()
+            setState(.running, "pre-reboot hook \(hook) failed (\(reason)); trying again in \(Daemon.human(Int64(wait / 1000)))")
+            pause(milliseconds: wait) { _ in false }
+            return stopping
+        }
+        preRebootFailures = 0
         let delay = Int(settings.broadcastDelay / 1_000_000)
         let reached = world.broadcast(Daemon.warning(delayMilliseconds: delay))
         if reached > 0 {
@@ -140,16 +177,40 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// this machine's id, and the daemon waits for it as for a full semaphore. Every error
     /// (etcd unreachable, a bad document, no libcurl) means "no slot", never "held".
     func acquireSlot() -> SlotOutcome {
-        var busyAttempt = 0, errorAttempt = 0
+        var busyAttempt = 0, errorAttempt = 0, hookAttempt = 0
         var lastError = ""
         while !stopping {
             do {
                 let client = try etcdClient()
                 try giveBackStaleSlot(client)
+                // The pre-lock hooks run before each attempt that may take a slot: not while the
+                // semaphore has none free for this machine.
+                if slot == .none && world.hasHooks(.preLock) {
+                    let current = try client.read()  // nil: no semaphore yet (the lock makes it)
+                    noteSeen(current)
+                    if let document = current, document.available <= 0, !document.holders.contains(machineID) {
+                        waitingStatus(document)
+                        if let outcome = waitForFreeSlot(client, attempt: &busyAttempt) { return outcome }
+                        continue
+                    }
+                    if case .failed(let hook, let reason) = hooks(.preLock) {
+                        let wait = world.backoff(hookAttempt)
+                        hookAttempt += 1
+                        status("not taking a slot: pre-lock hook \(hook) says not now (\(reason)); asking again in \(Daemon.human(Int64(wait / 1000)))")
+                        pause(milliseconds: wait) { _ in false }
+                        if let window = settings.window, let open = try? window.occurrence(now: world.now()),
+                           open.start > world.now() || open.end < world.now() {
+                            return .windowClosed
+                        }
+                        continue
+                    }
+                    hookAttempt = 0
+                }
                 if try lock(client) { return .held }
                 if let outcome = waitForFreeSlot(client, attempt: &busyAttempt) { return outcome }
             } catch {
                 if stopping { break }
+                updateMetrics { $0.lastErrorTime = world.now() }
                 let message = "\(error)"
                 if message != lastError { log(.warning, "cannot take a reboot slot: \(message); retrying"); lastError = message }
                 status(Daemon.retryStatus(error, "take a slot"))
@@ -175,13 +236,9 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             // "semaphore is at 0" is checked before "holder exists" (as in the original), so a
             // full semaphore that lists this machine after a lost answer is ours.
             let seen: SemaphoreDocument? = (try? client.lastSeen()) ?? nil
+            noteSeen(seen)
             ours = slot == .maybe && seen?.holders.contains(machineID) == true
-            if !ours, let document = seen {
-                // A few holders are news; thousands would make every status line and log entry huge.
-                let more = document.holders.count > 10 ? " and \(document.holders.count - 10) more" : ""
-                let held = document.holders.isEmpty ? "" : ", held by " + document.holders.prefix(10).joined(separator: ", ") + more
-                status("waiting for a slot: \(max(document.available, 0)) of \(document.max) free\(held)")
-            }
+            if !ours, let document = seen { waitingStatus(document) }
         } catch let error as LocksmithFailure where error.code == ECONNREFUSED || error.code == ETIMEDOUT {
             if slot == .none {
                 slot = .maybe
@@ -207,6 +264,8 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             throw LocksmithFailure(code: EIO, message: "took a slot but cannot record it, so gave it back: \(error)")
         }
         slot = .taken
+        noteSeen((try? client.lastSeen()) ?? nil)
+        updateMetrics { $0.slotHeld = true }
         log(.notice, "took a reboot slot")
         return true
     }
@@ -271,6 +330,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
                 continue
             }
             slot = .none
+            updateMetrics { $0.slotHeld = false }
             record(nil)
             return
         }
@@ -286,6 +346,92 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         }
         log(.info, "stopped")
         return 0
+    }
+
+    // MARK: Hooks and the health gate
+
+    /// Runs a phase's hooks, counting a failure.
+    func hooks(_ phase: HookPhase) -> HookOutcome {
+        let outcome = world.runHooks(phase) { [inputs] in inputs.current.stopRequested }
+        if case .failed = outcome {
+            updateMetrics {
+                $0.hookFailures[phase, default: 0] += 1
+                $0.lastErrorTime = world.now()
+            }
+        }
+        return outcome
+    }
+
+    /// After a reboot: the slot from before it is given back only once the post-reboot hooks all
+    /// pass. A machine that comes back broken keeps its slot, so the rollout stops here instead
+    /// of breaking the next machine; the hooks are retried with backoff.
+    func healthGate() {
+        var attempt = 0
+        updateMetrics { $0.slotHeld = true }
+        while !stopping {
+            status("running the post-reboot hooks before giving the reboot slot back")
+            switch hooks(.postReboot) {
+            case .passed:
+                updateMetrics { $0.heldForHealth = false }
+                log(.notice, "the post-reboot hooks passed")
+                giveBackAfterHealthCheck()
+                return
+            case .failed(let hook, let reason):
+                let wait = world.backoff(attempt)
+                attempt += 1
+                if !metrics.heldForHealth {
+                    log(.error, "post-reboot hook \(hook) failed (\(reason)): keeping the reboot slot so that no other machine reboots until this one is healthy",
+                        ["LOCKSMITHD_HOOK=\(hook)", "LOCKSMITHD_HOOK_PHASE=post-reboot"])
+                }
+                updateMetrics { $0.heldForHealth = true }
+                status("holding the reboot slot: post-reboot health check \(hook) failed (\(reason)); trying again in \(Daemon.human(Int64(wait / 1000)))")
+                pause(milliseconds: wait) { _ in false }
+            }
+        }
+    }
+
+    /// Gives back the slot from before the reboot, retrying errors with backoff.
+    private func giveBackAfterHealthCheck() {
+        var attempt = 0
+        while !stopping, staleSlot != nil {
+            do {
+                try giveBackStaleSlot(try etcdClient())
+                updateMetrics { $0.slotHeld = false }
+                return
+            } catch {
+                if stopping { return }
+                updateMetrics { $0.lastErrorTime = world.now() }
+                status(Daemon.retryStatus(error, "give the reboot slot back"))
+                pause(milliseconds: world.backoff(attempt)) { _ in false }
+                attempt += 1
+            }
+        }
+    }
+
+    /// Changes the metrics, and rewrites the file if they changed.
+    private func updateMetrics(_ change: (inout Metrics) -> Void) {
+        var changed = metrics
+        change(&changed)
+        guard changed != metrics else { return }
+        metrics = changed
+        world.writeMetrics?(metrics.render())
+    }
+
+    /// The status line while the semaphore has no free slot.
+    private func waitingStatus(_ document: SemaphoreDocument) {
+        // A few holders are news; thousands would make every status line and log entry huge.
+        let more = document.holders.count > 10 ? " and \(document.holders.count - 10) more" : ""
+        let held = document.holders.isEmpty ? "" : ", held by " + document.holders.prefix(10).joined(separator: ", ") + more
+        status("waiting for a slot: \(max(document.available, 0)) of \(document.max) free\(held)")
+    }
+
+    /// Notes the group's semaphore as last seen, for the metrics.
+    private func noteSeen(_ document: SemaphoreDocument?) {
+        guard let document else { return }
+        updateMetrics {
+            $0.freeSlots = max(document.available, 0)
+            $0.maxSlots = document.max
+        }
     }
 
     // MARK: Helpers
@@ -330,6 +476,11 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             try world.setState(state)
         } catch {
             log(.warning, "\(error)")
+        }
+        updateMetrics {
+            if $0.state != state { $0.stateSince = world.now() }
+            $0.state = state
+            if state == .running && !inputs.current.rebootNeeded { $0.rebootNeeded = false }
         }
         log(.info, "state \(state.rawValue)", ["LOCKSMITHD_STATE=\(state.rawValue)", "LOCKSMITHD_STRATEGY=\(settings.strategy)",
                                               "LOCKSMITHD_GROUP=\(settings.group)", "LOCKSMITHD_MACHINE_ID=\(machineID)"])

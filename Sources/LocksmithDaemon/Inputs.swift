@@ -5,6 +5,8 @@ import Glibc
 /// The daemon's inputs, changed by the bus and signal threads, waited on by the main thread.
 public struct Inputs: Sendable {
     public var rebootNeeded = false
+    /// Which source said so first ("the update engine", "/run/reboot-required", ...).
+    public var rebootNeededBy = ""
     public var stopRequested = false
     public var updateEngineOperation = ""
     public init() {}

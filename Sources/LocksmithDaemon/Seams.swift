@@ -15,6 +15,8 @@ public protocol SlotClient: AnyObject {
     func unlock(_ id: String) throws
     /// True when the semaphore changed, false on timeout.
     func wait(milliseconds: Int) throws -> Bool
+    /// The semaphore as etcd has it now (nil: none yet); never creates it.
+    func read() throws -> SemaphoreDocument?
     /// The newest semaphore seen, without asking etcd.
     func lastSeen() throws -> SemaphoreDocument?
     /// Ends a wait in progress and fails later calls (any thread), until called with false.
@@ -32,6 +34,26 @@ public enum DaemonState: String, Sendable {
 
 public enum LogLevel: Int32, Sendable {
     case error = 3, warning = 4, notice = 5, info = 6
+}
+
+/// The hook directories, run in this order around a reboot.
+public enum HookPhase: String, Sendable, CaseIterable {
+    /// Before a slot is taken (or, without etcd, before the reboot is prepared): a failure
+    /// means "not now".
+    case preLock = "pre-lock"
+    /// Once the slot is held, before the warning and the reboot: a failure gives the slot back.
+    case preReboot = "pre-reboot"
+    /// After the machine is back, before the slot from before the reboot is given back: the
+    /// slot is kept until they all succeed.
+    case postReboot = "post-reboot"
+}
+
+/// What running the hooks of a phase came to.
+public enum HookOutcome: Equatable, Sendable {
+    case passed
+    /// The first hook that failed (it ends the phase) and why: its exit status, a signal, the
+    /// timeout, or why it was refused.
+    case failed(hook: String, reason: String)
 }
 
 /// Everything the state machine acts through.
@@ -60,13 +82,22 @@ public struct DaemonWorld {
     public var watchdogMilliseconds: Int?
     /// Called once the daemon settles into waiting for an update (it may page its code out).
     public var idle: () -> Void
+    /// Runs the hooks of a phase in name order, the first failure ending the run; `stopping`
+    /// says when to stop a hook because the daemon is stopping.
+    public var runHooks: (_ phase: HookPhase, _ stopping: @escaping () -> Bool) -> HookOutcome
+    /// Whether a phase has any hook (the post-reboot phase holds the slot only if it has).
+    public var hasHooks: (HookPhase) -> Bool
+    /// Replaces the metrics file with this text (nil: no metrics file).
+    public var writeMetrics: ((String) -> Void)?
 
     public init(makeClient: @escaping (String?) throws -> SlotClient, reboot: @escaping () throws -> Void,
                 broadcast: @escaping (String) -> Int, setState: @escaping (DaemonState) throws -> Void,
                 recordSlot: @escaping ((key: String, id: String)?) throws -> Void, now: @escaping () -> Int64,
                 log: @escaping (LogLevel, String, [String]) -> Void, status: @escaping (String) -> Void,
                 notify: @escaping (String) -> Void, backoff: @escaping (Int) -> Int = { Int(Library.backoff(attempt: $0)) * 1000 },
-                watchdogMilliseconds: Int? = nil, idle: @escaping () -> Void = {}) {
+                watchdogMilliseconds: Int? = nil, idle: @escaping () -> Void = {},
+                runHooks: @escaping (HookPhase, @escaping () -> Bool) -> HookOutcome = { _, _ in .passed },
+                hasHooks: @escaping (HookPhase) -> Bool = { _ in false }, writeMetrics: ((String) -> Void)? = nil) {
         self.makeClient = makeClient
         self.reboot = reboot
         self.broadcast = broadcast
@@ -79,6 +110,9 @@ public struct DaemonWorld {
         self.backoff = backoff
         self.watchdogMilliseconds = watchdogMilliseconds
         self.idle = idle
+        self.runHooks = runHooks
+        self.hasHooks = hasHooks
+        self.writeMetrics = writeMetrics
     }
 }
 

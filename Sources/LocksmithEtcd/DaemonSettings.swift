@@ -19,9 +19,52 @@ public struct DaemonSettings: Sendable {
     public var broadcastDelay: Int64
     /// How the daemon waits for a free slot.
     public var slotWait: SlotWait
+    /// Where "reboot needed" comes from.
+    public var rebootSource: RebootSource
+    /// How often a `command:` source is run, in nanoseconds.
+    public var rebootCheckInterval: Int64
+    /// How long one hook may run, in nanoseconds.
+    public var hookTimeout: Int64
+    /// The directory of the hook directories (pre-lock.d, pre-reboot.d, post-reboot.d), under the root.
+    public var hooksDirectory: String
+    /// The Prometheus text file the daemon keeps (under the root); nil: none.
+    public var metricsFile: String?
     /// What to tell the administrator: a deprecated strategy, a password every user can read,
     /// skipped lines of update.conf.
     public var warnings: [String]
+
+    /// LOCKSMITHD_REBOOT_SOURCE.
+    public enum RebootSource: Sendable, Equatable {
+        /// The update engine's "reboot needed" on the system bus (the original's only source).
+        case updateEngine
+        /// A sentinel file's existence (Debian's and Ubuntu's /run/reboot-required), watched
+        /// with inotify. The path is under the root.
+        case file(String)
+        /// A command run every `rebootCheckInterval` through /bin/sh: exit 0 nothing to do, 1
+        /// reboot needed, anything else an error (Fedora's `needs-restarting -r`).
+        case command(String)
+        /// The update engine and the sentinel file at this path, whichever says so first.
+        case auto(String)
+
+        /// "update-engine", "file", "command" or "auto".
+        public var kind: String {
+            switch self {
+            case .updateEngine: return "update-engine"
+            case .file: return "file"
+            case .command: return "command"
+            case .auto: return "auto"
+            }
+        }
+
+        /// The file's path, the command line, or "" (update-engine).
+        public var argument: String {
+            switch self {
+            case .updateEngine: return ""
+            case .file(let path), .auto(let path): return path
+            case .command(let line): return line
+            }
+        }
+    }
 
     public enum SlotWait: String, Sendable {
         /// etcd's watch: a freed slot is seen at once.
@@ -32,6 +75,10 @@ public struct DaemonSettings: Sendable {
 
     public static let defaultBroadcastDelay: Int64 = 300_000_000_000
     public static let defaultUtmp = "/var/run/utmp"
+    public static let defaultSentinel = "/run/reboot-required"
+    public static let defaultRebootCheckInterval: Int64 = 3_600_000_000_000
+    public static let defaultHookTimeout: Int64 = 600_000_000_000
+    public static let hooksDirectory = "/etc/locksmith"
 
     /// Reads and checks the daemon's settings from `config`, with system paths under `root`.
     public static func load(_ config: Configuration, root: String) throws -> DaemonSettings {
@@ -51,7 +98,58 @@ public struct DaemonSettings: Sendable {
             }
             slotWait = wait
         }
+        let source = try rebootSource(config, root: root)
+        let interval = try config.duration("LOCKSMITHD_REBOOT_CHECK_INTERVAL", default: defaultRebootCheckInterval)
+        let hookTimeout = try config.duration("LOCKSMITHD_HOOK_TIMEOUT", default: defaultHookTimeout)
+        for (variable, value, least) in [("LOCKSMITHD_REBOOT_CHECK_INTERVAL", interval, Int64(1_000_000_000)), ("LOCKSMITHD_HOOK_TIMEOUT", hookTimeout, 1_000_000_000)]
+        where value < least {
+            throw LocksmithError(.invalidArgument, "\(config.first([variable])?.description ?? variable) is shorter than 1s", option: variable)
+        }
+        let metrics = try config.first(["LOCKSMITHD_METRICS_FILE"]).map { try absolutePath($0.value, of: $0, root: root) }
         return DaemonSettings(strategy: strategy, window: window, etcd: etcd, root: root, utmp: SystemRoot.resolve(utmp, root: root),
-                              broadcastDelay: delay, slotWait: slotWait, warnings: warnings)
+                              broadcastDelay: delay, slotWait: slotWait, rebootSource: source, rebootCheckInterval: interval,
+                              hookTimeout: hookTimeout, hooksDirectory: SystemRoot.resolve(hooksDirectory, root: root),
+                              metricsFile: metrics, warnings: warnings)
     }
+
+    /// LOCKSMITHD_REBOOT_SOURCE: update-engine | file[:PATH] | command:CMDLINE | auto (the default).
+    static func rebootSource(_ config: Configuration, root: String) throws -> RebootSource {
+        let sentinel = SystemRoot.resolve(defaultSentinel, root: root)
+        guard let source = config.first(["LOCKSMITHD_REBOOT_SOURCE"]) else { return .auto(sentinel) }
+        let value = source.value
+        func invalid(_ why: String) -> LocksmithError {
+            LocksmithError(.invalidArgument, "\(source.description) \(why)", option: source.variable)
+        }
+        switch value {
+        case "auto": return .auto(sentinel)
+        case "update-engine": return .updateEngine
+        case "file": return .file(sentinel)
+        default: break
+        }
+        if value.hasPrefix("file:") {
+            let path = String(value.dropFirst(5))
+            return .file(try absolutePath(path, of: source, root: root))
+        }
+        if value.hasPrefix("command:") {
+            let line = String(value.dropFirst(8))
+            guard line.contains(where: { $0 != " " && $0 != "\t" }) else { throw invalid("names no command") }
+            guard !SemaphoreDocument.hasControlCharacter(line.replacingTabs()) else { throw invalid("has a control character in its command") }
+            return .command(line)
+        }
+        throw invalid("is not a reboot source (use auto, update-engine, file, file:PATH or command:CMDLINE)")
+    }
+
+    /// The path in a setting: absolute, without control characters or "..", resolved under the root.
+    static func absolutePath(_ path: String, of source: Configuration.Source, root: String) throws -> String {
+        guard path.hasPrefix("/"), !path.hasSuffix("/"), !SemaphoreDocument.hasControlCharacter(path),
+              !path.split(separator: "/").contains("..") else {
+            throw LocksmithError(.invalidArgument, "\(source.description) is not an absolute path to a file", option: source.variable)
+        }
+        return SystemRoot.resolve(path, root: root)
+    }
+}
+
+private extension String {
+    /// Tabs are allowed in a command line; other control characters are not.
+    func replacingTabs() -> String { String(map { $0 == "\t" ? " " : $0 }) }
 }

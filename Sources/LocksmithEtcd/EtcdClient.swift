@@ -490,9 +490,12 @@ public final class EtcdClient {
         return ["Authorization: \(token ?? "")"]
     }
 
+    /// A token etcd no longer takes (expired, or etcd restarted): fetched again and retried once.
     private func isInvalidToken(_ response: HTTPResponse) -> Bool {
         guard response.status != 200, let tree = JSONTree(response.body) else { return false }
-        let message = tree.node["message"]?.string ?? tree.node["error"]?.string ?? ""
-        return message.contains("invalid auth token") || message.contains("user name is empty")
+        switch V3.refusal(response, tree) {
+        case .noUser?, .badCredentials?: return true
+        case .denied?, nil: return false
+        }
     }
 }

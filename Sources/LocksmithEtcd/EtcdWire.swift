@@ -178,22 +178,38 @@ enum V3 {
         Array(("{\"name\":" + JSONText.quoted(user) + ",\"password\":" + JSONText.quoted(password) + "}").utf8)
     }
 
+    /// An authentication or authorization refusal in a gateway answer.
+    enum Refusal { case noUser, badCredentials, denied }
+
+    /// What a failed gateway answer refuses, if anything: by its gRPC code (16 unauthenticated, 7
+    /// permission denied) or HTTP status, and by etcd's own error text where the code does not
+    /// tell (an empty user name comes as InvalidArgument; some versions send an invalid token as
+    /// Unknown). The one place that reads etcd's texts.
+    static func refusal(_ response: HTTPResponse, _ tree: JSONTree?) -> Refusal? {
+        guard response.status != 200 else { return nil }
+        let message = tree?.node["message"]?.string ?? tree?.node["error"]?.string ?? ""
+        let code = tree?.node["code"]?.int64 ?? 0
+        if message.contains("user name is empty") { return .noUser }
+        if code == 16 || response.status == 401 || message.contains("invalid auth token") { return .badCredentials }
+        if code == 7 || response.status == 403 || message.contains("permission denied") { return .denied }
+        return nil
+    }
+
     /// Checks the HTTP status and error body of a gateway answer and returns the parsed tree.
     static func answer(_ response: HTTPResponse, key: String) throws -> JSONTree {
         let tree = JSONTree(response.body)
         if response.status == 200, let tree { return tree }
         let message = tree?.node["message"]?.string ?? tree?.node["error"]?.string ?? excerpt(response.text)
-        let code = tree?.node["code"]?.int64 ?? 0
-        if message.contains("user name is empty") {
+        switch refusal(response, tree) {
+        case .noUser?:
             throw LocksmithError(.permissionDenied, "\(key): etcd requires authentication (set etcd-username and etcd-password)")
-        }
-        if code == 16 || response.status == 401 || message.contains("invalid auth token") {
+        case .badCredentials?:
             throw LocksmithError(.permissionDenied, "\(key): etcd refused the credentials: \(message)")
-        }
-        if code == 7 || response.status == 403 || message.contains("permission denied") {
+        case .denied?:
             throw LocksmithError(.permissionDenied, "\(key): etcd refused access: \(message)")
+        case nil:
+            throw LocksmithError(.protocolError, "\(key): etcd v3 answered HTTP \(response.status): \(message)")
         }
-        throw LocksmithError(.protocolError, "\(key): etcd v3 answered HTTP \(response.status): \(message)")
     }
 
     /// The first key-value of a range answer, or nil if there is none.

@@ -1,5 +1,6 @@
 // locksmithd: reboots this machine after an update, when its reboot window is open and, with
 // REBOOT_STRATEGY=etcd-lock, once it holds a slot of its group's semaphore in etcd.
+import CGlibc
 import CSystemd
 import Glibc
 import Locksmith
@@ -25,6 +26,14 @@ let usage = """
       LOCKSMITHD_REBOOT_BROADCAST_DELAY  how long users are warned before the reboot (default 5m)
       LOCKSMITHD_SLOT_WAIT               watch (default) or poll: how to wait for a free slot
       LOCKSMITHD_UTMP                    the utmp file of logged-in users (default /var/run/utmp)
+      LOCKSMITHD_REBOOT_SOURCE           where "reboot needed" comes from: auto (default: the
+                                         update engine, or /run/reboot-required), update-engine,
+                                         file[:PATH] or command:CMDLINE (exit 0 no, 1 yes)
+      LOCKSMITHD_REBOOT_CHECK_INTERVAL   how often a command source runs (default 1h)
+      LOCKSMITHD_HOOK_TIMEOUT            how long one hook may run (default 10m); hooks are the
+                                         executables in /etc/locksmith/pre-lock.d,
+                                         pre-reboot.d and post-reboot.d
+      LOCKSMITHD_METRICS_FILE            a Prometheus text file to keep (default none)
       LOCKSMITH_ROOT                     read /etc/machine-id, the update.conf files, utmp and
                                          /dev, and write /run/update-engine, under this directory
 
@@ -79,6 +88,16 @@ do {
     exit(1)
 }
 
+let hooks: Hooks
+do {
+    let etcd = try settings.client().settings
+    hooks = Hooks(directory: settings.hooksDirectory, timeoutMilliseconds: Int(settings.hookTimeout / 1_000_000),
+                  environment: Hooks.environment(group: settings.group, machineID: machineID, root: root, etcd: etcd))
+} catch {
+    Log.error("cannot start: \(error)")
+    exit(1)
+}
+
 var watchdogUsec: UInt64 = 0
 let world = DaemonWorld(
     makeClient: { key in
@@ -96,7 +115,16 @@ let world = DaemonWorld(
     status: { Notify.status($0) },
     notify: { Notify.send($0) },
     watchdogMilliseconds: csd_watchdog_enabled(&watchdogUsec) > 0 ? max(Int(watchdogUsec / 2000), 100) : nil,
-    idle: pageOutOwnCode)
+    idle: pageOutOwnCode,
+    runHooks: { phase, stopping in hooks.run(phase, stopping: stopping) },
+    hasHooks: { hooks.has($0) },
+    writeMetrics: settings.metricsFile.map { file in
+        { text in
+            _ = cglibc_make_directories(String(file[..<(file.lastIndex(of: "/") ?? file.startIndex)]))
+            let r = cglibc_replace_file(file, text, 0, 0)
+            if r < 0 { Log.warning("cannot write the metrics file \(file): \(String(cString: strerror(-r)))") }
+        }
+    })
 let inputs = SharedInputs()
 let daemon = Daemon(settings: settings, world: world, inputs: inputs, machineID: machineID)
 
@@ -107,10 +135,13 @@ let daemon = Daemon(settings: settings, world: world, inputs: inputs, machineID:
 if settings.usesEtcd {
     let stale = Daemon.staleTarget({ try Library.slotRecord(root: root) }, group: settings.group, machineID: machineID,
                                    log: { level, text, fields in Log.write(level, text, fields) })
+    // With post-reboot hooks, the slot from before the reboot is the daemon's to give back, once
+    // they pass (Daemon.healthGate); the helper then only checks that libcurl loads.
+    let gated = stale != nil && hooks.has(.postReboot)
     do {
-        let helper = try StaleSlotHelper.start(target: stale, world: world)
+        let helper = try StaleSlotHelper.start(target: gated ? nil : stale, world: world)
         daemon.staleSlot = stale
-        daemon.staleHelperDone = { helper.finish() }
+        daemon.staleHelperDone = { helper.finish() && !gated }
     } catch {
         Log.error("\(error): REBOOT_STRATEGY=etcd-lock needs libcurl (Debian: libcurl4); not starting")
         exit(1)
@@ -118,8 +149,33 @@ if settings.usesEtcd {
 }
 startSignalThread(daemon)
 
+// Where "reboot needed" comes from (LOCKSMITHD_REBOOT_SOURCE).
+let source = settings.rebootSource, sourceArgument = settings.rebootSourceArgument
+if source == "file" || source == "auto" {
+    if let warning = SentinelFile.openness(sourceArgument) { Log.warning(warning) }
+    spawnThread {
+        SentinelFile.watch(sourceArgument) { path in
+            inputs.update {
+                $0.rebootNeeded = true
+                if $0.rebootNeededBy.isEmpty { $0.rebootNeededBy = "\(path) exists" }
+            }
+        }
+    }
+}
+if source == "command" {
+    spawnThread {
+        CheckCommand.watch(sourceArgument, interval: settings.rebootCheckInterval, timeout: settings.hookTimeout,
+                           environment: hooks.environment) {
+            inputs.update {
+                $0.rebootNeeded = true
+                if $0.rebootNeededBy.isEmpty { $0.rebootNeededBy = "the reboot check says so" }
+            }
+        }
+    }
+}
+
 // The update engine, followed on its own thread; a bus that fails is connected to again.
-spawnThread {
+if source == "update-engine" || source == "auto" { spawnThread {
     var attempt = 0
     var absentSaid = false
     while true {
@@ -134,7 +190,12 @@ spawnThread {
                         if needed { $0.rebootNeeded = true }
                     }
                 case .absent:
-                    if !absentSaid { Log.warning("the update engine (\(UpdateEngine.service)) is not on the system bus; waiting for it") }
+                    // With the auto source, a machine without the update engine is normal.
+                    if !absentSaid && source == "update-engine" {
+                        Log.warning("the update engine (\(UpdateEngine.service)) is not on the system bus; waiting for it")
+                    } else if !absentSaid {
+                        Log.info("the update engine (\(UpdateEngine.service)) is not on the system bus; waiting for it, and for \(sourceArgument)")
+                    }
                     absentSaid = true
                 case .malformed(let what), .untrusted(let what):
                     Log.warning(what)
@@ -148,6 +209,6 @@ spawnThread {
         sleep(UInt32(Library.backoff(attempt: attempt)))
         attempt += 1
     }
-}
+} }
 
 exit(daemon.run())

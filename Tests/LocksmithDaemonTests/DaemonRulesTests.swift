@@ -32,6 +32,7 @@ final class ScriptedClient: SlotClient, @unchecked Sendable {
         var unlocks: [String] = []
         var seen: SemaphoreDocument?
         var unlockFailure: LocksmithFailure?
+        var reads = 0
     }
 
     init(lockAnswers: [LocksmithFailure?] = [], seen: SemaphoreDocument? = nil) {
@@ -62,6 +63,8 @@ final class ScriptedClient: SlotClient, @unchecked Sendable {
     }
 
     func lastSeen() throws -> SemaphoreDocument? { state.withLock { $0.seen } }
+    func read() throws -> SemaphoreDocument? { state.withLock { $0.reads += 1; return $0.seen } }
+    var reads: Int { state.withLock { $0.reads } }
     func cancel(_ cancelled: Bool) {}
 }
 
@@ -79,9 +82,17 @@ final class Harness: @unchecked Sendable {
     let reboots = Locked(0)
     let finished = Locked(false)
 
+    /// What each phase's hooks answer, in turn (past the script: passed); the runs, in order.
+    let hookAnswers = Locked<[HookPhase: [HookOutcome]]>([:])
+    let hookRuns = Locked<[HookPhase]>([])
+    let metricsText = Locked<String?>(nil)
+
     init(strategy: String = "etcd-lock", client: @escaping () throws -> SlotClient, recordFails: Bool = false,
-         rebootFails: Bool = false, window: (start: String, length: String)? = nil, broadcastDelay: Int64 = 0, reached: Int = 0) {
+         rebootFails: Bool = false, window: (start: String, length: String)? = nil, broadcastDelay: Int64 = 0, reached: Int = 0,
+         hooks: [HookPhase: [HookOutcome]] = [:]) {
         let log = self.log, events = self.events, reboots = self.reboots
+        let hookAnswers = self.hookAnswers, hookRuns = self.hookRuns, metricsText = self.metricsText
+        hookAnswers.withLock { $0 = hooks }
         let world = DaemonWorld(
             makeClient: { _ in try client() },
             reboot: {
@@ -97,7 +108,18 @@ final class Harness: @unchecked Sendable {
             now: { Int64(time(nil)) },
             log: { _, text, _ in log.withLock { $0.append(text) } },
             status: { _ in }, notify: { _ in },
-            backoff: { _ in 20 })
+            backoff: { _ in 20 },
+            runHooks: { phase, _ in
+                hookRuns.withLock { $0.append(phase) }
+                return hookAnswers.withLock { answers in
+                    guard var list = answers[phase], !list.isEmpty else { return .passed }
+                    let first = list.removeFirst()
+                    answers[phase] = list
+                    return first
+                }
+            },
+            hasHooks: { phase in hooks[phase] != nil },
+            writeMetrics: { text in metricsText.withLock { $0 = text } })
         // The daemon's settings as the library reads them from an update.conf.
         let text = "REBOOT_STRATEGY=\(strategy)\nLOCKSMITHD_REBOOT_BROADCAST_DELAY=\(broadcastDelay / 1_000_000)ms\n"
             + (window.map { "REBOOT_WINDOW_START=\($0.start)\nREBOOT_WINDOW_LENGTH=\($0.length)\n" } ?? "")
@@ -258,5 +280,97 @@ final class Harness: @unchecked Sendable {
         #expect(Daemon.retryStatus(LocksmithFailure(code: EBADMSG, message: ""), "take a slot").contains("not valid"))
         #expect(Daemon.retryStatus(LocksmithFailure(code: ELIBACC, message: ""), "take a slot").contains("libcurl"))
         #expect(Daemon.retryStatus(unreachable, "take a slot") == "cannot reach etcd to take a slot; retrying")
+    }
+}
+
+let notNow = HookOutcome.failed(hook: "10-check", reason: "exit status 1")
+
+@Suite struct Hooks {
+    @Test func aFailingPreLockHookTakesNoSlotUntilItPasses() {
+        let client = ScriptedClient(lockAnswers: [nil])
+        let h = Harness(client: { client }, hooks: [.preLock: [notNow, notNow]])
+        h.run(for: 3) { h.rebootCount > 0 }
+        #expect(h.hookRuns.withLock { $0.prefix(3) } == [.preLock, .preLock, .preLock])
+        #expect(client.locks == [machine], "one lock, after the hooks passed")
+        #expect(h.rebootCount == 1)
+    }
+
+    @Test func preLockHooksDoNotRunWhileNoSlotIsFree() {
+        let full = try! SemaphoreDocument(parsing: #"{"semaphore":0,"max":1,"holders":["other"]}"#)
+        let client = ScriptedClient(lockAnswers: [], seen: full)
+        let h = Harness(client: { client }, hooks: [.preLock: []])
+        h.run(for: 0.4)
+        #expect(h.hookRuns.withLock { $0 }.isEmpty)
+        #expect(client.locks.isEmpty)
+        #expect(client.reads >= 2, "the semaphore is read again after each wait")
+    }
+
+    @Test func withoutEtcdAFailingPreLockHookHoldsTheReboot() {
+        let h = Harness(strategy: "reboot", client: { ScriptedClient() }, hooks: [.preLock: [notNow]])
+        h.run(for: 3) { h.rebootCount > 0 }
+        #expect(h.hookRuns.withLock { $0 } == [.preLock, .preLock, .preReboot])
+        #expect(h.rebootCount == 1)
+    }
+
+    @Test func aFailingPreRebootHookGivesTheSlotBack() {
+        let client = ScriptedClient(lockAnswers: [nil, nil])
+        let h = Harness(client: { client }, hooks: [.preReboot: [notNow]])
+        h.run(for: 3) { h.rebootCount > 0 }
+        #expect(client.unlocks == [machine])
+        #expect(client.locks == [machine, machine])
+        #expect(h.rebootCount == 1)
+        #expect(h.recorded == ["record \(machine)", "record none", "record \(machine)"])
+    }
+
+    @Test func theSlotFromBeforeTheRebootWaitsForThePostRebootHooks() {
+        let client = ScriptedClient()
+        let h = Harness(client: { client }, hooks: [.postReboot: [notNow, notNow, notNow]])
+        h.daemon.staleSlot = (client.key, machine)
+        h.run(for: 3) { !client.unlocks.isEmpty }
+        #expect(h.hookRuns.withLock { $0.prefix(4) } == [.postReboot, .postReboot, .postReboot, .postReboot])
+        #expect(client.unlocks == [machine], "given back once, after the fourth run passed")
+        #expect(h.logged.contains { $0.contains("post-reboot hook 10-check failed (exit status 1): keeping the reboot slot") })
+        #expect(h.logged.filter { $0.contains("keeping the reboot slot") }.count == 1, "said once, not at every retry")
+        let text = h.metricsText.withLock { $0 } ?? ""
+        #expect(text.contains("locksmithd_hook_failures_total{phase=\"post-reboot\"} 3\n"))
+        #expect(text.contains("locksmithd_slot_held 0\n"))
+    }
+
+    @Test func withoutPostRebootHooksNothingIsHeldBack() {
+        let client = ScriptedClient(lockAnswers: [nil])
+        let h = Harness(client: { client })
+        h.daemon.staleSlot = (client.key, machine)
+        h.run(for: 3) { h.rebootCount > 0 }
+        #expect(h.hookRuns.withLock { $0 } == [.preReboot])
+        #expect(client.unlocks == [machine])
+    }
+}
+
+@Suite struct MetricsText {
+    @Test func everyMetricWithHelpAndTypeAndEscapedLabels() {
+        var m = Metrics()
+        m.state = .rebootPlanned
+        m.stateSince = 1_700_000_000
+        m.group = "a\"b\\c\nd"
+        m.strategy = "etcd-lock"
+        m.hookFailures[.preLock] = 2
+        m.freeSlots = 1
+        m.maxSlots = 3
+        let text = m.render()
+        #expect(text.contains("locksmithd_info{strategy=\"etcd-lock\",group=\"a\\\"b\\\\c\\nd\"} 1\n"))
+        #expect(text.contains("locksmithd_state{state=\"reboot-planned\"} 1\nlocksmithd_state{state=\"rebooting\"} 0\n"))
+        #expect(text.contains("locksmithd_state_since_seconds 1700000000\n"))
+        #expect(text.contains("locksmithd_hook_failures_total{phase=\"pre-lock\"} 2\nlocksmithd_hook_failures_total{phase=\"pre-reboot\"} 0\n"))
+        #expect(text.contains("locksmithd_group_free_slots{group="))
+        // Every sample has its HELP and TYPE, and nothing but samples and comments is written.
+        let lines = text.split(separator: "\n")
+        let names = Set(lines.filter { !$0.hasPrefix("#") }.map { $0.prefix(while: { $0 != "{" && $0 != " " }) })
+        for name in names {
+            #expect(lines.contains { $0.hasPrefix("# HELP \(name) ") })
+            #expect(lines.contains { $0.hasPrefix("# TYPE \(name) ") })
+        }
+        var none = Metrics()
+        none.freeSlots = nil
+        #expect(!none.render().contains("group_free_slots"), "not before the semaphore was seen")
     }
 }

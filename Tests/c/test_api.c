@@ -2014,6 +2014,12 @@ static void test_daemon_settings(const char *endpoint, const char *root) {
     CHECK_RC(locksmith_daemon_settings_warning_count(NULL), -EINVAL);
     CHECK(locksmith_daemon_settings_warning(NULL, 0) == NULL);
     CHECK_RC(locksmith_daemon_settings_new_client(NULL, 0, &c), -EINVAL);
+    CHECK(locksmith_daemon_settings_reboot_source(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_reboot_source_argument(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_reboot_check_interval(NULL) == -1);
+    CHECK(locksmith_daemon_settings_hook_timeout(NULL) == -1);
+    CHECK(locksmith_daemon_settings_hooks_directory(NULL) == NULL);
+    CHECK(locksmith_daemon_settings_metrics_file(NULL) == NULL);
     CHECK(locksmith_daemon_settings_free(NULL) == NULL);
 
     /* An empty configuration: the defaults. */
@@ -2033,12 +2039,50 @@ static void test_daemon_settings(const char *endpoint, const char *root) {
     CHECK_STR(locksmith_daemon_settings_group(d), "");
     CHECK_RC(locksmith_daemon_settings_warning_count(d), 0);
     CHECK(locksmith_daemon_settings_warning(d, 0) == NULL);
+    CHECK_STR(locksmith_daemon_settings_reboot_source(d), "auto");
+    CHECK_STR(locksmith_daemon_settings_reboot_source_argument(d), "/run/reboot-required");
+    CHECK(locksmith_daemon_settings_reboot_check_interval(d) == INT64_C(3600000000000));
+    CHECK(locksmith_daemon_settings_hook_timeout(d) == INT64_C(600000000000));
+    CHECK_STR(locksmith_daemon_settings_hooks_directory(d), "/etc/locksmith");
+    CHECK(locksmith_daemon_settings_metrics_file(d) == NULL);
+    d = locksmith_daemon_settings_free(d);
+    conf = locksmith_config_free(conf);
+
+    /* The reboot sources, hooks and metrics file, under a root. */
+    char want[4200];
+    static const struct {
+        const char *text, *kind, *argument; /* argument: after the root, "" for none */
+        int under_root;
+    } sources[] = {
+        {"LOCKSMITHD_REBOOT_SOURCE=auto\n", "auto", "/run/reboot-required", 1},
+        {"LOCKSMITHD_REBOOT_SOURCE=update-engine\n", "update-engine", "", 0},
+        {"LOCKSMITHD_REBOOT_SOURCE=file\n", "file", "/run/reboot-required", 1},
+        {"LOCKSMITHD_REBOOT_SOURCE=file:/var/lib/x/needed\n", "file", "/var/lib/x/needed", 1},
+        {"LOCKSMITHD_REBOOT_SOURCE=command:needs-restarting -r\n", "command", "needs-restarting -r", 0},
+        {"LOCKSMITHD_REBOOT_SOURCE=command:a\tb\n", "command", "a\tb", 0},
+    };
+    for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
+        CHECK_RC(locksmith_config_parse(sources[i].text, NULL, &conf), 0);
+        CHECK_RC(locksmith_daemon_settings_load(conf, "/srv/node", &d), 0);
+        CHECK_STR(locksmith_daemon_settings_reboot_source(d), sources[i].kind);
+        snprintf(want, sizeof want, "%s%s", sources[i].under_root ? "/srv/node" : "", sources[i].argument);
+        CHECK_STR(locksmith_daemon_settings_reboot_source_argument(d), want);
+        d = locksmith_daemon_settings_free(d);
+        conf = locksmith_config_free(conf);
+    }
+    CHECK_RC(locksmith_config_parse("LOCKSMITHD_REBOOT_CHECK_INTERVAL=90s\nLOCKSMITHD_HOOK_TIMEOUT=1m30s\n"
+                                    "LOCKSMITHD_METRICS_FILE=/var/lib/node_exporter/locksmith.prom\n", NULL, &conf), 0);
+    CHECK_RC(locksmith_daemon_settings_load(conf, "/srv/node/", &d), 0);
+    CHECK(locksmith_daemon_settings_reboot_check_interval(d) == INT64_C(90000000000));
+    CHECK(locksmith_daemon_settings_hook_timeout(d) == INT64_C(90000000000));
+    CHECK_STR(locksmith_daemon_settings_hooks_directory(d), "/srv/node/etc/locksmith");
+    CHECK_STR(locksmith_daemon_settings_metrics_file(d), "/srv/node/var/lib/node_exporter/locksmith.prom");
     d = locksmith_daemon_settings_free(d);
     conf = locksmith_config_free(conf);
 
     /* Everything set, best-effort read as etcd-lock with a warning, the window from a prefixed
      * and an unprefixed name, utmp under a root, the etcd settings for a client. */
-    char dir[2048], want[4200];
+    char dir[2048];
     snprintf(dir, sizeof dir, "%s/daemon-root", root);
     snprintf(text, sizeof text,
              "REBOOT_STRATEGY=best-effort\nLOCKSMITHD_REBOOT_WINDOW_START=thu 23:00\nREBOOT_WINDOW_LENGTH=1h30m\n"
@@ -2151,6 +2195,17 @@ static void test_daemon_settings(const char *endpoint, const char *root) {
         {"LOCKSMITHD_ETCD_API=v9\n", "LOCKSMITHD_ETCD_API"},
         {"LOCKSMITHD_TIMEOUT=2h\n", "LOCKSMITHD_TIMEOUT"},
         {"LOCKSMITHD_ENDPOINT=127.0.0.1:2379\n", "LOCKSMITHD_ENDPOINT"},
+        {"LOCKSMITHD_REBOOT_SOURCE=sometimes\n", "LOCKSMITHD_REBOOT_SOURCE"},
+        {"LOCKSMITHD_REBOOT_SOURCE=file:run/x\n", "LOCKSMITHD_REBOOT_SOURCE"},
+        {"LOCKSMITHD_REBOOT_SOURCE=file:/run/../etc/shadow\n", "LOCKSMITHD_REBOOT_SOURCE"},
+        {"LOCKSMITHD_REBOOT_SOURCE=file:/run/\n", "LOCKSMITHD_REBOOT_SOURCE"},
+        {"LOCKSMITHD_REBOOT_SOURCE=command: \n", "LOCKSMITHD_REBOOT_SOURCE"},
+        {"LOCKSMITHD_REBOOT_SOURCE=command:a\x01b\n", "LOCKSMITHD_REBOOT_SOURCE"},
+        {"LOCKSMITHD_REBOOT_CHECK_INTERVAL=500ms\n", "LOCKSMITHD_REBOOT_CHECK_INTERVAL"},
+        {"LOCKSMITHD_REBOOT_CHECK_INTERVAL=hourly\n", "LOCKSMITHD_REBOOT_CHECK_INTERVAL"},
+        {"LOCKSMITHD_HOOK_TIMEOUT=0s\n", "LOCKSMITHD_HOOK_TIMEOUT"},
+        {"LOCKSMITHD_METRICS_FILE=metrics.prom\n", "LOCKSMITHD_METRICS_FILE"},
+        {"LOCKSMITHD_METRICS_FILE=/var/lib/../../etc/passwd\n", "LOCKSMITHD_METRICS_FILE"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_RC(locksmith_config_parse(bad[i].text, "/etc/flatcar/update.conf", &conf), 0);

@@ -20,6 +20,12 @@ int cglibc_open_path(const char *path);
 unsigned cglibc_major(unsigned long long dev);
 unsigned cglibc_minor(unsigned long long dev);
 
+/* Starts the program at path argv[0] with exactly envp: standard input from /dev/null, standard
+ * output and error into a new pipe whose reading end (O_CLOEXEC) goes to *ret_output, in a
+ * process group of its own (so that it and its children can be stopped together), with an empty
+ * signal mask and every signal at its default action. Returns the process id, or -errno. */
+int cglibc_spawn(char *const argv[], char *const envp[], int *ret_output);
+
 /* pipe2(fds, O_CLOEXEC). */
 int cglibc_pipe_cloexec(int fds[2]);
 

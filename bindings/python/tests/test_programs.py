@@ -500,6 +500,29 @@ def test_daemon_settings_defaults():
         assert d.group == ""
         assert d.warnings == []
         assert repr(d) == "<locksmith.DaemonSettings strategy='reboot' group=''>"
+        assert d.reboot_source == "auto" and d.reboot_source_argument == "/run/reboot-required"
+        assert d.reboot_check_interval == 3600 * 10**9
+        assert d.hook_timeout == 600 * 10**9
+        assert d.hooks_directory == "/etc/locksmith"
+        assert d.metrics_file is None
+
+
+@pytest.mark.parametrize("value, kind, argument", [
+    ("auto", "auto", "{root}/run/reboot-required"),
+    ("update-engine", "update-engine", ""),
+    ("file", "file", "{root}/run/reboot-required"),
+    ("file:/var/lib/needed", "file", "{root}/var/lib/needed"),
+    ("command:needs-restarting -r", "command", "needs-restarting -r"),
+])
+def test_daemon_settings_reboot_sources(value, kind, argument, tmp_path):
+    text = "LOCKSMITHD_REBOOT_SOURCE=%s\nLOCKSMITHD_HOOK_TIMEOUT=30s\nLOCKSMITHD_REBOOT_CHECK_INTERVAL=5m\n" \
+           "LOCKSMITHD_METRICS_FILE=/run/locksmith.prom\n" % value
+    with Config.parse(text) as conf, DaemonSettings(conf, tmp_path) as d:
+        assert d.reboot_source == kind
+        assert d.reboot_source_argument == argument.format(root=tmp_path)
+        assert d.hook_timeout == 30 * 10**9 and d.reboot_check_interval == 300 * 10**9
+        assert d.hooks_directory == str(tmp_path / "etc" / "locksmith")
+        assert d.metrics_file == str(tmp_path / "run" / "locksmith.prom")
 
 
 def test_daemon_settings_from_a_config(etcd, group, tmp_path, monkeypatch):
@@ -552,6 +575,12 @@ def test_daemon_settings_strategies(strategy):
     ("LOCKSMITHD_REBOOT_BROADCAST_DELAY=-1s\n", "LOCKSMITHD_REBOOT_BROADCAST_DELAY"),
     ("LOCKSMITHD_SLOT_WAIT=sometimes\n", "LOCKSMITHD_SLOT_WAIT"),
     ("LOCKSMITHD_ETCD_API=v9\n", "LOCKSMITHD_ETCD_API"),
+    ("LOCKSMITHD_REBOOT_SOURCE=sometimes\n", "LOCKSMITHD_REBOOT_SOURCE"),
+    ("LOCKSMITHD_REBOOT_SOURCE=file:relative\n", "LOCKSMITHD_REBOOT_SOURCE"),
+    ("LOCKSMITHD_REBOOT_SOURCE=command:\n", "LOCKSMITHD_REBOOT_SOURCE"),
+    ("LOCKSMITHD_HOOK_TIMEOUT=100ms\n", "LOCKSMITHD_HOOK_TIMEOUT"),
+    ("LOCKSMITHD_REBOOT_CHECK_INTERVAL=never\n", "LOCKSMITHD_REBOOT_CHECK_INTERVAL"),
+    ("LOCKSMITHD_METRICS_FILE=x.prom\n", "LOCKSMITHD_METRICS_FILE"),
 ])
 def test_daemon_settings_bad_values_name_the_variable_and_the_file(text, variable):
     with Config.parse(text, "/etc/flatcar/update.conf") as conf:

@@ -162,6 +162,12 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_daemon_settings_window_source": (c_char_p, [DaemonSettingsP, c_int]),
     "locksmith_daemon_settings_warning_count": (c_int, [DaemonSettingsP]),
     "locksmith_daemon_settings_warning": (c_char_p, [DaemonSettingsP, c_int]),
+    "locksmith_daemon_settings_reboot_source": (c_char_p, [DaemonSettingsP]),
+    "locksmith_daemon_settings_reboot_source_argument": (c_char_p, [DaemonSettingsP]),
+    "locksmith_daemon_settings_reboot_check_interval": (c_int64, [DaemonSettingsP]),
+    "locksmith_daemon_settings_hook_timeout": (c_int64, [DaemonSettingsP]),
+    "locksmith_daemon_settings_hooks_directory": (c_char_p, [DaemonSettingsP]),
+    "locksmith_daemon_settings_metrics_file": (c_char_p, [DaemonSettingsP]),
     "locksmith_daemon_settings_new_client": (c_int, [DaemonSettingsP, c_uint64, P(ClientP)]),
     "locksmith_daemon_settings_free": (DaemonSettingsP, [DaemonSettingsP]),
     # The reboot-slot record

@@ -104,6 +104,40 @@ class DaemonSettings(Handle):
         return self._text(lib.locksmith_daemon_settings_group)
 
     @property
+    def reboot_source(self) -> str:
+        """Where "reboot needed" comes from: "auto", "update-engine", "file" or "command"."""
+        return self._text(lib.locksmith_daemon_settings_reboot_source)
+
+    @property
+    def reboot_source_argument(self) -> str:
+        """The sentinel file under the root (auto, file), the command line (command), or ""."""
+        return self._text(lib.locksmith_daemon_settings_reboot_source_argument)
+
+    @property
+    def reboot_check_interval(self) -> int:
+        """How often a command source runs, in nanoseconds (default 1 hour)."""
+        with self._lock:
+            return int(lib.locksmith_daemon_settings_reboot_check_interval(self._live()))
+
+    @property
+    def hook_timeout(self) -> int:
+        """How long one hook may run, in nanoseconds (default 10 minutes)."""
+        with self._lock:
+            return int(lib.locksmith_daemon_settings_hook_timeout(self._live()))
+
+    @property
+    def hooks_directory(self) -> str:
+        """The directory of pre-lock.d, pre-reboot.d and post-reboot.d (/etc/locksmith under the root)."""
+        return self._text(lib.locksmith_daemon_settings_hooks_directory)
+
+    @property
+    def metrics_file(self) -> Optional[str]:
+        """The Prometheus text file the daemon keeps, or None."""
+        with self._lock:
+            text = lib.locksmith_daemon_settings_metrics_file(self._live())
+        return None if text is None else text.decode("utf-8")
+
+    @property
     def warnings(self) -> List[str]:
         """A deprecated strategy, a password in a file every user can read, skipped lines of
         update.conf: what the daemon tells its administrator."""
