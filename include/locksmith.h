@@ -112,8 +112,9 @@ locksmith_semaphore *locksmith_semaphore_free(locksmith_semaphore *s);
 /* ---- Reboot windows --------------------------------------------------------------------------
  * start "HH:MM" (daily) or "Day HH:MM" (weekly, Sun..Sat in any case, weeks start on Sunday);
  * length in Go duration syntax ("1h30m", "45m", "1.5h"; units ns us µs ms s m h). Windows are
- * evaluated in the process's local time zone (TZ honoured): they open at that wall-clock time
- * every day or week, also on days when clocks change. */
+ * evaluated in the process's local time zone (TZ honoured), or in a named IANA zone given with
+ * locksmith_window_set_zone: they open at that wall-clock time every day or week, also on days
+ * when clocks change. */
 
 /* Parses a window. Returns 0; -EINVAL if an argument is NULL or the window does not parse (bad
  * day, hour > 23, minute > 59, a bare day, extra fields, a bad or negative length, a length not
@@ -135,6 +136,18 @@ int locksmith_window_to_string(const locksmith_window *w, char **ret_start, char
 
 /* Frees w. Accepts NULL; returns NULL. */
 locksmith_window *locksmith_window_free(locksmith_window *w);
+
+/* Reads w in IANA time zone `zone` ("Europe/Berlin", from /usr/share/zoneinfo) from now on;
+ * NULL or "" for the local time zone again. The process's TZ is left alone. Returns 0; -EINVAL
+ * for a NULL w or a name that is not a zone name (absolute, "..", other characters); -ENOENT if
+ * there is no such zone; -EBADMSG if its file is not a valid zone file. On failure w is unchanged. */
+int locksmith_window_set_zone(locksmith_window *w, const char *zone);
+/* The zone w is read in, or NULL for local time (or a NULL w). Borrowed: valid until the zone
+ * changes or w is freed. */
+const char *locksmith_window_zone(const locksmith_window *w);
+/* Unix time t on w's clock, for people: "Thu 2026-11-26 23:00 CET" (malloc()ed). Returns 0, or
+ * -EINVAL. */
+int locksmith_window_format_time(const locksmith_window *w, int64_t t, char **ret);
 
 /* Parses a duration in Go syntax ("1h30m", "300ms", "-2s") into nanoseconds.
  * Returns 0; -EINVAL if text is NULL or not a duration (or overflows 64 bits). Thread-safe. */
@@ -432,7 +445,8 @@ locksmith_groups *locksmith_groups_free(locksmith_groups *g);
 int locksmith_daemon_settings_load(const locksmith_config *conf, const char *root, locksmith_daemon_settings **ret);
 /* "etcd-lock", "reboot" or "off". Borrowed; NULL if s is NULL. */
 const char *locksmith_daemon_settings_strategy(const locksmith_daemon_settings *s);
-/* The reboot window, or NULL if none is set. Borrowed: valid until s is freed. */
+/* The reboot window, or NULL if none is set, read in LOCKSMITHD_REBOOT_WINDOW_TZ (an IANA zone
+ * name) if that is set, else in local time. Borrowed: valid until s is freed. */
 const locksmith_window *locksmith_daemon_settings_window(const locksmith_daemon_settings *s);
 /* How long users are warned before a reboot, in nanoseconds (>= 0; -1 if s is NULL). */
 int64_t locksmith_daemon_settings_broadcast_delay(const locksmith_daemon_settings *s);
@@ -442,9 +456,9 @@ const char *locksmith_daemon_settings_slot_wait(const locksmith_daemon_settings 
 const char *locksmith_daemon_settings_utmp(const locksmith_daemon_settings *s);
 /* The group (LOCKSMITHD_GROUP; "" for the default group). Borrowed; NULL if s is NULL. */
 const char *locksmith_daemon_settings_group(const locksmith_daemon_settings *s);
-/* The setting the window's start (which 0) or length (which 1) came from, as people read it:
- * "LOCKSMITHD_REBOOT_WINDOW_START=\"Thu 23:00\" (from /etc/coreos/update.conf)". Borrowed; NULL
- * when no window is set. */
+/* The setting the window's start (which 0), length (which 1) or time zone (which 2) came from, as
+ * people read it: "LOCKSMITHD_REBOOT_WINDOW_START=\"Thu 23:00\" (from /etc/coreos/update.conf)".
+ * Borrowed; NULL when no window is set, or for which 2 when the window is in local time. */
 const char *locksmith_daemon_settings_window_source(const locksmith_daemon_settings *s, int which);
 /* The number of warnings (a deprecated strategy, a password in a file every user can read,
  * skipped lines), or -EINVAL. */

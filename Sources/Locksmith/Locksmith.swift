@@ -244,6 +244,19 @@ public final class Window {
         return (start, end)
     }
 
+    /// The IANA zone the window is read in; nil: local time.
+    public var zone: String? { copy(locksmith_window_zone(handle)) }
+
+    /// Reads the window in IANA zone `zone` (nil: local time).
+    public func setZone(_ zone: String?) throws { try check(locksmith_window_set_zone(handle, zone)) }
+
+    /// `t` on the window's clock: "Thu 2026-11-26 23:00 CET".
+    public func format(_ t: Int64) -> String {
+        var text: UnsafeMutablePointer<CChar>?
+        guard locksmith_window_format_time(handle, t, &text) >= 0 else { return "\(t)" }
+        return take(text)
+    }
+
     /// The window as text: "Thu 23:00" and "1h30m0s".
     public var text: (start: String, length: String) {
         var start: UnsafeMutablePointer<CChar>?, length: UnsafeMutablePointer<CChar>?
@@ -290,11 +303,12 @@ public final class DaemonSettings: @unchecked Sendable {
     public var hooksDirectory: String { copy(locksmith_daemon_settings_hooks_directory(handle)) ?? "/etc/locksmith" }
     /// nil: no metrics file.
     public var metricsFile: String? { copy(locksmith_daemon_settings_metrics_file(handle)) }
-    /// The settings the window came from, as people read them ("LOCKSMITHD_REBOOT_WINDOW_START=...").
-    public var windowSources: (start: String, length: String)? {
+    /// The settings the window came from, as people read them ("LOCKSMITHD_REBOOT_WINDOW_START=...");
+    /// zone is nil when the window is in local time.
+    public var windowSources: (start: String, length: String, zone: String?)? {
         guard let start = copy(locksmith_daemon_settings_window_source(handle, 0)),
               let length = copy(locksmith_daemon_settings_window_source(handle, 1)) else { return nil }
-        return (start, length)
+        return (start, length, copy(locksmith_daemon_settings_window_source(handle, 2)))
     }
 
     /// A new client with these etcd settings.

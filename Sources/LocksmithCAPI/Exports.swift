@@ -8,7 +8,7 @@ import LocksmithEtcd
 import LocksmithSystem
 
 typealias SemaphoreHandle = Handle<SemaphoreDocument>
-typealias WindowHandle = Handle<RebootWindow>
+typealias WindowHandle = Handle<ZonedWindow>
 typealias ConfigHandle = Handle<Configuration>
 
 nonisolated(unsafe) private let versionString: UnsafeMutablePointer<CChar> = strdup(Version.string)!
@@ -135,7 +135,7 @@ public func locksmith_window_parse(_ start: UnsafePointer<CChar>!, _ length: Uns
     call {
         let r = try out(ret, "ret")
         let window = try RebootWindow(start: text(start, "start"), length: text(length, "length"))
-        r.pointee = WindowHandle.make(window)
+        r.pointee = WindowHandle.make(ZonedWindow(window))
         return 0
     }
 }
@@ -145,7 +145,7 @@ public func locksmith_window_seconds_to_start(_ w: OpaquePointer!, _ now: Int64,
     call {
         let window = try WindowHandle.from(w, "w").value
         let r = try out(ret_seconds, "ret_seconds")
-        r.pointee = try window.secondsToStart(now: now, calendar: SystemCalendar())
+        r.pointee = try window.secondsToStart(now: now)
         return 0
     }
 }
@@ -155,7 +155,7 @@ public func locksmith_window_next(_ w: OpaquePointer!, _ now: Int64, _ ret_start
     call {
         let window = try WindowHandle.from(w, "w").value
         let r = try out(ret_start, "ret_start")
-        let occurrence = try window.occurrence(now: now, calendar: SystemCalendar())
+        let occurrence = try window.occurrence(now: now)
         r.pointee = occurrence.start
         ret_end?.pointee = occurrence.end
         return 0
@@ -165,7 +165,7 @@ public func locksmith_window_next(_ w: OpaquePointer!, _ now: Int64, _ ret_start
 @c @implementation
 public func locksmith_window_to_string(_ w: OpaquePointer!, _ ret_start: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!, _ ret_length: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
     call {
-        let window = try WindowHandle.from(w, "w").value
+        let window = try WindowHandle.from(w, "w").value.window
         let start = try copyOut(window.startText)
         guard let length = strdup(window.lengthText) else {
             free(start)
@@ -180,6 +180,32 @@ public func locksmith_window_to_string(_ w: OpaquePointer!, _ ret_start: UnsafeM
 @c @implementation
 public func locksmith_window_free(_ w: OpaquePointer!) -> OpaquePointer! {
     WindowHandle.release(w)
+}
+
+@c @implementation
+public func locksmith_window_set_zone(_ w: OpaquePointer!, _ zone: UnsafePointer<CChar>!) -> Int32 {
+    call {
+        let handle = try WindowHandle.from(w, "w")
+        let name = zone.map { String(cString: $0) } ?? ""
+        handle.value.zone = name.isEmpty ? nil : try ZoneCalendar(name: name)
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_window_zone(_ w: OpaquePointer!) -> UnsafePointer<CChar>! {
+    guard let handle = try? WindowHandle.from(w, "w"), let zone = handle.value.zone else { return nil }
+    return handle.lend("zone") { zone.name }
+}
+
+@c @implementation
+public func locksmith_window_format_time(_ w: OpaquePointer!, _ t: Int64, _ ret: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
+    call {
+        let window = try WindowHandle.from(w, "w").value
+        let r = try out(ret, "ret")
+        r.pointee = try copyOut(window.format(t))
+        return 0
+    }
 }
 
 @c @implementation
@@ -742,7 +768,7 @@ final class DaemonSettingsState {
 
     init(_ settings: DaemonSettings) {
         self.settings = settings
-        window = settings.window.map { WindowHandle.make($0.window) }
+        window = settings.window.map { WindowHandle.make(ZonedWindow($0.window, zone: settings.windowZone?.zone)) }
     }
 
     deinit { _ = WindowHandle.release(window) }
@@ -799,7 +825,11 @@ public func locksmith_daemon_settings_group(_ s: OpaquePointer!) -> UnsafePointe
 
 @c @implementation
 public func locksmith_daemon_settings_window_source(_ s: OpaquePointer!, _ which: Int32) -> UnsafePointer<CChar>! {
-    guard let handle = try? DaemonSettingsHandle.from(s, "s"), let window = handle.value.settings.window, which == 0 || which == 1 else { return nil }
+    guard let handle = try? DaemonSettingsHandle.from(s, "s"), let window = handle.value.settings.window, (0...2).contains(which) else { return nil }
+    if which == 2 {
+        guard let zone = handle.value.settings.windowZone else { return nil }
+        return handle.lend("window source 2") { zone.source.description }
+    }
     return handle.lend("window source \(which)") { which == 0 ? window.start.description : window.length.description }
 }
 

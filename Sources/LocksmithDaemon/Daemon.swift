@@ -162,7 +162,8 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
                 continue
             }
             if seconds <= 0 { return true }
-            status("waiting for reboot window \(window.text.start), opens in \(Daemon.human(seconds))")
+            let zone = window.zone.map { " \($0) time" } ?? ""
+            status("waiting for reboot window \(window.text.start)\(zone), opens in \(Daemon.human(seconds))")
             // Wake at least every 5 minutes: the wall clock may jump.
             pause(milliseconds: Int(min(seconds, 300)) * 1000) { _ in false }
         }

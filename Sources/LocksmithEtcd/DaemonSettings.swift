@@ -9,6 +9,8 @@ public struct DaemonSettings: Sendable {
     public var strategy: RebootStrategy
     /// The reboot window, and the settings it came from; nil when none is set.
     public var window: (window: RebootWindow, start: Configuration.Source, length: Configuration.Source)?
+    /// The zone the window is read in (LOCKSMITHD_REBOOT_WINDOW_TZ), and the setting; nil: local time.
+    public var windowZone: (zone: ZoneCalendar, source: Configuration.Source)?
     /// The etcd client's options, from the LOCKSMITHD_* settings.
     public var etcd: ClientOptions
     /// The root system paths are read under.
@@ -86,6 +88,18 @@ public struct DaemonSettings: Sendable {
         let (strategy, deprecation) = try config.rebootStrategy()
         if let deprecation { warnings.append(deprecation) }
         let window = try config.rebootWindow()
+        var windowZone: (zone: ZoneCalendar, source: Configuration.Source)?
+        if let source = config.first(["LOCKSMITHD_REBOOT_WINDOW_TZ"]) {
+            do {
+                // Zone files are the system's data, read from the real root like the C library does.
+                windowZone = (try ZoneCalendar(name: source.value), source)
+            } catch let error as LocksmithError {
+                throw LocksmithError(.invalidArgument, "\(source.description): \(error.message)", option: source.variable)
+            }
+            if window == nil {
+                warnings.append("\(source.description) has no effect: no reboot window is set")
+            }
+        }
         var etcd = ClientOptions()
         try etcd.resolve(prefix: "LOCKSMITHD", daemon: config)
         warnings += etcd.warnings
@@ -106,7 +120,7 @@ public struct DaemonSettings: Sendable {
             throw LocksmithError(.invalidArgument, "\(config.first([variable])?.description ?? variable) is shorter than 1s", option: variable)
         }
         let metrics = try config.first(["LOCKSMITHD_METRICS_FILE"]).map { try absolutePath($0.value, of: $0, root: root) }
-        return DaemonSettings(strategy: strategy, window: window, etcd: etcd, root: root, utmp: SystemRoot.resolve(utmp, root: root),
+        return DaemonSettings(strategy: strategy, window: window, windowZone: windowZone, etcd: etcd, root: root, utmp: SystemRoot.resolve(utmp, root: root),
                               broadcastDelay: delay, slotWait: slotWait, rebootSource: source, rebootCheckInterval: interval,
                               hookTimeout: hookTimeout, hooksDirectory: SystemRoot.resolve(hooksDirectory, root: root),
                               metricsFile: metrics, warnings: warnings)

@@ -75,7 +75,8 @@ let commands: [Command] = [
             details: """
                 Reads LOCKSMITHD_REBOOT_WINDOW_START and LOCKSMITHD_REBOOT_WINDOW_LENGTH (or \
                 REBOOT_WINDOW_START and REBOOT_WINDOW_LENGTH) from the environment and the \
-                update.conf files, as the daemon does, and shows times in the local time zone.
+                update.conf files, as the daemon does, and shows times in the local time zone, or \
+                in LOCKSMITHD_REBOOT_WINDOW_TZ's zone when that is set.
                 """,
             examples: ["locksmithctl window"], run: runWindow),
     Command(name: "completion", arguments: "bash|zsh|fish", summary: "Print a shell completion script.",

@@ -1,4 +1,5 @@
-// `window`: the configured reboot window and when it next opens, in local time.
+// `window`: the configured reboot window and when it next opens, in local time or the window's
+// zone (LOCKSMITHD_REBOOT_WINDOW_TZ).
 import Glibc
 import Locksmith
 
@@ -25,21 +26,17 @@ func runWindow(_ context: Context) throws {
         throw Failure(message: "Error: \(error)", status: ExitStatus.failed)
     }
     let (start, length) = window.text
-    var text = "Reboot window: \(start), \(length) long (\(sources.start), \(sources.length))\n"
-    if occurrence.start <= t {
-        text += "Open now: since \(localTime(occurrence.start)); closes \(localTime(occurrence.end)), in \(Library.formatDuration((occurrence.end - t) * 1_000_000_000))\n"
+    var text: String
+    if let zone = window.zone, let zoneSource = sources.zone {
+        text = "Reboot window: \(start), \(length) long, \(zone) time (\(sources.start), \(sources.length), \(zoneSource))\n"
     } else {
-        text += "Next opening: \(localTime(occurrence.start)), in \(Library.formatDuration((occurrence.start - t) * 1_000_000_000)); closes \(localTime(occurrence.end))\n"
+        text = "Reboot window: \(start), \(length) long (\(sources.start), \(sources.length))\n"
+    }
+    let time = window.format
+    if occurrence.start <= t {
+        text += "Open now: since \(time(occurrence.start)); closes \(time(occurrence.end)), in \(Library.formatDuration((occurrence.end - t) * 1_000_000_000))\n"
+    } else {
+        text += "Next opening: \(time(occurrence.start)), in \(Library.formatDuration((occurrence.start - t) * 1_000_000_000)); closes \(time(occurrence.end))\n"
     }
     standardOutput(text)
-}
-
-/// A time in the local time zone, for people: "Thu 2026-11-26 23:00 PST".
-func localTime(_ t: Int64) -> String {
-    var seconds = time_t(t)
-    var tm = Glibc.tm()
-    localtime_r(&seconds, &tm)
-    var buffer = [CChar](repeating: 0, count: 64)
-    let n = strftime(&buffer, buffer.count, "%a %Y-%m-%d %H:%M %Z", &tm)
-    return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

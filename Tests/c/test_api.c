@@ -1995,6 +1995,87 @@ static void test_client_groups(const char *endpoint) {
     locksmith_client_free(c);
 }
 
+/* Windows in a named zone: Berlin's spring-forward, the zone's own abbreviations, errors. */
+static void test_window_zones(void) {
+    locksmith_window *w = NULL;
+    int64_t start = 0, end = 0, seconds = 0;
+    char *text = NULL;
+    CHECK_RC(locksmith_window_set_zone(NULL, "Europe/Berlin"), -EINVAL);
+    CHECK(locksmith_window_zone(NULL) == NULL);
+    CHECK_RC(locksmith_window_format_time(NULL, 0, &text), -EINVAL);
+    CHECK_RC(locksmith_window_parse("02:30", "1h", &w), 0);
+    CHECK(locksmith_window_zone(w) == NULL);
+    CHECK_RC(locksmith_window_format_time(w, 0, NULL), -EINVAL);
+    CHECK_RC(locksmith_window_set_zone(w, "../etc/passwd"), -EINVAL);
+    CHECK_RC(locksmith_window_set_zone(w, "/usr/share/zoneinfo/UTC"), -EINVAL);
+    CHECK_RC(locksmith_window_set_zone(w, "Europe/No_Such_City"), -ENOENT);
+    CHECK(strstr(locksmith_last_error(), "Europe/No_Such_City") != NULL);
+    CHECK(locksmith_window_zone(w) == NULL); /* unchanged by a failure */
+    CHECK_RC(locksmith_window_set_zone(w, "Europe/Berlin"), 0);
+    CHECK_STR(locksmith_window_zone(w), "Europe/Berlin");
+    /* 2021-03-27 12:00 UTC: the next 02:30 in Berlin does not exist; it opens at 03:30 CEST. */
+    CHECK_RC(locksmith_window_next(w, 1616846400, &start, &end), 0);
+    CHECK(start == 1616895000 && end == 1616898600);
+    CHECK_RC(locksmith_window_format_time(w, start, &text), 0);
+    CHECK_STR(text, "Sun 2021-03-28 03:30 CEST");
+    free(text);
+    CHECK_RC(locksmith_window_format_time(w, 1609459200, &text), 0); /* 2021-01-01 00:00 UTC */
+    CHECK_STR(text, "Fri 2021-01-01 01:00 CET");
+    free(text);
+    /* 2021-10-31 (fall back): 02:30 exists twice; the first, CEST, is the opening. */
+    CHECK_RC(locksmith_window_next(w, 1635595200, &start, &end), 0);
+    CHECK(start == 1635640200);
+    /* The same window in another zone opens at another instant. */
+    CHECK_RC(locksmith_window_set_zone(w, "Asia/Kolkata"), 0);
+    CHECK_RC(locksmith_window_seconds_to_start(w, 1609459200, &seconds), 0); /* 05:30 IST */
+    CHECK(seconds == 21 * 3600);
+    CHECK_RC(locksmith_window_format_time(w, 1609459200, &text), 0);
+    CHECK_STR(text, "Fri 2021-01-01 05:30 IST");
+    free(text);
+    /* Back to local time (Los Angeles in these tests). */
+    CHECK_RC(locksmith_window_set_zone(w, ""), 0);
+    CHECK(locksmith_window_zone(w) == NULL);
+    CHECK_RC(locksmith_window_format_time(w, 1609459200, &text), 0);
+    CHECK_STR(text, "Thu 2020-12-31 16:00 PST");
+    free(text);
+    CHECK_RC(locksmith_window_set_zone(w, "UTC"), 0);
+    CHECK_RC(locksmith_window_set_zone(w, NULL), 0);
+    CHECK(locksmith_window_zone(w) == NULL);
+    w = locksmith_window_free(w);
+
+    /* From the daemon's settings. */
+    locksmith_config *conf = NULL;
+    locksmith_daemon_settings *d = NULL;
+    CHECK_RC(locksmith_config_parse("REBOOT_WINDOW_START=02:30\nREBOOT_WINDOW_LENGTH=1h\nLOCKSMITHD_REBOOT_WINDOW_TZ=Europe/Berlin\n",
+                                    "/etc/coreos/update.conf", &conf), 0);
+    CHECK_RC(locksmith_daemon_settings_load(conf, NULL, &d), 0);
+    CHECK_STR(locksmith_window_zone(locksmith_daemon_settings_window(d)), "Europe/Berlin");
+    CHECK_STR(locksmith_daemon_settings_window_source(d, 2),
+              "LOCKSMITHD_REBOOT_WINDOW_TZ=\"Europe/Berlin\" (from /etc/coreos/update.conf)");
+    CHECK_RC(locksmith_window_next(locksmith_daemon_settings_window(d), 1616846400, &start, &end), 0);
+    CHECK(start == 1616895000);
+    d = locksmith_daemon_settings_free(d);
+    conf = locksmith_config_free(conf);
+    CHECK_RC(locksmith_config_parse("REBOOT_WINDOW_START=02:30\nREBOOT_WINDOW_LENGTH=1h\n", NULL, &conf), 0);
+    CHECK_RC(locksmith_daemon_settings_load(conf, NULL, &d), 0);
+    CHECK(locksmith_window_zone(locksmith_daemon_settings_window(d)) == NULL);
+    CHECK(locksmith_daemon_settings_window_source(d, 2) == NULL);
+    d = locksmith_daemon_settings_free(d);
+    conf = locksmith_config_free(conf);
+    /* A zone without a window is a warning; a bad zone an error naming the setting. */
+    CHECK_RC(locksmith_config_parse("LOCKSMITHD_REBOOT_WINDOW_TZ=UTC\n", NULL, &conf), 0);
+    CHECK_RC(locksmith_daemon_settings_load(conf, NULL, &d), 0);
+    CHECK_RC(locksmith_daemon_settings_warning_count(d), 1);
+    CHECK(strstr(locksmith_daemon_settings_warning(d, 0), "no reboot window is set") != NULL);
+    d = locksmith_daemon_settings_free(d);
+    conf = locksmith_config_free(conf);
+    CHECK_RC(locksmith_config_parse("REBOOT_WINDOW_START=02:30\nREBOOT_WINDOW_LENGTH=1h\nLOCKSMITHD_REBOOT_WINDOW_TZ=Nowhere/Atlantis\n",
+                                    "/etc/flatcar/update.conf", &conf), 0);
+    CHECK_RC(locksmith_daemon_settings_load(conf, NULL, &d), -EINVAL);
+    CHECK(strstr(locksmith_last_error(), "LOCKSMITHD_REBOOT_WINDOW_TZ=\"Nowhere/Atlantis\" (from /etc/flatcar/update.conf)") != NULL);
+    conf = locksmith_config_free(conf);
+}
+
 static void test_daemon_settings(const char *endpoint, const char *root) {
     locksmith_config *conf = NULL;
     locksmith_daemon_settings *d = NULL, *unmade = NULL;
@@ -2473,6 +2554,7 @@ int main(int argc, char **argv) {
     test_client_cancel(argv[3]);
     test_client_last_seen(argv[3]);
     test_client_groups(argv[3]);
+    test_window_zones();
     test_daemon_settings(argv[3], root);
     test_slot_record(root);
     free(root);

@@ -307,6 +307,24 @@ class Views(unittest.TestCase):
         self.assertIn("LOCKSMITHD_REBOOT_WINDOW_LENGTH is not", r.err)
         shutil.rmtree(root)
 
+    def test_window_in_a_named_zone(self):
+        env = {"TZ": "America/Los_Angeles", "LOCKSMITHD_REBOOT_WINDOW_START": "Sun 02:30", "LOCKSMITHD_REBOOT_WINDOW_LENGTH": "1h",
+               "LOCKSMITHD_REBOOT_WINDOW_TZ": "Europe/Berlin"}
+        r = ctl("window", env=env)
+        self.assertEqual(r.code, 0, r.err)
+        first = r.out.splitlines()[0]
+        self.assertEqual(first, 'Reboot window: Sun 02:30, 1h0m0s long, Europe/Berlin time '
+                                '(LOCKSMITHD_REBOOT_WINDOW_START="Sun 02:30" (from the environment), '
+                                'LOCKSMITHD_REBOOT_WINDOW_LENGTH="1h" (from the environment), '
+                                'LOCKSMITHD_REBOOT_WINDOW_TZ="Europe/Berlin" (from the environment))')
+        # The times are Berlin's (CET or CEST), not the process's Los Angeles time.
+        self.assertRegex(r.out.splitlines()[1], r"^(Next opening|Open now): .*Sun \d{4}-\d\d-\d\d 0[23]:30 CES?T")
+        for zone, why in [("Mars/Olympus_Mons", "no such zone"), ("../etc/passwd", "is not allowed"), ("/etc/localtime", "")]:
+            r = ctl("window", env=dict(env, LOCKSMITHD_REBOOT_WINDOW_TZ=zone))
+            self.assertEqual(r.code, 1, zone)
+            self.assertIn('LOCKSMITHD_REBOOT_WINDOW_TZ="%s" (from the environment)' % zone, r.err)
+            self.assertIn(why, r.err)
+
     def test_help_completions_and_manual(self):
         r = ctl("help")
         self.assertEqual(r.code, 0)

@@ -304,5 +304,49 @@ class Metrics(d.DaemonTest):
         self.assertIn('LOCKSMITHD_METRICS_FILE="metrics.prom" (from the environment) is not an absolute path', n.output())
 
 
+
+class WindowZone(d.DaemonTest):
+    """The daemons run with TZ=UTC; the window is read in Asia/Kolkata (UTC+05:30, no DST)."""
+
+    @staticmethod
+    def hhmm(t):
+        g = time.gmtime(t)
+        return "%02d:%02d" % (g.tm_hour, g.tm_min)
+
+    def test_open_in_the_zone_and_closed_in_local_time(self):
+        logind = self.service(d.Logind())
+        start = self.hhmm(time.time() + 5.5 * 3600 - 120)  # two minutes ago, Kolkata time
+        env = {"LOCKSMITHD_REBOOT_SOURCE": "file", "LOCKSMITHD_REBOOT_WINDOW_START": start, "LOCKSMITHD_REBOOT_WINDOW_LENGTH": "30m"}
+        local = self.node(d.group(), strategy="reboot", env=env)
+        zoned = self.node(d.group(), strategy="reboot", env=dict(env, LOCKSMITHD_REBOOT_WINDOW_TZ="Asia/Kolkata"))
+        for n in (local, zoned):
+            os.makedirs(n.root + "/run", exist_ok=True)
+            open(n.root + "/run/reboot-required", "w").close()
+            n.start()
+        self.assertTrue(wait_for(lambda: len(logind.calls()) == 1), zoned.output())
+        self.assertEqual(zoned.state(), "rebooting")
+        self.assertTrue(wait_for(lambda: local.saw("STATUS=waiting for reboot window %s, opens in" % start)), local.drain())
+        self.assertEqual(len(logind.calls()), 1, "only the daemon whose window is open reboots")
+
+    def test_closed_in_the_zone_and_open_in_local_time(self):
+        logind = self.service(d.Logind())
+        start = self.hhmm(time.time() - 120)  # two minutes ago, UTC
+        n = self.node(d.group(), strategy="reboot", env={
+            "LOCKSMITHD_REBOOT_SOURCE": "file", "LOCKSMITHD_REBOOT_WINDOW_START": start, "LOCKSMITHD_REBOOT_WINDOW_LENGTH": "30m",
+            "LOCKSMITHD_REBOOT_WINDOW_TZ": "Asia/Kolkata"})
+        os.makedirs(n.root + "/run", exist_ok=True)
+        open(n.root + "/run/reboot-required", "w").close()
+        n.start()
+        self.assertTrue(wait_for(lambda: n.saw("STATUS=waiting for reboot window %s Asia/Kolkata time, opens in" % start)), n.drain())
+        time.sleep(1)
+        self.assertEqual(logind.calls(), [])
+
+    def test_a_zone_that_does_not_exist_stops_the_daemon(self):
+        n = self.node(d.group(), strategy="reboot", env={"LOCKSMITHD_REBOOT_WINDOW_START": "02:00", "LOCKSMITHD_REBOOT_WINDOW_LENGTH": "1h",
+                                                         "LOCKSMITHD_REBOOT_WINDOW_TZ": "Europe/Atlantis"}).start()
+        self.assertEqual(n.wait_exit(5), 1)
+        self.assertIn('LOCKSMITHD_REBOOT_WINDOW_TZ="Europe/Atlantis" (from the environment): time zone "Europe/Atlantis": no such zone',
+                      n.output())
+
 if __name__ == "__main__":
     unittest.main()

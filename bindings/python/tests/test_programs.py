@@ -525,6 +525,16 @@ def test_daemon_settings_reboot_sources(value, kind, argument, tmp_path):
         assert d.metrics_file == str(tmp_path / "run" / "locksmith.prom")
 
 
+def test_daemon_settings_window_in_a_zone():
+    text = "REBOOT_WINDOW_START=02:30\nREBOOT_WINDOW_LENGTH=1h\nLOCKSMITHD_REBOOT_WINDOW_TZ=Europe/Berlin\n"
+    with Config.parse(text, CONF) as conf, DaemonSettings(conf) as d:
+        with d.window as w:
+            assert w.zone == "Europe/Berlin" and w.next(1616846400).start == 1616895000
+        assert d.window_zone_source == 'LOCKSMITHD_REBOOT_WINDOW_TZ="Europe/Berlin" (from %s)' % CONF
+    with Config.parse("REBOOT_WINDOW_START=02:30\nREBOOT_WINDOW_LENGTH=1h\n") as conf, DaemonSettings(conf) as d:
+        assert d.window.zone is None and d.window_zone_source is None
+
+
 def test_daemon_settings_from_a_config(etcd, group, tmp_path, monkeypatch):
     monkeypatch.setenv("LOCKSMITHD_GROUP", "not-from-the-environment")  # only the config counts
     text = ("REBOOT_STRATEGY=best-effort\nLOCKSMITHD_REBOOT_WINDOW_START=thu 23:00\nREBOOT_WINDOW_LENGTH=1h30m\n"
@@ -581,6 +591,7 @@ def test_daemon_settings_strategies(strategy):
     ("LOCKSMITHD_HOOK_TIMEOUT=100ms\n", "LOCKSMITHD_HOOK_TIMEOUT"),
     ("LOCKSMITHD_REBOOT_CHECK_INTERVAL=never\n", "LOCKSMITHD_REBOOT_CHECK_INTERVAL"),
     ("LOCKSMITHD_METRICS_FILE=x.prom\n", "LOCKSMITHD_METRICS_FILE"),
+    ("REBOOT_WINDOW_START=1:00\nREBOOT_WINDOW_LENGTH=1h\nLOCKSMITHD_REBOOT_WINDOW_TZ=Nowhere/Atlantis\n", "LOCKSMITHD_REBOOT_WINDOW_TZ"),
 ])
 def test_daemon_settings_bad_values_name_the_variable_and_the_file(text, variable):
     with Config.parse(text, "/etc/flatcar/update.conf") as conf:

@@ -92,3 +92,29 @@ def test_use_after_close():
     with pytest.raises(ValueError, match="closed window"):
         w.next()
     assert repr(w) == "<locksmith.Window (closed)>"
+
+
+def test_a_window_in_a_named_zone():
+    # 2021-03-27 12:00 UTC: the next 02:30 in Berlin does not exist; it opens at 03:30 CEST.
+    with Window("02:30", "1h", zone="Europe/Berlin") as w:
+        assert w.zone == "Europe/Berlin"
+        assert w.next(1616846400) == Opening(1616895000, 1616898600)
+        assert w.format_time(1616895000) == "Sun 2021-03-28 03:30 CEST"
+        assert repr(w) == "Window('02:30', '1h0m0s', zone='Europe/Berlin')"
+        w.set_zone("Asia/Kolkata")
+        assert w.seconds_to_start(1609459200) == 21 * 3600  # 05:30 IST
+        w.set_zone(None)
+        assert w.zone is None
+        assert w.format_time(1609459200) == "Thu 2020-12-31 16:00 PST"  # the tests' local time
+
+
+@pytest.mark.parametrize("zone, error", [("../etc/passwd", errno.EINVAL), ("/usr/share/zoneinfo/UTC", errno.EINVAL),
+                                         ("Europe/No_Such_City", errno.ENOENT)])
+def test_bad_zones(zone, error):
+    with Window("02:30", "1h") as w:
+        with pytest.raises(OSError) as e:
+            w.set_zone(zone)
+        assert e.value.errno == error and zone in e.value.strerror
+        assert w.zone is None
+    with pytest.raises(OSError):
+        Window("02:30", "1h", zone=zone)

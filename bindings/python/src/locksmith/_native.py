@@ -95,6 +95,9 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_window_next": (c_int, [WindowP, c_int64, P(c_int64), P(c_int64)]),
     "locksmith_window_to_string": (c_int, [WindowP, OwnedStringOut, OwnedStringOut]),
     "locksmith_window_free": (WindowP, [WindowP]),
+    "locksmith_window_set_zone": (c_int, [WindowP, c_char_p]),
+    "locksmith_window_zone": (c_char_p, [WindowP]),
+    "locksmith_window_format_time": (c_int, [WindowP, c_int64, OwnedStringOut]),
     "locksmith_duration_parse": (c_int, [c_char_p, P(c_int64)]),
     # This node
     "locksmith_machine_id": (c_int, [OwnedStringOut]),

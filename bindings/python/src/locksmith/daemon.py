@@ -54,20 +54,30 @@ class DaemonSettings(Handle):
 
     @property
     def window(self) -> Optional[Window]:
-        """The reboot window (a Window of its own), or None when none is set."""
+        """The reboot window (a Window of its own, in LOCKSMITHD_REBOOT_WINDOW_TZ's zone if that
+        is set), or None when none is set."""
         with self._lock:
             borrowed = lib.locksmith_daemon_settings_window(self._live())
             if not borrowed:
                 return None
             start, length = ctypes.c_void_p(), ctypes.c_void_p()
             r = lib.locksmith_window_to_string(borrowed, ctypes.byref(start), ctypes.byref(length))
+            zone = lib.locksmith_window_zone(borrowed)
         try:
             check(r)
             texts = copy_string(start), copy_string(length)
         finally:
             lib.locksmith_free(start)
             lib.locksmith_free(length)
-        return Window(*texts)
+        return Window(*texts, zone=None if zone is None else zone.decode("utf-8"))
+
+    @property
+    def window_zone_source(self) -> Optional[str]:
+        """The setting the window's time zone came from ('LOCKSMITHD_REBOOT_WINDOW_TZ="Europe/Berlin"
+        (from ...)'), or None when the window is in local time or there is none."""
+        with self._lock:
+            text = lib.locksmith_daemon_settings_window_source(self._live(), 2)
+        return None if text is None else text.decode("utf-8")
 
     @property
     def window_sources(self) -> Optional[Tuple[str, str]]:

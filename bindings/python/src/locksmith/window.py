@@ -1,5 +1,5 @@
 """Window: a reboot window, "HH:MM" daily or "Day HH:MM" weekly, with a length in Go duration
-syntax, evaluated in the process's local time zone (TZ honoured)."""
+syntax, evaluated in the process's local time zone (TZ honoured) or in a named IANA zone."""
 from __future__ import annotations
 
 import ctypes
@@ -33,20 +33,53 @@ def unix_seconds(now: Optional[Time]) -> int:
 
 
 class Window(Handle):
-    """A parsed reboot window: Window("Thu 23:00", "1h30m"). InvalidArgument if it does not parse."""
+    """A parsed reboot window: Window("Thu 23:00", "1h30m"), or Window("02:00", "3h",
+    zone="Europe/Berlin") to read it in that IANA zone instead of local time. InvalidArgument if it
+    does not parse or the zone name is not one; NotFound if there is no such zone."""
 
     _free = lib.locksmith_window_free
     _kind = "window"
 
-    def __init__(self, start: str, length: str) -> None:
+    def __init__(self, start: str, length: str, zone: Optional[str] = None) -> None:
         pointer = _native.WindowP()
         check(lib.locksmith_window_parse(encode(start, "start"), encode(length, "length"), ctypes.byref(pointer)))
         super().__init__(pointer)
+        if zone is not None:
+            try:
+                self.set_zone(zone)
+            except BaseException:
+                self.close()
+                raise
 
     @classmethod
-    def parse(cls, start: str, length: str) -> "Window":
-        """The same as Window(start, length)."""
-        return cls(start, length)
+    def parse(cls, start: str, length: str, zone: Optional[str] = None) -> "Window":
+        """The same as Window(start, length, zone)."""
+        return cls(start, length, zone)
+
+    def set_zone(self, zone: Optional[str]) -> None:
+        """Reads the window in IANA zone `zone` from now on; None or "" for local time."""
+        name = None if zone is None else encode(zone, "zone")
+        with self._lock:
+            check(lib.locksmith_window_set_zone(self._live(), name))
+
+    @property
+    def zone(self) -> Optional[str]:
+        """The IANA zone the window is read in, or None for local time."""
+        with self._lock:
+            name = lib.locksmith_window_zone(self._live())
+        return None if name is None else name.decode("utf-8")
+
+    def format_time(self, t: Time) -> str:
+        """t on the window's clock, for people: "Thu 2026-11-26 23:00 CET"."""
+        text = ctypes.c_void_p()
+        at = unix_seconds(t)
+        with self._lock:
+            r = lib.locksmith_window_format_time(self._live(), at, ctypes.byref(text))
+        try:
+            check(r)
+            return copy_string(text)
+        finally:
+            lib.locksmith_free(text)
 
     def seconds_to_start(self, now: Optional[Time] = None) -> int:
         """Seconds from now (default: the current time) until the window opens: > 0 before it,
@@ -93,4 +126,5 @@ class Window(Handle):
     def __repr__(self) -> str:
         if self.closed:
             return "<locksmith.Window (closed)>"
-        return "Window(%r, %r)" % self._strings()
+        zone = self.zone
+        return "Window(%r, %r%s)" % (self._strings() + ("" if zone is None else ", zone=%r" % zone,))
