@@ -328,6 +328,7 @@ int locksmith_client_read(locksmith_client *c, locksmith_semaphore **ret);
 
 typedef struct locksmith_groups locksmith_groups;
 typedef struct locksmith_daemon_settings locksmith_daemon_settings;
+typedef struct locksmith_holder_records locksmith_holder_records;
 
 /* The root that system paths are read under by default: $LOCKSMITH_ROOT when it is set and not
  * empty (never under secure execution), else "/". *ret is malloc()ed. Returns 0, or -EINVAL. */
@@ -430,6 +431,28 @@ const locksmith_semaphore *locksmith_groups_semaphore(const locksmith_groups *g,
 const char *locksmith_groups_error(const locksmith_groups *g, int i);
 /* Frees g. Accepts NULL; returns NULL. */
 locksmith_groups *locksmith_groups_free(locksmith_groups *g);
+
+/* ---- Holder records ----
+ * When each holder took its slot, and from which host. This library's clients record it after
+ * every lock (beside the semaphore, in `<semaphore key>.holders/<id>`, so that the semaphore
+ * document stays what the original writes) and remove it after every unlock. A holder that took
+ * its slot with the original locksmith has no record; a record may outlive a slot that the
+ * original gave back: match records against the semaphore's holders. */
+
+/* The records of c's group, sorted by id (records that are not valid are left out). Creates
+ * nothing. Returns 0, or a negative errno as locksmith_client_get. */
+int locksmith_client_holder_records(locksmith_client *c, locksmith_holder_records **ret);
+/* The number of records (>= 0, or -EINVAL). */
+int locksmith_holder_records_count(const locksmith_holder_records *r);
+/* Record i's holder id. Borrowed; NULL out of range. */
+const char *locksmith_holder_records_id(const locksmith_holder_records *r, int i);
+/* When record i's holder took its slot, in Unix seconds; -1 out of range. */
+int64_t locksmith_holder_records_since(const locksmith_holder_records *r, int i);
+/* The host record i's slot was taken from (where the lock call ran; "" if unknown). Borrowed;
+ * NULL out of range. */
+const char *locksmith_holder_records_host(const locksmith_holder_records *r, int i);
+/* Frees r. Accepts NULL; returns NULL. */
+locksmith_holder_records *locksmith_holder_records_free(locksmith_holder_records *r);
 
 /* ---- The daemon's settings ----
  * What locksmithd reads from its configuration, checked as it checks them: REBOOT_STRATEGY

@@ -397,6 +397,18 @@ public final class Client: @unchecked Sendable {
         try checkClient(locksmith_client_wait(handle, Int64(milliseconds))) == 1
     }
 
+    /// When each holder of the group took its slot and from which host, as this library's
+    /// clients recorded it, sorted by id (records of former holders may remain).
+    public func holderRecords() throws -> [(id: String, since: Int64, host: String)] {
+        var made: OpaquePointer?
+        try checkClient(locksmith_client_holder_records(handle, &made))
+        defer { _ = locksmith_holder_records_free(made) }
+        return (0..<max(locksmith_holder_records_count(made), 0)).map { i in
+            (copy(locksmith_holder_records_id(made, i)) ?? "", locksmith_holder_records_since(made, i),
+             copy(locksmith_holder_records_host(made, i)) ?? "")
+        }
+    }
+
     /// Makes the client ready without sending anything (loads libcurl): the first request's
     /// error, early.
     public func prepare() throws { try checkClient(locksmith_client_prepare(handle)) }

@@ -761,6 +761,52 @@ public func locksmith_groups_free(_ g: OpaquePointer!) -> OpaquePointer! {
     GroupsHandle.release(g)
 }
 
+// MARK: Holder records
+
+typealias HolderRecordsHandle = Handle<[HolderRecord]>
+
+@c @implementation
+public func locksmith_client_holder_records(_ c: OpaquePointer!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    clientCall(c) { state in
+        let r = try out(ret, "ret")
+        r.pointee = HolderRecordsHandle.make(try state.connected().holderRecords())
+        return 0
+    }
+}
+
+/// Record `i`, or nil (NULL handle, or out of range).
+private func holderRecord(_ r: OpaquePointer?, _ i: Int32) -> (HolderRecordsHandle, HolderRecord)? {
+    guard let handle = try? HolderRecordsHandle.from(r, "r"), i >= 0, Int(i) < handle.value.count else { return nil }
+    return (handle, handle.value[Int(i)])
+}
+
+@c @implementation
+public func locksmith_holder_records_count(_ r: OpaquePointer!) -> Int32 {
+    call { Int32(clamping: try HolderRecordsHandle.from(r, "r").value.count) }
+}
+
+@c @implementation
+public func locksmith_holder_records_id(_ r: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
+    guard let (handle, record) = holderRecord(r, i) else { return nil }
+    return handle.lend("id \(i)") { record.id }
+}
+
+@c @implementation
+public func locksmith_holder_records_since(_ r: OpaquePointer!, _ i: Int32) -> Int64 {
+    holderRecord(r, i)?.1.since ?? -1
+}
+
+@c @implementation
+public func locksmith_holder_records_host(_ r: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
+    guard let (handle, record) = holderRecord(r, i) else { return nil }
+    return handle.lend("host \(i)") { record.host }
+}
+
+@c @implementation
+public func locksmith_holder_records_free(_ r: OpaquePointer!) -> OpaquePointer! {
+    HolderRecordsHandle.release(r)
+}
+
 /// locksmith_daemon_settings: the settings, with a window handle owned here.
 final class DaemonSettingsState {
     let settings: DaemonSettings

@@ -95,12 +95,14 @@ public final class EtcdClient {
     public func lock(_ holder: String) throws {
         try SemaphoreDocument.validateHolder(holder)
         try modify({ try $0.lock(holder) }, done: { $0.holders.contains(holder) })
+        recordHolder(holder)
     }
 
     /// Gives back `holder`'s slot. `.notFound` if it holds none.
     public func unlock(_ holder: String) throws {
         try SemaphoreDocument.validateHolder(holder)
         try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) })
+        forgetHolder(holder)
     }
 
     /// Sets the group's maximum; returns the old one.
@@ -414,7 +416,28 @@ public final class EtcdClient {
         }
     }
 
-    private func resolvedAPI() throws -> EtcdAPI {
+    /// Writes `value` at `key`, whatever is there (holder records; never the semaphore).
+    func put(_ key: String, _ value: String) throws {
+        switch try resolvedAPI() {
+        case .v2:
+            let request = V2.set(key, value)
+            _ = try V2.check(try send(request.method, request.path, body: request.body, headers: [V2.formHeader]), key: key)
+        case .v3:
+            _ = try V3.answer(try send("POST", V3.putPath, body: V3.put(key, value)), key: key)
+        }
+    }
+
+    /// Removes `key` (holder records; never the semaphore); a missing key is no error.
+    func remove(_ key: String) throws {
+        switch try resolvedAPI() {
+        case .v2:
+            _ = try V2.check(try send("DELETE", V2.keyPath(key)), key: key)
+        case .v3:
+            _ = try V3.answer(try send("POST", V3.deleteRangePath, body: V3.range(key)), key: key)
+        }
+    }
+
+    func resolvedAPI() throws -> EtcdAPI {
         if let api { return api }
         _ = try fetch()
         return api ?? .v3
@@ -431,7 +454,7 @@ public final class EtcdClient {
     /// Sends a request to the first endpoint that answers; connection errors, timeouts and
     /// 5xx answers move on to the next. v3 requests carry the auth token (fetched, and fetched
     /// again once when etcd says it expired).
-    private func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [String] = []) throws -> HTTPResponse {
+    func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [String] = []) throws -> HTTPResponse {
         var failures: [String] = []
         var allTimedOut = true
         let all = options.endpoints

@@ -56,6 +56,21 @@ enum V2 {
         ("GET", keyPath(key) + "?wait=true&waitIndex=\(index + 1)")
     }
 
+    /// `PUT /v2/keys/<key>` with `value=<value>`: set, whatever is there.
+    static func set(_ key: String, _ value: String) -> (method: String, path: String, body: [UInt8]) {
+        ("PUT", keyPath(key), form(value))
+    }
+
+    /// Checks the answer of a set or delete: an etcd error other than "key not found" throws.
+    static func check(_ response: HTTPResponse, key: String) throws {
+        guard let tree = JSONTree(response.body) else {
+            throw LocksmithError(.protocolError, "\(key): the v2 answer (HTTP \(response.status)) is not JSON: \(excerpt(response.text))")
+        }
+        if let code = tree.node["errorCode"]?.int64, code != 100 {
+            throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(key): etcd error \(code): \(tree.node["message"]?.string ?? "")")
+        }
+    }
+
     static let formHeader = "Content-Type: application/x-www-form-urlencoded"
 
     private static func form(_ json: String) -> [UInt8] { Array(("value=" + URLEscape.query(json)).utf8) }
@@ -145,6 +160,8 @@ enum V2 {
 enum V3 {
     static let rangePath = "/v3/kv/range"
     static let txnPath = "/v3/kv/txn"
+    static let putPath = "/v3/kv/put"
+    static let deleteRangePath = "/v3/kv/deleterange"
     static let watchPath = "/v3/watch"
     static let authenticatePath = "/v3/auth/authenticate"
 
@@ -168,6 +185,10 @@ enum V3 {
         return Array(("{\"compare\":[{\"key\":\"\(k)\",\"result\":\"EQUAL\",\"target\":\"\(target)\",\"\(field)\":\"\(revision)\"}],"
             + "\"success\":[{\"request_put\":{\"key\":\"\(k)\",\"value\":\"\(v)\"}}],"
             + "\"failure\":[{\"request_range\":{\"key\":\"\(k)\"}}]}").utf8)
+    }
+
+    static func put(_ key: String, _ value: String) -> [UInt8] {
+        Array(#"{"key":"\#(Base64.encode(key))","value":"\#(Base64.encode(value))"}"#.utf8)
     }
 
     static func watch(_ key: String, after revision: Int64) -> [UInt8] {

@@ -29,6 +29,8 @@ struct ParsedCommandLine {
     var command: String?
     var arguments: [String] = []
     var localFlags: Set<String> = []
+    /// The subcommand's own flags that take a value (unlock --older-than=2h).
+    var localValues: [String: String] = [:]
     var wantsHelp = false
     /// Where -etcd-password values sit in the arguments: (index, byte offset of the value).
     var secretPositions: [(argument: Int, offset: Int)] = []
@@ -51,7 +53,7 @@ enum CommandLineParser {
     /// Parses `arguments` (without the program name). `localFlagsOf` names the boolean flags a
     /// subcommand has of its own (status: json, all-groups); `takesDashArguments` names the
     /// subcommands whose arguments may start with a dash (set-max -1 is a bad number, not a flag).
-    static func parse(_ arguments: [String], localFlagsOf: (String) -> Set<String>,
+    static func parse(_ arguments: [String], localFlagsOf: (String) -> Set<String>, localValueFlagsOf: (String) -> Set<String> = { _ in [] },
                       takesDashArguments: (String) -> Bool) throws(UsageError) -> ParsedCommandLine {
         var result = ParsedCommandLine()
         var i = 0
@@ -99,6 +101,16 @@ enum CommandLineParser {
                 continue
             }
             if let command = result.command {
+                if localValueFlagsOf(command).contains(name) {
+                    if let inlineValue {
+                        result.localValues[name] = inlineValue
+                    } else {
+                        guard i < arguments.count else { throw UsageError(message: "flag needs an argument: --\(name)") }
+                        result.localValues[name] = arguments[i]
+                        i += 1
+                    }
+                    continue
+                }
                 if localFlagsOf(command).contains(name) {
                     let value = inlineValue ?? "true"
                     guard booleanValues.contains(value) else {

@@ -24,6 +24,8 @@ struct Command: Sendable {
     let details: String
     let examples: [String]
     var localFlags: [(name: String, help: String)] = []
+    /// Flags of its own that take a value: --NAME=VALUE.
+    var valueFlags: [(name: String, value: String, help: String)] = []
     var takesDashArguments = false
     var hidden = false
     let run: @Sendable (Context) throws -> Void
@@ -39,16 +41,24 @@ let commands: [Command] = [
                 number of holders), "Max: M" and, if any machine holds a slot, a blank line, \
                 "MACHINE ID" and one holder per line. Creates the semaphore if it does not exist yet.
                 """,
-            examples: ["locksmithctl status", "locksmithctl -group=lb status --json", "locksmithctl status --all-groups"],
-            localFlags: [("json", "Print one JSON object: available, max, holders, group, key, etcd API and endpoint used."),
-                         ("all-groups", "Show every group that has a semaphore, one line each (with --json: a JSON object).")],
+            examples: ["locksmithctl status", "locksmithctl -group=lb status --json", "locksmithctl status --all-groups",
+                       "locksmithctl status --ages"],
+            localFlags: [("json", "Print one JSON object: available, max, holders, group, key, etcd API and endpoint used, and holder_ages: when each holder took its slot and from which host (null where nothing was recorded)."),
+                         ("all-groups", "Show every group that has a semaphore, one line each (with --json: a JSON object)."),
+                         ("ages", "Show how long each holder has held its slot, since when and from which host (\"unknown\" for a holder that took it with the original locksmith).")],
             run: runStatus),
     Command(name: "lock", arguments: "[MACHINE-ID]", summary: "Take a reboot slot for a machine (default: this one).",
             details: "Fails if no slot is free or the machine already holds one. The machine id defaults to /etc/machine-id.",
             examples: ["locksmithctl lock", "locksmithctl lock 69d27b356a94476da859461d3a3bc6fd"], run: runLock),
     Command(name: "unlock", arguments: "[MACHINE-ID]", summary: "Give back a machine's reboot slot (default: this machine's).",
-            details: "Use it to free the slot of a machine that went away while holding it.",
-            examples: ["locksmithctl unlock 69d27b356a94476da859461d3a3bc6fd"], run: runUnlock),
+            details: """
+                Use it to free the slot of a machine that went away while holding it. With \
+                --older-than, gives back every slot held longer than that instead, one line each; \
+                holders whose age was not recorded keep their slots.
+                """,
+            examples: ["locksmithctl unlock 69d27b356a94476da859461d3a3bc6fd", "locksmithctl unlock --older-than=6h"],
+            valueFlags: [("older-than", "DURATION", "Give back the slots held longer than DURATION (such as 6h or 90m).")],
+            run: runUnlock),
     Command(name: "set-max", arguments: "MAX", summary: "Set how many machines of the group may reboot at once.",
             details: """
                 Prints the old and the new maximum. Holders keep their slots: lowering the maximum \

@@ -48,12 +48,13 @@ func usageText() -> String {
 
 func commandHelp(_ c: Command) -> String {
     var text = "Usage: locksmithctl [global flags] \(c.name)" + (c.arguments.isEmpty ? "" : " " + c.arguments)
-    text += c.localFlags.map { " [--\($0.name)]" }.joined() + "\n\n"
+    text += c.localFlags.map { " [--\($0.name)]" }.joined() + c.valueFlags.map { " [--\($0.name)=\($0.value)]" }.joined() + "\n\n"
     text += wrap(c.summary, indent: 0)
     if !c.details.isEmpty { text += "\n" + wrap(c.details, indent: 0) }
-    if !c.localFlags.isEmpty {
+    if !c.localFlags.isEmpty || !c.valueFlags.isEmpty {
         text += "\nFlags:\n"
         for flag in c.localFlags { text += "  --\(flag.name)\n" + wrap(flag.help, indent: 8) }
+        for flag in c.valueFlags { text += "  --\(flag.name)=\(flag.value)\n" + wrap(flag.help, indent: 8) }
     }
     text += "\nExample" + (c.examples.count > 1 ? "s" : "") + ":\n" + c.examples.map { "  $ \($0)\n" }.joined()
     text += "\nRun 'locksmithctl help' for the global flags.\n"
@@ -144,6 +145,7 @@ func runManual(_ context: Context) throws {
     for c in commands where !c.hidden {
         text += ".TP\n.B \(roff(c.name))" + (c.arguments.isEmpty ? "" : " \(roff(c.arguments))") + "\n" + roff(c.summary + " " + c.details) + "\n"
         for flag in c.localFlags { text += ".RS\n.TP\n.B \\-\\-\(roff(flag.name))\n\(roff(flag.help))\n.RE\n" }
+        for flag in c.valueFlags { text += ".RS\n.TP\n.B \\-\\-\(roff(flag.name))=\\fI\(roff(flag.value))\\fR\n\(roff(flag.help))\n.RE\n" }
         text += ".RS\nExample: \\fB\(roff(c.examples[0]))\\fR\n.RE\n"
     }
     text += ".SH GLOBAL FLAGS\n"

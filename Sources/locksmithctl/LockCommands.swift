@@ -9,6 +9,10 @@ func runLock(_ context: Context) throws {
 }
 
 func runUnlock(_ context: Context) throws {
+    if let limit = context.line.localValues["older-than"] {
+        try runUnlockOlderThan(context, limit)
+        return
+    }
     let id = try context.machineID("unlock")
     try context.etcd("Error unlocking") { try $0.unlock(id) }
 }

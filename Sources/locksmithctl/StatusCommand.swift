@@ -1,5 +1,5 @@
-// `status`, `status --json`, `status --all-groups`: the original's output byte for byte, and the
-// views it did not have.
+// `status`, `status --json`, `status --all-groups`, `status --ages`: the original's output byte
+// for byte, and the views it did not have.
 import Glibc
 import Locksmith
 
@@ -14,7 +14,9 @@ func runStatus(_ context: Context) throws {
     }
     let document = try context.etcd("Error reading semaphore") { try $0.get() }
     let client = try context.client()
+    let now = currentTime()
     if json {
+        let ages = try context.etcd("Error reading holder records") { try holderAges(document, $0) }
         standardOutput("{" + [
             "\"group\":" + Library.jsonQuoted(client.settings.first { $0.name == "group" }?.value ?? ""),
             "\"key\":" + Library.jsonQuoted(client.key),
@@ -23,10 +25,16 @@ func runStatus(_ context: Context) throws {
             "\"holders\":[" + document.holders.map(Library.jsonQuoted).joined(separator: ",") + "]",
             "\"etcd_api\":" + Library.jsonQuoted(client.api ?? ""),
             "\"endpoint\":" + Library.jsonQuoted(client.endpoint ?? ""),
+            "\"holder_ages\":" + holderAgesJSON(ages, now: now),
         ].joined(separator: ",") + "}\n")
         return
     }
     var text = "Available: \(document.available)\nMax: \(document.max)\n"
+    if context.line.localFlags.contains("ages") {
+        let ages = try context.etcd("Error reading holder records") { try holderAges(document, $0) }
+        standardOutput(text + holderAgesTable(ages, now: now))
+        return
+    }
     if !document.holders.isEmpty {
         text += "\nMACHINE ID\n" + document.holders.map { $0 + "\n" }.joined()
     }

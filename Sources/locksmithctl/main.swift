@@ -7,6 +7,7 @@ func main(_ arguments: [String]) -> Int32 {
     do {
         line = try CommandLineParser.parse(arguments,
                                            localFlagsOf: { Set(command(named: $0)?.localFlags.map(\.name) ?? []) },
+                                           localValueFlagsOf: { Set(command(named: $0)?.valueFlags.map(\.name) ?? []) },
                                            takesDashArguments: { command(named: $0)?.takesDashArguments ?? false })
     } catch {
         standardError("locksmithctl: \(error.message)\nRun 'locksmithctl help' for usage.\n")

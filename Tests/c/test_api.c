@@ -1885,6 +1885,61 @@ static int group_index(const locksmith_groups *g, const char *name) {
     return -1;
 }
 
+/* Holder records: written by lock, removed by unlock, beside the document (which stays as the
+ * original writes it). */
+static void test_holder_records(const char *endpoint) {
+    locksmith_client *c = NULL;
+    locksmith_holder_records *r = NULL;
+    locksmith_semaphore *s = NULL;
+    char group[96], *json = NULL, host[256] = "";
+
+    CHECK_RC(locksmith_client_holder_records(NULL, &r), -EINVAL);
+    CHECK_RC(locksmith_holder_records_count(NULL), -EINVAL);
+    CHECK(locksmith_holder_records_id(NULL, 0) == NULL);
+    CHECK(locksmith_holder_records_since(NULL, 0) == -1);
+    CHECK(locksmith_holder_records_host(NULL, 0) == NULL);
+    CHECK(locksmith_holder_records_free(NULL) == NULL);
+    gethostname(host, sizeof host - 1);
+
+    for (int v3 = 0; v3 <= 1; v3++) {
+        snprintf(group, sizeof group, "c-api-records-%ld-%d", (long)getpid(), v3);
+        CHECK_RC(locksmith_client_new(&c), 0);
+        CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+        CHECK_RC(locksmith_client_set(c, "etcd-api", v3 ? "v3" : "v2"), 0);
+        CHECK_RC(locksmith_client_set(c, "group", group), 0);
+        CHECK_RC(locksmith_client_holder_records(c, NULL), -EINVAL);
+        CHECK_RC(locksmith_client_holder_records(c, &r), 0); /* nothing yet, and nothing created */
+        CHECK_RC(locksmith_holder_records_count(r), 0);
+        CHECK(locksmith_holder_records_id(r, 0) == NULL);
+        r = locksmith_holder_records_free(r);
+        CHECK_RC(locksmith_client_set_max(c, 2, NULL), 0);
+        int64_t before = (int64_t)time(NULL);
+        CHECK_RC(locksmith_client_lock(c, "z-second"), 0);
+        CHECK_RC(locksmith_client_lock(c, "a-first"), 0);
+        CHECK_RC(locksmith_client_lock(c, "not-taken"), -EBUSY); /* a refused lock records nothing */
+        CHECK_RC(locksmith_client_holder_records(c, &r), 0);
+        CHECK_RC(locksmith_holder_records_count(r), 2);
+        CHECK_STR(locksmith_holder_records_id(r, 0), "a-first");
+        CHECK_STR(locksmith_holder_records_id(r, 1), "z-second");
+        CHECK(locksmith_holder_records_since(r, 0) >= before - 1 && locksmith_holder_records_since(r, 0) <= (int64_t)time(NULL) + 1);
+        CHECK_STR(locksmith_holder_records_host(r, 1), host);
+        CHECK(locksmith_holder_records_id(r, 2) == NULL && locksmith_holder_records_id(r, -1) == NULL);
+        CHECK(locksmith_holder_records_since(r, 2) == -1);
+        r = locksmith_holder_records_free(r);
+        CHECK_RC(locksmith_client_get(c, &s), 0);
+        CHECK_RC(locksmith_semaphore_to_json(s, &json), 0);
+        CHECK_STR(json, "{\"semaphore\":0,\"max\":2,\"holders\":[\"a-first\",\"z-second\"]}");
+        free(json);
+        s = locksmith_semaphore_free(s);
+        CHECK_RC(locksmith_client_unlock(c, "a-first"), 0);
+        CHECK_RC(locksmith_client_holder_records(c, &r), 0);
+        CHECK_RC(locksmith_holder_records_count(r), 1);
+        CHECK_STR(locksmith_holder_records_id(r, 0), "z-second");
+        r = locksmith_holder_records_free(r);
+        c = locksmith_client_free(c);
+    }
+}
+
 static void test_client_groups(const char *endpoint) {
     locksmith_client *c = NULL;
     locksmith_groups *g = NULL;
@@ -2553,6 +2608,7 @@ int main(int argc, char **argv) {
     test_client_trace(argv[3]);
     test_client_cancel(argv[3]);
     test_client_last_seen(argv[3]);
+    test_holder_records(argv[3]);
     test_client_groups(argv[3]);
     test_window_zones();
     test_daemon_settings(argv[3], root);

@@ -3,7 +3,9 @@ send-need-reboot): the original's outputs and exit codes byte for byte, for etcd
 flags, environment, configuration files and bad input."""
 import itertools
 import os
+import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -262,8 +264,64 @@ class Views(unittest.TestCase):
             ctl("-etcd-api", api, "-group", g, "lock", "m1")
             r = ctl("-etcd-api", api, "-group", g, "status", "--json")
             self.assertEqual(r.code, 0, r.err)
-            self.assertEqual(json.loads(r.out), {"group": g, "key": harness.group_key(g), "available": 0, "max": 1,
-                                                 "holders": ["m1"], "etcd_api": api, "endpoint": etcd.endpoint})
+            status = json.loads(r.out)
+            ages = status.pop("holder_ages")
+            self.assertEqual(status, {"group": g, "key": harness.group_key(g), "available": 0, "max": 1,
+                                      "holders": ["m1"], "etcd_api": api, "endpoint": etcd.endpoint})
+            self.assertEqual([a["id"] for a in ages], ["m1"])
+            self.assertEqual(ages[0]["host"], socket.gethostname())
+            self.assertLessEqual(abs(ages[0]["since"] + ages[0]["held_seconds"] - time.time()), 5)
+
+    def test_holder_ages(self):
+        import json
+        for api in ("v2", "v3"):
+            g = unique("ages-" + api)
+            base = ["-etcd-api", api, "-group", g]
+            ctl(*base, "set-max", "3")
+            ctl(*base, "lock", "ours")
+            # A holder that took its slot with the original: in the document, with no record.
+            r = ctl(*base, "status", "--json")
+            doc = json.loads(r.out)
+            etcd.put(api, harness.group_key(g), '{"semaphore":1,"max":3,"holders":["ours","theirs"]}')
+            # An old slot: its record says it was taken three hours ago, on another host.
+            ctl(*base, "lock", "old")
+            etcd.put(api, harness.group_key(g) + ".holders/old", '{"since":%d,"host":"web-7"}' % (time.time() - 3 * 3600))
+            r = ctl(*base, "status")
+            self.assertEqual(r.out, "Available: 0\nMax: 3\n\nMACHINE ID\nold\nours\ntheirs\n", "the original's view is unchanged")
+            r = ctl(*base, "status", "--ages", env={"TZ": "UTC"})
+            self.assertEqual(r.code, 0, r.err)
+            lines = r.out.splitlines()
+            self.assertEqual(lines[:3], ["Available: 0", "Max: 3", ""])
+            self.assertEqual(lines[3].split(), ["MACHINE", "ID", "HELD", "FOR", "SINCE", "HOST"])
+            self.assertRegex(lines[4], r"^old +3h0m[0-9]+s +\w{3} \d{4}-\d\d-\d\d \d\d:\d\d UTC +web-7$")
+            self.assertRegex(lines[5], r"^ours +[0-9]+s +\w{3} .* UTC +%s$" % re.escape(socket.gethostname()))
+            self.assertRegex(lines[6], r"^theirs +unknown +- +-$")
+            ages = {a["id"]: a for a in json.loads(ctl(*base, "status", "--json").out)["holder_ages"]}
+            self.assertEqual(ages["theirs"], {"id": "theirs", "since": None, "held_seconds": None, "host": None})
+            self.assertGreaterEqual(ages["old"]["held_seconds"], 3 * 3600)
+            # unlock --older-than: the old one goes, the young one and the unknown one stay.
+            r = ctl(*base, "unlock", "--older-than=2h")
+            self.assertEqual(r.code, 0, r.err)
+            out = r.out.splitlines()
+            self.assertRegex(out[0], r"^Released old: held for 3h0m[0-9]+s, since .* from web-7$")
+            self.assertEqual(out[1], "Kept theirs: how long it has held its slot is unknown (it took it with a client that records nothing)")
+            self.assertEqual(ctl(*base, "status").out, "Available: 1\nMax: 3\n\nMACHINE ID\nours\ntheirs\n")
+            r = ctl(*base, "unlock", "--older-than", "2h")
+            self.assertEqual(r.out.splitlines()[0], "No holder has held its slot longer than 2h0m0s.")
+            self.assertEqual(ctl(*base, "status").out, "Available: 1\nMax: 3\n\nMACHINE ID\nours\ntheirs\n")
+
+    def test_unlock_older_than_refuses_bad_input(self):
+        g = unique("older")
+        ctl("-group", g, "lock", "x")
+        for args, message in [(["--older-than=soon"], 'Invalid duration for --older-than: "soon"'),
+                              (["--older-than=0s"], "it must be more than 0"),
+                              (["--older-than=-1h"], 'Invalid duration for --older-than: "-1h"'),
+                              (["--older-than=1h", "x"], "unlock --older-than takes no machine id"),
+                              (["--older-than"], "flag needs an argument: --older-than")]:
+            r = ctl("-group", g, "unlock", *args)
+            self.assertEqual(r.code, 2, args)
+            self.assertIn(message, r.err + r.out)
+        self.assertEqual(ctl("-group", g, "status").out, "Available: 0\nMax: 1\n\nMACHINE ID\nx\n", "nothing changed")
 
     def test_all_groups(self):
         import json

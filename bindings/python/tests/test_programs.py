@@ -686,3 +686,52 @@ def test_a_fifo_in_place_of_the_record_does_not_block(tmp_path):
         t.join(5)
         pytest.fail("slot_record() blocked on a FIFO")
     assert result
+
+
+# ---- Holder records -----------------------------------------------------------------------------
+
+def test_holder_records_follow_lock_and_unlock(etcd, group, api):
+    import socket
+    with Client(etcd.endpoint, api=api, group=group) as c:
+        c.set_max(3)
+        assert c.holder_records() == []
+        before = time.time()
+        c.lock("b-holder")
+        c.lock("a-holder")
+        records = c.holder_records()
+        assert [r.id for r in records] == ["a-holder", "b-holder"]
+        for r in records:
+            assert isinstance(r, locksmith.HolderRecord)
+            assert before - 1 <= r.since <= time.time() + 1
+            assert r.host == socket.gethostname()
+        # The document stays what the original writes: no member for the records.
+        with c.status() as s:
+            assert s.to_json() == '{"semaphore":1,"max":3,"holders":["a-holder","b-holder"]}'
+        c.unlock("b-holder")
+        assert [r.id for r in c.holder_records()] == ["a-holder"]
+        with pytest.raises(locksmith.NotHeld):
+            c.unlock("b-holder")
+
+
+def test_holder_records_that_are_not_valid_are_left_out(etcd, group, api):
+    with Client(etcd.endpoint, api=api, group=group) as c:
+        c.set_max(5)
+        c.lock("good")
+        prefix = locksmith.group_key(group) + ".holders/"
+        etcd.put(api, prefix + "not-json", "{")
+        etcd.put(api, prefix + "no-since", '{"host":"x"}')
+        etcd.put(api, prefix + "year-20000", '{"since":569000000000,"host":"x"}')
+        etcd.put(api, prefix + "control", '{"since":1,"host":"a\\u0007b"}')
+        etcd.put(api, prefix + "bad%zzescape", '{"since":1,"host":"x"}')
+        etcd.put(api, prefix + "huge", '{"since":1,"host":"%s"}' % ("x" * 2000))
+        etcd.put(api, prefix + "written+by+hand", '{"since":1700000000}')
+        records = c.holder_records()
+        assert [(r.id, r.since, r.host) for r in records if r.id != "good"] == [("written by hand", 1700000000, "")]
+
+
+def test_holder_records_of_a_closed_or_unreachable_client():
+    with Client("http://127.0.0.1:9", api="v3", timeout="200ms") as c:
+        with pytest.raises(locksmith.Unreachable):
+            c.holder_records()
+    with pytest.raises(ValueError):
+        c.holder_records()

@@ -18,7 +18,7 @@ from typing import Optional, Union
 from . import _native
 from ._base import c_int_value, check, encode, encode_optional, encode_path, take_string
 from ._native import lib
-from .client import Client, Group, Setting, Stats, option_help, option_names
+from .client import Client, Group, HolderRecord, Setting, Stats, option_help, option_names
 from .config import Config
 from .daemon import DaemonSettings, SlotRecord, record_slot, slot_record
 from .errors import (AccessDenied, AlreadyHeld, BadData, Busy, Cancelled, Contention, CorruptSemaphore,
@@ -111,7 +111,7 @@ def backoff_delay(attempt: int) -> int:
 
 __all__ = [
     "AccessDenied", "AlreadyHeld", "BadData", "Busy", "Cancelled", "Client", "Config", "Contention",
-    "CorruptSemaphore", "DEFAULT_KEY", "DaemonSettings", "Group", "InvalidArgument", "KEY_PREFIX",
+    "CorruptSemaphore", "DEFAULT_KEY", "DaemonSettings", "Group", "HolderRecord", "InvalidArgument", "KEY_PREFIX",
     "LocksmithError", "NotFound", "NotHeld", "Opening", "OutOfRange", "ProtocolError", "Semaphore", "Setting",
     "SlotRecord", "Stats", "TimedOut", "Unreachable", "Window",
     "backoff_delay", "default_root", "duration_format", "duration_parse", "group_key", "json_quote",

@@ -37,6 +37,10 @@ class DaemonSettings(ctypes.Structure):
     """struct locksmith_daemon_settings (opaque)."""
 
 
+class HolderRecords(ctypes.Structure):
+    """struct locksmith_holder_records (opaque)."""
+
+
 # Distinct pointer types for the objects, so that ctypes refuses a window where a semaphore is
 # expected instead of handing the library the wrong object. (A const pointer the library
 # returns, such as locksmith_groups_semaphore()'s, is the same type: ctypes has no const.)
@@ -46,6 +50,7 @@ ConfigP = ctypes.POINTER(Config)
 ClientP = ctypes.POINTER(Client)
 GroupsP = ctypes.POINTER(Groups)
 DaemonSettingsP = ctypes.POINTER(DaemonSettings)
+HolderRecordsP = ctypes.POINTER(HolderRecords)
 
 c_int = ctypes.c_int
 c_int64 = ctypes.c_int64
@@ -154,6 +159,13 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_groups_semaphore": (SemaphoreP, [GroupsP, c_int]),  # borrowed: never freed here
     "locksmith_groups_error": (c_char_p, [GroupsP, c_int]),
     "locksmith_groups_free": (GroupsP, [GroupsP]),
+    # Holder records
+    "locksmith_client_holder_records": (c_int, [ClientP, P(HolderRecordsP)]),
+    "locksmith_holder_records_count": (c_int, [HolderRecordsP]),
+    "locksmith_holder_records_id": (c_char_p, [HolderRecordsP, c_int]),
+    "locksmith_holder_records_since": (c_int64, [HolderRecordsP, c_int]),
+    "locksmith_holder_records_host": (c_char_p, [HolderRecordsP, c_int]),
+    "locksmith_holder_records_free": (HolderRecordsP, [HolderRecordsP]),
     # The daemon's settings
     "locksmith_daemon_settings_load": (c_int, [ConfigP, c_char_p, P(DaemonSettingsP)]),
     "locksmith_daemon_settings_strategy": (c_char_p, [DaemonSettingsP]),

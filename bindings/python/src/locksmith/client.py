@@ -55,6 +55,14 @@ class Group(NamedTuple):
     error: Optional[str]
 
 
+class HolderRecord(NamedTuple):
+    """When a holder took its slot (Unix seconds) and from which host, as this library's clients
+    record it (Client.holder_records())."""
+    id: str
+    since: int
+    host: str
+
+
 def option_names() -> List[str]:
     """The client options by their library names, in the order help texts list them
     ("endpoint", "group", ..., "proxy"): what set_option() takes."""
@@ -482,6 +490,23 @@ class Client(Handle):
             return out
         finally:
             lib.locksmith_groups_free(listing)
+
+    def holder_records(self) -> List[HolderRecord]:
+        """When each holder of the group took its slot and from which host, sorted by id. Only
+        this library's clients record it (a holder that locked with the original has none), and
+        a record may outlive a slot the original gave back: match them against the holders.
+        Creates nothing; one request."""
+        listing = _native.HolderRecordsP()
+        with self._lock:
+            pointer = self._live()
+            self._check(pointer, lib.locksmith_client_holder_records(pointer, ctypes.byref(listing)))
+        try:
+            return [HolderRecord(decode(lib.locksmith_holder_records_id(listing, i)) or "",
+                                 int(lib.locksmith_holder_records_since(listing, i)),
+                                 decode(lib.locksmith_holder_records_host(listing, i)) or "")
+                    for i in range(check(lib.locksmith_holder_records_count(listing)))]
+        finally:
+            lib.locksmith_holder_records_free(listing)
 
     @property
     def api(self) -> Optional[str]:
