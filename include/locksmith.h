@@ -42,6 +42,7 @@ typedef struct locksmith_semaphore locksmith_semaphore;
 typedef struct locksmith_window locksmith_window;
 typedef struct locksmith_config locksmith_config;
 typedef struct locksmith_client locksmith_client;
+typedef struct locksmith_holder_records locksmith_holder_records;
 
 /* ---- General ------------------------------------------------------------------------------- */
 
@@ -264,6 +265,27 @@ int locksmith_client_set_max(locksmith_client *c, int max, int *ret_old_max);
  * 0 on timeout, or a negative errno. Uses etcd's watch, so a freed slot is seen at once. */
 int locksmith_client_wait(locksmith_client *c, int64_t timeout_ms);
 
+/* Waits in the group's queue and takes a slot for holder when its turn comes: the fair way to
+ * wait for a slot. The client joins the queue beside the semaphore (<semaphore key>.queue/), waits
+ * for the waiter just ahead of it to go (one etcd watch; a release wakes one waiter, not all),
+ * and at the head of the queue takes the next free slot. Waiters get their slots in the order
+ * they joined; clients that do not queue (the original locksmith, locksmith_client_lock) may
+ * take a free slot before the head, never more than max. The entry lives as long as the client
+ * renews it (every third of the queue-ttl option, default 60 s): a waiter that dies holds up
+ * those behind it for at most that long. progress (may be NULL) is called, on this thread,
+ * with the number of waiters ahead each time it changes (0: at the head). timeout_ms < 0 waits
+ * without limit. locksmith_client_cancel() from another thread ends the wait (-ECANCELED).
+ * Returns 0 once the slot is taken; 1 if timeout_ms passed first (no slot taken); -ECANCELED;
+ * -EEXIST if holder already holds a slot; other errors as locksmith_client_lock (-ETIMEDOUT: a
+ * request timed out). The entry is removed on return. */
+int locksmith_client_acquire(locksmith_client *c, const char *holder, int64_t timeout_ms,
+                             void (*progress)(int ahead, void *userdata), void *userdata);
+
+/* The waiters of the group's queue, first in line first, as a list of records: id (the holder
+ * id it waits for), since (when it joined, Unix seconds) and host (locksmith_holder_records_*).
+ * Creates nothing. Returns 0, or a negative errno as locksmith_client_get. */
+int locksmith_client_queue(locksmith_client *c, locksmith_holder_records **ret);
+
 /* The message of the client's last failure ("" if none). Borrowed: valid until the next call on
  * c. NULL-safe (returns "" for NULL). Passwords never appear in it. */
 const char *locksmith_client_last_error(const locksmith_client *c);
@@ -328,7 +350,6 @@ int locksmith_client_read(locksmith_client *c, locksmith_semaphore **ret);
 
 typedef struct locksmith_groups locksmith_groups;
 typedef struct locksmith_daemon_settings locksmith_daemon_settings;
-typedef struct locksmith_holder_records locksmith_holder_records;
 
 /* The root that system paths are read under by default: $LOCKSMITH_ROOT when it is set and not
  * empty (never under secure execution), else "/". *ret is malloc()ed. Returns 0, or -EINVAL. */

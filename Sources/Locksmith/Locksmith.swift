@@ -402,6 +402,33 @@ public final class Client: @unchecked Sendable {
     public func holderRecords() throws -> [(id: String, since: Int64, host: String)] {
         var made: OpaquePointer?
         try checkClient(locksmith_client_holder_records(handle, &made))
+        return Client.records(made)
+    }
+
+    /// The waiters of the group's queue, first in line first: the id each waits for, when it
+    /// joined and from which host.
+    public func queue() throws -> [(id: String, since: Int64, host: String)] {
+        var made: OpaquePointer?
+        try checkClient(locksmith_client_queue(handle, &made))
+        return Client.records(made)
+    }
+
+    /// Waits in the group's queue and takes a slot for `holder` in turn: true once taken, false
+    /// when `milliseconds` (nil: no limit) pass first. `progress` hears the number of waiters
+    /// ahead each time it changes.
+    public func acquire(_ holder: String, milliseconds: Int?, progress: ((Int) -> Void)? = nil) throws -> Bool {
+        final class Box { let body: ((Int) -> Void)?; init(_ b: ((Int) -> Void)?) { body = b } }
+        let box = Box(progress)
+        return try withExtendedLifetime(box) {
+            let r = try checkClient(locksmith_client_acquire(handle, holder, Int64(milliseconds ?? -1), { ahead, data in
+                Unmanaged<Box>.fromOpaque(data!).takeUnretainedValue().body?(Int(ahead))
+            }, Unmanaged.passUnretained(box).toOpaque()))
+            return r == 0
+        }
+    }
+
+    /// The entries of a locksmith_holder_records list, which is freed.
+    private static func records(_ made: OpaquePointer?) -> [(id: String, since: Int64, host: String)] {
         defer { _ = locksmith_holder_records_free(made) }
         return (0..<max(locksmith_holder_records_count(made), 0)).map { i in
             (copy(locksmith_holder_records_id(made, i)) ?? "", locksmith_holder_records_since(made, i),

@@ -434,6 +434,27 @@ public func locksmith_client_wait(_ c: OpaquePointer!, _ timeout_ms: Int64) -> I
 }
 
 @c @implementation
+public func locksmith_client_acquire(_ c: OpaquePointer!, _ holder: UnsafePointer<CChar>!, _ timeout_ms: Int64,
+                                     _ progress: (@convention(c) (Int32, UnsafeMutableRawPointer?) -> Void)?,
+                                     _ userdata: UnsafeMutableRawPointer?) -> Int32 {
+    clientCall(c) { state in
+        let id = try text(holder, "holder")
+        let limit = timeout_ms < 0 ? nil : Int(min(timeout_ms, Int64(Int32.max)))
+        return try state.connected().acquire(id, timeoutMilliseconds: limit) { ahead in progress?(Int32(clamping: ahead), userdata) } ? 0 : 1
+    }
+}
+
+@c @implementation
+public func locksmith_client_queue(_ c: OpaquePointer!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    clientCall(c) { state in
+        let r = try out(ret, "ret")
+        let waiters = try state.connected().queue().map { HolderRecord(id: $0.id, since: $0.since, host: $0.host) }
+        r.pointee = HolderRecordsHandle.make(waiters)
+        return 0
+    }
+}
+
+@c @implementation
 public func locksmith_client_last_error(_ c: OpaquePointer!) -> UnsafePointer<CChar>! {
     guard let handle = try? ClientHandle.from(c, "c") else { return lastErrorEmpty() }
     let message = handle.value.lastError

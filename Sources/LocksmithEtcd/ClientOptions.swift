@@ -18,9 +18,10 @@ public struct ClientOptions: Sendable {
     /// The original's defaults.
     public static let defaultEndpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:4001"]
     public static let defaultTimeoutMilliseconds = 5_000
+    public static let defaultQueueTTLSeconds = 60
     /// Every option name `set` accepts, in the order help texts list them.
     public static let names = ["endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile",
-                               "etcd-username", "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy"]
+                               "etcd-username", "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy", "queue-ttl"]
 
     /// What each option takes and does, for help texts (locksmithctl's, locksmith-run's).
     public static let help: [String: (valueName: String, description: String)] = [
@@ -35,6 +36,7 @@ public struct ClientOptions: Sendable {
         "etcd-api": ("API", "etcd API to use: v2, v3 or auto (v2 if the cluster serves it, else v3; the default)."),
         "timeout": ("DURATION", "Timeout of each request to etcd, e.g. 500ms or 10s (default 5s)."),
         "proxy": ("URL", "Proxy for the requests to etcd (http://, https:// or socks5://; \"\" for none; default: the proxy variables of the environment, never for loopback)."),
+        "queue-ttl": ("DURATION", "How long the queue entry of a waiter that stopped (crashed, lost its network) holds up the waiters behind it; a live waiter renews it every third of that (default 60s, 5s to 1h)."),
     ]
 
     /// Endpoints given so far; empty means the defaults.
@@ -45,6 +47,8 @@ public struct ClientOptions: Sendable {
     public var password: String?
     public var api = APIChoice.auto
     public var timeoutMilliseconds = ClientOptions.defaultTimeoutMilliseconds
+    /// The time to live of this client's queue entries, in seconds.
+    public var queueTTLSeconds = ClientOptions.defaultQueueTTLSeconds
     /// A proxy URL for requests to etcd, "" for none; nil: the environment decides (when
     /// `usesEnvironment`).
     public var proxy: String?
@@ -106,16 +110,9 @@ public struct ClientOptions: Sendable {
             }
             api = choice
         case "timeout":
-            let nanoseconds: Int64
-            do {
-                nanoseconds = try GoDuration.parse(value)
-            } catch let error as LocksmithError {
-                throw LocksmithError(.invalidArgument, "timeout: \(error.message)")
-            }
-            guard nanoseconds >= 1_000_000, nanoseconds <= 3_600 * 1_000_000_000 else {
-                throw LocksmithError(.invalidArgument, "timeout: \(JSONText.quotedExcerpt(value)) is not between 1ms and 1h")
-            }
-            timeoutMilliseconds = Int(nanoseconds / 1_000_000)
+            timeoutMilliseconds = Int(try ClientOptions.duration(name, value, from: 1_000_000, "1ms", to: 3_600_000_000_000, "1h") / 1_000_000)
+        case "queue-ttl":
+            queueTTLSeconds = Int(try ClientOptions.duration(name, value, from: 5_000_000_000, "5s", to: 3_600_000_000_000, "1h") / 1_000_000_000)
         case "proxy":
             if value.isEmpty { proxy = ""; return }
             let lower = value.lowercased()
@@ -216,12 +213,27 @@ public struct ClientOptions: Sendable {
         case "etcd-api": shown = api.rawValue
         case "timeout": shown = GoDuration.format(Int64(timeoutMilliseconds) * 1_000_000)
         case "proxy": shown = proxy ?? ""
+        case "queue-ttl": shown = GoDuration.format(Int64(queueTTLSeconds) * 1_000_000_000)
         default: return nil
         }
         if name == "endpoint" || name == "proxy" { shown = ClientOptions.withoutCredentials(shown) }
         // Shown as set: a control character would reach the terminal as is.
         if SemaphoreDocument.hasControlCharacter(shown) { shown = JSONText.quoted(shown) }
         return (shown, origin)
+    }
+
+    /// A duration option in Go syntax, in nanoseconds, within [least, most].
+    static func duration(_ name: String, _ value: String, from least: Int64, _ leastText: String, to most: Int64, _ mostText: String) throws -> Int64 {
+        let nanoseconds: Int64
+        do {
+            nanoseconds = try GoDuration.parse(value)
+        } catch let error as LocksmithError {
+            throw LocksmithError(.invalidArgument, "\(name): \(error.message)")
+        }
+        guard nanoseconds >= least, nanoseconds <= most else {
+            throw LocksmithError(.invalidArgument, "\(name): \(JSONText.quotedExcerpt(value)) is not between \(leastText) and \(mostText)")
+        }
+        return nanoseconds
     }
 
     /// The environment variable of option `name` under `prefix`: LOCKSMITHCTL + etcd-cafile ->

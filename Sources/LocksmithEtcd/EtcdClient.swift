@@ -30,7 +30,7 @@ public final class EtcdClient {
         set { http.trace = newValue }
     }
 
-    private let http: HTTPConnection
+    let http: HTTPConnection
     private var preferred = 0
     /// Whether the last send() had an endpoint fail (perhaps after receiving the request) before
     /// another one answered.
@@ -187,14 +187,21 @@ public final class EtcdClient {
     /// One watch request: true when the key changed after `index`; a timeout throws `.timedOut`;
     /// 5xx answers and streams that end without an event count as a failed connection.
     private func watch(_ api: EtcdAPI, _ endpoint: String, after index: Int64, timeoutMilliseconds: Int) throws -> Bool {
+        note(try watchEvent(api, endpoint, key: key, after: index, timeoutMilliseconds: timeoutMilliseconds))
+        return true
+    }
+
+    /// One watch request on any key (the semaphore, or a queue entry): the first event after
+    /// `index` (for v2 an error such as "index cleared" is `.lost`); a timeout throws `.timedOut`;
+    /// 5xx answers and streams that end without an event count as a failed connection.
+    func watchEvent(_ api: EtcdAPI, _ endpoint: String, key: String, after index: Int64, timeoutMilliseconds: Int) throws -> WatchEvent {
         switch api {
         case .v2:
             let request = V2.watch(key, after: index)
             let response = try http.perform(method: request.method, url: endpoint + request.path,
                                             timeoutMilliseconds: timeoutMilliseconds, interruptible: true)
             if response.status >= 500 { throw LocksmithError(.connectionFailed, "HTTP \(response.status)") }
-            note(V2.watchEvent(response))  // an event, or an error such as "index cleared"
-            return true
+            return V2.watchEvent(response)
         case .v3:
             var line: [UInt8] = []
             var event: WatchEvent?
@@ -223,10 +230,7 @@ public final class EtcdClient {
             if oversized {
                 throw LocksmithError(.protocolError, "\(endpoint): a watch message is larger than \(EtcdClient.maxWatchMessageBytes >> 20) MiB: not an etcd answer")
             }
-            if let event {
-                note(event)
-                return true
-            }
+            if let event { return event }
             if response.status == 401 { token = nil }
             if (400..<500).contains(response.status) { _ = try V3.answer(response, key: key) }
             // The stream ended without an event (etcd shutting down, a proxy closing it): watch
@@ -446,7 +450,7 @@ public final class EtcdClient {
     // MARK: Endpoints
 
     /// Endpoints in the order to try them: the one that answered last first.
-    private func rotation() -> [String] {
+    func rotation() -> [String] {
         let all = options.endpoints
         return (0..<all.count).map { all[(preferred + $0) % all.count] }
     }
@@ -489,7 +493,7 @@ public final class EtcdClient {
 
     // MARK: Authentication (v3)
 
-    private func authHeaders(_ endpoint: String) throws -> [String] {
+    func authHeaders(_ endpoint: String) throws -> [String] {
         guard let user = options.username else { return [] }
         if token == nil {
             let response = try http.perform(method: "POST", url: endpoint + V3.authenticatePath,

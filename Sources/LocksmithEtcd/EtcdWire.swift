@@ -162,6 +162,9 @@ enum V3 {
     static let txnPath = "/v3/kv/txn"
     static let putPath = "/v3/kv/put"
     static let deleteRangePath = "/v3/kv/deleterange"
+    static let leaseGrantPath = "/v3/lease/grant"
+    static let leaseKeepAlivePath = "/v3/lease/keepalive"
+    static let leaseRevokePath = "/v3/lease/revoke"
     static let watchPath = "/v3/watch"
     static let authenticatePath = "/v3/auth/authenticate"
 
@@ -187,8 +190,8 @@ enum V3 {
             + "\"failure\":[{\"request_range\":{\"key\":\"\(k)\"}}]}").utf8)
     }
 
-    static func put(_ key: String, _ value: String) -> [UInt8] {
-        Array(#"{"key":"\#(Base64.encode(key))","value":"\#(Base64.encode(value))"}"#.utf8)
+    static func put(_ key: String, _ value: String, lease: String? = nil) -> [UInt8] {
+        Array(("{\"key\":\"\(Base64.encode(key))\",\"value\":\"\(Base64.encode(value))\"" + (lease.map { ",\"lease\":\"\($0)\"" } ?? "") + "}").utf8)
     }
 
     static func watch(_ key: String, after revision: Int64) -> [UInt8] {

@@ -69,6 +69,26 @@ func holderAgesTable(_ ages: [HolderAge], now: Int64) -> String {
     }.joined()
 }
 
+/// The queue member of `status --json`: the waiters in order.
+func queueJSON(_ waiters: [(id: String, since: Int64, host: String)], now: Int64) -> String {
+    "[" + waiters.map { w in
+        "{\"id\":\(Library.jsonQuoted(w.id)),\"since\":\(w.since),\"waited_seconds\":\(max(now - w.since, 0)),\"host\":\(Library.jsonQuoted(w.host))}"
+    }.joined(separator: ",") + "]"
+}
+
+/// The table of `status --queue`: the waiters in order, with how long each has waited.
+func queueTable(_ waiters: [(id: String, since: Int64, host: String)], now: Int64) -> String {
+    guard !waiters.isEmpty else { return "\nNo machine is waiting for a slot.\n" }
+    var rows = [["IN LINE", "MACHINE ID", "WAITED", "SINCE", "HOST"]]
+    for (i, w) in waiters.enumerated() {
+        rows.append(["\(i + 1)", w.id, heldFor(max(now - w.since, 0)), localTime(w.since), w.host.isEmpty ? "-" : w.host])
+    }
+    let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
+    return "\n" + rows.map { row in
+        (0..<4).map { row[$0] + String(repeating: " ", count: widths[$0] - row[$0].count + 2) }.joined() + row[4] + "\n"
+    }.joined()
+}
+
 /// `unlock --older-than=DURATION`: gives back every slot held longer than that, one line each.
 func runUnlockOlderThan(_ context: Context, _ text: String) throws {
     guard context.line.arguments.isEmpty else {

@@ -17,6 +17,7 @@ func runStatus(_ context: Context) throws {
     let now = currentTime()
     if json {
         let ages = try context.etcd("Error reading holder records") { try holderAges(document, $0) }
+        let waiters = try context.etcd("Error reading the queue") { try $0.queue() }
         standardOutput("{" + [
             "\"group\":" + Library.jsonQuoted(client.settings.first { $0.name == "group" }?.value ?? ""),
             "\"key\":" + Library.jsonQuoted(client.key),
@@ -26,10 +27,16 @@ func runStatus(_ context: Context) throws {
             "\"etcd_api\":" + Library.jsonQuoted(client.api ?? ""),
             "\"endpoint\":" + Library.jsonQuoted(client.endpoint ?? ""),
             "\"holder_ages\":" + holderAgesJSON(ages, now: now),
+            "\"queue\":" + queueJSON(waiters, now: now),
         ].joined(separator: ",") + "}\n")
         return
     }
     var text = "Available: \(document.available)\nMax: \(document.max)\n"
+    if context.line.localFlags.contains("queue") {
+        let waiters = try context.etcd("Error reading the queue") { try $0.queue() }
+        standardOutput(text + queueTable(waiters, now: now))
+        return
+    }
     if context.line.localFlags.contains("ages") {
         let ages = try context.etcd("Error reading holder records") { try holderAges(document, $0) }
         standardOutput(text + holderAgesTable(ages, now: now))

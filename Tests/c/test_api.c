@@ -1182,7 +1182,7 @@ static void test_text_helpers(const char *root) {
 
     /* locksmith_client_option_name: the names locksmith_client_set takes, in help order. */
     static const char *names[] = {"endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile", "etcd-username",
-                                  "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy"};
+                                  "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy", "queue-ttl"};
     int n = 0;
     while (locksmith_client_option_name(n))
         n++;
@@ -1940,6 +1940,58 @@ static void test_holder_records(const char *endpoint) {
     }
 }
 
+/* The fair queue: a free slot at once, a turn in order behind a holder, a timeout, the listing. */
+static int progress_calls, progress_last = -1;
+static void note_progress(int ahead, void *userdata) {
+    progress_calls++;
+    progress_last = ahead;
+    CHECK(userdata == &progress_calls);
+}
+
+static void test_queue(const char *endpoint) {
+    locksmith_client *c = NULL, *holder = NULL;
+    locksmith_holder_records *r = NULL;
+    char group[96];
+
+    CHECK_RC(locksmith_client_acquire(NULL, "x", 0, NULL, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_queue(NULL, &r), -EINVAL);
+    for (int v3 = 0; v3 <= 1; v3++) {
+        snprintf(group, sizeof group, "c-api-queue-%ld-%d", (long)getpid(), v3);
+        CHECK_RC(locksmith_client_new(&c), 0);
+        CHECK_RC(locksmith_client_new(&holder), 0);
+        locksmith_client *both[2] = {c, holder};
+        for (int i = 0; i < 2; i++) {
+            CHECK_RC(locksmith_client_set(both[i], "endpoint", endpoint), 0);
+            CHECK_RC(locksmith_client_set(both[i], "etcd-api", v3 ? "v3" : "v2"), 0);
+            CHECK_RC(locksmith_client_set(both[i], "group", group), 0);
+        }
+        CHECK_RC(locksmith_client_acquire(c, NULL, 0, NULL, NULL), -EINVAL);
+        CHECK_RC(locksmith_client_acquire(c, "", 0, NULL, NULL), -EINVAL);
+        CHECK_RC(locksmith_client_queue(c, NULL), -EINVAL);
+        /* A free slot: taken at once, the waiter told it is at the head. */
+        progress_calls = 0;
+        CHECK_RC(locksmith_client_acquire(c, "first", 5000, note_progress, &progress_calls), 0);
+        CHECK(progress_calls == 1 && progress_last == 0);
+        CHECK_RC(locksmith_client_acquire(c, "first", 5000, NULL, NULL), -EEXIST);
+        /* Full: a timeout is 1, not an error, and leaves nothing in the queue. */
+        CHECK_RC(locksmith_client_acquire(holder, "second", 300, NULL, NULL), 1);
+        CHECK_RC(locksmith_client_queue(holder, &r), 0);
+        CHECK_RC(locksmith_holder_records_count(r), 0);
+        r = locksmith_holder_records_free(r);
+        CHECK_RC(locksmith_client_unlock(c, "first"), 0);
+        CHECK_RC(locksmith_client_acquire(holder, "second", -1, NULL, NULL), 0);
+        CHECK_RC(locksmith_client_unlock(holder, "second"), 0);
+        c = locksmith_client_free(c);
+        holder = locksmith_client_free(holder);
+    }
+    /* The option that bounds a dead waiter's entry. */
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "queue-ttl", "10s"), 0);
+    CHECK_RC(locksmith_client_set(c, "queue-ttl", "1s"), -EINVAL);
+    CHECK_RC(locksmith_client_set(c, "queue-ttl", "2h"), -EINVAL);
+    c = locksmith_client_free(c);
+}
+
 static void test_client_groups(const char *endpoint) {
     locksmith_client *c = NULL;
     locksmith_groups *g = NULL;
@@ -2609,6 +2661,7 @@ int main(int argc, char **argv) {
     test_client_cancel(argv[3]);
     test_client_last_seen(argv[3]);
     test_holder_records(argv[3]);
+    test_queue(argv[3]);
     test_client_groups(argv[3]);
     test_window_zones();
     test_daemon_settings(argv[3], root);

@@ -20,7 +20,7 @@ from locksmith import (BadData, Cancelled, Client, Config, CorruptSemaphore, Dae
 
 FRESH = '{"semaphore":1,"max":1,"holders":null}'
 OPTIONS = ["endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile", "etcd-username", "etcd-password",
-           "etcd-password-file", "etcd-api", "timeout", "proxy"]
+           "etcd-password-file", "etcd-api", "timeout", "proxy", "queue-ttl"]
 CONF = "/etc/coreos/update.conf"
 
 

@@ -70,6 +70,7 @@ Prototype = Tuple[Optional[type], List[type]]
 #: locksmith_trace_function: void (*)(const char *line, void *userdata). The line arrives as
 #: bytes (a copy); it is valid only during the call in C.
 TraceFunction = ctypes.CFUNCTYPE(None, c_char_p, c_void_p)
+ProgressFunction = ctypes.CFUNCTYPE(None, ctypes.c_int, c_void_p)
 
 #: LOCKSMITH_NO_ENVIRONMENT, the flag of the LOCKSMITH_2 functions: read nothing from the
 #: process environment.
@@ -149,6 +150,8 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_client_last_error_option": (c_char_p, [ClientP]),
     "locksmith_client_key": (c_char_p, [ClientP]),
     "locksmith_client_set_trace": (c_int, [ClientP, TraceFunction, c_void_p]),
+    "locksmith_client_acquire": (c_int, [ClientP, c_char_p, c_int64, ProgressFunction, c_void_p]),
+    "locksmith_client_queue": (c_int, [ClientP, P(HolderRecordsP)]),
     "locksmith_client_prepare": (c_int, [ClientP]),
     "locksmith_client_cancel": (c_int, [ClientP, c_int]),
     "locksmith_client_last_seen": (c_int, [ClientP, P(SemaphoreP)]),

@@ -63,6 +63,17 @@ class HolderRecord(NamedTuple):
     host: str
 
 
+def _records(listing: Any) -> List[HolderRecord]:
+    """The records of a locksmith_holder_records list, which it frees."""
+    try:
+        return [HolderRecord(decode(lib.locksmith_holder_records_id(listing, i)) or "",
+                             int(lib.locksmith_holder_records_since(listing, i)),
+                             decode(lib.locksmith_holder_records_host(listing, i)) or "")
+                for i in range(check(lib.locksmith_holder_records_count(listing)))]
+    finally:
+        lib.locksmith_holder_records_free(listing)
+
+
 def option_names() -> List[str]:
     """The client options by their library names, in the order help texts list them
     ("endpoint", "group", ..., "proxy"): what set_option() takes."""
@@ -491,6 +502,35 @@ class Client(Handle):
         finally:
             lib.locksmith_groups_free(listing)
 
+    def acquire(self, holder: str, timeout: Optional[float] = None,
+                progress: Optional[Callable[[int], Any]] = None) -> bool:
+        """Waits in the group's queue and takes a slot for holder when its turn comes: waiters get
+        their slots in the order they joined, and a release wakes one waiter, not all. progress
+        hears the number of waiters ahead each time it changes (0: at the head). timeout in
+        seconds (None: no limit). True once the slot is taken, False when the timeout passed
+        first. cancel() from another thread ends the wait (Cancelled). AlreadyHeld if holder
+        holds a slot already."""
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout):
+                raise TypeError("timeout must be seconds (int or float) or None, not %r" % (timeout,))
+            if timeout < 0:
+                raise InvalidArgument(errno.EINVAL, "timeout is negative: %r" % (timeout,))
+        ms = -1 if timeout is None else min(math.ceil(timeout * 1000), 2**31 - 1)
+        callback = _native.ProgressFunction(lambda ahead, _: progress(ahead)) if progress else _native.ProgressFunction()
+        name = encode(holder, "holder")
+        with self._lock:
+            pointer = self._live()
+            return self._check(pointer, lib.locksmith_client_acquire(pointer, name, ms, callback, None)) == 0
+
+    def queue(self) -> List[HolderRecord]:
+        """The waiters of the group's queue, first in line first: the id each waits for, when it
+        joined (Unix seconds) and from which host. Creates nothing; one request."""
+        listing = _native.HolderRecordsP()
+        with self._lock:
+            pointer = self._live()
+            self._check(pointer, lib.locksmith_client_queue(pointer, ctypes.byref(listing)))
+        return _records(listing)
+
     def holder_records(self) -> List[HolderRecord]:
         """When each holder of the group took its slot and from which host, sorted by id. Only
         this library's clients record it (a holder that locked with the original has none), and
@@ -500,13 +540,7 @@ class Client(Handle):
         with self._lock:
             pointer = self._live()
             self._check(pointer, lib.locksmith_client_holder_records(pointer, ctypes.byref(listing)))
-        try:
-            return [HolderRecord(decode(lib.locksmith_holder_records_id(listing, i)) or "",
-                                 int(lib.locksmith_holder_records_since(listing, i)),
-                                 decode(lib.locksmith_holder_records_host(listing, i)) or "")
-                    for i in range(check(lib.locksmith_holder_records_count(listing)))]
-        finally:
-            lib.locksmith_holder_records_free(listing)
+        return _records(listing)
 
     @property
     def api(self) -> Optional[str]:

@@ -1,0 +1,257 @@
+// The fair queue beside a group's semaphore: a client that wants a slot joins the queue
+// (`<semaphore key>.queue/`), waits for the entry just ahead of it to go, and only at the head of
+// the queue tries the semaphore, so one release wakes one waiter and turns come in the order
+// waiters joined. The semaphore document stays the only authority on who holds a slot: clients
+// that do not queue (the original, `locksmithctl lock`) may take a free slot before the head,
+// never more than max.
+//
+// v3: each entry is `<prefix><lease id in hex>`, put with a lease the waiter keeps alive; entries
+// are ordered by create revision, and the one ahead is the newest created before ours (etcd's
+// own lock recipe). v2: each entry is made with POST (an in-order key named by its index) and a
+// TTL the waiter refreshes. An entry whose waiter died goes when its lease or TTL runs out
+// (`queue-ttl`, default 60 s, renewed every third of it), and the waiter behind it moves up.
+#if canImport(Glibc)
+import Glibc
+#endif
+import LocksmithCore
+import LocksmithSystem
+
+/// One waiter of a group's queue.
+public struct QueueEntry: Sendable, Equatable {
+    /// The entry's etcd key.
+    public var key: String
+    /// The holder id it waits for.
+    public var id: String
+    /// When it joined (Unix seconds) and from which host.
+    public var since: Int64
+    public var host: String
+}
+
+/// A waiter's own entry.
+struct QueueTicket {
+    var key: String
+    /// v3: the entry's create revision; v2: its created index.
+    var order: Int64
+    /// v3: the lease (decimal, as the gateway writes it).
+    var lease: String?
+}
+
+extension EtcdClient {
+    /// The prefix of the group's queue entries.
+    public var queuePrefix: String { key + ".queue/" }
+
+    /// The waiters of the group's queue, first in line first (entries that are not valid are left
+    /// out). Creates nothing.
+    public func queue() throws -> [QueueEntry] {
+        let api = try resolvedAPI()
+        let listed = try listQueue(api, before: nil, values: true)
+        return listed.entries.compactMap { entry in
+            guard let value = entry.value, let record = HolderRecord(id: "", value: value),
+                  let tree = JSONTree(value), let id = tree.node["id"]?.string,
+                  (try? SemaphoreDocument.validateHolder(id)) != nil else { return nil }
+            return QueueEntry(key: entry.key, id: id, since: record.since, host: record.host)
+        }
+    }
+
+    /// Waits in the group's queue and takes a slot for `holder` when its turn comes: true once
+    /// the slot is taken, false when `timeoutMilliseconds` pass first. `progress` hears the
+    /// number of waiters ahead each time it changes (0: at the head, taking the next free slot).
+    /// Throws ECANCELED when the client is cancelled, `.exists` if `holder` already holds a slot,
+    /// other errors as `lock` (a request that timed out is `.timedOut`). The entry is removed on
+    /// the way out (if etcd cannot be reached then, it goes when its time to live runs out).
+    @discardableResult
+    public func acquire(_ holder: String, timeoutMilliseconds: Int?, progress: ((Int) -> Void)? = nil) throws -> Bool {
+        try SemaphoreDocument.validateHolder(holder)
+        let deadline = timeoutMilliseconds.map { Clock.monotonicMilliseconds() + max($0, 0) }
+        let api = try resolvedAPI()
+        let ttl = options.queueTTLSeconds
+        let period = ttl * 1000 / 3
+        var ticket = try joinQueue(api, holder: holder, ttl: ttl)
+        var renewed = Clock.monotonicMilliseconds()
+        var lastPosition = -1
+        defer { leaveQueue(api, ticket) }
+        while true {
+            try checkCancelled()
+            let now = Clock.monotonicMilliseconds()
+            if let deadline, now >= deadline { return false }
+            if now - renewed >= period {
+                if try !renewQueue(api, ticket, ttl: ttl) {
+                    // Our entry ran out (a long stall): join again, at the back.
+                    ticket = try joinQueue(api, holder: holder, ttl: ttl)
+                    lastPosition = -1
+                }
+                renewed = Clock.monotonicMilliseconds()
+            }
+            let left = min(period - (Clock.monotonicMilliseconds() - renewed), deadline.map { $0 - Clock.monotonicMilliseconds() } ?? Int.max)
+            guard left > 0 else { continue }
+            let ahead = try listQueue(api, before: ticket, values: false)
+            if !ahead.mine {
+                ticket = try joinQueue(api, holder: holder, ttl: ttl)
+                renewed = Clock.monotonicMilliseconds()
+                lastPosition = -1
+                continue
+            }
+            if ahead.entries.count != lastPosition {
+                lastPosition = ahead.entries.count
+                progress?(lastPosition)
+            }
+            if let predecessor = ahead.entries.last {
+                // Wait for the entry just ahead to go (its waiter took a slot, left, or died).
+                try waitForChange(api, key: predecessor.key, after: api == .v3 ? ahead.revision : predecessor.index, timeoutMilliseconds: left)
+                continue
+            }
+            // At the head: take a slot as soon as one is free.
+            do {
+                try lock(holder)
+                return true
+            } catch let error as LocksmithError where error.kind == .busy {
+                _ = try wait(timeoutMilliseconds: left)
+            }
+        }
+    }
+
+    // MARK: The entries
+
+    private func joinQueue(_ api: EtcdAPI, holder: String, ttl: Int) throws -> QueueTicket {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let value = "{\"id\":" + JSONText.quoted(holder) + ",\"since\":\(now.tv_sec),\"host\":" + JSONText.quoted(HolderRecord.hostName) + "}"
+        switch api {
+        case .v2:
+            let response = try send("POST", V2.keyPath(String(queuePrefix.dropLast())) + "?ttl=\(ttl)",
+                                    body: Array(("value=" + URLEscape.query(value)).utf8), headers: [V2.formHeader])
+            guard let tree = JSONTree(response.body), tree.node["errorCode"] == nil,
+                  let node = tree.node["node"], let created = node["key"]?.string, let index = node["createdIndex"]?.int64 else {
+                throw LocksmithError(.protocolError, "\(queuePrefix): etcd did not make a queue entry: \(excerpt(response.text))")
+            }
+            return QueueTicket(key: created.hasPrefix("/") ? String(created.dropFirst()) : created, order: index, lease: nil)
+        case .v3:
+            let granted = try V3.answer(try send("POST", V3.leaseGrantPath, body: Array("{\"TTL\":\"\(ttl)\"}".utf8)), key: queuePrefix)
+            guard let lease = granted.node["ID"]?.int64, lease > 0 else {
+                throw LocksmithError(.protocolError, "\(queuePrefix): etcd granted no lease")
+            }
+            let entryKey = queuePrefix + EtcdClient.hex16(lease)
+            let put = try V3.answer(try send("POST", V3.putPath, body: V3.put(entryKey, value, lease: "\(lease)")), key: entryKey)
+            guard let revision = put.node["header"]?["revision"]?.int64 else {
+                throw LocksmithError(.protocolError, "\(entryKey): the v3 answer has no revision")
+            }
+            return QueueTicket(key: entryKey, order: revision, lease: "\(lease)")
+        }
+    }
+
+    /// Keeps the entry alive; false if it is gone.
+    private func renewQueue(_ api: EtcdAPI, _ ticket: QueueTicket, ttl: Int) throws -> Bool {
+        switch api {
+        case .v2:
+            let response = try send("PUT", V2.keyPath(ticket.key) + "?refresh=true&prevExist=true",
+                                    body: Array("ttl=\(ttl)".utf8), headers: [V2.formHeader])
+            guard let tree = JSONTree(response.body) else {
+                throw LocksmithError(.protocolError, "\(ticket.key): the v2 answer is not JSON: \(excerpt(response.text))")
+            }
+            if let code = tree.node["errorCode"]?.int64 {
+                if code == 100 { return false }
+                throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(ticket.key): etcd error \(code)")
+            }
+            return true
+        case .v3:
+            let answer = try V3.answer(try send("POST", V3.leaseKeepAlivePath, body: Array("{\"ID\":\"\(ticket.lease ?? "0")\"}".utf8)),
+                                       key: ticket.key)
+            // An expired lease answers with no TTL (or 0).
+            return (answer.node["result"]?["TTL"]?.int64 ?? 0) > 0
+        }
+    }
+
+    /// Removes the entry (and its lease). Best effort.
+    private func leaveQueue(_ api: EtcdAPI, _ ticket: QueueTicket) {
+        switch api {
+        case .v2:
+            _ = try? remove(ticket.key)
+        case .v3:
+            // Revoking the lease deletes the entry with it.
+            if let lease = ticket.lease {
+                _ = try? send("POST", V3.leaseRevokePath, body: Array("{\"ID\":\"\(lease)\"}".utf8))
+            }
+        }
+    }
+
+    /// The entries ahead of `ticket` (all of them for nil), first in line first, and whether the
+    /// ticket's own entry is still there; for v3 the revision the listing was read at.
+    private func listQueue(_ api: EtcdAPI, before ticket: QueueTicket?, values: Bool)
+        throws -> (entries: [(key: String, index: Int64, value: [UInt8]?)], mine: Bool, revision: Int64) {
+        switch api {
+        case .v2:
+            let response = try send("GET", V2.keyPath(String(queuePrefix.dropLast())) + "?sorted=true&quorum=true")
+            guard let tree = JSONTree(response.body) else {
+                throw LocksmithError(.protocolError, "\(queuePrefix): the v2 answer is not JSON: \(excerpt(response.text))")
+            }
+            if let code = tree.node["errorCode"]?.int64 {
+                if code == 100 { return ([], ticket == nil, 0) }
+                throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(queuePrefix): etcd error \(code)")
+            }
+            var entries: [(key: String, index: Int64, value: [UInt8]?)] = []
+            var mine = ticket == nil
+            if let nodes = tree.node["node"]?["nodes"] {
+                for i in 0..<nodes.count {
+                    guard let node = nodes[i], var k = node["key"]?.string, let index = node["modifiedIndex"]?.int64,
+                          let created = node["createdIndex"]?.int64 else { continue }
+                    if k.hasPrefix("/") { k.removeFirst() }
+                    if let ticket {
+                        if k == ticket.key { mine = true; break }
+                        if created > ticket.order { continue }
+                    }
+                    entries.append((k, index, values ? node["value"]?.bytes : nil))
+                }
+            }
+            return (entries, mine, 0)
+        case .v3:
+            var end = Array(queuePrefix.utf8)
+            end[end.count - 1] += 1
+            var body = "{\"key\":\"\(Base64.encode(queuePrefix))\",\"range_end\":\"\(Base64.encode(end))\","
+                + "\"sort_order\":\"ASCEND\",\"sort_target\":\"CREATE\""
+            if let ticket { body += ",\"max_create_revision\":\"\(ticket.order)\"" }
+            if !values { body += ",\"keys_only\":true" }
+            let tree = try V3.answer(try send("POST", V3.rangePath, body: Array((body + "}").utf8)), key: queuePrefix)
+            var entries: [(key: String, index: Int64, value: [UInt8]?)] = []
+            var mine = ticket == nil
+            if let kvs = tree.node["kvs"] {
+                for i in 0..<kvs.count {
+                    guard let kv = kvs[i], let k = kv["key"]?.string.flatMap(Base64.decode).map({ String(decoding: $0, as: UTF8.self) }),
+                          let revision = kv["mod_revision"]?.int64 else { continue }
+                    if k == ticket?.key { mine = true; continue }
+                    entries.append((k, revision, values ? Base64.decode(kv["value"]?.string ?? "") : nil))
+                }
+            }
+            return (entries, mine, tree.node["header"]?["revision"]?.int64 ?? 0)
+        }
+    }
+
+    /// Waits until `key` changes after `index`, or `timeoutMilliseconds` pass; an endpoint that
+    /// cannot be reached is left for the next.
+    private func waitForChange(_ api: EtcdAPI, key: String, after index: Int64, timeoutMilliseconds: Int) throws {
+        let deadline = Clock.monotonicMilliseconds() + max(timeoutMilliseconds, 1)
+        while true {
+            for endpoint in rotation() {
+                try checkCancelled()
+                let remaining = deadline - Clock.monotonicMilliseconds()
+                if remaining <= 0 { return }
+                do {
+                    _ = try watchEvent(api, endpoint, key: key, after: index, timeoutMilliseconds: remaining)
+                    return
+                } catch let error as LocksmithError where error.kind == .timedOut {
+                    return
+                } catch let error as LocksmithError where error.kind == .connectionFailed {
+                    continue
+                }
+            }
+            let remaining = deadline - Clock.monotonicMilliseconds()
+            if remaining <= 0 { return }
+            Clock.sleep(milliseconds: min(250, remaining))
+        }
+    }
+
+    /// A lease id as 16 hex digits (a v3 entry's name).
+    static func hex16(_ value: Int64) -> String {
+        let digits = String(UInt64(bitPattern: value), radix: 16)
+        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
+    }
+}
