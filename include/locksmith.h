@@ -278,8 +278,7 @@ int locksmith_client_wait(locksmith_client *c, int64_t timeout_ms);
  * Returns 0 once the slot is taken; 1 if timeout_ms passed first (no slot taken); -ECANCELED;
  * -EEXIST if holder already holds a slot; other errors as locksmith_client_lock (-ETIMEDOUT: a
  * request timed out). The entry is removed on return. */
-int locksmith_client_acquire(locksmith_client *c, const char *holder, int64_t timeout_ms,
-                             void (*progress)(int ahead, void *userdata), void *userdata);
+int locksmith_client_acquire(locksmith_client *c, const char *holder, int64_t timeout_ms, void (*progress)(int ahead, void *userdata), void *userdata);
 
 /* The waiters of the group's queue, first in line first, as a list of records: id (the holder
  * id it waits for), since (when it joined, Unix seconds) and host (locksmith_holder_records_*).

@@ -458,7 +458,7 @@ public final class EtcdClient {
     /// Sends a request to the first endpoint that answers; connection errors, timeouts and
     /// 5xx answers move on to the next. v3 requests carry the auth token (fetched, and fetched
     /// again once when etcd says it expired).
-    func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [String] = []) throws -> HTTPResponse {
+    func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [String] = [], evenIfCancelled: Bool = false) throws -> HTTPResponse {
         var failures: [String] = []
         var allTimedOut = true
         let all = options.endpoints
@@ -468,11 +468,12 @@ public final class EtcdClient {
             do {
                 var response = try http.perform(method: method, url: endpoint + path, body: body,
                                                 headers: headers + (path.hasPrefix("/v3/") ? authHeaders(endpoint) : []),
-                                                timeoutMilliseconds: options.timeoutMilliseconds)
+                                                timeoutMilliseconds: options.timeoutMilliseconds, evenIfCancelled: evenIfCancelled)
                 if path.hasPrefix("/v3/"), token != nil, response.status == 401 || isInvalidToken(response) {
                     token = nil
                     response = try http.perform(method: method, url: endpoint + path, body: body,
-                                                headers: headers + authHeaders(endpoint), timeoutMilliseconds: options.timeoutMilliseconds)
+                                                headers: headers + authHeaders(endpoint), timeoutMilliseconds: options.timeoutMilliseconds,
+                                                evenIfCancelled: evenIfCancelled)
                 }
                 if response.status >= 500 {
                     failures.append("\(endpoint): HTTP \(response.status) \(excerpt(response.text, limit: 60))")

@@ -123,11 +123,13 @@ final class HTTPConnection {
     /// stop the transfer (which then counts as success with what arrived so far). Long requests
     /// (watches) are `interruptible`: they end within a second of the client's cancellation;
     /// others run to their timeout (libcurl's progress callback costs every request otherwise).
+    /// `evenIfCancelled`: a short clean-up request (leaving the queue) that must go out after a
+    /// cancel too; it is still bounded by its timeout.
     func perform(method: String, url: String, body: [UInt8]? = nil, headers: [String] = [],
-                 timeoutMilliseconds: Int, interruptible: Bool = false,
+                 timeoutMilliseconds: Int, interruptible: Bool = false, evenIfCancelled: Bool = false,
                  onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> HTTPResponse {
         if let configurationError { throw configurationError }
-        if cancellation.isSet { throw LocksmithError(.system(ECANCELED), "cancelled") }
+        if cancellation.isSet && !evenIfCancelled { throw LocksmithError(.system(ECANCELED), "cancelled") }
         var timeout = max(1, timeoutMilliseconds)
         if let deadline {
             let left = deadline - Clock.monotonicMilliseconds()

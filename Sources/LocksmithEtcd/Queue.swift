@@ -72,9 +72,7 @@ extension EtcdClient {
         defer { leaveQueue(api, ticket) }
         while true {
             try checkCancelled()
-            let now = Clock.monotonicMilliseconds()
-            if let deadline, now >= deadline { return false }
-            if now - renewed >= period {
+            if Clock.monotonicMilliseconds() - renewed >= period {
                 if try !renewQueue(api, ticket, ttl: ttl) {
                     // Our entry ran out (a long stall): join again, at the back.
                     ticket = try joinQueue(api, holder: holder, ttl: ttl)
@@ -82,8 +80,6 @@ extension EtcdClient {
                 }
                 renewed = Clock.monotonicMilliseconds()
             }
-            let left = min(period - (Clock.monotonicMilliseconds() - renewed), deadline.map { $0 - Clock.monotonicMilliseconds() } ?? Int.max)
-            guard left > 0 else { continue }
             let ahead = try listQueue(api, before: ticket, values: false)
             if !ahead.mine {
                 ticket = try joinQueue(api, holder: holder, ttl: ttl)
@@ -95,16 +91,28 @@ extension EtcdClient {
                 lastPosition = ahead.entries.count
                 progress?(lastPosition)
             }
-            if let predecessor = ahead.entries.last {
-                // Wait for the entry just ahead to go (its waiter took a slot, left, or died).
-                try waitForChange(api, key: predecessor.key, after: api == .v3 ? ahead.revision : predecessor.index, timeoutMilliseconds: left)
-                continue
+            if ahead.entries.isEmpty {
+                // At the head: take a slot as soon as one is free.
+                do {
+                    try lock(holder)
+                    return true
+                } catch let error as LocksmithError where error.kind == .busy {
+                    // "semaphore is at 0" comes before "holder exists" (as in the original): a
+                    // full semaphore that lists the holder means it holds a slot already.
+                    if lastSeen?.holders.contains(holder) == true {
+                        throw LocksmithError(.exists, "holder exists")
+                    }
+                }
             }
-            // At the head: take a slot as soon as one is free.
-            do {
-                try lock(holder)
-                return true
-            } catch let error as LocksmithError where error.kind == .busy {
+            // Wait (at most until the entry must be renewed, or the time given runs out).
+            let now = Clock.monotonicMilliseconds()
+            if let deadline, now >= deadline { return false }
+            let left = min(period - (now - renewed), deadline.map { $0 - now } ?? Int.max)
+            guard left > 0 else { continue }
+            if let predecessor = ahead.entries.last {
+                // The entry just ahead goes when its waiter takes a slot, leaves or dies.
+                try waitForChange(api, key: predecessor.key, after: api == .v3 ? ahead.revision : predecessor.index, timeoutMilliseconds: left)
+            } else {
                 _ = try wait(timeoutMilliseconds: left)
             }
         }
@@ -165,11 +173,11 @@ extension EtcdClient {
     private func leaveQueue(_ api: EtcdAPI, _ ticket: QueueTicket) {
         switch api {
         case .v2:
-            _ = try? remove(ticket.key)
+            _ = try? send("DELETE", V2.keyPath(ticket.key), evenIfCancelled: true)
         case .v3:
             // Revoking the lease deletes the entry with it.
             if let lease = ticket.lease {
-                _ = try? send("POST", V3.leaseRevokePath, body: Array("{\"ID\":\"\(lease)\"}".utf8))
+                _ = try? send("POST", V3.leaseRevokePath, body: Array("{\"ID\":\"\(lease)\"}".utf8), evenIfCancelled: true)
             }
         }
     }

@@ -9,8 +9,10 @@
  * else LOCKSMITHCTL_<OPTION>, else the daemon's LOCKSMITHD_<OPTION> from the node's configuration
  * (locksmith_client_load_settings), so on a node a job uses the etcd its daemon uses.
  *
- * While it waits for a slot it sends nothing but one watch: a signal cancels the wait through
- * locksmith_client_cancel() (async-signal-safe), so SIGINT, SIGTERM or SIGHUP end it at once.
+ * It waits for a slot in the group's fair queue (locksmith_client_acquire): turns come in the order
+ * runs started, and a waiting run sends nothing but one watch (and renews its queue entry every
+ * third of queue-ttl). A signal cancels the wait through locksmith_client_cancel()
+ * (async-signal-safe), so SIGINT, SIGTERM or SIGHUP end it at once.
  *
  * The holder id is "<machine-id>/locksmith-run" unless --id says otherwise: never the plain
  * machine id, which is locksmithd's. The daemon gives back a slot held under the machine id when
@@ -110,15 +112,6 @@ static int transient(int r) {
     return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EAGAIN || r == -EPROTO || r == -EIO;
 }
 
-/* Whether etcd lists id as a holder. */
-static int holds(locksmith_client *c, const char *id) {
-    locksmith_semaphore *s = NULL;
-    int listed = 0;
-    if (locksmith_client_get(c, &s) >= 0) listed = locksmith_semaphore_is_holder(s, id) > 0;
-    locksmith_semaphore_free(s);
-    return listed;
-}
-
 /* The default holder id, "<machine-id>/locksmith-run" (malloc()ed), or NULL with a message. */
 static char *default_id(void) {
     char *machine = NULL, *id = NULL;
@@ -177,28 +170,47 @@ static void close_inherited_descriptors(void) {
     for (int fd = 3; fd < last; fd++) close(fd);
 }
 
-/* Takes a slot for id, waiting for one with the watch until wait_ns passes (< 0: no limit).
- * Returns 0 with the slot held, or the exit status to end with.
+/* The place in the queue, said on stderr when it changes while waiting: "waiting for a slot:
+ * 3rd in line". Nothing is said by a run that finds a free slot at once. */
+static int said_place = 0;
+static void say_place(int ahead, void *userdata) {
+    (void)userdata;
+    if (ahead == 0 && !said_place) return;
+    int n = ahead + 1;
+    const char *suffix = (n % 100 >= 11 && n % 100 <= 13) ? "th" : n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th";
+    if (n == 1) fprintf(stderr, "locksmith-run: waiting for a slot: first in line\n");
+    else fprintf(stderr, "locksmith-run: waiting for a slot: %d%s in line\n", n, suffix);
+    said_place = 1;
+}
+
+/* Takes a slot for id in turn, waiting in the group's queue (locksmith_client_acquire: one watch on
+ * the waiter ahead, so a release wakes one waiter) until wait_ns passes (< 0: no limit). Returns
+ * 0 with the slot held, or the exit status to end with.
  *
  * -EEXIST (id already holds a slot) is not taken as success: the holder is someone else with
  * the same id (another locksmith-run on this machine, or a run given the same --id elsewhere),
- * and running now would exceed max and give back a slot that is not ours. So it waits, as for
- * a busy semaphore. The exception: after a request whose outcome is unknown (it timed out or
- * the connection broke), the slot may be ours from that request, and -EEXIST, or -EBUSY with id
- * listed (a full semaphore is reported before "holder exists"), then means it is.
- * Transient errors are retried until the timeout, or for a minute when there is none. */
+ * and running now would exceed max and give back a slot that is not ours. So it waits for a
+ * change of the semaphore and queues again. The exception: after a request whose outcome is
+ * unknown (it timed out or the connection broke), the slot may be ours from that request, and
+ * -EEXIST then means it is. Transient errors are retried until the timeout, or for a minute when
+ * there is none. */
 static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
     long long deadline = wait_ns >= 0 ? now_ms() + wait_ns / 1000000 : -1;
     long long failing_since = -1;
     int unknown_outcome = 0, said_exists = 0;
     for (;;) {
-        int r = locksmith_client_lock(c, id);
-        if (r >= 0 || (r == -EEXIST && unknown_outcome)) return 0;
-        if (r == -EBUSY && unknown_outcome && holds(c, id)) return 0; /* full, and one of the slots is ours */
-        if (stop_signal) return 128 + stop_signal;
         long long now = now_ms();
+        long long left = deadline < 0 ? -1 : deadline > now ? deadline - now : 0;
+        int r = locksmith_client_acquire(c, id, left, say_place, NULL);
+        if (r == 0 || (r == -EEXIST && unknown_outcome)) return 0;
+        if (stop_signal) return 128 + stop_signal;
+        if (r == 1) {
+            fprintf(stderr, "locksmith-run: no free slot within the timeout (%s)\n", locksmith_client_last_error(c));
+            return EXIT_NO_SLOT;
+        }
+        now = now_ms();
         if (transient(r)) {
-            if (r != -EAGAIN) unknown_outcome = 1; /* the request may have reached etcd */
+            if (r != -EAGAIN) unknown_outcome = 1; /* a lock request may have reached etcd */
             if (failing_since < 0) failing_since = now;
             long long limit = deadline >= 0 ? deadline : failing_since + 60000;
             if (now >= limit) return fail(c, "cannot take a slot");
@@ -209,30 +221,20 @@ static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
             continue;
         }
         failing_since = -1;
-        if (r == -EEXIST && !said_exists) {
+        if (r != -EEXIST) return fail(c, "cannot take a slot");
+        if (!said_exists) {
             fprintf(stderr, "locksmith-run: %s already holds a slot (another run with the same id); waiting for it to be given back\n", id);
             said_exists = 1;
-        } else if (r != -EBUSY && r != -EEXIST) {
-            return fail(c, "cannot take a slot");
         }
-        long long left = deadline < 0 ? WAIT_SLICE_MS : deadline - now;
+        left = deadline < 0 ? WAIT_SLICE_MS : deadline - now;
         if (left <= 0) {
             fprintf(stderr, "locksmith-run: no free slot within the timeout (%s)\n", locksmith_client_last_error(c));
             return EXIT_NO_SLOT;
         }
-        /* One watch for the whole wait: a signal cancels it (-ECANCELED) within a second. */
+        /* One watch: a signal cancels it (-ECANCELED) within a second. */
         r = locksmith_client_wait(c, left);
         if (stop_signal) return 128 + stop_signal;
         if (r < 0 && !transient(r)) return fail(c, "cannot wait for a slot");
-        if (r < 0) {
-            /* Retried like a failed lock; said once per new reason, not every second. */
-            static char said[512];
-            const char *why = locksmith_client_last_error(c);
-            if (strncmp(said, why, sizeof said - 1) != 0) {
-                fprintf(stderr, "locksmith-run: cannot wait for a slot, retrying: %s\n", why);
-                snprintf(said, sizeof said, "%s", why);
-            }
-        }
     }
 }
 

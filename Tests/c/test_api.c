@@ -1214,7 +1214,8 @@ static void test_text_helpers(const char *root) {
     locksmith_client *c = NULL;
     CHECK_RC(locksmith_client_new(&c), 0);
     for (int i = 0; i < n; i++) {
-        const char *value = strcmp(names[i], "etcd-api") == 0 ? "v3" : strcmp(names[i], "timeout") == 0 ? "3s" : "";
+        const char *value = strcmp(names[i], "etcd-api") == 0 ? "v3" : strcmp(names[i], "timeout") == 0 ? "3s"
+                            : strcmp(names[i], "queue-ttl") == 0 ? "30s" : "";
         CHECK_RC(locksmith_client_set(c, locksmith_client_option_name(i), value), 0);
     }
     locksmith_client_free(c);
@@ -1323,7 +1324,7 @@ static void test_load_settings(const char *endpoint, const char *root) {
     CHECK_RC(locksmith_client_setting(c, option_index("group"), &again, NULL), 0);
     CHECK(v == again);
     CHECK_RC(locksmith_client_setting(c, -1, &v, &o), -EINVAL);
-    CHECK_RC(locksmith_client_setting(c, 11, &v, &o), -EINVAL);
+    CHECK_RC(locksmith_client_setting(c, 12, &v, &o), -EINVAL);
     CHECK_RC(locksmith_client_setting(NULL, 0, &v, &o), -EINVAL);
     /* The settings are the client's: a request goes to the endpoint of the config, in the
      * group given with locksmith_client_set. */

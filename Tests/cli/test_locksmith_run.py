@@ -7,6 +7,7 @@ library's one rule (flag, LOCKSMITHCTL_*, the daemon's LOCKSMITHD_* from update.
 waiting run holds one watch (no polling) that a signal cancels at once."""
 import base64
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -142,6 +143,40 @@ class Overlap(unittest.TestCase):
         spans = self.contend("v2", ["n%d" % i for i in range(6)], 2)
         # With max 2 and 0.3 s each, six runs take at least three rounds.
         self.assertGreaterEqual(max(b for _, b in spans) - min(a for a, _ in spans), 0.85)
+
+
+class Queue(unittest.TestCase):
+    def test_runs_take_their_turns_in_the_order_they_started_and_say_their_place(self):
+        for api in ("v2", "v3"):
+            with self.subTest(api=api):
+                group = unique("queue")
+                etcd.put(api, harness.group_key(group), '{"semaphore":0,"max":1,"holders":["blocker"]}')
+                log = tempfile.mktemp(prefix="locksmith-test-run-")
+                procs = []
+                for n in range(4):
+                    procs.append(start("--group", group, "--etcd-api", api, "--id", "job%d" % n, "--",
+                                       "sh", "-c", "echo $0 >> %s" % log, "job%d" % n))
+                    # The next run starts once this one is in the queue: a known order.
+                    self.assertTrue(wait_for(lambda: len(json.loads(ctl(group, "-etcd-api", api, "status", "--json").stdout)["queue"]) == n + 1),
+                                    ctl(group, "-etcd-api", api, "status", "--queue").stdout)
+                status = ctl(group, "-etcd-api", api, "status", "--queue").stdout.splitlines()
+                self.assertEqual(status[:3], ["Available: 0", "Max: 1", ""])
+                self.assertEqual(status[3].split(), ["IN", "LINE", "MACHINE", "ID", "WAITED", "SINCE", "HOST"])
+                self.assertEqual([line.split()[:2] for line in status[4:]], [["1", "job0"], ["2", "job1"], ["3", "job2"], ["4", "job3"]])
+                etcd.put(api, harness.group_key(group), '{"semaphore":1,"max":1,"holders":null}')
+                errs = []
+                for p in procs:
+                    out, err = p.communicate(timeout=60)
+                    self.assertEqual(p.returncode, 0, err)
+                    errs.append(err)
+                with open(log) as f:
+                    self.assertEqual(f.read().split(), ["job0", "job1", "job2", "job3"])
+                os.unlink(log)
+                self.assertIn("locksmith-run: waiting for a slot: 3rd in line\n", errs[2])
+                # (2nd may pass unseen: the jobs ahead are quick.)
+                self.assertIn("locksmith-run: waiting for a slot: first in line\n", errs[2])
+                self.assertEqual(etcd.holders(api, harness.group_key(group)), [])
+                self.assertEqual(json.loads(ctl(group, "-etcd-api", api, "status", "--json").stdout)["queue"], [])
 
 
 class Release(unittest.TestCase):
