@@ -413,17 +413,20 @@ public final class Client: @unchecked Sendable {
         return Client.records(made)
     }
 
-    /// Waits in the group's queue and takes a slot for `holder` in turn: true once taken, false
-    /// when `milliseconds` (nil: no limit) pass first. `progress` hears the number of waiters
-    /// ahead each time it changes.
-    public func acquire(_ holder: String, milliseconds: Int?, progress: ((Int) -> Void)? = nil) throws -> Bool {
-        final class Box { let body: ((Int) -> Void)?; init(_ b: ((Int) -> Void)?) { body = b } }
+    /// How a wait in the queue ended.
+    public enum QueueOutcome: Sendable { case taken, timedOut, declined }
+
+    /// Waits in the group's queue and takes a slot for `holder` in turn (`milliseconds` nil: no
+    /// limit). `progress` hears the number of waiters ahead each time it changes, and 0 before
+    /// each attempt at the head; it returns false to decline the slot (the wait ends).
+    public func acquire(_ holder: String, milliseconds: Int?, progress: ((Int) -> Bool)? = nil) throws -> QueueOutcome {
+        final class Box { let body: ((Int) -> Bool)?; init(_ b: ((Int) -> Bool)?) { body = b } }
         let box = Box(progress)
         return try withExtendedLifetime(box) {
             let r = try checkClient(locksmith_client_acquire(handle, holder, Int64(milliseconds ?? -1), { ahead, data in
-                Unmanaged<Box>.fromOpaque(data!).takeUnretainedValue().body?(Int(ahead))
+                Unmanaged<Box>.fromOpaque(data!).takeUnretainedValue().body?(Int(ahead)) == false ? 1 : 0
             }, Unmanaged.passUnretained(box).toOpaque()))
-            return r == 0
+            return r == 0 ? .taken : r == 1 ? .timedOut : .declined
         }
     }
 

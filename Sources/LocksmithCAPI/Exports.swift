@@ -435,12 +435,19 @@ public func locksmith_client_wait(_ c: OpaquePointer!, _ timeout_ms: Int64) -> I
 
 @c @implementation
 public func locksmith_client_acquire(_ c: OpaquePointer!, _ holder: UnsafePointer<CChar>!, _ timeout_ms: Int64,
-                                     _ progress: (@convention(c) (Int32, UnsafeMutableRawPointer?) -> Void)?,
+                                     _ progress: (@convention(c) (Int32, UnsafeMutableRawPointer?) -> Int32)?,
                                      _ userdata: UnsafeMutableRawPointer?) -> Int32 {
     clientCall(c) { state in
         let id = try text(holder, "holder")
         let limit = timeout_ms < 0 ? nil : Int(min(timeout_ms, Int64(Int32.max)))
-        return try state.connected().acquire(id, timeoutMilliseconds: limit) { ahead in progress?(Int32(clamping: ahead), userdata) } ? 0 : 1
+        let outcome = try state.connected().acquire(id, timeoutMilliseconds: limit) { ahead in
+            (progress?(Int32(clamping: ahead), userdata) ?? 0) == 0
+        }
+        switch outcome {
+        case .taken: return 0
+        case .timedOut: return 1
+        case .declined: return 2
+        }
     }
 }
 

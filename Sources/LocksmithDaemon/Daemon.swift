@@ -184,7 +184,12 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             do {
                 let client = try etcdClient()
                 try giveBackStaleSlot(client)
-                // The pre-lock hooks run before each attempt that may take a slot: not while the
+                if settings.slotWait == "watch" {
+                    if let outcome = try queueForSlot(client, hookAttempt: &hookAttempt) { return outcome }
+                    continue
+                }
+                // Polling, as the original: the pre-lock hooks run before each attempt that may
+                // take a slot, not while the
                 // semaphore has none free for this machine.
                 if slot == .none && world.hasHooks(.preLock) {
                     let current = try client.read()  // nil: no semaphore yet (the lock makes it)
@@ -255,8 +260,80 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             }
             return false
         }
-        // The record comes before the reboot: without it, the next start would not give the
-        // slot back. If it cannot be written, the slot is not kept.
+        _ = try tookSlot(client)
+        return true
+    }
+
+    /// Waits in the group's fair queue for a slot: the waiter just ahead is watched, and at the
+    /// head of the queue the pre-lock hooks run before each attempt to take a free slot. Returns
+    /// .held, .windowClosed, or nil to go round again (after a declined turn or a timeout).
+    func queueForSlot(_ client: SlotClient, hookAttempt: inout Int) throws -> SlotOutcome? {
+        var limit: Int?
+        if let window = settings.window, let open = try? window.occurrence(now: world.now()) {
+            let now = world.now()
+            if open.start > now || open.end < now { return .windowClosed }
+            limit = Int(open.end - now) * 1000 + 1000
+        }
+        var refusal: (hook: String, reason: String)?
+        var windowClosed = false
+        let outcome: Client.QueueOutcome
+        do {
+            outcome = try client.acquire(machineID, milliseconds: limit) { [self] ahead in
+                ping()
+                if stopping { return false }
+                if let window = settings.window, (try? window.secondsToStart(now: world.now())) ?? 1 > 0 {
+                    windowClosed = true
+                    return false
+                }
+                if ahead > 0 {
+                    status("waiting for a slot: \(Daemon.ordinal(ahead + 1)) in line")
+                    return true
+                }
+                guard ahead == 0, world.hasHooks(.preLock) else { return true }
+                if case .failed(let hook, let reason) = hooks(.preLock) {
+                    refusal = (hook, reason)
+                    return false
+                }
+                return true
+            }
+        } catch let error as LocksmithFailure where error.code == EEXIST {
+            guard slot == .maybe else {
+                status("waiting for a slot: this machine's id already holds one that locksmithd did not take (locksmithctl lock, or locksmith-run --id); waiting for it to be given back")
+                _ = try? client.wait(milliseconds: min(limit ?? 300_000, world.watchdogMilliseconds ?? 300_000))
+                ping()
+                return nil
+            }
+            return try tookSlot(client)
+        } catch let error as LocksmithFailure where error.code == ECONNREFUSED || error.code == ETIMEDOUT {
+            // The answer to a lock request may have been lost: the slot may be ours.
+            if slot == .none {
+                slot = .maybe
+                record((client.key, machineID))
+            }
+            throw error
+        }
+        switch outcome {
+        case .taken:
+            return try tookSlot(client)
+        case .timedOut:
+            return windowClosed ? .windowClosed : nil
+        case .declined:
+            if stopping { return .stopped }
+            if windowClosed { return .windowClosed }
+            if let (hook, reason) = refusal {
+                let wait = world.backoff(hookAttempt)
+                hookAttempt += 1
+                status("not taking a slot: pre-lock hook \(hook) says not now (\(reason)); asking again in \(Daemon.human(Int64(wait / 1000)))")
+                pause(milliseconds: wait) { _ in false }
+            }
+            return nil
+        }
+    }
+
+    /// After a slot was taken (or found ours after a lost answer). The record comes before the
+    /// reboot: without it, the next start would not give the slot back. If it cannot be
+    /// written, the slot is not kept.
+    private func tookSlot(_ client: SlotClient) throws -> SlotOutcome {
         do {
             try world.recordSlot((client.key, machineID))
         } catch {
@@ -268,7 +345,13 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         noteSeen((try? client.lastSeen()) ?? nil)
         updateMetrics { $0.slotHeld = true }
         log(.notice, "took a reboot slot")
-        return true
+        return .held
+    }
+
+    /// "1st", "2nd", "3rd", "11th", "22nd".
+    public static func ordinal(_ n: Int) -> String {
+        let suffix = (11...13).contains(n % 100) ? "th" : n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th"
+        return "\(n)\(suffix)"
     }
 
     /// Waits for the semaphore to change (or the backoff, with LOCKSMITHD_SLOT_WAIT=poll). Returns

@@ -15,6 +15,8 @@ public protocol SlotClient: AnyObject {
     func unlock(_ id: String) throws
     /// True when the semaphore changed, false on timeout.
     func wait(milliseconds: Int) throws -> Bool
+    /// Waits in the group's queue and takes a slot in turn (see `Client.acquire`).
+    func acquire(_ id: String, milliseconds: Int?, progress: ((Int) -> Bool)?) throws -> Client.QueueOutcome
     /// The semaphore as etcd has it now (nil: none yet); never creates it.
     func read() throws -> SemaphoreDocument?
     /// The newest semaphore seen, without asking etcd.

@@ -27,6 +27,16 @@ public struct QueueEntry: Sendable, Equatable {
     public var host: String
 }
 
+/// How a wait in the queue ended.
+public enum QueueOutcome: Sendable, Equatable {
+    /// The slot is taken.
+    case taken
+    /// The time given ran out first.
+    case timedOut
+    /// The caller's progress callback declined to take a slot at the head.
+    case declined
+}
+
 /// A waiter's own entry.
 struct QueueTicket {
     var key: String
@@ -53,14 +63,16 @@ extension EtcdClient {
         }
     }
 
-    /// Waits in the group's queue and takes a slot for `holder` when its turn comes: true once
-    /// the slot is taken, false when `timeoutMilliseconds` pass first. `progress` hears the
-    /// number of waiters ahead each time it changes (0: at the head, taking the next free slot).
-    /// Throws ECANCELED when the client is cancelled, `.exists` if `holder` already holds a slot,
-    /// other errors as `lock` (a request that timed out is `.timedOut`). The entry is removed on
-    /// the way out (if etcd cannot be reached then, it goes when its time to live runs out).
+    /// Waits in the group's queue and takes a slot for `holder` when its turn comes. `progress`
+    /// hears the number of waiters ahead each time it changes, 0 before each attempt at the head
+    /// to take a slot (made only when a slot may be free), and -1 after each renewal of the entry
+    /// (a heartbeat, at least every third of queue-ttl); it returns false to decline (the wait
+    /// ends, `.declined`, without a slot). `.timedOut` when `timeoutMilliseconds` pass first. Throws ECANCELED when the client
+    /// is cancelled, `.exists` if `holder` already holds a slot, other errors as `lock` (a
+    /// request that timed out is `.timedOut`). The entry is removed on the way out (if etcd
+    /// cannot be reached then, it goes when its time to live runs out).
     @discardableResult
-    public func acquire(_ holder: String, timeoutMilliseconds: Int?, progress: ((Int) -> Void)? = nil) throws -> Bool {
+    public func acquire(_ holder: String, timeoutMilliseconds: Int?, progress: ((Int) -> Bool)? = nil) throws -> QueueOutcome {
         try SemaphoreDocument.validateHolder(holder)
         let deadline = timeoutMilliseconds.map { Clock.monotonicMilliseconds() + max($0, 0) }
         let api = try resolvedAPI()
@@ -79,6 +91,7 @@ extension EtcdClient {
                     lastPosition = -1
                 }
                 renewed = Clock.monotonicMilliseconds()
+                if progress?(-1) == false { return .declined }
             }
             let ahead = try listQueue(api, before: ticket, values: false)
             if !ahead.mine {
@@ -87,15 +100,19 @@ extension EtcdClient {
                 lastPosition = -1
                 continue
             }
-            if ahead.entries.count != lastPosition {
+            if ahead.entries.count != lastPosition && !ahead.entries.isEmpty {
                 lastPosition = ahead.entries.count
-                progress?(lastPosition)
+                if progress?(lastPosition) == false { return .declined }
             }
-            if ahead.entries.isEmpty {
-                // At the head: take a slot as soon as one is free.
+            // At the head: take a slot as soon as one may be free (if the caller still wants it). A
+            // semaphore last seen full is waited on first: the wait returns at once if it changed.
+            let full = lastSeen.map { $0.available <= 0 && !$0.holders.contains(holder) } ?? false
+            if ahead.entries.isEmpty && !full {
+                lastPosition = 0
+                if progress?(0) == false { return .declined }
                 do {
                     try lock(holder)
-                    return true
+                    return .taken
                 } catch let error as LocksmithError where error.kind == .busy {
                     // "semaphore is at 0" comes before "holder exists" (as in the original): a
                     // full semaphore that lists the holder means it holds a slot already.
@@ -106,7 +123,7 @@ extension EtcdClient {
             }
             // Wait (at most until the entry must be renewed, or the time given runs out).
             let now = Clock.monotonicMilliseconds()
-            if let deadline, now >= deadline { return false }
+            if let deadline, now >= deadline { return .timedOut }
             let left = min(period - (now - renewed), deadline.map { $0 - now } ?? Int.max)
             guard left > 0 else { continue }
             if let predecessor = ahead.entries.last {

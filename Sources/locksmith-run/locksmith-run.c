@@ -172,15 +172,17 @@ static void close_inherited_descriptors(void) {
 
 /* The place in the queue, said on stderr when it changes while waiting: "waiting for a slot:
  * 3rd in line". Nothing is said by a run that finds a free slot at once. */
-static int said_place = 0;
-static void say_place(int ahead, void *userdata) {
+static int said_place = 0, last_place = -1;
+static int say_place(int ahead, void *userdata) {
     (void)userdata;
-    if (ahead == 0 && !said_place) return;
+    if (ahead < 0 || ahead == last_place || (ahead == 0 && !said_place)) return 0;
+    last_place = ahead;
     int n = ahead + 1;
     const char *suffix = (n % 100 >= 11 && n % 100 <= 13) ? "th" : n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th";
     if (n == 1) fprintf(stderr, "locksmith-run: waiting for a slot: first in line\n");
     else fprintf(stderr, "locksmith-run: waiting for a slot: %d%s in line\n", n, suffix);
     said_place = 1;
+    return 0;
 }
 
 /* Takes a slot for id in turn, waiting in the group's queue (locksmith_client_acquire: one watch on

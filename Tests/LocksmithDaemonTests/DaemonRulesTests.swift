@@ -62,6 +62,29 @@ final class ScriptedClient: SlotClient, @unchecked Sendable {
         return true
     }
 
+    /// The queue as the library runs it, on the scripted answers: at the head (always, here),
+    /// progress(0) before each attempt that may take a slot (not while the semaphore is seen
+    /// full), then the lock; a busy answer waits a moment.
+    func acquire(_ id: String, milliseconds: Int?, progress: ((Int) -> Bool)?) throws -> Client.QueueOutcome {
+        let deadline = milliseconds.map { monotonicMilliseconds() + $0 }
+        while true {
+            let seen = state.withLock { $0.seen }
+            let full = seen.map { $0.available <= 0 && !$0.holders.contains(id) } ?? false
+            if !full {
+                if progress?(0) == false { return .declined }
+                do {
+                    try lock(id)
+                    return .taken
+                } catch let failure as LocksmithFailure where failure.code == EBUSY {
+                    if seen?.holders.contains(id) == true { throw exists }
+                }
+            }
+            if progress?(-1) == false { return .declined }
+            if let deadline, monotonicMilliseconds() >= deadline { return .timedOut }
+            usleep(20_000)
+        }
+    }
+
     func lastSeen() throws -> SemaphoreDocument? { state.withLock { $0.seen } }
     func read() throws -> SemaphoreDocument? { state.withLock { $0.reads += 1; return $0.seen } }
     var reads: Int { state.withLock { $0.reads } }
@@ -89,7 +112,7 @@ final class Harness: @unchecked Sendable {
 
     init(strategy: String = "etcd-lock", client: @escaping () throws -> SlotClient, recordFails: Bool = false,
          rebootFails: Bool = false, window: (start: String, length: String)? = nil, broadcastDelay: Int64 = 0, reached: Int = 0,
-         hooks: [HookPhase: [HookOutcome]] = [:]) {
+         hooks: [HookPhase: [HookOutcome]] = [:], slotWait: String = "watch") {
         let log = self.log, events = self.events, reboots = self.reboots
         let hookAnswers = self.hookAnswers, hookRuns = self.hookRuns, metricsText = self.metricsText
         hookAnswers.withLock { $0 = hooks }
@@ -121,7 +144,7 @@ final class Harness: @unchecked Sendable {
             hasHooks: { phase in hooks[phase] != nil },
             writeMetrics: { text in metricsText.withLock { $0 = text } })
         // The daemon's settings as the library reads them from an update.conf.
-        let text = "REBOOT_STRATEGY=\(strategy)\nLOCKSMITHD_REBOOT_BROADCAST_DELAY=\(broadcastDelay / 1_000_000)ms\n"
+        let text = "REBOOT_STRATEGY=\(strategy)\nLOCKSMITHD_REBOOT_BROADCAST_DELAY=\(broadcastDelay / 1_000_000)ms\nLOCKSMITHD_SLOT_WAIT=\(slotWait)\n"
             + (window.map { "REBOOT_WINDOW_START=\($0.start)\nREBOOT_WINDOW_LENGTH=\($0.length)\n" } ?? "")
         let settings = try! DaemonSettings(Configuration(parsing: text, origin: "test"), root: "/")
         daemon = Daemon(settings: settings, world: world, inputs: inputs, machineID: machine)
@@ -299,6 +322,15 @@ let notNow = HookOutcome.failed(hook: "10-check", reason: "exit status 1")
         let full = try! SemaphoreDocument(parsing: #"{"semaphore":0,"max":1,"holders":["other"]}"#)
         let client = ScriptedClient(lockAnswers: [], seen: full)
         let h = Harness(client: { client }, hooks: [.preLock: []])
+        h.run(for: 0.4)
+        #expect(h.hookRuns.withLock { $0 }.isEmpty)
+        #expect(client.locks.isEmpty)
+    }
+
+    @Test func pollingReadsTheSemaphoreBeforeThePreLockHooks() {
+        let full = try! SemaphoreDocument(parsing: #"{"semaphore":0,"max":1,"holders":["other"]}"#)
+        let client = ScriptedClient(lockAnswers: [], seen: full)
+        let h = Harness(client: { client }, hooks: [.preLock: []], slotWait: "poll")
         h.run(for: 0.4)
         #expect(h.hookRuns.withLock { $0 }.isEmpty)
         #expect(client.locks.isEmpty)

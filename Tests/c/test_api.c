@@ -1943,10 +1943,15 @@ static void test_holder_records(const char *endpoint) {
 
 /* The fair queue: a free slot at once, a turn in order behind a holder, a timeout, the listing. */
 static int progress_calls, progress_last = -1;
-static void note_progress(int ahead, void *userdata) {
+static int note_progress(int ahead, void *userdata) {
     progress_calls++;
     progress_last = ahead;
     CHECK(userdata == &progress_calls);
+    return 0;
+}
+static int decline(int ahead, void *userdata) {
+    (void)userdata;
+    return ahead == 0;
 }
 
 static void test_queue(const char *endpoint) {
@@ -1974,6 +1979,8 @@ static void test_queue(const char *endpoint) {
         CHECK_RC(locksmith_client_acquire(c, "first", 5000, note_progress, &progress_calls), 0);
         CHECK(progress_calls == 1 && progress_last == 0);
         CHECK_RC(locksmith_client_acquire(c, "first", 5000, NULL, NULL), -EEXIST);
+        /* Declined at the head: no slot, no entry left. */
+        CHECK_RC(locksmith_client_acquire(holder, "declining", 5000, decline, NULL), 2);
         /* Full: a timeout is 1, not an error, and leaves nothing in the queue. */
         CHECK_RC(locksmith_client_acquire(holder, "second", 300, NULL, NULL), 1);
         CHECK_RC(locksmith_client_queue(holder, &r), 0);

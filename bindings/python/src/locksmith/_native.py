@@ -70,7 +70,7 @@ Prototype = Tuple[Optional[type], List[type]]
 #: locksmith_trace_function: void (*)(const char *line, void *userdata). The line arrives as
 #: bytes (a copy); it is valid only during the call in C.
 TraceFunction = ctypes.CFUNCTYPE(None, c_char_p, c_void_p)
-ProgressFunction = ctypes.CFUNCTYPE(None, ctypes.c_int, c_void_p)
+ProgressFunction = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, c_void_p)
 
 #: LOCKSMITH_NO_ENVIRONMENT, the flag of the LOCKSMITH_2 functions: read nothing from the
 #: process environment.

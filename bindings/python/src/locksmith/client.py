@@ -506,17 +506,18 @@ class Client(Handle):
                 progress: Optional[Callable[[int], Any]] = None) -> bool:
         """Waits in the group's queue and takes a slot for holder when its turn comes: waiters get
         their slots in the order they joined, and a release wakes one waiter, not all. progress
-        hears the number of waiters ahead each time it changes (0: at the head). timeout in
+        hears the number of waiters ahead each time it changes, and 0 before each attempt at the
+        head; if it returns False (exactly), the slot is declined and the wait ends. timeout in
         seconds (None: no limit). True once the slot is taken, False when the timeout passed
-        first. cancel() from another thread ends the wait (Cancelled). AlreadyHeld if holder
-        holds a slot already."""
+        first or progress declined. cancel() from another thread ends the wait (Cancelled).
+        AlreadyHeld if holder holds a slot already."""
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout):
                 raise TypeError("timeout must be seconds (int or float) or None, not %r" % (timeout,))
             if timeout < 0:
                 raise InvalidArgument(errno.EINVAL, "timeout is negative: %r" % (timeout,))
         ms = -1 if timeout is None else min(math.ceil(timeout * 1000), 2**31 - 1)
-        callback = _native.ProgressFunction(lambda ahead, _: progress(ahead)) if progress else _native.ProgressFunction()
+        callback = _native.ProgressFunction(lambda ahead, _: 1 if progress(ahead) is False else 0) if progress else _native.ProgressFunction()
         name = encode(holder, "holder")
         with self._lock:
             pointer = self._live()
