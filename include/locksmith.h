@@ -272,17 +272,22 @@ int locksmith_client_wait(locksmith_client *c, int64_t timeout_ms);
  * they joined; clients that do not queue (the original locksmith, locksmith_client_lock) may
  * take a free slot before the head, never more than max. The entry lives as long as the client
  * renews it (every third of the queue-ttl option, default 60 s): a waiter that dies holds up
- * those behind it for at most that long. progress (may be NULL) is called, on this thread, with
- * the number of waiters ahead each time it changes, with 0 before each attempt at the head to
- * take a slot (made only when one may be free), and with -1 after each renewal of the entry (a
- * heartbeat); it returns 0 to go on, or non-zero to decline: the wait then ends without a slot
- * (a caller's last check before taking one, such as locksmithd's pre-lock hooks).
+ * those behind it for at most that long.
+ *
+ * progress (may be NULL) is called on this thread: with the number of waiters ahead each time it
+ * changes; with 0 before each attempt at the head to take a slot (made only when one may be
+ * free); and with -1 when it goes on waiting (at the head with the semaphore full, where
+ * locksmith_client_last_seen() says why, and after each renewal of the entry, as a heartbeat).
+ * It returns 0 to go on, or non-zero to decline: the wait then ends without a slot (a caller's
+ * last check before taking one, such as locksmithd's pre-lock hooks).
+ *
  * timeout_ms < 0 waits without limit. locksmith_client_cancel() from another thread ends the
  * wait (-ECANCELED). Returns 0 once the slot is taken; 1 if timeout_ms passed first; 2 if
  * progress declined (no slot taken in either case); -ECANCELED; -EEXIST if holder already holds
  * a slot; other errors as locksmith_client_lock (-ETIMEDOUT: a request timed out). The entry is
  * removed on return. */
-int locksmith_client_acquire(locksmith_client *c, const char *holder, int64_t timeout_ms, int (*progress)(int ahead, void *userdata), void *userdata);
+typedef int (*locksmith_progress_function)(int ahead, void *userdata);
+int locksmith_client_acquire(locksmith_client *c, const char *holder, int64_t timeout_ms, locksmith_progress_function progress, void *userdata);
 
 /* The waiters of the group's queue, first in line first, as a list of records: id (the holder
  * id it waits for), since (when it joined, Unix seconds) and host (locksmith_holder_records_*).

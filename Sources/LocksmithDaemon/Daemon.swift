@@ -289,7 +289,15 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
                     status("waiting for a slot: \(Daemon.ordinal(ahead + 1)) in line")
                     return true
                 }
-                guard ahead == 0, world.hasHooks(.preLock) else { return true }
+                if ahead < 0 {
+                    // Still waiting: at the head, the semaphore as last seen says why.
+                    if let document = (try? client.lastSeen()) ?? nil, document.available <= 0, !document.holders.contains(machineID) {
+                        noteSeen(document)
+                        waitingStatus(document)
+                    }
+                    return true
+                }
+                guard world.hasHooks(.preLock) else { return true }
                 if case .failed(let hook, let reason) = hooks(.preLock) {
                     refusal = (hook, reason)
                     return false

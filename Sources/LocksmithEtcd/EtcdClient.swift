@@ -93,9 +93,14 @@ public final class EtcdClient {
     /// Takes a slot for `holder`. `.busy`, `.exists` as SemaphoreDocument.lock; never retried.
     /// A bad id or max is refused before any request.
     public func lock(_ holder: String) throws {
+        try takeSlot(holder)
+        recordHolder(holder)
+    }
+
+    /// The compare-and-swap of a lock, without the holder record.
+    func takeSlot(_ holder: String) throws {
         try SemaphoreDocument.validateHolder(holder)
         try modify({ try $0.lock(holder) }, done: { $0.holders.contains(holder) })
-        recordHolder(holder)
     }
 
     /// Gives back `holder`'s slot. `.notFound` if it holds none.

@@ -65,9 +65,10 @@ extension EtcdClient {
 
     /// Waits in the group's queue and takes a slot for `holder` when its turn comes. `progress`
     /// hears the number of waiters ahead each time it changes, 0 before each attempt at the head
-    /// to take a slot (made only when a slot may be free), and -1 after each renewal of the entry
-    /// (a heartbeat, at least every third of queue-ttl); it returns false to decline (the wait
-    /// ends, `.declined`, without a slot). `.timedOut` when `timeoutMilliseconds` pass first. Throws ECANCELED when the client
+    /// to take a slot (made only when a slot may be free), and -1 when it goes on waiting: at the
+    /// head with the semaphore full, and after each renewal of the entry (a heartbeat, at least
+    /// every third of queue-ttl); it returns false to decline (the wait ends, `.declined`,
+    /// without a slot). `.timedOut` when `timeoutMilliseconds` pass first. Throws ECANCELED when the client
     /// is cancelled, `.exists` if `holder` already holds a slot, other errors as `lock` (a
     /// request that timed out is `.timedOut`). The entry is removed on the way out (if etcd
     /// cannot be reached then, it goes when its time to live runs out).
@@ -81,7 +82,8 @@ extension EtcdClient {
         var ticket = try joinQueue(api, holder: holder, ttl: ttl)
         var renewed = Clock.monotonicMilliseconds()
         var lastPosition = -1
-        defer { leaveQueue(api, ticket) }
+        var gone = false  // the entry was removed already
+        defer { if !gone { leaveQueue(api, ticket) } }
         while true {
             try checkCancelled()
             if Clock.monotonicMilliseconds() - renewed >= period {
@@ -95,6 +97,15 @@ extension EtcdClient {
             }
             let ahead = try listQueue(api, before: ticket, values: false)
             if !ahead.mine {
+                // Our entry is gone (it ran out, or someone removed it): join again, at the back;
+                // not more than once a second, whatever the server does.
+                if let deadline, Clock.monotonicMilliseconds() >= deadline { return .timedOut }
+                let since = Clock.monotonicMilliseconds() - renewed
+                if since < 1000 {
+                    Clock.sleep(milliseconds: 1000 - since)
+                    try checkCancelled()
+                }
+                leaveQueue(api, ticket)
                 ticket = try joinQueue(api, holder: holder, ttl: ttl)
                 renewed = Clock.monotonicMilliseconds()
                 lastPosition = -1
@@ -111,7 +122,11 @@ extension EtcdClient {
                 lastPosition = 0
                 if progress?(0) == false { return .declined }
                 do {
-                    try lock(holder)
+                    try takeSlot(holder)
+                    // The waiter behind moves up first; the holder record can wait a moment.
+                    leaveQueue(api, ticket)
+                    gone = true
+                    recordHolder(holder)
                     return .taken
                 } catch let error as LocksmithError where error.kind == .busy {
                     // "semaphore is at 0" comes before "holder exists" (as in the original): a
@@ -119,7 +134,12 @@ extension EtcdClient {
                     if lastSeen?.holders.contains(holder) == true {
                         throw LocksmithError(.exists, "holder exists")
                     }
+                    if progress?(-1) == false { return .declined }
                 }
+            } else if ahead.entries.isEmpty {
+                // At the head, the semaphore full: the caller hears that it still waits.
+                lastPosition = 0
+                if progress?(-1) == false { return .declined }
             }
             // Wait (at most until the entry must be renewed, or the time given runs out).
             let now = Clock.monotonicMilliseconds()

@@ -104,6 +104,12 @@ let world = DaemonWorld(
     makeClient: { key in
         let client = try settings.client()
         if let key, key != client.key { try client.set("group", Library.group(ofKey: key)) }
+        // Waiting in the queue, the daemon hears from the library every third of queue-ttl at
+        // least (and pings the watchdog then): under a watchdog, the entry is renewed as often as
+        // the watchdog wants a ping (queue-ttl from 5s: WatchdogSec must be 4s or more).
+        if watchdogUsec > 0 {
+            try client.set("queue-ttl", "\(max(5, min(60, 3 * Int(watchdogUsec / 2_000_000))))s")
+        }
         try client.prepare()  // libcurl now: a client that cannot work is an error here
         return client
     },

@@ -79,7 +79,7 @@ final class ScriptedClient: SlotClient, @unchecked Sendable {
                     if seen?.holders.contains(id) == true { throw exists }
                 }
             }
-            if progress?(-1) == false { return .declined }
+            if progress?(-1) == false { return .declined }  // still waiting
             if let deadline, monotonicMilliseconds() >= deadline { return .timedOut }
             usleep(20_000)
         }

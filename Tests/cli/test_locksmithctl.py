@@ -266,6 +266,7 @@ class Views(unittest.TestCase):
             self.assertEqual(r.code, 0, r.err)
             status = json.loads(r.out)
             ages = status.pop("holder_ages")
+            self.assertEqual(status.pop("queue"), [])
             self.assertEqual(status, {"group": g, "key": harness.group_key(g), "available": 0, "max": 1,
                                       "holders": ["m1"], "etcd_api": api, "endpoint": etcd.endpoint})
             self.assertEqual([a["id"] for a in ages], ["m1"])

@@ -313,6 +313,29 @@ def v3_answer(**fields):
                   [("Grpc-Metadata-Content-Type", "application/grpc")])
 
 
+QUEUE = KEY + ".queue"
+
+
+def queue_answer(request):
+    """What an etcd that keeps one waiter's queue entry answers to the queue's requests (a run
+    waits in the fair queue before it watches the semaphore); None for other requests."""
+    v2_entry = {"key": "/%s/00000000000000000006" % QUEUE, "value": "{}", "createdIndex": 6, "modifiedIndex": 6}
+    if request.path.startswith("/v2/keys/" + QUEUE):
+        if request.method == "POST":
+            return Answer(201, json.dumps({"action": "create", "node": v2_entry}), V2_HEADERS)
+        if request.method == "GET":
+            return Answer(200, json.dumps({"action": "get", "node": {"key": "/" + QUEUE, "dir": True, "nodes": [v2_entry]}}), V2_HEADERS)
+        return Answer(200, json.dumps({"action": request.method.lower(), "node": v2_entry}), V2_HEADERS)
+    if request.path in ("/v3/lease/grant", "/v3/lease/keepalive", "/v3/lease/revoke"):
+        return v3_answer(ID="1", TTL="60", result={"ID": "1", "TTL": "60"})
+    if request.path == "/v3/kv/put":
+        return v3_answer()
+    if request.path == "/v3/kv/range" and b"range_end" in request.body:
+        entry = base64.b64encode((QUEUE + "/0000000000000001").encode()).decode()
+        return v3_answer(kvs=[{"key": entry, "create_revision": "6", "mod_revision": "6", "version": "1"}], count="1")
+    return None
+
+
 def v3_range(value=None):
     if value is None:
         return v3_answer()
@@ -438,6 +461,8 @@ class EndlessAnswers(unittest.TestCase):
     def test_an_endless_v2_watch_is_cut_off(self):
         # The semaphore is full: locksmith-run reads it, then watches it; the watch streams forever.
         def respond(request):
+            if queue_answer(request):
+                return queue_answer(request)
             if request.method == "GET" and request.path.startswith("/v2/keys/" + KEY):
                 if "wait=true" in request.path:
                     return Endless(True, b'{"action":"set","node":{"key":"/%s","value":"' % KEY.encode(), V2_HEADERS)
@@ -454,6 +479,8 @@ class EndlessAnswers(unittest.TestCase):
     def test_an_endless_v3_watch_line_is_cut_off(self):
         # The same over v3: one message of the watch stream that never ends (no newline).
         def respond(request):
+            if queue_answer(request):
+                return queue_answer(request)
             if request.path == "/v3/kv/range":
                 return v3_range(HELD)
             if request.path == "/v3/watch":

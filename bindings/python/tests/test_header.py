@@ -96,6 +96,7 @@ DECLARED = declarations()
 
 def test_the_header_declares_102_functions():
     assert len(DECLARED) == 102  # 41 in LOCKSMITH_1, 61 in LOCKSMITH_2
+    assert "locksmith_progress_function" not in DECLARED
     assert "locksmith_client_free" in DECLARED and "locksmith_version" in DECLARED
     assert "locksmith_client_read" in DECLARED and "locksmith_config_load_at" in DECLARED
     assert "locksmith_client_set_trace" in DECLARED and "locksmith_slot_record_read" in DECLARED
@@ -103,7 +104,8 @@ def test_the_header_declares_102_functions():
 
 
 def test_the_trace_function_type_is_the_headers():
-    assert TYPEDEFS == {"locksmith_trace_function": ("void", ["const char *", "void *"])}
+    assert TYPEDEFS == {"locksmith_trace_function": ("void", ["const char *", "void *"]),
+                        "locksmith_progress_function": ("int", ["int", "void *"])}
     assert _native.TraceFunction is expected_ctype("locksmith_trace_function")
     assert _native.TraceFunction._restype_ is None
     assert _native.TraceFunction._argtypes_ == (ctypes.c_char_p, ctypes.c_void_p)

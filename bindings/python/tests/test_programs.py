@@ -113,7 +113,7 @@ def test_option_names_are_what_set_option_takes():
     assert locksmith.option_names() == OPTIONS
     with Client() as c:
         for name in OPTIONS:
-            c.set_option(name, {"etcd-api": "v3", "timeout": "3s"}.get(name, ""))
+            c.set_option(name, {"etcd-api": "v3", "timeout": "3s", "queue-ttl": "30s"}.get(name, ""))
 
 
 def test_config_warnings_name_file_and_line(tmp_path):
