@@ -83,6 +83,9 @@ extension EtcdClient {
         var renewed = Clock.monotonicMilliseconds()
         var lastPosition = -1
         var gone = false  // the entry was removed already
+        // The listing of the last round, when the wait that followed it saw no change (v3): the
+        // same waiter is still ahead, so the next round watches it again without listing.
+        var unchanged: (entries: [(key: String, index: Int64, value: [UInt8]?)], mine: Bool, revision: Int64)?
         defer { if !gone { leaveQueue(api, ticket) } }
         while true {
             try checkCancelled()
@@ -91,11 +94,13 @@ extension EtcdClient {
                     // Our entry ran out (a long stall): join again, at the back.
                     ticket = try joinQueue(api, holder: holder, ttl: ttl)
                     lastPosition = -1
+                    unchanged = nil
                 }
                 renewed = Clock.monotonicMilliseconds()
                 if progress?(-1) == false { return .declined }
             }
-            let ahead = try listQueue(api, before: ticket, values: false)
+            let ahead = try unchanged ?? listQueue(api, before: ticket, values: false)
+            unchanged = nil
             if !ahead.mine {
                 // Our entry is gone (it ran out, or someone removed it): join again, at the back;
                 // not more than once a second, whatever the server does.
@@ -148,7 +153,11 @@ extension EtcdClient {
             guard left > 0 else { continue }
             if let predecessor = ahead.entries.last {
                 // The entry just ahead goes when its waiter takes a slot, leaves or dies.
-                try waitForChange(api, key: predecessor.key, after: api == .v3 ? ahead.revision : predecessor.index, timeoutMilliseconds: left)
+                let changed = try waitForChange(api, key: predecessor.key, after: api == .v3 ? ahead.revision : predecessor.index,
+                                                timeoutMilliseconds: left)
+                // (v2 keeps only the last 1,000 events: a watch from the old index would soon be
+                // refused, so v2 lists again.)
+                if !changed && api == .v3 { unchanged = ahead }
             } else {
                 _ = try wait(timeoutMilliseconds: left)
             }
@@ -270,26 +279,27 @@ extension EtcdClient {
         }
     }
 
-    /// Waits until `key` changes after `index`, or `timeoutMilliseconds` pass; an endpoint that
-    /// cannot be reached is left for the next.
-    private func waitForChange(_ api: EtcdAPI, key: String, after index: Int64, timeoutMilliseconds: Int) throws {
+    /// Waits until `key` changes after `index` (true), or `timeoutMilliseconds` pass (false); an
+    /// endpoint that cannot be reached is left for the next.
+    private func waitForChange(_ api: EtcdAPI, key: String, after index: Int64, timeoutMilliseconds: Int) throws -> Bool {
         let deadline = Clock.monotonicMilliseconds() + max(timeoutMilliseconds, 1)
         while true {
             for endpoint in rotation() {
                 try checkCancelled()
                 let remaining = deadline - Clock.monotonicMilliseconds()
-                if remaining <= 0 { return }
+                if remaining <= 0 { return false }
                 do {
                     _ = try watchEvent(api, endpoint, key: key, after: index, timeoutMilliseconds: remaining)
-                    return
+                    return true
                 } catch let error as LocksmithError where error.kind == .timedOut {
-                    return
+                    return false
                 } catch let error as LocksmithError where error.kind == .connectionFailed {
                     continue
                 }
             }
             let remaining = deadline - Clock.monotonicMilliseconds()
-            if remaining <= 0 { return }
+            // Every endpoint failed: list again afterwards (something may have changed).
+            if remaining <= 0 { return true }
             Clock.sleep(milliseconds: min(250, remaining))
         }
     }
