@@ -94,18 +94,29 @@ public final class EtcdClient {
     /// A bad id or max is refused before any request.
     public func lock(_ holder: String) throws {
         try takeSlot(holder)
-        recordHolder(holder)
     }
 
-    /// The compare-and-swap of a lock, without the holder record.
-    func takeSlot(_ holder: String) throws {
+    /// The compare-and-swap of a lock, with the holder's record: v3 in the same transaction
+    /// (with the other operations in `also`); v2 a request after it, or none if `record` is
+    /// false (the caller writes it).
+    func takeSlot(_ holder: String, also: [String] = [], record: Bool = true) throws {
         try SemaphoreDocument.validateHolder(holder)
+        if try resolvedAPI() == .v3 {
+            try modify({ try $0.lock(holder) }, done: { $0.holders.contains(holder) },
+                       also: [V3.putOp(holderRecordKey(holder), HolderRecord.now(holder).json)] + also)
+            return
+        }
         try modify({ try $0.lock(holder) }, done: { $0.holders.contains(holder) })
+        if record { recordHolder(holder) }
     }
 
     /// Gives back `holder`'s slot. `.notFound` if it holds none.
     public func unlock(_ holder: String) throws {
         try SemaphoreDocument.validateHolder(holder)
+        if try resolvedAPI() == .v3 {
+            try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) }, also: [V3.deleteOp(holderRecordKey(holder))])
+            return
+        }
         try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) })
         forgetHolder(holder)
     }
@@ -252,7 +263,7 @@ public final class EtcdClient {
     /// lost the compare-and-swap), a refusal on a document that shows the change is our own
     /// write seen again, and the call succeeded.
     @discardableResult
-    private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T, done: (SemaphoreDocument) -> Bool) throws -> T {
+    private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T, done: (SemaphoreDocument) -> Bool, also: [String] = []) throws -> T {
         var fresh = known == nil || Clock.monotonicMilliseconds() - knownAt < EtcdClient.freshMilliseconds
         var current = try known ?? readOrCreate()
         var lost = 0
@@ -276,7 +287,7 @@ public final class EtcdClient {
             let outcome: WireResult
             do {
                 failedBeforeAnswer = false
-                outcome = try write(json, over: current.index)
+                outcome = try write(json, over: current.index, also: also)
                 if failedBeforeAnswer { unheard = result }
             } catch {
                 // No answer (a lost reply, a timeout, a 5xx): the write may have been applied.
@@ -413,7 +424,7 @@ public final class EtcdClient {
         }
     }
 
-    private func write(_ json: String, over index: Int64) throws -> WireResult {
+    private func write(_ json: String, over index: Int64, also: [String] = []) throws -> WireResult {
         switch try resolvedAPI() {
         case .v2:
             let request = V2.compareAndSwap(key, json, index: index)
@@ -421,7 +432,7 @@ public final class EtcdClient {
             if case .missing = result { return .conflict(nil) }
             return result
         case .v3:
-            return try V3.parseTxn(try send("POST", V3.txnPath, body: V3.putIf(key, json, target: "MOD", revision: index)), key: key)
+            return try V3.parseTxn(try send("POST", V3.txnPath, body: V3.putIf(key, json, target: "MOD", revision: index, also: also)), key: key)
         }
     }
 

@@ -182,16 +182,28 @@ enum V3 {
     /// A transaction that puts `json` if the key's `target` revision equals `revision`
     /// (CREATE 0: the key is missing; MOD n: unchanged since read), and otherwise reads the key,
     /// so a lost race costs no extra request.
-    static func putIf(_ key: String, _ json: String, target: String, revision: Int64) -> [UInt8] {
+    /// `also`: more operations of the success branch (putOp, deleteOp): keys beside the
+    /// semaphore that change with it in one step.
+    static func putIf(_ key: String, _ json: String, target: String, revision: Int64, also: [String] = []) -> [UInt8] {
         let k = Base64.encode(key), v = Base64.encode(json)
         let field = target == "CREATE" ? "create_revision" : "mod_revision"
         return Array(("{\"compare\":[{\"key\":\"\(k)\",\"result\":\"EQUAL\",\"target\":\"\(target)\",\"\(field)\":\"\(revision)\"}],"
-            + "\"success\":[{\"request_put\":{\"key\":\"\(k)\",\"value\":\"\(v)\"}}],"
+            + "\"success\":[" + (["{\"request_put\":{\"key\":\"\(k)\",\"value\":\"\(v)\"}}"] + also).joined(separator: ",") + "],"
             + "\"failure\":[{\"request_range\":{\"key\":\"\(k)\"}}]}").utf8)
     }
 
     static func put(_ key: String, _ value: String, lease: String? = nil) -> [UInt8] {
         Array(("{\"key\":\"\(Base64.encode(key))\",\"value\":\"\(Base64.encode(value))\"" + (lease.map { ",\"lease\":\"\($0)\"" } ?? "") + "}").utf8)
+    }
+
+    /// A put of a transaction's branch.
+    static func putOp(_ key: String, _ value: String) -> String {
+        "{\"request_put\":{\"key\":\"\(Base64.encode(key))\",\"value\":\"\(Base64.encode(value))\"}}"
+    }
+
+    /// A delete of a transaction's branch.
+    static func deleteOp(_ key: String) -> String {
+        "{\"request_delete_range\":{\"key\":\"\(Base64.encode(key))\"}}"
     }
 
     static func watch(_ key: String, after revision: Int64) -> [UInt8] {

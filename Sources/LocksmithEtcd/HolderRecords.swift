@@ -37,6 +37,13 @@ public struct HolderRecord: Sendable, Equatable {
         self.init(id: id, since: since, host: host)
     }
 
+    /// A record for `id` taken now, on this host.
+    static func now(_ id: String) -> HolderRecord {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return HolderRecord(id: id, since: Int64(now.tv_sec), host: hostName)
+    }
+
     /// This machine's host name, bounded and without control characters ("" if it has none).
     static var hostName: String {
         var buffer = [CChar](repeating: 0, count: 256)
@@ -78,10 +85,7 @@ extension EtcdClient {
     /// After a lock: records when and from where. Best effort: the slot is taken whether or
     /// not the record is written.
     func recordHolder(_ id: String) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let record = HolderRecord(id: id, since: Int64(now.tv_sec), host: HolderRecord.hostName)
-        _ = try? put(holderRecordKey(id), record.json)
+        _ = try? put(holderRecordKey(id), HolderRecord.now(id).json)
     }
 
     /// After an unlock: removes the record. Best effort.

@@ -127,11 +127,18 @@ extension EtcdClient {
                 lastPosition = 0
                 if progress?(0) == false { return .declined }
                 do {
-                    try takeSlot(holder)
-                    // The waiter behind moves up first; the holder record can wait a moment.
-                    leaveQueue(api, ticket)
+                    if api == .v3 {
+                        // The slot, its holder record and the end of the entry in one
+                        // transaction: the waiter behind moves up as the slot is taken. (The
+                        // lease, holding no key now, runs out by itself.)
+                        try takeSlot(holder, also: [V3.deleteOp(ticket.key)])
+                    } else {
+                        try takeSlot(holder, record: false)
+                        // The waiter behind moves up first; the holder record can wait a moment.
+                        leaveQueue(api, ticket)
+                        recordHolder(holder)
+                    }
                     gone = true
-                    recordHolder(holder)
                     return .taken
                 } catch let error as LocksmithError where error.kind == .busy {
                     // "semaphore is at 0" comes before "holder exists" (as in the original): a
