@@ -25,7 +25,9 @@ let usage = """
       LOCKSMITHD_ETCD_PASSWORD_FILE, LOCKSMITHD_ETCD_API, LOCKSMITHD_TIMEOUT
                                          etcd settings, as locksmithctl's flags
       LOCKSMITHD_REBOOT_BROADCAST_DELAY  how long users are warned before the reboot (default 5m)
-      LOCKSMITHD_SLOT_WAIT               watch (default) or poll: how to wait for a free slot
+      LOCKSMITHD_SLOT_WAIT               watch (default: in the group's fair queue, with etcd's
+                                         watch) or poll (backoff, as the original)
+      LOCKSMITHD_QUEUE_TTL               how long a dead waiter's queue entry lasts (default 60s)
       LOCKSMITHD_UTMP                    the utmp file of logged-in users (default /var/run/utmp)
       LOCKSMITHD_REBOOT_SOURCE           where "reboot needed" comes from: auto (default: the
                                          update engine, or /run/reboot-required), update-engine,

@@ -354,5 +354,23 @@ class WindowZone(d.DaemonTest):
         self.assertIn('LOCKSMITHD_REBOOT_WINDOW_TZ="Europe/Atlantis" (from the environment): time zone "Europe/Atlantis": no such zone',
                       n.output())
 
+
+class Queue(d.DaemonTest):
+    def test_daemons_wait_in_turn_and_say_their_place(self):
+        g = d.group()
+        d.ctl(g, "lock", "blocker")
+        ue = self.service(d.UpdateEngine(d.NEED))
+        logind = self.service(d.Logind())
+        first = self.node(g).start()
+        self.assertTrue(wait_for(lambda: first.saw("STATUS=waiting for a slot: 0 of 1 free, held by blocker")), first.drain())
+        second = self.node(g).start()
+        self.assertTrue(wait_for(lambda: second.saw("STATUS=waiting for a slot: 2nd in line")), second.drain())
+        r = d.ctl(g, "status", "--queue")
+        self.assertEqual([line.split()[1] for line in r.stdout.splitlines()[4:]], [first.id, second.id], r.stdout)
+        d.ctl(g, "unlock", "blocker")
+        self.assertTrue(wait_for(lambda: d.holders(g) == [first.id]), first.output())
+        self.assertTrue(wait_for(lambda: second.saw("STATUS=waiting for a slot: 0 of 1 free, held by " + first.id)), second.drain())
+        self.assertEqual(len(logind.calls()), 1, "the first in line reboots first")
+
 if __name__ == "__main__":
     unittest.main()
