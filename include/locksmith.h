@@ -265,6 +265,11 @@ int locksmith_client_set_max(locksmith_client *c, int max, int *ret_old_max);
  * 0 on timeout, or a negative errno. Uses etcd's watch, so a freed slot is seen at once. */
 int locksmith_client_wait(locksmith_client *c, int64_t timeout_ms);
 
+/* What locksmith_client_acquire() tells its caller while it waits (see there): the number of
+ * waiters ahead, 0 before an attempt at the head, -1 while it goes on waiting. Returns 0 to go
+ * on, non-zero to decline the slot. */
+typedef int (*locksmith_progress_function)(int ahead, void *userdata);
+
 /* Waits in the group's queue and takes a slot for holder when its turn comes: the fair way to
  * wait for a slot. The client joins the queue beside the semaphore (<semaphore key>.queue/), waits
  * for the waiter just ahead of it to go (one etcd watch; a release wakes one waiter, not all),
@@ -286,7 +291,6 @@ int locksmith_client_wait(locksmith_client *c, int64_t timeout_ms);
  * progress declined (no slot taken in either case); -ECANCELED; -EEXIST if holder already holds
  * a slot; other errors as locksmith_client_lock (-ETIMEDOUT: a request timed out). The entry is
  * removed on return. */
-typedef int (*locksmith_progress_function)(int ahead, void *userdata);
 int locksmith_client_acquire(locksmith_client *c, const char *holder, int64_t timeout_ms, locksmith_progress_function progress, void *userdata);
 
 /* The waiters of the group's queue, first in line first, as a list of records: id (the holder

@@ -61,14 +61,16 @@ enum V2 {
         ("PUT", keyPath(key), form(value))
     }
 
-    /// Checks the answer of a set or delete: an etcd error other than "key not found" throws.
-    static func check(_ response: HTTPResponse, key: String) throws {
+    /// Checks the answer of a set, refresh or delete: false for "key not found", an etcd error
+    /// other than that throws.
+    @discardableResult
+    static func check(_ response: HTTPResponse, key: String) throws -> Bool {
         guard let tree = JSONTree(response.body) else {
             throw LocksmithError(.protocolError, "\(key): the v2 answer (HTTP \(response.status)) is not JSON: \(excerpt(response.text))")
         }
-        if let code = tree.node["errorCode"]?.int64, code != 100 {
-            throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(key): etcd error \(code): \(tree.node["message"]?.string ?? "")")
-        }
+        guard let code = tree.node["errorCode"]?.int64 else { return true }
+        if code == 100 { return false }
+        throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(key): etcd error \(code): \(tree.node["message"]?.string ?? "")")
     }
 
     static let formHeader = "Content-Type: application/x-www-form-urlencoded"

@@ -27,11 +27,13 @@ public struct HolderRecord: Sendable, Equatable {
     var json: String { "{\"since\":\(since),\"host\":" + JSONText.quoted(host) + "}" }
 
     /// A stored value, checked: a small JSON object with an integer `since` in the years 1 to
-    /// 9999 and a short `host` without control characters; nil for anything else (the keys are
-    /// anyone's to write who may write the semaphore: a bad one is ignored, not trusted).
-    init?(id: String, value: [UInt8]) {
+    /// 9999 and a short `host` without control characters, and (for a queue entry, `id` nil) a
+    /// valid holder `id`; nil for anything else (the keys are anyone's to write who may write
+    /// the semaphore: a bad one is ignored, not trusted).
+    init?(id: String?, value: [UInt8]) {
         guard value.count <= 1024, let tree = JSONTree(value), let since = tree.node["since"]?.int64,
-              RebootWindow.validTimes.contains(since) else { return nil }
+              RebootWindow.validTimes.contains(since),
+              let id = id ?? tree.node["id"]?.string, (try? SemaphoreDocument.validateHolder(id)) != nil else { return nil }
         let host = tree.node["host"]?.string ?? ""
         guard host.utf8.count <= 255, !SemaphoreDocument.hasControlCharacter(host) else { return nil }
         self.init(id: id, since: since, host: host)
@@ -75,7 +77,6 @@ extension EtcdClient {
             let k = entry.key.hasPrefix("/") ? String(entry.key.dropFirst()) : entry.key
             guard k.hasPrefix(holderRecordsPrefix), let value = entry.value,
                   let id = GroupKey.queryUnescape(String(k.dropFirst(holderRecordsPrefix.count))),
-                  (try? SemaphoreDocument.validateHolder(id)) != nil,
                   let record = HolderRecord(id: id, value: value) else { continue }
             records.append(record)
         }

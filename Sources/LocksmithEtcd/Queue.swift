@@ -56,10 +56,8 @@ extension EtcdClient {
         let api = try resolvedAPI()
         let listed = try listQueue(api, before: nil, values: true)
         return listed.entries.compactMap { entry in
-            guard let value = entry.value, let record = HolderRecord(id: "", value: value),
-                  let tree = JSONTree(value), let id = tree.node["id"]?.string,
-                  (try? SemaphoreDocument.validateHolder(id)) != nil else { return nil }
-            return QueueEntry(key: entry.key, id: id, since: record.since, host: record.host)
+            guard let value = entry.value, let record = HolderRecord(id: nil, value: value) else { return nil }
+            return QueueEntry(key: entry.key, id: record.id, since: record.since, host: record.host)
         }
     }
 
@@ -204,16 +202,8 @@ extension EtcdClient {
     private func renewQueue(_ api: EtcdAPI, _ ticket: QueueTicket, ttl: Int) throws -> Bool {
         switch api {
         case .v2:
-            let response = try send("PUT", V2.keyPath(ticket.key) + "?refresh=true&prevExist=true",
-                                    body: Array("ttl=\(ttl)".utf8), headers: [V2.formHeader])
-            guard let tree = JSONTree(response.body) else {
-                throw LocksmithError(.protocolError, "\(ticket.key): the v2 answer is not JSON: \(excerpt(response.text))")
-            }
-            if let code = tree.node["errorCode"]?.int64 {
-                if code == 100 { return false }
-                throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(ticket.key): etcd error \(code)")
-            }
-            return true
+            return try V2.check(try send("PUT", V2.keyPath(ticket.key) + "?refresh=true&prevExist=true",
+                                         body: Array("ttl=\(ttl)".utf8), headers: [V2.formHeader]), key: ticket.key)
         case .v3:
             let answer = try V3.answer(try send("POST", V3.leaseKeepAlivePath, body: Array("{\"ID\":\"\(ticket.lease ?? "0")\"}".utf8)),
                                        key: ticket.key)
