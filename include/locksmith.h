@@ -266,23 +266,26 @@ int locksmith_client_set_max(locksmith_client *c, int max, int *ret_old_max);
 int locksmith_client_wait(locksmith_client *c, int64_t timeout_ms);
 
 /* What locksmith_client_acquire() tells its caller while it waits (see there): the number of
- * waiters ahead, 0 before an attempt at the head, -1 while it goes on waiting. Returns 0 to go
+ * waiters ahead, 0 before an attempt to take a slot, -1 while it goes on waiting. Returns 0 to go
  * on, non-zero to decline the slot. */
 typedef int (*locksmith_progress_function)(int ahead, void *userdata);
 
 /* Waits in the group's queue and takes a slot for holder when its turn comes: the fair way to
  * wait for a slot. The client joins the queue beside the semaphore (<semaphore key>.queue/), waits
  * for the waiter just ahead of it to go (one etcd watch; a release wakes one waiter, not all),
- * and at the head of the queue takes the next free slot. Waiters get their slots in the order
- * they joined; clients that do not queue (the original locksmith, locksmith_client_lock) may
+ * and at the head of the queue takes the next free slot (a waiter behind others takes one at once
+ * when more slots are free than waiters are ahead of it, so that each of them still finds one,
+ * as when many join together). Waiters get their slots in the order they joined (with max above
+ * 1, within max places); clients that do not queue (the original locksmith, locksmith_client_lock) may
  * take a free slot before the head, never more than max. The entry lives as long as the client
- * renews it (every third of the queue-ttl option, default 60 s): a waiter that dies holds up
- * those behind it for at most that long.
+ * renews it (20 s before the queue-ttl option runs out, and at least every third of it; default
+ * 60 s, so every 40 s): a waiter that dies holds up those behind it for at most queue-ttl.
  *
  * progress (may be NULL) is called on this thread: with the number of waiters ahead each time it
- * changes; with 0 before each attempt at the head to take a slot (made only when one may be
- * free); and with -1 when it goes on waiting (at the head with the semaphore full, where
- * locksmith_client_last_seen() says why, and after each renewal of the entry, as a heartbeat).
+ * changes; with 0 before each attempt to take a slot (made only when one may be free for this
+ * waiter); and with -1 when it goes on waiting (at the head with the semaphore full, where
+ * locksmith_client_last_seen() says why, and after each renewal of the entry, as a heartbeat:
+ * every 40 s with the default queue-ttl, every third of a queue-ttl of 30 s or less).
  * It returns 0 to go on, or non-zero to decline: the wait then ends without a slot (a caller's
  * last check before taking one, such as locksmithd's pre-lock hooks).
  *

@@ -418,7 +418,7 @@ public final class Client: @unchecked Sendable {
 
     /// Waits in the group's queue and takes a slot for `holder` in turn (`milliseconds` nil: no
     /// limit). `progress` hears the number of waiters ahead each time it changes, and 0 before
-    /// each attempt at the head; it returns false to decline the slot (the wait ends).
+    /// each attempt to take a slot; it returns false to decline the slot (the wait ends).
     public func acquire(_ holder: String, milliseconds: Int?, progress: ((Int) -> Bool)? = nil) throws -> QueueOutcome {
         final class Box { let body: ((Int) -> Bool)?; init(_ b: ((Int) -> Bool)?) { body = b } }
         let box = Box(progress)

@@ -36,7 +36,7 @@ public struct ClientOptions: Sendable {
         "etcd-api": ("API", "etcd API to use: v2, v3 or auto (v2 if the cluster serves it, else v3; the default)."),
         "timeout": ("DURATION", "Timeout of each request to etcd, e.g. 500ms or 10s (default 5s)."),
         "proxy": ("URL", "Proxy for the requests to etcd (http://, https:// or socks5://; \"\" for none; default: the proxy variables of the environment, never for loopback)."),
-        "queue-ttl": ("DURATION", "How long the queue entry of a waiter that stopped (crashed, lost its network) holds up the waiters behind it; a live waiter renews it every third of that (default 60s, 5s to 1h)."),
+        "queue-ttl": ("DURATION", "How long the queue entry of a waiter that stopped (crashed, lost its network) holds up the waiters behind it; a live waiter renews it 20s before it runs out, and at least every third of it (default 60s, 5s to 1h)."),
     ]
 
     /// Endpoints given so far; empty means the defaults.
@@ -49,6 +49,15 @@ public struct ClientOptions: Sendable {
     public var timeoutMilliseconds = ClientOptions.defaultTimeoutMilliseconds
     /// The time to live of this client's queue entries, in seconds.
     public var queueTTLSeconds = ClientOptions.defaultQueueTTLSeconds
+
+    /// How often a waiter renews its queue entry, in milliseconds: 20 s before it would run out,
+    /// and at least every third of its time to live (every 40 s for the default 60 s; every 10 s
+    /// for 30 s and under). Each renewal is a request, and a wake-up that renews the watch after
+    /// it: a waiter far back in a long queue renews often enough to keep its place through a
+    /// slow request or two, and no more.
+    public static func queueRenewalMilliseconds(ttlSeconds: Int) -> Int {
+        max(ttlSeconds * 1000 / 3, (ttlSeconds - 20) * 1000)
+    }
     /// A proxy URL for requests to etcd, "" for none; nil: the environment decides (when
     /// `usesEnvironment`).
     public var proxy: String?

@@ -45,6 +45,11 @@ public final class EtcdClient {
     /// A value seen this recently counts as fresh: a refusal computed from it is reported as is
     /// (it is as fresh as a read would be; a watch event that just arrived is the common case).
     static let freshMilliseconds = 1_000
+    /// How many events etcd's v2 API keeps (a watch from an older index is refused as cleared).
+    static let v2HistoryEvents: Int64 = 1_000
+
+    /// How old a remembered document may be for a write over it without reading it first.
+    static let optimisticMilliseconds = 100
     /// The index to watch from: changes after it are news.
     private var seenIndex: Int64?
     private var random = SystemRandomNumberGenerator()
@@ -98,16 +103,28 @@ public final class EtcdClient {
 
     /// The compare-and-swap of a lock, with the holder's record: v3 in the same transaction
     /// (with the other operations in `also`); v2 a request after it, or none if `record` is
-    /// false (the caller writes it).
-    func takeSlot(_ holder: String, also: [String] = [], record: Bool = true) throws {
+    /// false (the caller writes it). `reserve`: free slots that must stay free for the waiters
+    /// ahead in the queue (`.busy` if no more than that are free).
+    func takeSlot(_ holder: String, also: [String] = [], record: Bool = true, reserve: Int = 0) throws {
         try SemaphoreDocument.validateHolder(holder)
+        let take = { (document: inout SemaphoreDocument) throws in
+            if document.available > 0 && document.available <= reserve {
+                throw LocksmithError(.busy, "the free slots are for the \(reserve) waiters ahead in the queue")
+            }
+            try document.lock(holder)
+        }
         if try resolvedAPI() == .v3 {
-            try modify({ try $0.lock(holder) }, done: { $0.holders.contains(holder) },
+            try modify(take, done: { $0.holders.contains(holder) },
                        also: [V3.putOp(holderRecordKey(holder), HolderRecord.now(holder).json)] + also)
             return
         }
-        try modify({ try $0.lock(holder) }, done: { $0.holders.contains(holder) })
+        try modify(take, done: { $0.holders.contains(holder) })
         if record { recordHolder(holder) }
+    }
+
+    /// A random number of milliseconds up to `limit`.
+    func jitter(upTo limit: Int) -> Int {
+        Int.random(in: 0...max(limit, 0), using: &random)
     }
 
     /// Gives back `holder`'s slot. `.notFound` if it holds none.
@@ -264,7 +281,14 @@ public final class EtcdClient {
     /// write seen again, and the call succeeded.
     @discardableResult
     private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T, done: (SemaphoreDocument) -> Bool, also: [String] = []) throws -> T {
-        var fresh = known == nil || Clock.monotonicMilliseconds() - knownAt < EtcdClient.freshMilliseconds
+        let age = Clock.monotonicMilliseconds() - knownAt
+        if age >= EtcdClient.optimisticMilliseconds {
+            // A write over a value that is probably out of date costs a refused write (v3 goes
+            // through consensus and the disk even to refuse; a refused v2 compare-and-swap does
+            // not even say what is there) before the real one: a read first is cheaper.
+            known = nil
+        }
+        var fresh = known == nil || age < EtcdClient.freshMilliseconds
         var current = try known ?? readOrCreate()
         var lost = 0
         var unheard: T?  // the result of a write that may have landed unheard
@@ -336,10 +360,30 @@ public final class EtcdClient {
         try known.map { try decode($0) }
     }
 
+    /// Remembers a value of the semaphore read along with other keys (the queue's transactions).
+    func noteSemaphore(_ value: StoredValue) {
+        remember(value)
+    }
+
+    /// Reads the semaphore (creating it if missing) and remembers it.
+    func readSemaphore() throws -> SemaphoreDocument {
+        try decode(readOrCreate())
+    }
+
+    /// Forgets the document last seen unless it was read or written within the last second, so
+    /// that the next operation reads it first (a waiter at the head of the queue that has not
+    /// looked at the semaphore for a while).
+    func forgetStaleDocument() {
+        if known != nil && Clock.monotonicMilliseconds() - knownAt >= EtcdClient.freshMilliseconds {
+            known = nil
+            seenIndex = nil
+        }
+    }
+
     private func remember(_ value: StoredValue) {
         known = value
         knownAt = Clock.monotonicMilliseconds()
-        seenIndex = value.index
+        seenIndex = max(value.index, value.observed)
     }
 
     /// What a watch reported: the new value if it carried one; otherwise we know only that

@@ -8,6 +8,11 @@ import LocksmithCore
 struct StoredValue: Equatable {
     var bytes: [UInt8]
     var index: Int64
+    /// v3: the revision it was read at (its index or later). A watch from there starts in step
+    /// with etcd: one from an older revision is served by etcd's catch-up loop, every 100 ms.
+    var observed: Int64 = 0
+
+    static func == (a: StoredValue, b: StoredValue) -> Bool { a.bytes == b.bytes && a.index == b.index }
 }
 
 /// What a watch saw.
@@ -199,8 +204,19 @@ enum V3 {
     }
 
     /// A put of a transaction's branch.
-    static func putOp(_ key: String, _ value: String) -> String {
-        "{\"request_put\":{\"key\":\"\(Base64.encode(key))\",\"value\":\"\(Base64.encode(value))\"}}"
+    static func putOp(_ key: String, _ value: String, lease: String? = nil) -> String {
+        "{\"request_put\":{\"key\":\"\(Base64.encode(key))\",\"value\":\"\(Base64.encode(value))\""
+            + (lease.map { ",\"lease\":\"\($0)\"" } ?? "") + "}}"
+    }
+
+    /// A range of a transaction's branch (`body`: the fields of a range request).
+    static func rangeOp(_ body: String) -> String {
+        "{\"request_range\":" + body + "}"
+    }
+
+    /// A transaction without conditions: `operations` in one step (reads see the writes before them).
+    static func txn(_ operations: [String]) -> [UInt8] {
+        Array(("{\"success\":[" + operations.joined(separator: ",") + "]}").utf8)
     }
 
     /// A delete of a transaction's branch.
@@ -250,22 +266,22 @@ enum V3 {
         }
     }
 
-    /// The first key-value of a range answer, or nil if there is none.
-    static func firstValue(_ node: JSONNode?, key: String, field: String = "kvs") throws -> StoredValue? {
+    /// The first key-value of a range answer, or nil if there is none; `revision`: the answer's.
+    static func firstValue(_ node: JSONNode?, key: String, field: String = "kvs", at revision: Int64? = nil) throws -> StoredValue? {
         guard let kv = field == "kvs" ? node?["kvs"]?[0] : node?[field] else { return nil }
-        guard let revision = kv["mod_revision"]?.int64 else {
+        guard let modified = kv["mod_revision"]?.int64 else {
             throw LocksmithError(.protocolError, "\(key): the v3 answer has no mod_revision")
         }
         let encoded = kv["value"]?.string ?? ""  // an empty value is omitted
         guard let value = Base64.decode(encoded) else {
             throw LocksmithError(.protocolError, "\(key): the v3 answer's value is not base64")
         }
-        return StoredValue(bytes: value, index: revision)
+        return StoredValue(bytes: value, index: modified, observed: max(modified, revision ?? 0))
     }
 
     static func parseRange(_ response: HTTPResponse, key: String) throws -> WireResult {
         let tree = try answer(response, key: key)
-        return try firstValue(tree.node, key: key).map(WireResult.value) ?? .missing
+        return try firstValue(tree.node, key: key, at: tree.node["header"]?["revision"]?.int64).map(WireResult.value) ?? .missing
     }
 
     static func parseTxn(_ response: HTTPResponse, key: String) throws -> WireResult {
@@ -277,7 +293,7 @@ enum V3 {
             return .stored(revision)
         }
         // Default-valued fields are omitted: a failed transaction has no "succeeded" at all.
-        let current = try firstValue(tree.node["responses"]?[0]?["response_range"], key: key)
+        let current = try firstValue(tree.node["responses"]?[0]?["response_range"], key: key, at: tree.node["header"]?["revision"]?.int64)
         return .conflict(current)
     }
 
@@ -307,7 +323,7 @@ enum V3 {
         let events = result["events"]
         guard let count = events?.count, count > 0, let last = events?[count - 1] else { return nil }
         if last["type"]?.string == "DELETE" { return .changed(nil) }
-        return .changed(try? firstValue(last, key: "watch", field: "kv"))
+        return .changed(try? firstValue(last, key: "watch", field: "kv", at: result["header"]?["revision"]?.int64))
     }
 }
 

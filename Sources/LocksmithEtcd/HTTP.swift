@@ -9,6 +9,8 @@ import Synchronization
 struct HTTPResponse {
     var status: Int
     var body: [UInt8]
+    /// The v2 API's `X-Etcd-Index` header: etcd's index when it answered.
+    var etcdIndex: Int64? = nil
     var text: String { String(decoding: body, as: UTF8.self) }
 }
 
@@ -102,6 +104,11 @@ final class HTTPConnection {
             return cancellation.isSet ? 1 : 0
         }
         _ = ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, Unmanaged.passUnretained(cancellation).toOpaque())
+        _ = ccurl_setopt_header_function(handle) { data, size, count, context in
+            let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
+            sink.header(UnsafeRawBufferPointer(start: data, count: size * count))
+            return size * count
+        }
         _ = ccurl_setopt_write_function(handle) { data, size, count, context in
             let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
             let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
@@ -151,6 +158,7 @@ final class HTTPConnection {
         let unmanaged = Unmanaged.passRetained(sink)
         defer { unmanaged.release() }
         _ = ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
+        _ = ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, unmanaged.toOpaque())
 
         let code: CURLcode = (body ?? []).withUnsafeBufferPointer { buffer in
             if method == "GET" {
@@ -168,6 +176,7 @@ final class HTTPConnection {
             return code
         }
         _ = ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, nil)
+        _ = ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, nil)
         var status = 0
         _ = ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         if sink.overflowed {
@@ -177,7 +186,7 @@ final class HTTPConnection {
         }
         if code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.stopped) {
             if let trace { trace("\(method) \(url) -> \(status) (\(Clock.monotonicMilliseconds() - started) ms)") }
-            return HTTPResponse(status: status, body: sink.body)
+            return HTTPResponse(status: status, body: sink.body, etcdIndex: sink.etcdIndex)
         }
         if code == CURLE_ABORTED_BY_CALLBACK && cancellation.isSet {
             if let trace { trace("\(method) \(url) -> cancelled (\(Clock.monotonicMilliseconds() - started) ms)") }
@@ -211,7 +220,32 @@ final class HTTPConnection {
         var body: [UInt8] = []
         var stopped = false
         var overflowed = false
+        var etcdIndex: Int64?
         let onData: ((UnsafeRawBufferPointer) -> Bool)?
         init(onData: ((UnsafeRawBufferPointer) -> Bool)?) { self.onData = onData }
+
+        /// One header line: `X-Etcd-Index` (any case) is kept, if it is a number of at most 18
+        /// digits; every other header is ignored.
+        func header(_ line: UnsafeRawBufferPointer) {
+            let name = Array("x-etcd-index:".utf8)
+            guard line.count > name.count, line.count < 64 else { return }
+            for i in 0..<name.count where (line[i] | 0x20) != name[i] { return }
+            var value: Int64 = 0, digits = 0
+            for byte in line[name.count...] {
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    guard digits < 18 else { return }
+                    value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+                    digits += 1
+                case UInt8(ascii: " ") where digits == 0, UInt8(ascii: "\t") where digits == 0:
+                    continue
+                case UInt8(ascii: "\r"), UInt8(ascii: "\n"):
+                    break
+                default:
+                    return
+                }
+            }
+            if digits > 0 { etcdIndex = value }
+        }
     }
 }

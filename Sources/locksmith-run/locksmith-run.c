@@ -10,8 +10,8 @@
  * (locksmith_client_load_settings), so on a node a job uses the etcd its daemon uses.
  *
  * It waits for a slot in the group's fair queue (locksmith_client_acquire): turns come in the order
- * runs started, and a waiting run sends nothing but one watch (and renews its queue entry every
- * third of queue-ttl). A signal cancels the wait through locksmith_client_cancel()
+ * runs started, and a waiting run sends nothing but one watch (and renews its queue entry 20 s
+ * before queue-ttl runs out). A signal cancels the wait through locksmith_client_cancel()
  * (async-signal-safe), so SIGINT, SIGTERM or SIGHUP end it at once.
  *
  * The holder id is "<machine-id>/locksmith-run" unless --id says otherwise: never the plain

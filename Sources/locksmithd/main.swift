@@ -106,11 +106,14 @@ let world = DaemonWorld(
     makeClient: { key in
         let client = try settings.client()
         if let key, key != client.key { try client.set("group", Library.group(ofKey: key)) }
-        // Waiting in the queue, the daemon hears from the library every third of queue-ttl at
-        // least (and pings the watchdog then): under a watchdog, the entry is renewed as often as
-        // the watchdog wants a ping (queue-ttl from 5s: WatchdogSec must be 4s or more).
+        // Waiting in the queue, the daemon hears from the library after each renewal of its entry
+        // (and pings the watchdog then): under a watchdog, the entry is renewed as often as the
+        // watchdog wants a ping, half of WatchdogSec. The library renews 20 s before queue-ttl runs
+        // out, and at least every third of it: so queue-ttl is 3 pings up to 10 s a ping, else a
+        // ping and 20 s, 5s to 60s (WatchdogSec must be 4s or more).
         if watchdogUsec > 0 {
-            try client.set("queue-ttl", "\(max(5, min(60, 3 * Int(watchdogUsec / 2_000_000))))s")
+            let ping = Int(watchdogUsec / 2_000_000)
+            try client.set("queue-ttl", "\(max(5, min(60, ping <= 10 ? 3 * ping : ping + 20)))s")
         }
         try client.prepare()  // libcurl now: a client that cannot work is an error here
         return client

@@ -1979,14 +1979,17 @@ static void test_queue(const char *endpoint) {
         CHECK_RC(locksmith_client_acquire(c, "first", 5000, note_progress, &progress_calls), 0);
         CHECK(progress_calls == 1 && progress_last == 0);
         CHECK_RC(locksmith_client_acquire(c, "first", 5000, NULL, NULL), -EEXIST);
-        /* Declined at the head: no slot, no entry left. */
-        CHECK_RC(locksmith_client_acquire(holder, "declining", 5000, decline, NULL), 2);
         /* Full: a timeout is 1, not an error, and leaves nothing in the queue. */
         CHECK_RC(locksmith_client_acquire(holder, "second", 300, NULL, NULL), 1);
         CHECK_RC(locksmith_client_queue(holder, &r), 0);
         CHECK_RC(locksmith_holder_records_count(r), 0);
         r = locksmith_holder_records_free(r);
         CHECK_RC(locksmith_client_unlock(c, "first"), 0);
+        /* Declined at the head (with a slot free, so the attempt comes): no slot, no entry left. */
+        CHECK_RC(locksmith_client_acquire(holder, "declining", 5000, decline, NULL), 2);
+        CHECK_RC(locksmith_client_queue(holder, &r), 0);
+        CHECK_RC(locksmith_holder_records_count(r), 0);
+        r = locksmith_holder_records_free(r);
         CHECK_RC(locksmith_client_acquire(holder, "second", -1, NULL, NULL), 0);
         CHECK_RC(locksmith_client_unlock(holder, "second"), 0);
         c = locksmith_client_free(c);

@@ -330,6 +330,15 @@ def queue_answer(request):
         return v3_answer(ID="1", TTL="60", result={"ID": "1", "TTL": "60"})
     if request.path == "/v3/kv/put":
         return v3_answer()
+    if request.path == "/v3/kv/txn" and b"request_put" in request.body and b'"lease"' in request.body:
+        # Joining: the entry put, the newest entries (only this one), their number, and no
+        # semaphore (so the client reads it on its own).
+        entry = base64.b64encode((QUEUE + "/0000000000000001").encode()).decode()
+        kv = {"key": entry, "create_revision": V3_HEADER["revision"], "mod_revision": V3_HEADER["revision"], "version": "1"}
+        return v3_answer(succeeded=True, responses=[{"response_put": {"header": V3_HEADER}},
+                                                    {"response_range": {"header": V3_HEADER, "kvs": [kv], "count": "1"}},
+                                                    {"response_range": {"header": V3_HEADER, "count": "1"}},
+                                                    {"response_range": {"header": V3_HEADER}}])
     if request.path == "/v3/kv/range" and b"range_end" in request.body:
         entry = base64.b64encode((QUEUE + "/0000000000000001").encode()).decode()
         return v3_answer(kvs=[{"key": entry, "create_revision": "6", "mod_revision": "6", "version": "1"}], count="1")

@@ -14,7 +14,9 @@ is checked against what the clients reported:
     watcher that fell out of etcd's 1000-event history is a harness failure.
 
 Clients: build/faults/locker (Tests/faults/locker.c, on liblocksmith), N threads each with its own
-client and id; and, separately, a fleet of real locksmithd daemons (tools/fleet-sim --endpoint).
+client and id, taking slots with lock-and-watch, then (--mode queue) waiting in the fair queue,
+where each client must also have had its turns and be done soon after the run (no waiter
+stranded); and, separately, a fleet of real locksmithd daemons (tools/fleet-sim --endpoint).
 
 Standard library only; run by Tests/harness/test-faults.
 """
@@ -514,6 +516,8 @@ def parse_locker(path):
                 finals[parts[1]] = int(parts[2])
             elif parts[0] == "stats":
                 stats[parts[1]] = (int(parts[2]), int(parts[3]))
+            elif parts[0] == "jobs":
+                stats.setdefault("jobs", {})[parts[1]] = int(parts[2])
     return ops, finals, stats
 
 
@@ -733,12 +737,15 @@ class Results:
         sys.stdout.flush()
 
 
-def locker_run(results, api, threads, duration, maximum, work):
-    tag = "%s (%d clients, max %d, %ds)" % (api, threads, maximum, duration)
+def locker_run(results, api, threads, duration, maximum, work, queue=False):
+    """The locker's clients under faults; with queue, each waits for its turn in the fair queue
+    (a queue-ttl of 5 s) and every client must also have had turns and finished in time."""
+    tag = "%s%s (%d clients, max %d, %ds)" % ("queue " if queue else "", api, threads, maximum, duration)
+    name = ("queue " if queue else "") + api
     print("== %s" % tag, flush=True)
     cluster = Cluster()
     try:
-        group = "faults-" + api
+        group = ("faults-queue-" if queue else "faults-") + api
         key = group_key(group)
         watcher = None
         if api == "v2":
@@ -747,12 +754,15 @@ def locker_run(results, api, threads, duration, maximum, work):
             watcher.start()
         subprocess.run([CTL, "-endpoint", cluster.endpoints, "-etcd-api", api, "-group", group, "set-max", str(maximum)],
                        check=True, capture_output=True, env=dict(os.environ, LOCKSMITH_ROOT=work))
-        out_path = os.path.join(work, "locker-%s.log" % api)
+        out_path = os.path.join(work, "locker-%s%s.log" % ("queue-" if queue else "", api))
+        prefix = ("q" if queue else "c") + api
         with open(out_path, "w") as out, open(out_path + ".err", "w") as err:
             locker = subprocess.Popen([LOCKER, "--endpoints", cluster.endpoints, "--api", api, "--threads", str(threads),
-                                       "--duration", str(duration), "--group", group, "--prefix", "c" + api,
-                                       "--timeout", "1s"], stdout=out, stderr=err)
+                                       "--duration", str(duration), "--group", group, "--prefix", prefix,
+                                       "--timeout", "1s"] + (["--mode", "queue", "--queue-ttl", "5s"] if queue else []),
+                                      stdout=out, stderr=err)
             start = time.monotonic()
+            finished = None
             stop = threading.Event()
             chaos = threading.Thread(target=run_faults, args=(cluster, schedule(start, duration), stop), daemon=True)
             chaos.start()
@@ -761,21 +771,22 @@ def locker_run(results, api, threads, duration, maximum, work):
             cluster.heal()
             try:
                 locker.wait(duration + 120)
+                finished = time.monotonic() - start
             except subprocess.TimeoutExpired:
                 locker.kill()
                 locker.wait()
-                results.check("%s: the clients finish" % api, False, ["the locker did not finish in time: killed"])
+                results.check("%s: the clients finish" % name, False, ["the locker did not finish in time: killed"])
         if locker.returncode != 0:
             with open(out_path + ".err") as f:
-                results.check("%s: locker exit status" % api, False, ["exit %d" % locker.returncode] + f.read().splitlines())
+                results.check("%s: locker exit status" % name, False, ["exit %d" % locker.returncode] + f.read().splitlines())
         ops, finals, stats = parse_locker(out_path)
-        ids = ["c%s-%02d" % (api, i + 1) for i in range(threads)]
+        ids = ["%s-%02d" % (prefix, i + 1) for i in range(threads)]
         if api == "v2":
             _, last_index, _ = cluster.v2_get(key)
             caught = watcher.caught_up(last_index)
             watcher.done.set()
             history, problems = v2_history(watcher)
-            with open(os.path.join(work, "watch-%s.jsonl" % api), "w") as f:
+            with open(os.path.join(work, "watch-%s.jsonl" % name.replace(" ", "-")), "w") as f:
                 f.writelines(json.dumps(e) + "\n" for e in watcher.events)
             if watcher.failure:
                 problems.append(watcher.failure)
@@ -786,7 +797,7 @@ def locker_run(results, api, threads, duration, maximum, work):
         else:
             history, problems = v3_history(cluster, key)
             source = "%d revisions read back" % len(history)
-        results.check("%s: complete history (%s)" % (api, source), not problems, problems)
+        results.check("%s: complete history (%s)" % (name, source), not problems, problems)
         violations, most, applied_unknown = check_locker_run(history, ops, finals, ids, maximum)
         writes = [o for o in ops if o["op"] in ("lock", "unlock")]
         counts = {}
@@ -795,17 +806,28 @@ def locker_run(results, api, threads, duration, maximum, work):
         gets = [o for o in ops if o["op"] == "get"]
         print("%s: operations: %d ok, %d busy, %d errors (never sent), %d indeterminate (%d of them applied), "
               "%d exists/notfound after a retried write; %d reads to settle an unknown outcome"
-              % (api, counts.get("ok", 0), counts.get("busy", 0), counts.get("error", 0), counts.get("indeterminate", 0),
+              % (name, counts.get("ok", 0), counts.get("busy", 0), counts.get("error", 0), counts.get("indeterminate", 0),
                  applied_unknown, counts.get("exists", 0) + counts.get("notfound", 0), len(gets)))
         print("%s: history: %d changes, most holders at once %d (max %d); violations: %d"
-              % (api, len(history), most, maximum, len(violations)))
+              % (name, len(history), most, maximum, len(violations)))
         results.check("%s: never more than %d holders, every change explained by a client's call, in real-time order, "
-                      "nothing lost or left held" % (api, maximum), not violations and bool(history), violations)
+                      "nothing lost or left held" % (name, maximum), not violations and bool(history), violations)
         successes = [(o["m0"], o["m1"]) for o in writes if o["rc"] == 0]
         times = failover(cluster.faults, successes)
-        complete = figures({}, api, cluster.faults, times)
-        results.check("%s: the clients worked again after every fault" % api, complete and len(times) > 0,
+        complete = figures({}, name, cluster.faults, times)
+        results.check("%s: the clients worked again after every fault" % name, complete and len(times) > 0,
                       ["no successful operation after: " + t for t, _, x in times if x is None])
+        if queue:
+            # No waiter stranded: each client had turns, and after the end of the run the ones
+            # still in line got theirs within queue-ttl and the repair of the faults.
+            jobs = stats.get("jobs", {})
+            idle = [i for i in ids if jobs.get(i, 0) < 1]
+            print("%s: turns per client: min %d, median %d, max %d; all done %.1fs after the run's end"
+                  % (name, min(jobs.values() or [0]), statistics.median(jobs.values() or [0]), max(jobs.values() or [0]),
+                     finished - duration if finished is not None else -1))
+            results.check("%s: every waiter had its turns and none was stranded (all done within 60 s of the end)" % name,
+                          not idle and len(jobs) == threads and finished is not None and finished <= duration + 60,
+                          ["clients without a turn: %s" % idle] if idle else ["finished %s s after the start" % finished])
     finally:
         cluster.stop()
 
@@ -923,6 +945,9 @@ def main():
     ap.add_argument("--max", type=int, default=3, help="slots (default 3)")
     ap.add_argument("--nodes", type=int, default=10, help="locksmithd daemons in the fleet part (default 10)")
     ap.add_argument("--apis", default="v3,v2", help="APIs for the clients (default v3,v2)")
+    ap.add_argument("--queue-apis", default="v3,v2", help="APIs for the clients in the fair queue (default v3,v2; '' skips them)")
+    ap.add_argument("--queue-clients", type=int, default=20, help="clients in the fair queue (default 20)")
+    ap.add_argument("--queue-duration", type=int, default=30, help="seconds of the queue runs (default 30)")
     ap.add_argument("--fleet-apis", default="v2", help="APIs for the fleet part (default v2; '' skips it)")
     ap.add_argument("--lost-reply", default="v3,v2", help="APIs for the lost-reply checks (default v3,v2; '' skips them)")
     ap.add_argument("--known-issues", action="store_true", help="also run the lost-reply check of a known, unfixed issue (C)")
@@ -930,8 +955,9 @@ def main():
     args = ap.parse_args()
     apis = [a for a in args.apis.split(",") if a]
     fleet_apis = [a for a in args.fleet_apis.split(",") if a]
+    queue_apis = [a for a in args.queue_apis.split(",") if a]
     lost_apis = [a for a in args.lost_reply.split(",") if a]
-    if any(a not in ("v2", "v3") for a in apis + fleet_apis) or args.duration < 10 or args.clients < 1 or args.max < 1:
+    if any(a not in ("v2", "v3") for a in apis + fleet_apis + queue_apis) or args.duration < 10 or args.queue_duration < 10 or args.clients < 1 or args.max < 1:
         ap.error("APIs are v2 or v3; duration at least 10 s; clients and max at least 1")
     for path in (LOCKER, CTL, FLEET):
         if not os.access(path, os.X_OK):
@@ -948,6 +974,8 @@ def main():
             lost_reply_run(results, api, work, args.known_issues)
         for api in apis:
             locker_run(results, api, args.clients, args.duration, args.max, work)
+        for api in queue_apis:
+            locker_run(results, api, args.queue_clients, args.queue_duration, args.max, work, queue=True)
         for api in fleet_apis:
             fleet_run(results, api, args.nodes, args.max, work)
     finally:

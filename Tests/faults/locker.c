@@ -18,6 +18,10 @@
  * whether it holds a slot after all. At the end every thread gives back what it holds and prints
  * "final <id> <0|1>": whether it believes it holds a slot (it should be 0).
  *
+ * With --mode queue each thread waits for its slot in the group's fair queue
+ * (locksmith_client_acquire, reported as a "lock" call) instead of lock-and-watch, holds it 20 to
+ * 80 ms, and at the end also prints "jobs <id> <turns taken>".
+ *
  * With --steps lock,unlock,get,... one client (id <prefix>) makes exactly those calls, once
  * each, and prints their lines: for tests that break one reply on purpose.
  */
@@ -32,7 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *endpoints, *api = "v3", *group = "", *prefix = "c", *timeout = "1s", *steps;
+static const char *endpoints, *api = "v3", *group = "", *prefix = "c", *timeout = "1s", *steps, *mode = "lock",
+                  *queue_ttl = "60s";
 static int threads = 10, duration_s = 30;
 static int64_t deadline_us;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -103,6 +108,20 @@ static int take(locksmith_client *c, const char *id, unsigned *seed) {
     }
 }
 
+/* Takes a slot in turn in the queue; 1 when held (the queue mode runs until its turn comes). */
+static int take_in_turn(locksmith_client *c, const char *id, unsigned *seed) {
+    for (;;) {
+        struct span t = begin();
+        int r = locksmith_client_acquire(c, id, -1, NULL, NULL);
+        report(id, "lock", r > 0 ? -EBUSY : r, t, 0, c);
+        if (r == 0 || r == -EEXIST)
+            return 1;
+        /* An error: the slot may have been taken all the same. */
+        sleep_ms(50 + (int)(rand_r(seed) % 100));
+        if (holds(c, id) > 0) return 1;
+    }
+}
+
 /* Gives back the slot; retried until etcd gives a definite answer. */
 static void give_back(locksmith_client *c, const char *id, unsigned *seed) {
     for (;;) {
@@ -122,9 +141,11 @@ static void *run(void *arg) {
     snprintf(id, sizeof id, "%s-%02d", prefix, n);
     unsigned seed = (unsigned)(now_us(CLOCK_REALTIME) ^ (n * 7919));
     locksmith_client *c = make_client(id);
+    int queue = !strcmp(mode, "queue"), turns = 0;
     while (now_us(CLOCK_MONOTONIC) < deadline_us) {
-        if (!take(c, id, &seed)) break;
-        sleep_ms(1 + (int)(rand_r(&seed) % 8));
+        if (queue ? !take_in_turn(c, id, &seed) : !take(c, id, &seed)) break;
+        turns++;
+        sleep_ms(queue ? 20 + (int)(rand_r(&seed) % 60) : 1 + (int)(rand_r(&seed) % 8));
         give_back(c, id, &seed);
         /* Mostly straight back in line; one time in ten a pause long enough that what the
          * client remembers goes stale. */
@@ -132,6 +153,7 @@ static void *run(void *arg) {
     }
     pthread_mutex_lock(&out_lock);
     printf("final %s 0\n", id);
+    if (queue) printf("jobs %s %d\n", id, turns);
     fflush(stdout);
     pthread_mutex_unlock(&out_lock);
     int64_t requests = 0, conflicts = 0;
@@ -151,6 +173,7 @@ static locksmith_client *make_client(const char *id) {
     if (r >= 0) r = locksmith_client_set(c, "etcd-api", api);
     if (r >= 0) r = locksmith_client_set(c, "group", group);
     if (r >= 0) r = locksmith_client_set(c, "timeout", timeout);
+    if (r >= 0) r = locksmith_client_set(c, "queue-ttl", queue_ttl);
     if (r < 0) {
         fprintf(stderr, "locker: %s: %s\n", id, locksmith_last_error());
         exit(1);
@@ -176,7 +199,8 @@ static int run_steps(void) {
 
 static void usage(void) {
     fprintf(stderr, "usage: locker --endpoints URLS [--api v2|v3] [--threads N] [--duration SECONDS]\n"
-                    "              [--group G] [--prefix ID] [--timeout DURATION] [--steps lock,unlock,get,...]\n");
+                    "              [--group G] [--prefix ID] [--timeout DURATION] [--mode lock|queue]\n"
+                    "              [--queue-ttl DURATION] [--steps lock,unlock,get,...]\n");
     exit(2);
 }
 
@@ -190,12 +214,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--prefix")) prefix = v;
         else if (!strcmp(a, "--timeout")) timeout = v;
         else if (!strcmp(a, "--steps")) steps = v;
+        else if (!strcmp(a, "--mode")) mode = v;
+        else if (!strcmp(a, "--queue-ttl")) queue_ttl = v;
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--duration")) duration_s = atoi(v);
         else { fprintf(stderr, "locker: unknown option %s\n", a); usage(); }
         i++;
     }
-    if (!endpoints || threads < 1 || threads > 1000 || duration_s < 1) usage();
+    if (!endpoints || threads < 1 || threads > 1000 || duration_s < 1 || (strcmp(mode, "lock") && strcmp(mode, "queue"))) usage();
     if (steps) return run_steps();
     deadline_us = now_us(CLOCK_MONOTONIC) + (int64_t)duration_s * 1000000;
     pthread_t t[1000];

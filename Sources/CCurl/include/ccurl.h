@@ -35,6 +35,7 @@ CURLcode ccurl_setopt_string(CURL *h, CURLoption o, const char *v);
 CURLcode ccurl_setopt_pointer(CURL *h, CURLoption o, void *v);
 CURLcode ccurl_setopt_slist(CURL *h, CURLoption o, struct curl_slist *v);
 CURLcode ccurl_setopt_write_function(CURL *h, size_t (*f)(char *, size_t, size_t, void *));
+CURLcode ccurl_setopt_header_function(CURL *h, size_t (*f)(char *, size_t, size_t, void *));
 CURLcode ccurl_setopt_xferinfo_function(CURL *h, int (*f)(void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t));
 CURLcode ccurl_getinfo_long(CURL *h, CURLINFO i, long *v);
 

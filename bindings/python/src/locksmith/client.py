@@ -506,8 +506,8 @@ class Client(Handle):
                 progress: Optional[Callable[[int], Any]] = None) -> bool:
         """Waits in the group's queue and takes a slot for holder when its turn comes: waiters get
         their slots in the order they joined, and a release wakes one waiter, not all. progress
-        hears the number of waiters ahead each time it changes, and 0 before each attempt at the
-        head; if it returns False (exactly), the slot is declined and the wait ends. timeout in
+        hears the number of waiters ahead each time it changes, and 0 before each attempt to
+        take a slot; if it returns False (exactly), the slot is declined and the wait ends. timeout in
         seconds (None: no limit). True once the slot is taken, False when the timeout passed
         first or progress declined. cancel() from another thread ends the wait (Cancelled).
         AlreadyHeld if holder holds a slot already."""
