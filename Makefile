@@ -30,7 +30,7 @@ LIB_SCRATCH := .build-lib
 SONAME      := liblocksmith.so.1
 VERSION     := $(shell sed -n 's/.*static let string = "\(.*\)"/\1/p' Sources/LocksmithCore/Version.swift)
 
-SWIFT_SOURCES := Package.swift $(shell find Sources -path Sources/locksmith-run -prune -o -path Sources/pam_locksmith -prune -o \( -name '*.swift' -o -name '*.c' -o -name '*.h' -o -name '*.modulemap' \) -print) include/locksmith.h
+SWIFT_SOURCES := Package.swift $(shell find Sources -path Sources/locksmith-run -prune -o -path Sources/locksmith-fleetlockd -prune -o -path Sources/pam_locksmith -prune -o \( -name '*.swift' -o -name '*.c' -o -name '*.h' -o -name '*.modulemap' \) -print) include/locksmith.h
 
 # One Swift runtime, in the library. liblocksmith.so.1 links the Swift runtime statically, and
 # locksmithctl and locksmithd use that one through a private version node (PRIVATE_NODE) rather
@@ -136,6 +136,10 @@ $(BUILD)/share/locksmithd.service: systemd/locksmithd.service.in Makefile
 	mkdir -p $(BUILD)/share
 	sed -e 's|@BINDIR@|$(BINDIR)|' $< > $@
 
+$(BUILD)/share/locksmith-fleetlockd.service: systemd/locksmith-fleetlockd.service.in Makefile
+	mkdir -p $(BUILD)/share
+	sed -e 's|@BINDIR@|$(BINDIR)|' $< > $@
+
 $(BUILD)/standins/%: Tests/standins/%.c
 	mkdir -p $(BUILD)/standins
 	$(CC) -O1 -Wall -Wextra -Werror -o $@ $< $$(pkg-config --cflags --libs libsystemd)
@@ -163,8 +167,14 @@ LOCKSMITH_PC := PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/pkgconfig pkg-config
 
 # The C programs (Sources/locksmith-run, Sources/pam_locksmith), built on the library as any user
 # of it would build them.
-TOOLS := locksmith-run
+TOOLS := locksmith-run locksmith-fleetlockd
 tools: $(addprefix $(BUILD)/tools/,$(TOOLS)) $(BUILD)/tools/pam_locksmith.so
+
+# The FleetLock server: libmicrohttpd for HTTP (docs/decisions.md), json-c, sd_notify.
+$(BUILD)/tools/locksmith-fleetlockd: Sources/locksmith-fleetlockd/locksmith-fleetlockd.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
+	mkdir -p $(BUILD)/tools
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread $$($(LOCKSMITH_PC) --cflags locksmith libmicrohttpd json-c libsystemd) -o $@ $< \
+	    $$($(LOCKSMITH_PC) --libs locksmith libmicrohttpd json-c libsystemd)
 
 $(BUILD)/tools/locksmith-run: Sources/locksmith-run/locksmith-run.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
 	mkdir -p $(BUILD)/tools
@@ -184,8 +194,8 @@ install: lib programs tools
 	@if [ -z "$(DESTDIR)" ]; then for so in libcurl.so.4 libsystemd.so.0; do \
 	    ldconfig -p | grep -q "[[:space:]]$$so " || { echo "$$so is not installed (Debian: apt-get install libcurl4 libsystemd0): locksmith-swift needs it at run time" >&2; exit 1; }; \
 	done; fi
-	rm -f $(BUILD)/locksmith.pc $(BUILD)/share/locksmithd.service
-	$(MAKE) --no-print-directory $(BUILD)/share/locksmithd.service
+	rm -f $(BUILD)/locksmith.pc $(BUILD)/share/locksmithd.service $(BUILD)/share/locksmith-fleetlockd.service
+	$(MAKE) --no-print-directory $(BUILD)/share/locksmithd.service $(BUILD)/share/locksmith-fleetlockd.service
 	$(MAKE) --no-print-directory $(BUILD)/locksmith.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
 	install -m 0755 $(BUILD)/lib/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -196,6 +206,8 @@ install: lib programs tools
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/bash-completion/completions \
 	    $(DESTDIR)$(DATADIR)/zsh/vendor-completions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
 	install -m 0644 $(BUILD)/share/locksmithctl.1 $(DESTDIR)$(MANDIR)/man1/locksmithctl.1
+	install -d $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 man/locksmith-fleetlockd.8 $(DESTDIR)$(MANDIR)/man8/locksmith-fleetlockd.8
 	install -m 0644 $(BUILD)/share/completions/locksmithctl.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/locksmithctl
 	install -m 0644 $(BUILD)/share/completions/_locksmithctl $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl
 	install -m 0644 $(BUILD)/share/completions/locksmithctl.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish
@@ -203,6 +215,7 @@ install: lib programs tools
 	install -m 0644 $(BUILD)/tools/pam_locksmith.so $(DESTDIR)$(PAMDIR)/pam_locksmith.so
 	install -d $(DESTDIR)$(UNITDIR)
 	install -m 0644 $(BUILD)/share/locksmithd.service $(DESTDIR)$(UNITDIR)/locksmithd.service
+	install -m 0644 $(BUILD)/share/locksmith-fleetlockd.service $(DESTDIR)$(UNITDIR)/locksmith-fleetlockd.service
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && [ "$(LIBDIR)" = "/usr/local/lib" -o "$(LIBDIR)" = "/usr/lib" ]; then ldconfig; fi
 
 uninstall:
@@ -212,7 +225,8 @@ uninstall:
 	      $(DESTDIR)$(DATADIR)/bash-completion/completions/locksmithctl \
 	      $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl \
 	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish \
-	      $(DESTDIR)$(UNITDIR)/locksmithd.service $(DESTDIR)$(PAMDIR)/pam_locksmith.so
+	      $(DESTDIR)$(UNITDIR)/locksmithd.service $(DESTDIR)$(PAMDIR)/pam_locksmith.so \
+	      $(DESTDIR)$(UNITDIR)/locksmith-fleetlockd.service $(DESTDIR)$(MANDIR)/man8/locksmith-fleetlockd.8
 
 test: deps
 	@Tests/harness/run-tests

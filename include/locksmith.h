@@ -257,6 +257,19 @@ int locksmith_client_lock(locksmith_client *c, const char *id);
 /* Gives back id's slot (NULL: this machine's id). -ENOENT if id holds none. */
 int locksmith_client_unlock(locksmith_client *c, const char *id);
 
+/* Takes and gives back slots for n holders (1 to 1024) in one compare-and-swap of the group's
+ * semaphore: holders[i] takes a slot when give_back[i] is 0, gives one back otherwise. The
+ * changes are applied in order, each to the document as the ones before it left it, and
+ * ret_results[i] receives what that change alone would have returned from locksmith_client_lock
+ * or _unlock: 0, -EBUSY, -EEXIST, -ENOENT or -EINVAL. The document is written once if any change
+ * was made (with the holder records), not at all if none was; a write lost to another writer is
+ * retried with the fresh document, every result computed again. For a server that answers many
+ * machines at once (locksmith-fleetlockd): one write for a whole burst of requests.
+ * Returns the number of changes made (>= 0), or an error of the whole batch as
+ * locksmith_client_lock (then ret_results is not set; after -ECONNREFUSED or -ETIMEDOUT the write
+ * may still have been applied). */
+int locksmith_client_apply(locksmith_client *c, int n, const char **holders, const int *give_back, int *ret_results);
+
 /* Sets the group's maximum; the previous one in *ret_old_max (may be NULL). -EINVAL if max < 0. */
 int locksmith_client_set_max(locksmith_client *c, int max, int *ret_old_max);
 

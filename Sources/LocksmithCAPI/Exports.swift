@@ -417,6 +417,27 @@ public func locksmith_client_unlock(_ c: OpaquePointer!, _ id: UnsafePointer<CCh
 }
 
 @c @implementation
+public func locksmith_client_apply(_ c: OpaquePointer!, _ n: Int32, _ holders: UnsafeMutablePointer<UnsafePointer<CChar>?>!,
+                                   _ give_back: UnsafePointer<Int32>!, _ ret_results: UnsafeMutablePointer<Int32>!) -> Int32 {
+    clientCall(c) { state in
+        guard (1...1024).contains(n) else { throw invalid("n must be 1 to 1024, got \(n)") }
+        guard let holders, let give_back, let ret_results else { throw invalid("holders, give_back and ret_results must not be NULL") }
+        var changes: [(holder: String, take: Bool)] = []
+        for i in 0..<Int(n) {
+            guard let holder = holders[i] else { throw invalid("holders[\(i)] is NULL") }
+            changes.append((try text(holder, "holders[\(i)]", limit: SemaphoreDocument.maxHolderBytes + 1), give_back[i] == 0))
+        }
+        let results = try state.connected().apply(changes)
+        var made: Int32 = 0
+        for (i, result) in results.enumerated() {
+            ret_results[i] = result.map { -$0.kind.errno } ?? 0
+            if result == nil { made += 1 }
+        }
+        return made
+    }
+}
+
+@c @implementation
 public func locksmith_client_set_max(_ c: OpaquePointer!, _ max: Int32, _ ret_old_max: UnsafeMutablePointer<Int32>!) -> Int32 {
     clientCall(c) { state in
         let old = try state.connected().setMax(Int(max))

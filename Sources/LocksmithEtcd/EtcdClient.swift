@@ -115,7 +115,7 @@ public final class EtcdClient {
         }
         if try resolvedAPI() == .v3 {
             try modify(take, done: { $0.holders.contains(holder) },
-                       also: [V3.putOp(holderRecordKey(holder), HolderRecord.now(holder).json)] + also)
+                       also: { _ in [V3.putOp(self.holderRecordKey(holder), HolderRecord.now(holder).json)] + also })
             return
         }
         try modify(take, done: { $0.holders.contains(holder) })
@@ -131,11 +131,86 @@ public final class EtcdClient {
     public func unlock(_ holder: String) throws {
         try SemaphoreDocument.validateHolder(holder)
         if try resolvedAPI() == .v3 {
-            try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) }, also: [V3.deleteOp(holderRecordKey(holder))])
+            try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) }, also: { _ in [V3.deleteOp(self.holderRecordKey(holder))] })
             return
         }
         try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) })
         forgetHolder(holder)
+    }
+
+    // MARK: Many changes in one write
+
+    /// Takes (`take` true) and gives back slots for several holders in one compare-and-swap: each
+    /// change is applied in order to the document as the ones before it left it, and its result is
+    /// what it alone would have given (nil for done; `.busy`, `.exists`, `.notFound`, `.invalid`).
+    /// The document is written once if any change was made (v3: with the holder records in the
+    /// same transaction; v2: the records after it, best effort), and not at all if none was.
+    /// A lost compare-and-swap is retried with the fresh document, every result computed again.
+    /// Throws for the whole batch (etcd unreachable, a stored value that is not a semaphore).
+    /// A refusal always rests on a document read in this call (a server answers for now, not for
+    /// what it saw a moment ago); ids that are not valid are refused before anything is sent.
+    public func apply(_ changes: [(holder: String, take: Bool)]) throws -> [LocksmithError?] {
+        let invalid = changes.map { change -> LocksmithError? in
+            do {
+                try SemaphoreDocument.validateHolder(change.holder)
+                return nil
+            } catch {
+                return error as? LocksmithError ?? LocksmithError(.invalidArgument, "\(error)")
+            }
+        }
+        if invalid.allSatisfy({ $0 != nil }) { return invalid }
+        var results: [LocksmithError?] = []
+        var written: [LocksmithError?] = []  // the results of the last write tried
+        let api = try resolvedAPI()
+        func run(_ document: inout SemaphoreDocument) throws -> [LocksmithError?] {
+            results = changes.map { change in
+                do {
+                    try SemaphoreDocument.validateHolder(change.holder)
+                    if change.take { try document.lock(change.holder) } else { try document.unlock(change.holder) }
+                    return nil
+                } catch let error as LocksmithError {
+                    return error
+                } catch {
+                    return LocksmithError(.badMessage, "\(error)")
+                }
+            }
+            if results.allSatisfy({ $0 != nil }) {
+                // Nothing changes: refused on what was seen; modify reads again if that was old.
+                throw LocksmithError(.busy, "no change to write")
+            }
+            written = results
+            return results
+        }
+        func records(_ done: [LocksmithError?]) -> [String] {
+            guard api == .v3 else { return [] }
+            // One operation per holder (etcd refuses a transaction that names a key twice): the
+            // last change made for it says whether its record stays.
+            var last: [String: Bool] = [:]
+            var order: [String] = []
+            for (change, result) in zip(changes, done) where result == nil {
+                if last.updateValue(change.take, forKey: change.holder) == nil { order.append(change.holder) }
+            }
+            return order.map { holder in
+                last[holder] == true ? V3.putOp(holderRecordKey(holder), HolderRecord.now(holder).json) : V3.deleteOp(holderRecordKey(holder))
+            }
+        }
+        do {
+            results = try modify(run, done: { document in
+                !written.isEmpty && zip(changes, written).allSatisfy { change, result in
+                    result != nil || document.holders.contains(change.holder) == change.take
+                }
+            }, also: records, trustMilliseconds: 0)
+        } catch let error as LocksmithError where error.kind == .busy && results.count == changes.count && results.allSatisfy({ $0 != nil }) {
+            return results
+        }
+        if api == .v2 {
+            // The records after the write, best effort, once per holder (its last change).
+            var done = Set<String>()
+            for (change, result) in zip(changes, results).reversed() where result == nil && done.insert(change.holder).inserted {
+                if change.take { recordHolder(change.holder) } else { forgetHolder(change.holder) }
+            }
+        }
+        return results
     }
 
     /// Sets the group's maximum; returns the old one.
@@ -280,7 +355,8 @@ public final class EtcdClient {
     /// lost the compare-and-swap), a refusal on a document that shows the change is our own
     /// write seen again, and the call succeeded.
     @discardableResult
-    private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T, done: (SemaphoreDocument) -> Bool, also: [String] = []) throws -> T {
+    private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T, done: (SemaphoreDocument) -> Bool,
+                           also: (T) -> [String] = { _ in [] }, trustMilliseconds: Int = EtcdClient.freshMilliseconds) throws -> T {
         let age = Clock.monotonicMilliseconds() - knownAt
         if age >= EtcdClient.optimisticMilliseconds {
             // A write over a value that is probably out of date costs a refused write (v3 goes
@@ -288,7 +364,7 @@ public final class EtcdClient {
             // not even say what is there) before the real one: a read first is cheaper.
             known = nil
         }
-        var fresh = known == nil || age < EtcdClient.freshMilliseconds
+        var fresh = known == nil || age < trustMilliseconds
         var current = try known ?? readOrCreate()
         var lost = 0
         var unheard: T?  // the result of a write that may have landed unheard
@@ -311,7 +387,7 @@ public final class EtcdClient {
             let outcome: WireResult
             do {
                 failedBeforeAnswer = false
-                outcome = try write(json, over: current.index, also: also)
+                outcome = try write(json, over: current.index, also: also(result))
                 if failedBeforeAnswer { unheard = result }
             } catch {
                 // No answer (a lost reply, a timeout, a 5xx): the write may have been applied.

@@ -1954,6 +1954,61 @@ static int decline(int ahead, void *userdata) {
     return ahead == 0;
 }
 
+/* Many takes and give-backs in one write (locksmith_client_apply), v2 and v3. */
+static void test_apply(const char *endpoint) {
+    locksmith_client *c = NULL;
+    locksmith_semaphore *s = NULL;
+    char group[96];
+    const char *holders[4] = {"a", "b", "c", "a"};
+    int give_back[4] = {0, 0, 1, 0}, results[4] = {9, 9, 9, 9};
+
+    CHECK_RC(locksmith_client_apply(NULL, 1, holders, give_back, results), -EINVAL);
+    for (int v3 = 0; v3 <= 1; v3++) {
+        snprintf(group, sizeof group, "c-api-apply-%ld-%d", (long)getpid(), v3);
+        CHECK_RC(locksmith_client_new(&c), 0);
+        CHECK_RC(locksmith_client_set(c, "endpoint", endpoint), 0);
+        CHECK_RC(locksmith_client_set(c, "etcd-api", v3 ? "v3" : "v2"), 0);
+        CHECK_RC(locksmith_client_set(c, "group", group), 0);
+        CHECK_RC(locksmith_client_apply(c, 0, holders, give_back, results), -EINVAL);
+        CHECK_RC(locksmith_client_apply(c, 1025, holders, give_back, results), -EINVAL);
+        CHECK_RC(locksmith_client_apply(c, 1, NULL, give_back, results), -EINVAL);
+        CHECK_RC(locksmith_client_apply(c, 1, holders, NULL, results), -EINVAL);
+        CHECK_RC(locksmith_client_apply(c, 1, holders, give_back, NULL), -EINVAL);
+        /* max 1: a takes the slot, b finds none, c holds none, a again is already a holder (the
+         * semaphore is full, so "no free slot" comes first, as for locksmith_client_lock). */
+        CHECK_RC(locksmith_client_apply(c, 4, holders, give_back, results), 1);
+        CHECK(results[0] == 0 && results[1] == -EBUSY && results[2] == -ENOENT && results[3] == -EBUSY);
+        CHECK_RC(locksmith_client_get(c, &s), 0);
+        CHECK_RC(locksmith_semaphore_is_holder(s, "a"), 1);
+        CHECK_RC(locksmith_semaphore_holder_count(s), 1);
+        s = locksmith_semaphore_free(s);
+        /* Nothing to change: no write, every refusal said. */
+        CHECK_RC(locksmith_client_apply(c, 1, &holders[1], &give_back[1], results), 0);
+        CHECK(results[0] == -EBUSY);
+        /* a gives back and b takes, in that order, in one write. */
+        const char *swap[2] = {"a", "b"};
+        int swap_back[2] = {1, 0};
+        CHECK_RC(locksmith_client_apply(c, 2, swap, swap_back, results), 2);
+        CHECK(results[0] == 0 && results[1] == 0);
+        CHECK_RC(locksmith_client_get(c, &s), 0);
+        CHECK_RC(locksmith_semaphore_is_holder(s, "b"), 1);
+        CHECK_RC(locksmith_semaphore_holder_count(s), 1);
+        s = locksmith_semaphore_free(s);
+        /* The same holder twice in one batch (a take and its give-back): one holder record. */
+        const char *twice[2] = {"b", "b"};
+        int twice_back[2] = {1, 0};
+        CHECK_RC(locksmith_client_apply(c, 2, twice, twice_back, results), 2);
+        /* Ids that are not valid are refused each on its own, and alone they send nothing. */
+        const char *bad[2] = {"", "b"};
+        int bad_back[2] = {0, 1};
+        CHECK_RC(locksmith_client_apply(c, 2, bad, bad_back, results), 1);
+        CHECK(results[0] == -EINVAL && results[1] == 0);
+        CHECK_RC(locksmith_client_apply(c, 1, bad, bad_back, results), 0);
+        CHECK(results[0] == -EINVAL);
+        c = locksmith_client_free(c);
+    }
+}
+
 static void test_queue(const char *endpoint) {
     locksmith_client *c = NULL, *holder = NULL;
     locksmith_holder_records *r = NULL;
@@ -2673,6 +2728,7 @@ int main(int argc, char **argv) {
     test_client_last_seen(argv[3]);
     test_holder_records(argv[3]);
     test_queue(argv[3]);
+    test_apply(argv[3]);
     test_client_groups(argv[3]);
     test_window_zones();
     test_daemon_settings(argv[3], root);

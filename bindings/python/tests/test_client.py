@@ -307,3 +307,24 @@ def test_a_semaphore_outlives_its_client(etcd, group):
 def test_repr(client, api):
     client.status().close()
     assert repr(client).startswith("<locksmith.Client api=%r endpoint='http://127.0.0.1:" % api)
+
+
+def test_apply_makes_many_changes_in_one_write(client, etcd, api, group):
+    client.set_max(2)
+    results = client.apply([("a", True), ("b", True), ("c", True), ("x", False), ("a", True)])
+    assert [type(r).__name__ if r else None for r in results] == [None, None, "Busy", "NotHeld", "Busy"]
+    with client.status() as s:
+        assert s.holders == ["a", "b"]
+    # A give-back and a take in one write: c gets a's slot.
+    assert client.apply([("a", False), ("c", True)]) == [None, None]
+    with client.status() as s:
+        assert s.holders == ["b", "c"]
+    # Nothing to change: refused each, nothing written.
+    before = client.status().holders
+    assert isinstance(client.apply([("d", True)])[0], locksmith.Busy)
+    assert client.status().holders == before
+    # Bad ids are refused each, the rest made.
+    results = client.apply([("", True), ("b", False)])
+    assert isinstance(results[0], locksmith.InvalidArgument) and results[1] is None
+    with pytest.raises(locksmith.InvalidArgument):
+        client.apply([])

@@ -122,6 +122,7 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_client_get": (c_int, [ClientP, P(SemaphoreP)]),
     "locksmith_client_lock": (c_int, [ClientP, c_char_p]),
     "locksmith_client_unlock": (c_int, [ClientP, c_char_p]),
+    "locksmith_client_apply": (c_int, [ClientP, c_int, P(c_char_p), P(c_int), P(c_int)]),
     "locksmith_client_set_max": (c_int, [ClientP, c_int, P(c_int)]),
     "locksmith_client_wait": (c_int, [ClientP, c_int64]),
     "locksmith_client_acquire": (c_int, [ClientP, c_char_p, c_int64, ProgressFunction, c_void_p]),

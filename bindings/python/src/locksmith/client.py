@@ -6,6 +6,7 @@ import ctypes
 import datetime
 import errno
 import math
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTupl
 from . import _native
 from ._base import Handle, c_int_value, check, decode, encode, take_string
 from ._native import lib
-from .errors import InvalidArgument, error_for
+from .errors import InvalidArgument, LocksmithError, error_for
 from .semaphore import Semaphore
 
 if TYPE_CHECKING:
@@ -328,6 +329,24 @@ class Client(Handle):
             pointer = self._live()
             data = _holder(id, self._environment)
             self._check(pointer, lib.locksmith_client_unlock(pointer, data))
+
+    def apply(self, changes: List[Tuple[str, bool]]) -> List[Optional[LocksmithError]]:
+        """Takes (True) and gives back (False) slots for several holders in one write of the
+        semaphore: [(id, take), ...] (1 to 1024). Each change is applied in order to the document
+        as the ones before it left it; the result for each is None if it was made, or the error it
+        alone would have raised (Busy, AlreadyHeld, NotHeld, InvalidArgument). The document is
+        written once if any change was made, not at all if none was. Errors of the whole batch
+        (etcd unreachable, a corrupt semaphore) are raised."""
+        n = len(changes)
+        if not 1 <= n <= 1024:
+            raise error_for(errno.EINVAL, "apply takes 1 to 1024 changes, got %d" % n, semaphore=True)
+        holders = (ctypes.c_char_p * n)(*[encode(holder, "id") for holder, _ in changes])
+        give_back = (ctypes.c_int * n)(*[0 if take else 1 for _, take in changes])
+        results = (ctypes.c_int * n)()
+        with self._lock:
+            pointer = self._live()
+            self._check(pointer, lib.locksmith_client_apply(pointer, n, holders, give_back, results))
+        return [None if r == 0 else error_for(-r, os.strerror(-r), semaphore=True) for r in results]
 
     def set_max(self, max: int) -> int:
         """Sets the group's maximum number of holders; returns the previous one."""

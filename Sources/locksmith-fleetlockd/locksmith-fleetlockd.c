@@ -1,0 +1,845 @@
+/* locksmith-fleetlockd: a FleetLock server on locksmith's semaphores.
+ *
+ * Serves the FleetLock protocol v1 of Fedora CoreOS's Zincati (POST /v1/pre-reboot and
+ * POST /v1/steady-state) at the root of each --listen address, on the same semaphore documents and
+ * keys as locksmithd: FleetLock group "default" is locksmith's default semaphore, any other group
+ * the locksmith group of that name. So machines running locksmithd (or the original locksmith) and
+ * machines running Zincati share one max per group.
+ *
+ *   locksmith-fleetlockd [--listen ADDR:PORT]... [--threads N] [--tls-cert FILE --tls-key FILE]
+ *                        [etcd options as locksmithctl's]
+ *
+ * HTTP is libmicrohttpd's (a thread pool per listener). The requests for one group that arrive
+ * while its semaphore is being written wait for the next write and go in it together
+ * (locksmith_client_apply): one compare-and-swap answers a whole burst, so throughput is not
+ * bounded by one write per request on one etcd key. Every request body is bounded (16 KiB), every
+ * connection has an idle timeout and the number of connections is capped, so a bad or slow client
+ * costs nothing lasting. Pre-reboot is recursive (a holder asking again gets 200) and steady-state
+ * idempotent (a non-holder gets 200); a compare-and-swap lost to another writer is retried, so a
+ * refusal always means the slots are taken. Errors carry FleetLock's {"kind","value"} body.
+ *
+ * Its etcd settings follow the library's one rule, as locksmithctl's do: each from its flag, else
+ * LOCKSMITHCTL_<OPTION>, else the daemon's LOCKSMITHD_<OPTION> from update.conf.
+ *
+ * Built on liblocksmith (pkg-config locksmith), libmicrohttpd, json-c and libsystemd (sd_notify). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <locksmith.h>
+#include <malloc.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_LISTEN "127.0.0.1:3333"
+#define MAX_LISTEN 16
+#define MAX_BODY 16384          /* FleetLock bodies are well under 1 KiB */
+#define MAX_ID 255              /* a locksmith holder id */
+#define MAX_GROUP 128
+#define CONNECTION_TIMEOUT_S 30 /* idle or slow connections are closed after this */
+#define CONNECTION_LIMIT 1024
+#define CONFLICT_RETRIES 50     /* compare-and-swap rounds lost to other writers before giving up */
+
+enum { OPT_LISTEN = 1000, OPT_THREADS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_HELP, OPT_VERSION, OPT_CLIENT };
+#define MAX_CLIENT_OPTIONS 32
+
+/* The etcd settings given as flags, applied to each worker's client. */
+static struct { const char *name; char *value; } settings[MAX_CLIENT_OPTIONS];
+static int n_settings;
+static locksmith_config *node_config;
+
+/* The client of /health and /metrics (the default group), made on first use, one caller at a time. */
+static pthread_mutex_t admin_lock = PTHREAD_MUTEX_INITIALIZER;
+static locksmith_client *admin;
+
+/* Counts for /metrics, by endpoint and result. */
+enum { EP_PRE, EP_STEADY, EP_COUNT };
+enum { RES_OK, RES_BAD, RES_REFUSED, RES_ERROR, RES_COUNT };
+static const char *endpoint_names[EP_COUNT] = {"pre-reboot", "steady-state"};
+static const char *result_names[RES_COUNT] = {"ok", "bad_request", "slots_taken", "error"};
+static atomic_llong counts[EP_COUNT][RES_COUNT];
+static atomic_llong etcd_calls, etcd_micros, conflict_rounds;
+
+static volatile sig_atomic_t stopping;
+
+static void usage(FILE *f) {
+    fputs("Usage: locksmith-fleetlockd [options]\n"
+          "\n"
+          "Serves the FleetLock protocol (Fedora CoreOS's Zincati: POST /v1/pre-reboot and\n"
+          "POST /v1/steady-state) on locksmith's reboot semaphores in etcd: FleetLock group\n"
+          "\"default\" is locksmith's default semaphore, any other group the locksmith group of that\n"
+          "name. Machines running locksmithd and machines running Zincati share one max per group.\n"
+          "\n"
+          "Options:\n"
+          "  --listen ADDR:PORT       where to serve (default " DEFAULT_LISTEN "; repeat for more;\n"
+          "                           [::1]:3333 for IPv6, 0.0.0.0:3333 for every IPv4 address)\n"
+          "  --threads N              worker threads per listener (default 32, 1 to 256): the\n"
+          "                           requests in progress at once, which share each write\n"
+          "  --tls-cert FILE, --tls-key FILE\n"
+          "                           serve HTTPS with this certificate chain and key (PEM)\n"
+          "  --help, --version\n"
+          "\n"
+          "etcd options, as locksmithctl's (each from its flag, else LOCKSMITHCTL_<OPTION>, else the\n"
+          "daemon's LOCKSMITHD_<OPTION> from update.conf):\n"
+          "  --endpoint URL, --etcd-cafile FILE, --etcd-certfile FILE, --etcd-keyfile FILE,\n"
+          "  --etcd-username USER, --etcd-password-file FILE, --etcd-api v2|v3|auto,\n"
+          "  --request-timeout DURATION, --proxy URL\n"
+          "\n"
+          "Also: GET /health (200 when etcd answers, else 503) and GET /metrics (Prometheus text).\n"
+          "Errors answer with FleetLock's body {\"kind\": ..., \"value\": ...}.\n",
+          f);
+}
+
+static long long now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static const char *flag_name(const char *option) {
+    return strcmp(option, "timeout") == 0 ? "request-timeout" : option;
+}
+
+/* A client with the flags' settings and the library's rule for the rest; NULL (logged) if not. */
+static locksmith_client *make_client(void) {
+    locksmith_client *c = NULL;
+    if (locksmith_client_new(&c) < 0) {
+        fprintf(stderr, "locksmith-fleetlockd: cannot make an etcd client: %s\n", locksmith_last_error());
+        return NULL;
+    }
+    for (int i = 0; i < n_settings; i++)
+        if (locksmith_client_set(c, settings[i].name, settings[i].value) < 0) {
+            fprintf(stderr, "locksmith-fleetlockd: --%s: %s\n", flag_name(settings[i].name), locksmith_client_last_error(c));
+            return locksmith_client_free(c);
+        }
+    if (locksmith_client_load_settings(c, "LOCKSMITHCTL", node_config) < 0) {
+        fprintf(stderr, "locksmith-fleetlockd: bad setting: %s\n", locksmith_client_last_error(c));
+        return locksmith_client_free(c);
+    }
+    return c;
+}
+
+/* ---- answers ------------------------------------------------------------------------------- */
+
+static enum MHD_Result answer(struct MHD_Connection *connection, unsigned status, const char *body, const char *type) {
+    struct MHD_Response *response = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!response) return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "POST");
+    enum MHD_Result r = MHD_queue_response(connection, status, response);
+    MHD_destroy_response(response);
+    return r;
+}
+
+/* FleetLock's error body: {"kind": KIND, "value": TEXT}. */
+static enum MHD_Result refuse(struct MHD_Connection *connection, unsigned status, const char *kind, const char *text) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "kind", json_object_new_string(kind));
+    json_object_object_add(o, "value", json_object_new_string(text));
+    char *body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    if (!body) return MHD_NO;
+    size_t n = strlen(body);
+    char *line = realloc(body, n + 2);
+    if (!line) { free(body); return MHD_NO; }
+    line[n] = '\n';
+    line[n + 1] = 0;
+    enum MHD_Result r = answer(connection, status, line, "application/json");
+    free(line);
+    return r;
+}
+
+/* ---- one write for many requests ------------------------------------------------------------ */
+
+/* A take or give-back waiting for its group's next write. */
+struct change {
+    const char *id;
+    int give_back;
+    int done;
+    int result;      /* 0 or a negative errno, as locksmith_client_lock / _unlock */
+    int bad_group;   /* the group's name was refused (result -EINVAL) */
+    char text[600];  /* why, when result < 0 */
+};
+
+/* A group's waiting changes. The first request to find no write in progress makes one for all that
+ * wait (the leader), with the group's client, which only the leader uses; the others wait for it.
+ * So a burst of requests for one group costs one compare-and-swap, not one each. */
+#define MAX_BATCH 1024
+#define MAX_GROUPS 4096
+struct group_queue {
+    char name[MAX_GROUP + 1];
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    struct change *waiting[MAX_BATCH];
+    int n_waiting;
+    int leading;
+    locksmith_client *client;
+};
+static struct group_queue *queues[MAX_GROUPS];
+static int n_queues;
+static pthread_mutex_t queues_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_llong batches, batched_changes;
+
+static struct group_queue *queue_for(const char *group) {
+    struct group_queue *q = NULL;
+    pthread_mutex_lock(&queues_lock);
+    for (int i = 0; i < n_queues && !q; i++)
+        if (strcmp(queues[i]->name, group) == 0) q = queues[i];
+    if (!q && n_queues < MAX_GROUPS && (q = calloc(1, sizeof *q))) {
+        snprintf(q->name, sizeof q->name, "%s", group);
+        pthread_mutex_init(&q->lock, NULL);
+        pthread_cond_init(&q->changed, NULL);
+        queues[n_queues++] = q;
+    }
+    pthread_mutex_unlock(&queues_lock);
+    return q;
+}
+
+/* The leader's write of a batch: every change gets its result and, for a refusal, its text. */
+static void write_batch(struct group_queue *q, struct change **batch, int n) {
+    const char *holders[MAX_BATCH];
+    int give_back[MAX_BATCH], results[MAX_BATCH];
+    if (!q->client) {
+        q->client = make_client();
+        if (q->client && locksmith_client_set(q->client, "group", q->name) < 0) {
+            for (int i = 0; i < n; i++) {
+                batch[i]->result = -EINVAL;
+                batch[i]->bad_group = 1;
+                snprintf(batch[i]->text, sizeof batch[i]->text, "group \"%s\": %s", q->name, locksmith_client_last_error(q->client));
+            }
+            q->client = locksmith_client_free(q->client);
+            return;
+        }
+    }
+    if (!q->client) {
+        for (int i = 0; i < n; i++) {
+            batch[i]->result = -ENOMEM;
+            snprintf(batch[i]->text, sizeof batch[i]->text, "the server cannot make an etcd client (see its log)");
+        }
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        holders[i] = batch[i]->id;
+        give_back[i] = batch[i]->give_back;
+    }
+    int r;
+    /* A compare-and-swap lost to other writers (clients that are not this server) is no refusal:
+     * try again (the library already retries a few rounds with a fresh read each). */
+    for (int round = 0;; round++) {
+        long long t0 = now_us();
+        r = locksmith_client_apply(q->client, n, holders, give_back, results);
+        etcd_calls++;
+        etcd_micros += now_us() - t0;
+        if (r != -EAGAIN || round >= CONFLICT_RETRIES || stopping) break;
+        conflict_rounds++;
+        struct timespec pause = {0, (long)(rand() % 20 + 1) * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    batches++;
+    batched_changes += n;
+    char why[512] = "";
+    if (r < 0) snprintf(why, sizeof why, "%s (%s)", locksmith_client_last_error(q->client), strerror(-r));
+    locksmith_semaphore *seen = NULL;
+    int max = -1;
+    if (locksmith_client_last_seen(q->client, &seen) < 0 || locksmith_semaphore_get_max(seen, &max) < 0) max = -1;
+    const char *shown = *q->name ? q->name : "default";
+    for (int i = 0; i < n; i++) {
+        struct change *c = batch[i];
+        c->result = r < 0 ? r : results[i];
+        /* Recursive: the library says "no free slot" before "already holds" (as the original),
+         * so a holder asking again when the group is full is a holder all the same. */
+        if (c->result == -EBUSY && seen && locksmith_semaphore_is_holder(seen, c->id) == 1) c->result = -EEXIST;
+        if (r < 0)
+            snprintf(c->text, sizeof c->text, "%s", why);
+        else if (c->result == -EBUSY && max >= 0)
+            snprintf(c->text, sizeof c->text, "every reboot slot of group \"%s\" is taken (max %d)", shown, max);
+        else if (c->result == -EBUSY)
+            snprintf(c->text, sizeof c->text, "every reboot slot of group \"%s\" is taken", shown);
+        else if (c->result == -EINVAL)
+            snprintf(c->text, sizeof c->text, "client_params.id is not a valid holder id (at most 255 bytes, no control characters)");
+    }
+    locksmith_semaphore_free(seen);
+}
+
+/* Whether a locksmith group has a semaphore in etcd (1, 0, or a negative errno with why): only
+ * those are served, besides the default semaphore (made on first use, as locksmithd does), so
+ * that a client cannot make the server create keys in etcd, or queues and etcd connections in
+ * itself, for any name it makes up. A group served once is known; for another name the groups
+ * are listed (one listing at a time; a listing that began after the request arrived answers it
+ * too), so made-up names cost etcd at most one listing in flight. */
+static int group_exists(const char *group, char *why, size_t size) {
+    static locksmith_groups *known;
+    static long long listed_at;  /* when the listing in known began */
+    if (!*group) return 1;
+    long long asked = now_us();
+    pthread_mutex_lock(&queues_lock);
+    int served = 0;
+    for (int i = 0; i < n_queues && !served; i++) served = strcmp(queues[i]->name, group) == 0;
+    pthread_mutex_unlock(&queues_lock);
+    if (served) return 1;
+    pthread_mutex_lock(&admin_lock);
+    int r = 0;
+    if (!known || listed_at < asked) {
+        locksmith_groups *fresh = NULL;
+        long long began = now_us();
+        if (!admin) admin = make_client();
+        r = admin ? locksmith_client_groups(admin, &fresh) : -ENOMEM;
+        if (r >= 0) {
+            locksmith_groups_free(known);
+            known = fresh;
+            listed_at = began;
+        } else {
+            snprintf(why, size, "cannot list the groups in etcd: %s", admin ? locksmith_client_last_error(admin) : "no client (see the log)");
+        }
+    }
+    if (r >= 0) {
+        r = 0;
+        for (int i = 0, n = locksmith_groups_count(known); i < n && !r; i++)
+            r = strcmp(locksmith_groups_name(known, i), group) == 0;
+    }
+    pthread_mutex_unlock(&admin_lock);
+    return r;
+}
+
+/* Waits until change is written with its group's next batch (leading it if no write is running). */
+static void commit(const char *group, struct change *change) {
+    struct group_queue *q = queue_for(group);
+    if (!q) {
+        change->result = -ENOMEM;
+        snprintf(change->text, sizeof change->text, "the server serves at most %d groups", MAX_GROUPS);
+        return;
+    }
+    pthread_mutex_lock(&q->lock);
+    while (q->n_waiting == MAX_BATCH) pthread_cond_wait(&q->changed, &q->lock);
+    q->waiting[q->n_waiting++] = change;
+    while (!change->done) {
+        if (q->leading) {
+            pthread_cond_wait(&q->changed, &q->lock);
+            continue;
+        }
+        struct change *batch[MAX_BATCH];
+        int n = q->n_waiting;
+        memcpy(batch, q->waiting, (size_t)n * sizeof *batch);
+        q->n_waiting = 0;
+        q->leading = 1;
+        pthread_mutex_unlock(&q->lock);
+        write_batch(q, batch, n);
+        pthread_mutex_lock(&q->lock);
+        for (int i = 0; i < n; i++) batch[i]->done = 1;
+        q->leading = 0;
+        pthread_cond_broadcast(&q->changed);
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* ---- FleetLock ----------------------------------------------------------------------------- */
+
+/* The request body as it arrives, bounded. */
+struct request {
+    char *body;
+    size_t size;
+    int oversized;
+};
+
+/* FleetLock's ^[a-zA-Z0-9.-]+$, at most 128 bytes, and not "." or "..": as a path segment of the
+ * group's key, etcd's v2 API would read those as this directory or the one above (".." would be
+ * the default semaphore). */
+static int valid_group(const char *g) {
+    size_t n = strlen(g);
+    if (n == 0 || n > MAX_GROUP || strcmp(g, ".") == 0 || strcmp(g, "..") == 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = g[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-')) return 0;
+    }
+    return 1;
+}
+
+/* The id and group of a FleetLock body, or a refusal text. */
+static const char *client_params(const struct request *rq, json_object **root, const char **id, const char **group) {
+    if (!rq->body || rq->size == 0) return "the request has no body: want {\"client_params\": {\"id\": ..., \"group\": ...}}";
+    json_tokener *tok = json_tokener_new_ex(16);
+    if (!tok) return "out of memory";
+    *root = json_tokener_parse_ex(tok, rq->body, (int)rq->size);
+    enum json_tokener_error err = json_tokener_get_error(tok);
+    size_t used = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (!*root || err != json_tokener_success) return "the body is not JSON";
+    for (size_t i = used; i < rq->size; i++)
+        if (!strchr(" \t\r\n", rq->body[i])) return "the body has more than one JSON value";
+    json_object *params = NULL, *v = NULL;
+    if (!json_object_is_type(*root, json_type_object) || !json_object_object_get_ex(*root, "client_params", &params) ||
+        !json_object_is_type(params, json_type_object))
+        return "the body has no client_params object";
+    if (!json_object_object_get_ex(params, "id", &v) || !json_object_is_type(v, json_type_string))
+        return "client_params.id is missing or not a string";
+    *id = json_object_get_string(v);
+    if (!**id) return "client_params.id is empty";
+    if (strlen(*id) != (size_t)json_object_get_string_len(v)) return "client_params.id has a NUL character";
+    if (strlen(*id) > MAX_ID) return "client_params.id is longer than 255 bytes";
+    if (!json_object_object_get_ex(params, "group", &v) || !json_object_is_type(v, json_type_string))
+        return "client_params.group is missing or not a string";
+    *group = json_object_get_string(v);
+    if (!**group) return "client_params.group is empty";
+    return NULL;
+}
+
+static enum MHD_Result fleetlock(struct MHD_Connection *connection, int endpoint, const struct request *rq) {
+    const char *guard = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "fleet-lock-protocol");
+    if (!guard || strcmp(guard, "true") != 0) {
+        counts[endpoint][RES_BAD]++;
+        return refuse(connection, MHD_HTTP_BAD_REQUEST, "invalid_client_identity",
+                      "the header fleet-lock-protocol: true is missing (FleetLock requires it)");
+    }
+    if (rq->oversized) {
+        counts[endpoint][RES_BAD]++;
+        return refuse(connection, MHD_HTTP_CONTENT_TOO_LARGE, "invalid_client_identity", "the body is larger than 16 KiB");
+    }
+    json_object *root = NULL;
+    const char *id = NULL, *group = NULL;
+    const char *why = client_params(rq, &root, &id, &group);
+    if (why) {
+        json_object_put(root);
+        counts[endpoint][RES_BAD]++;
+        return refuse(connection, MHD_HTTP_BAD_REQUEST, "invalid_client_identity", why);
+    }
+    if (!valid_group(group)) {
+        json_object_put(root);
+        counts[endpoint][RES_BAD]++;
+        return refuse(connection, MHD_HTTP_BAD_REQUEST, "unknown_group",
+                      "client_params.group must be 1 to 128 of the characters a-z A-Z 0-9 . - (and not . or ..)");
+    }
+    const char *name = strcmp(group, "default") == 0 ? "" : group;
+    char reason[600];
+    int exists = group_exists(name, reason, sizeof reason);
+    if (exists == 0 && endpoint == EP_STEADY) {
+        /* No semaphore, so no slot held: nothing to give back. */
+        json_object_put(root);
+        counts[endpoint][RES_OK]++;
+        return answer(connection, MHD_HTTP_OK, "{}\n", "application/json");
+    }
+    if (exists == 0) {
+        snprintf(reason, sizeof reason, "group \"%s\" has no reboot semaphore in etcd: create it with locksmithctl -group %s set-max N", group, group);
+        json_object_put(root);
+        counts[endpoint][RES_BAD]++;
+        return refuse(connection, MHD_HTTP_BAD_REQUEST, "unknown_group", reason);
+    }
+    if (exists < 0) {
+        json_object_put(root);
+        counts[endpoint][RES_ERROR]++;
+        return refuse(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, endpoint == EP_PRE ? "failed_lock" : "failed_unlock", reason);
+    }
+    struct change change = {.id = id, .give_back = endpoint == EP_STEADY};
+    commit(name, &change);
+    int r = change.result;
+    const char *text = change.text;
+    if (r == -EINVAL && change.bad_group) {
+        json_object_put(root);
+        counts[endpoint][RES_BAD]++;
+        return refuse(connection, MHD_HTTP_BAD_REQUEST, "unknown_group", text);
+    }
+    if (r == 0 || (endpoint == EP_PRE && r == -EEXIST) || (endpoint == EP_STEADY && r == -ENOENT)) {
+        json_object_put(root);
+        counts[endpoint][RES_OK]++;
+        return answer(connection, MHD_HTTP_OK, "{}\n", "application/json");
+    }
+    if (r == -EINVAL) {
+        json_object_put(root);
+        counts[endpoint][RES_BAD]++;
+        return refuse(connection, MHD_HTTP_BAD_REQUEST, "invalid_client_identity", text);
+    }
+    if (r == -EBUSY) {
+        json_object_put(root);
+        counts[endpoint][RES_REFUSED]++;
+        return refuse(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed_lock", text);
+    }
+    fprintf(stderr, "locksmith-fleetlockd: %s %s (group %s): %s\n", endpoint_names[endpoint], id, group, text);
+    json_object_put(root);
+    counts[endpoint][RES_ERROR]++;
+    /* A stored value that is not a semaphore is reported, never overwritten. */
+    return refuse(connection, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                  r == -EBADMSG ? "failed_sem_init" : endpoint == EP_PRE ? "failed_lock" : "failed_unlock", text);
+}
+
+/* ---- health and metrics -------------------------------------------------------------------- */
+
+static enum MHD_Result health(struct MHD_Connection *connection) {
+    char text[600] = "";
+    pthread_mutex_lock(&admin_lock);
+    if (!admin) admin = make_client();
+    locksmith_groups *g = NULL;
+    /* Listing the groups asks etcd without creating anything. */
+    int r = admin ? locksmith_client_groups(admin, &g) : -ENOMEM;
+    if (r < 0) snprintf(text, sizeof text, "etcd does not answer: %s\n", admin ? locksmith_client_last_error(admin) : "no client (see the log)");
+    pthread_mutex_unlock(&admin_lock);
+    locksmith_groups_free(g);
+    if (r < 0) return answer(connection, MHD_HTTP_SERVICE_UNAVAILABLE, text, "text/plain; charset=utf-8");
+    return answer(connection, MHD_HTTP_OK, "ok\n", "text/plain; charset=utf-8");
+}
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void label(FILE *out, const char *value) {
+    for (; *value; value++) {
+        if (*value == '\\' || *value == '"') fputc('\\', out);
+        if (*value == '\n') { fputs("\\n", out); continue; }
+        fputc(*value, out);
+    }
+}
+
+static enum MHD_Result metrics(struct MHD_Connection *connection) {
+    char *body = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&body, &size);
+    if (!out) return MHD_NO;
+    fputs("# HELP locksmith_fleetlock_requests_total FleetLock requests answered, by endpoint and result.\n"
+          "# TYPE locksmith_fleetlock_requests_total counter\n", out);
+    for (int e = 0; e < EP_COUNT; e++)
+        for (int r = 0; r < RES_COUNT; r++)
+            fprintf(out, "locksmith_fleetlock_requests_total{endpoint=\"%s\",result=\"%s\"} %lld\n", endpoint_names[e],
+                    result_names[r], (long long)counts[e][r]);
+    fprintf(out, "# HELP locksmith_fleetlock_etcd_seconds Time spent in etcd operations (lock, unlock).\n"
+                 "# TYPE locksmith_fleetlock_etcd_seconds summary\n"
+                 "locksmith_fleetlock_etcd_seconds_sum %.6f\nlocksmith_fleetlock_etcd_seconds_count %lld\n"
+                 "# HELP locksmith_fleetlock_conflict_retries_total Operations tried again after losing a compare-and-swap.\n"
+                 "# TYPE locksmith_fleetlock_conflict_retries_total counter\n"
+                 "locksmith_fleetlock_conflict_retries_total %lld\n"
+                 "# HELP locksmith_fleetlock_writes_total Writes of a group's semaphore, each for a batch of requests.\n"
+                 "# TYPE locksmith_fleetlock_writes_total counter\nlocksmith_fleetlock_writes_total %lld\n"
+                 "# HELP locksmith_fleetlock_batched_requests_total Requests answered through those writes.\n"
+                 "# TYPE locksmith_fleetlock_batched_requests_total counter\nlocksmith_fleetlock_batched_requests_total %lld\n",
+            (double)etcd_micros / 1e6, (long long)etcd_calls, (long long)conflict_rounds, (long long)batches, (long long)batched_changes);
+    /* The slots of every group, read now (a listing that creates nothing). */
+    locksmith_groups *g = NULL;
+    pthread_mutex_lock(&admin_lock);
+    if (!admin) admin = make_client();
+    int up = admin && locksmith_client_groups(admin, &g) >= 0;
+    pthread_mutex_unlock(&admin_lock);
+    fprintf(out, "# HELP locksmith_fleetlock_etcd_up Whether etcd answered the listing of the groups for this scrape.\n"
+                 "# TYPE locksmith_fleetlock_etcd_up gauge\nlocksmith_fleetlock_etcd_up %d\n", up);
+    if (up) {
+        fputs("# HELP locksmith_fleetlock_slots Reboot slots by group (FleetLock group default is locksmith's default group \"\").\n"
+              "# TYPE locksmith_fleetlock_slots gauge\n", out);
+        for (int i = 0, n = locksmith_groups_count(g); i < n; i++) {
+            const locksmith_semaphore *s = locksmith_groups_semaphore(g, i);
+            int max = 0, free_slots = 0;
+            if (!s || locksmith_semaphore_get_max(s, &max) < 0 || locksmith_semaphore_get_available(s, &free_slots) < 0) continue;
+            const char *name = locksmith_groups_name(g, i);
+            static const char *states[3] = {"max", "free", "held"};
+            int values[3] = {max, free_slots, locksmith_semaphore_holder_count(s)};
+            for (int k = 0; k < 3; k++) {
+                fputs("locksmith_fleetlock_slots{group=\"", out);
+                label(out, *name ? name : "default");
+                fprintf(out, "\",state=\"%s\"} %d\n", states[k], values[k]);
+            }
+        }
+    }
+    locksmith_groups_free(g);
+    if (fclose(out) != 0) {
+        free(body);
+        return MHD_NO;
+    }
+    enum MHD_Result r = answer(connection, MHD_HTTP_OK, body, "text/plain; version=0.0.4; charset=utf-8");
+    free(body);
+    return r;
+}
+
+/* ---- the HTTP handler ---------------------------------------------------------------------- */
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_size, void **state) {
+    (void)cls;
+    (void)version;
+    int endpoint = strcmp(url, "/v1/pre-reboot") == 0 ? EP_PRE : strcmp(url, "/v1/steady-state") == 0 ? EP_STEADY : -1;
+    if (endpoint >= 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
+        struct request *rq = *state;
+        if (!rq) {
+            /* The first call: only the headers are in. */
+            if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
+            *state = rq;
+            return MHD_YES;
+        }
+        if (*upload_size) {
+            if (!rq->oversized && rq->size + *upload_size <= MAX_BODY) {
+                char *grown = realloc(rq->body, rq->size + *upload_size + 1);
+                if (!grown) return MHD_NO;
+                memcpy(grown + rq->size, upload, *upload_size);
+                rq->size += *upload_size;
+                grown[rq->size] = 0;
+                rq->body = grown;
+            } else {
+                /* Read and dropped: the answer says why once the body is in. */
+                rq->oversized = 1;
+                free(rq->body);
+                rq->body = NULL;
+                rq->size = 0;
+            }
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        return fleetlock(connection, endpoint, rq);
+    }
+    if (*upload_size) {
+        *upload_size = 0;  /* a body on another request is read and dropped */
+        return MHD_YES;
+    }
+    if (endpoint >= 0) return refuse(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid_client_identity", "FleetLock requests are POST");
+    if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/health") == 0) return health(connection);
+    if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/metrics") == 0) return metrics(connection);
+    return answer(connection, MHD_HTTP_NOT_FOUND, "not found: FleetLock is POST /v1/pre-reboot and POST /v1/steady-state\n",
+                  "text/plain; charset=utf-8");
+}
+
+static void finished(void *cls, struct MHD_Connection *connection, void **state, enum MHD_RequestTerminationCode why) {
+    (void)cls;
+    (void)connection;
+    (void)why;
+    struct request *rq = *state;
+    if (rq) {
+        free(rq->body);
+        free(rq);
+        *state = NULL;
+    }
+}
+
+static void log_mhd(void *cls, const char *format, va_list ap) {
+    (void)cls;
+    fputs("locksmith-fleetlockd: libmicrohttpd: ", stderr);
+    vfprintf(stderr, format, ap);
+}
+
+/* Gives back the pages of the file mappings (program, libraries) that start-up touched and the
+ * requests do not use: the kernel reads back what is used again (MADV_PAGEOUT, Linux 5.4+;
+ * elsewhere nothing happens). Pages other processes map too stay where they are. */
+static void page_out_code(void) {
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps) return;
+    char line[512];
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long start, end;
+        char perms[8];
+        int path = 0;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path) < 3 || path == 0 || line[path] != '/') continue;
+        if (strcmp(perms, "r-xp") && strcmp(perms, "r--p") && strcmp(perms, "rw-p")) continue;
+        madvise((void *)start, end - start, 21 /* MADV_PAGEOUT */);
+    }
+    fclose(maps);
+}
+
+/* ---- start-up ------------------------------------------------------------------------------ */
+
+/* ADDR:PORT as a socket address ([::1]:3333 for IPv6). 0, or -1 with a message. */
+static int parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *len) {
+    char host[256];
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text || !colon[1] || (size_t)(colon - text) >= sizeof host) {
+        fprintf(stderr, "locksmith-fleetlockd: --listen \"%s\": want ADDR:PORT, such as 127.0.0.1:3333 or [::1]:3333\n", text);
+        return -1;
+    }
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = 0;
+    char *h = host;
+    if (h[0] == '[') {
+        size_t n = strlen(h);
+        if (n < 3 || h[n - 1] != ']') {
+            fprintf(stderr, "locksmith-fleetlockd: --listen \"%s\": an IPv6 address goes in brackets: [::1]:3333\n", text);
+            return -1;
+        }
+        h[n - 1] = 0;
+        h++;
+    }
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65535) {
+        fprintf(stderr, "locksmith-fleetlockd: --listen \"%s\": the port must be 1 to 65535\n", text);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *found = NULL;
+    int r = getaddrinfo(h, colon + 1, &hints, &found);
+    if (r != 0 || !found) {
+        fprintf(stderr, "locksmith-fleetlockd: --listen \"%s\": %s\n", text, gai_strerror(r));
+        return -1;
+    }
+    memcpy(addr, found->ai_addr, found->ai_addrlen);
+    *len = found->ai_addrlen;
+    freeaddrinfo(found);
+    return 0;
+}
+
+static char *read_file(const char *path, const char *what) {
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fprintf(stderr, "locksmith-fleetlockd: %s %s: %s\n", what, path, strerror(errno));
+        return NULL;
+    }
+    char *data = malloc(1 << 20);
+    size_t n = data ? fread(data, 1, (1 << 20) - 1, f) : 0;
+    int bad = !data || ferror(f) || !feof(f);
+    fclose(f);
+    if (bad || n == 0) {
+        fprintf(stderr, "locksmith-fleetlockd: %s %s: %s\n", what, path, !data ? "out of memory" : n == 0 ? "empty" : "larger than 1 MiB or unreadable");
+        free(data);
+        return NULL;
+    }
+    data[n] = 0;
+    return data;
+}
+
+int main(int argc, char **argv) {
+    struct option options[MAX_CLIENT_OPTIONS + 8] = {
+        {"listen", required_argument, 0, OPT_LISTEN}, {"threads", required_argument, 0, OPT_THREADS},
+        {"tls-cert", required_argument, 0, OPT_TLS_CERT}, {"tls-key", required_argument, 0, OPT_TLS_KEY},
+        {"help", no_argument, 0, OPT_HELP}, {"version", no_argument, 0, OPT_VERSION},
+    };
+    const char *names[MAX_CLIENT_OPTIONS] = {0};
+    const char *listen[MAX_LISTEN];
+    const char *cert_path = NULL, *key_path = NULL;
+    int n_listen = 0, threads = 32, n_options = 6, opt;
+
+    /* One malloc arena for all threads: the workers' allocations are small and short, and an
+     * arena per thread would keep megabytes resident after a burst of load. */
+    mallopt(M_ARENA_MAX, 1);
+    for (int i = 0; i < MAX_CLIENT_OPTIONS && (names[i] = locksmith_client_option_name(i)); i++)
+        options[n_options++] = (struct option){flag_name(names[i]), required_argument, 0, OPT_CLIENT + i};
+    while ((opt = getopt_long_only(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_HELP: usage(stdout); return 0;
+        case OPT_VERSION: printf("locksmith-fleetlockd %s\n", locksmith_version()); return 0;
+        case OPT_LISTEN:
+            if (n_listen == MAX_LISTEN) {
+                fprintf(stderr, "locksmith-fleetlockd: at most %d --listen addresses\n", MAX_LISTEN);
+                return 2;
+            }
+            listen[n_listen++] = optarg;
+            break;
+        case OPT_THREADS: {
+            char *end = NULL;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 1 || n > 256) {
+                fprintf(stderr, "locksmith-fleetlockd: --threads \"%s\": want 1 to 256\n", optarg);
+                return 2;
+            }
+            threads = (int)n;
+            break;
+        }
+        case OPT_TLS_CERT: cert_path = optarg; break;
+        case OPT_TLS_KEY: key_path = optarg; break;
+        default: {
+            if (opt < OPT_CLIENT || opt >= OPT_CLIENT + MAX_CLIENT_OPTIONS || !names[opt - OPT_CLIENT]) {
+                usage(stderr);
+                return 2;
+            }
+            const char *name = names[opt - OPT_CLIENT];
+            if (strcmp(name, "etcd-password") == 0) {
+                fputs("locksmith-fleetlockd: --etcd-password would show the password in the process list: "
+                      "use --etcd-password-file or LOCKSMITHCTL_ETCD_PASSWORD\n", stderr);
+                return 2;
+            }
+            if (n_settings == MAX_CLIENT_OPTIONS) {
+                fputs("locksmith-fleetlockd: too many etcd options\n", stderr);
+                return 2;
+            }
+            /* A bad value is a bad command line: said now, with the flag's name. */
+            locksmith_client *probe = NULL;
+            int bad = locksmith_client_new(&probe) < 0 ? -ENOMEM : locksmith_client_set(probe, name, optarg);
+            if (bad < 0) {
+                fprintf(stderr, "locksmith-fleetlockd: --%s: %s\n", flag_name(name),
+                        probe ? locksmith_client_last_error(probe) : locksmith_last_error());
+                locksmith_client_free(probe);
+                return bad == -EINVAL ? 2 : 1;
+            }
+            locksmith_client_free(probe);
+            settings[n_settings].name = name;
+            settings[n_settings++].value = optarg;
+        }
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "locksmith-fleetlockd: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (!cert_path != !key_path) {
+        fputs("locksmith-fleetlockd: --tls-cert and --tls-key go together\n", stderr);
+        return 2;
+    }
+    if (n_listen == 0) listen[n_listen++] = DEFAULT_LISTEN;
+    struct sockaddr_storage addrs[MAX_LISTEN];
+    socklen_t lens[MAX_LISTEN];
+    for (int i = 0; i < n_listen; i++)
+        if (parse_listen(listen[i], &addrs[i], &lens[i]) < 0) return 2;
+
+    if (locksmith_config_load(&node_config) < 0)
+        fprintf(stderr, "locksmith-fleetlockd: warning: the daemon's LOCKSMITHD_* settings are not used: %s\n", locksmith_last_error());
+    /* One client now: a bad setting stops the server before it listens, and its warnings are said once. */
+    locksmith_client *first = make_client();
+    if (!first) return 1;
+    if (locksmith_client_prepare(first) < 0) {
+        fprintf(stderr, "locksmith-fleetlockd: %s\n", locksmith_client_last_error(first));
+        locksmith_client_free(first);
+        return 1;
+    }
+    for (int i = 0, n = locksmith_client_warning_count(first); i < n; i++)
+        fprintf(stderr, "locksmith-fleetlockd: warning: %s\n", locksmith_client_warning(first, i));
+    locksmith_client_free(first);
+
+    char *cert = NULL, *key = NULL;
+    if (cert_path && (!(cert = read_file(cert_path, "--tls-cert")) || !(key = read_file(key_path, "--tls-key")))) {
+        free(cert);
+        return 1;
+    }
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);  /* the workers inherit it; main waits for them */
+    signal(SIGPIPE, SIG_IGN);
+
+    struct MHD_Daemon *daemons[MAX_LISTEN] = {0};
+    for (int i = 0; i < n_listen; i++) {
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                         (addrs[i].ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) | (cert ? MHD_USE_TLS : 0);
+        /* TLS settings only with a certificate (libmicrohttpd refuses them without MHD_USE_TLS). */
+        struct MHD_OptionItem tls[] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, cert}, {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+                                       {MHD_OPTION_END, 0, NULL}};
+        daemons[i] = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
+                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addrs[i], MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
+                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+                                      MHD_OPTION_NOTIFY_COMPLETED, finished, NULL,
+                                      MHD_OPTION_ARRAY, cert ? tls : &tls[2], MHD_OPTION_END);
+        if (!daemons[i]) {
+            fprintf(stderr, "locksmith-fleetlockd: cannot listen on %s (in use, or not an address of this machine?)\n", listen[i]);
+            for (int j = 0; j < i; j++) MHD_stop_daemon(daemons[j]);
+            return 1;
+        }
+        fprintf(stderr, "locksmith-fleetlockd: serving FleetLock on %s://%s/\n", cert ? "https" : "http", listen[i]);
+    }
+    page_out_code();
+    sd_notify(0, "READY=1\nSTATUS=serving FleetLock");
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    stopping = 1;
+    sd_notify(0, "STOPPING=1");
+    for (int i = 0; i < n_listen; i++) MHD_stop_daemon(daemons[i]);
+    for (int i = 0; i < n_queues; i++) locksmith_client_free(queues[i]->client);
+    locksmith_client_free(admin);
+    locksmith_config_free(node_config);
+    if (key) explicit_bzero(key, strlen(key));
+    free(cert);
+    free(key);
+    return 0;
+}
