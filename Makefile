@@ -256,7 +256,7 @@ test-sanitizers:
 	@Tests/harness/test-sanitizers
 
 # 50 clients and 10 daemons against a 3-member etcd with faults (--soak: Tests/harness/test-faults --soak MINUTES).
-test-faults: lib programs standins
+test-faults: lib programs tools standins
 	@Tests/harness/test-faults
 
 soak: lib programs standins

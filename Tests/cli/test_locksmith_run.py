@@ -646,6 +646,12 @@ class Hygiene(unittest.TestCase):
                           "sh", "-c", "echo $$; exec sleep 5")
                 try:
                     pid = int(p.stdout.readline())
+                    # What the command inherited, once the shell has become sleep (the shell's own
+                    # files, such as a locale it reads, are not inherited ones).
+                    def became_sleep():
+                        with open("/proc/%d/comm" % pid) as f:
+                            return f.read().strip() == "sleep"
+                    self.assertTrue(harness.wait_for(became_sleep, timeout=5))
                     fds = sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
                     self.assertEqual(fds, [0, 1, 2], [(fd, os.readlink("/proc/%d/fd/%d" % (pid, fd))) for fd in fds])
                 finally:

@@ -13,6 +13,10 @@ is checked against what the clients reported:
     when one fails); each event's prevNode index must be the previous event's index, and a
     watcher that fell out of etcd's 1000-event history is a harness failure.
 
+Also locksmith-fleetlockd on the cluster (--fleetlock-apis), with FleetLock clients alternating
+pre-reboot and steady-state: never more than max holders in any revision (one write of the
+server may change several), every grant in etcd's history, nothing left held.
+
 Clients: build/faults/locker (Tests/faults/locker.c, on liblocksmith), N threads each with its own
 client and id, taking slots with lock-and-watch, then (--mode queue) waiting in the fair queue,
 where each client must also have had its turns and be done soon after the run (no waiter
@@ -46,6 +50,7 @@ from locksmith_harness import free_port, group_key  # noqa: E402
 LOCKER = os.path.join(ROOT, "build", "faults", "locker")
 CTL = os.path.join(ROOT, "build", "bin", "locksmithctl")
 FLEET = os.path.join(ROOT, "tools", "fleet-sim")
+FLEETLOCKD = os.path.join(ROOT, "build", "tools", "locksmith-fleetlockd")
 PREFIX = "coreos.com/updateengine/rebootlock"
 REFUSALS = {"EBUSY": 16, "EEXIST": 17, "ENOENT": 2}
 EBUSY, EEXIST, ENOENT = 16, 17, 2
@@ -832,6 +837,153 @@ def locker_run(results, api, threads, duration, maximum, work, queue=False):
         cluster.stop()
 
 
+def fleetlock_run(results, api, clients, duration, maximum, work):
+    """locksmith-fleetlockd on the cluster while its leader is killed and paused: FleetLock
+    clients alternate pre-reboot and steady-state. One write of the server may take and give back
+    several slots (a batch), so each revision is checked on its own: well-formed, never more than
+    max holders. Every pre-reboot answered 200 must show its id as a holder in the history, and
+    nothing is left held at the end."""
+    tag = "fleetlock %s (%d FleetLock clients, max %d, %ds)" % (api, clients, maximum, duration)
+    name = "fleetlock " + api
+    print("== %s" % tag, flush=True)
+    cluster = Cluster()
+    server = None
+    try:
+        group = "faults-fleetlock-" + api
+        key = group_key(group)
+        watcher = None
+        if api == "v2":
+            _, _, index = cluster.v2_get(key)
+            watcher = V2Watcher(cluster, key, index)
+            watcher.start()
+        env = dict(os.environ, LOCKSMITH_ROOT=work, LD_LIBRARY_PATH=os.path.join(ROOT, "build", "lib"))
+        subprocess.run([CTL, "-endpoint", cluster.endpoints, "-etcd-api", api, "-group", group, "set-max", str(maximum)],
+                       check=True, capture_output=True, env=env)
+        port = free_port()
+        log_path = os.path.join(work, "fleetlockd-%s.log" % api)
+        with open(log_path, "w") as server_log:
+            server = subprocess.Popen([FLEETLOCKD, "--listen", "127.0.0.1:%d" % port, "--endpoint", cluster.endpoints,
+                                       "--etcd-api", api, "--request-timeout", "1s", "--threads", "16"],
+                                      env=env, stdout=server_log, stderr=server_log)
+        base = "http://127.0.0.1:%d" % port
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+        def call(path, node_id):
+            body = json.dumps({"client_params": {"id": node_id, "group": group}}, indent=2).encode()
+            req = urllib.request.Request(base + path, data=body, method="POST", headers={"fleet-lock-protocol": "true"})
+            if req.has_header("Content-type"):
+                req.remove_header("Content-type")
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    status, kind = r.status, None
+            except urllib.error.HTTPError as e:
+                status = e.code
+                try:
+                    kind = json.loads(e.read()).get("kind")
+                except ValueError:
+                    kind = "?"
+            except OSError as e:
+                status, kind = 0, type(e).__name__
+            return {"path": path, "id": node_id, "status": status, "kind": kind, "m0": t0, "m1": time.monotonic()}
+
+        calls, lock = [], threading.Lock()
+        start = time.monotonic()
+        end = start + duration
+
+        def client(i):
+            node_id = "fl-%s-%02d" % (api, i)
+            mine = []
+            while time.monotonic() < end:
+                got = call("/v1/pre-reboot", node_id)
+                mine.append(got)
+                if got["status"] != 200:
+                    time.sleep(0.01 + (i % 5) * 0.005)
+                    continue
+                time.sleep(0.01 + (i % 7) * 0.005)
+                while True:  # give it back, whatever it takes
+                    back = call("/v1/steady-state", node_id)
+                    mine.append(back)
+                    if back["status"] == 200:
+                        break
+                    time.sleep(0.1)
+            with lock:
+                calls.extend(mine)
+
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+        for t in threads:
+            t.start()
+        stop = threading.Event()
+        chaos = threading.Thread(target=run_faults, args=(cluster, schedule(start, duration), stop), daemon=True)
+        chaos.start()
+        chaos.join(duration + 5)
+        stop.set()
+        cluster.heal()
+        for t in threads:
+            t.join(120)
+        stuck = [t for t in threads if t.is_alive()]
+        if api == "v2":
+            _, last_index, _ = cluster.v2_get(key)
+            caught = watcher.caught_up(last_index)
+            watcher.done.set()
+            history, problems = v2_history(watcher)
+            if watcher.failure:
+                problems.append(watcher.failure)
+            elif not caught:
+                problems.append("the watch log never reached the final index %s" % last_index)
+            source = "watch log of %d events" % len(history)
+        else:
+            history, problems = v3_history(cluster, key)
+            source = "%d revisions read back" % len(history)
+        results.check("%s: complete history (%s)" % (name, source), not problems, problems)
+        violations, most, ever = [], 0, set()
+        for index, value, _ in history:
+            try:
+                doc = json.loads(value)
+                holders = doc.get("holders") or []
+                if int(doc["semaphore"]) != int(doc["max"]) - len(holders) or len(holders) > maximum:
+                    violations.append("index %d: %r" % (index, value))
+                most = max(most, len(holders))
+                ever.update(holders)
+            except (ValueError, KeyError, TypeError) as e:
+                violations.append("index %d: not a semaphore document (%s)" % (index, e))
+        granted = [c for c in calls if c["path"] == "/v1/pre-reboot" and c["status"] == 200]
+        phantom = sorted({c["id"] for c in granted} - ever)
+        if phantom:
+            violations.append("granted but never a holder in etcd's history: %s" % phantom[:5])
+        if history and (json.loads(history[-1][1]).get("holders") or []):
+            violations.append("slots still held at the end: %s" % json.loads(history[-1][1])["holders"])
+        if stuck:
+            violations.append("%d clients did not finish" % len(stuck))
+        kinds = {}
+        for c in calls:
+            if c["status"] != 200:
+                kinds["%s %s" % (c["status"], c["kind"])] = kinds.get("%s %s" % (c["status"], c["kind"]), 0) + 1
+        print("%s: %d calls, %d slots granted, most holders at once %d (max %d); not 200: %s"
+              % (name, len(calls), len(granted), most, maximum, ", ".join("%s x%d" % kv for kv in sorted(kinds.items())) or "none"))
+        results.check("%s: never more than %d holders, every grant in etcd's history, nothing left held" % (name, maximum),
+                      not violations and bool(granted), violations)
+        successes = [(c["m0"], c["m1"]) for c in calls if c["status"] == 200]
+        times = failover(cluster.faults, successes)
+        complete = figures({}, name, cluster.faults, times)
+        results.check("%s: the server answered again after every fault" % name, complete and len(times) > 0,
+                      ["no successful call after: " + t for t, _, x in times if x is None])
+    finally:
+        if server:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        cluster.stop()
+
+
 def fleet_run(results, api, nodes, maximum, work):
     tag = "fleet %s (%d locksmithd, max %d)" % (api, nodes, maximum)
     print("== %s" % tag, flush=True)
@@ -948,6 +1100,8 @@ def main():
     ap.add_argument("--queue-apis", default="v3,v2", help="APIs for the clients in the fair queue (default v3,v2; '' skips them)")
     ap.add_argument("--queue-clients", type=int, default=20, help="clients in the fair queue (default 20)")
     ap.add_argument("--queue-duration", type=int, default=30, help="seconds of the queue runs (default 30)")
+    ap.add_argument("--fleetlock-apis", default="v3", help="APIs for locksmith-fleetlockd under faults (default v3; '' skips it)")
+    ap.add_argument("--fleetlock-clients", type=int, default=30, help="FleetLock clients (default 30)")
     ap.add_argument("--fleet-apis", default="v2", help="APIs for the fleet part (default v2; '' skips it)")
     ap.add_argument("--lost-reply", default="v3,v2", help="APIs for the lost-reply checks (default v3,v2; '' skips them)")
     ap.add_argument("--known-issues", action="store_true", help="also run the lost-reply check of a known, unfixed issue (C)")
@@ -956,10 +1110,11 @@ def main():
     apis = [a for a in args.apis.split(",") if a]
     fleet_apis = [a for a in args.fleet_apis.split(",") if a]
     queue_apis = [a for a in args.queue_apis.split(",") if a]
+    fleetlock_apis = [a for a in args.fleetlock_apis.split(",") if a]
     lost_apis = [a for a in args.lost_reply.split(",") if a]
-    if any(a not in ("v2", "v3") for a in apis + fleet_apis + queue_apis) or args.duration < 10 or args.queue_duration < 10 or args.clients < 1 or args.max < 1:
+    if any(a not in ("v2", "v3") for a in apis + fleet_apis + queue_apis + fleetlock_apis) or args.duration < 10 or args.queue_duration < 10 or args.clients < 1 or args.max < 1:
         ap.error("APIs are v2 or v3; duration at least 10 s; clients and max at least 1")
-    for path in (LOCKER, CTL, FLEET):
+    for path in (LOCKER, CTL, FLEET) + ((FLEETLOCKD,) if fleetlock_apis else ()):
         if not os.access(path, os.X_OK):
             sys.exit("chaos: %s is missing: build it first (Tests/harness/test-faults does)" % path)
     if not shutil.which("etcd"):
@@ -976,6 +1131,8 @@ def main():
             locker_run(results, api, args.clients, args.duration, args.max, work)
         for api in queue_apis:
             locker_run(results, api, args.queue_clients, args.queue_duration, args.max, work, queue=True)
+        for api in fleetlock_apis:
+            fleetlock_run(results, api, args.fleetlock_clients, args.queue_duration, args.max, work)
         for api in fleet_apis:
             fleet_run(results, api, args.nodes, args.max, work)
     finally:
