@@ -830,8 +830,14 @@ int main(int argc, char **argv) {
     page_out_code();
     sd_notify(0, "READY=1\nSTATUS=serving FleetLock");
 
-    int sig = 0;
-    sigwait(&signals, &sig);
+    /* Until a signal: every few seconds, hand the heap memory that a burst of requests freed back
+     * to the system (glibc keeps it otherwise), so the server's size after a load is its size at
+     * rest. Nothing happens when nothing was freed. */
+    for (;;) {
+        struct timespec every = {5, 0};
+        if (sigtimedwait(&signals, NULL, &every) >= 0) break;
+        malloc_trim(0);
+    }
     stopping = 1;
     sd_notify(0, "STOPPING=1");
     for (int i = 0; i < n_listen; i++) MHD_stop_daemon(daemons[i]);
