@@ -163,9 +163,9 @@ public final class EtcdClient {
         var written: [LocksmithError?] = []  // the results of the last write tried
         let api = try resolvedAPI()
         func run(_ document: inout SemaphoreDocument) throws -> [LocksmithError?] {
-            results = changes.map { change in
+            results = zip(changes, invalid).map { change, refused in
+                if let refused { return refused }
                 do {
-                    try SemaphoreDocument.validateHolder(change.holder)
                     if change.take { try document.lock(change.holder) } else { try document.unlock(change.holder) }
                     return nil
                 } catch let error as LocksmithError {

@@ -194,12 +194,13 @@ static int n_queues;
 static pthread_mutex_t queues_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_llong batches, batched_changes;
 
-static struct group_queue *queue_for(const char *group) {
+/* The group's queue: NULL if it has none yet and create is 0 (or none can be made). */
+static struct group_queue *queue_for(const char *group, int create) {
     struct group_queue *q = NULL;
     pthread_mutex_lock(&queues_lock);
     for (int i = 0; i < n_queues && !q; i++)
         if (strcmp(queues[i]->name, group) == 0) q = queues[i];
-    if (!q && n_queues < MAX_GROUPS && (q = calloc(1, sizeof *q))) {
+    if (!q && create && n_queues < MAX_GROUPS && (q = calloc(1, sizeof *q))) {
         snprintf(q->name, sizeof q->name, "%s", group);
         pthread_mutex_init(&q->lock, NULL);
         pthread_cond_init(&q->changed, NULL);
@@ -278,19 +279,14 @@ static void write_batch(struct group_queue *q, struct change **batch, int n) {
 /* Whether a locksmith group has a semaphore in etcd (1, 0, or a negative errno with why): only
  * those are served, besides the default semaphore (made on first use, as locksmithd does), so
  * that a client cannot make the server create keys in etcd, or queues and etcd connections in
- * itself, for any name it makes up. A group served once is known; for another name the groups
- * are listed (one listing at a time; a listing that began after the request arrived answers it
- * too), so made-up names cost etcd at most one listing in flight. */
+ * itself, for any name it makes up. Asked only for groups without a queue yet (a group served
+ * once is known): the groups are listed (one listing at a time; a listing that began after the
+ * request arrived answers it too), so made-up names cost etcd at most one listing in flight. */
 static int group_exists(const char *group, char *why, size_t size) {
     static locksmith_groups *known;
     static long long listed_at;  /* when the listing in known began */
     if (!*group) return 1;
     long long asked = now_us();
-    pthread_mutex_lock(&queues_lock);
-    int served = 0;
-    for (int i = 0; i < n_queues && !served; i++) served = strcmp(queues[i]->name, group) == 0;
-    pthread_mutex_unlock(&queues_lock);
-    if (served) return 1;
     pthread_mutex_lock(&admin_lock);
     int r = 0;
     if (!known || listed_at < asked) {
@@ -316,8 +312,7 @@ static int group_exists(const char *group, char *why, size_t size) {
 }
 
 /* Waits until change is written with its group's next batch (leading it if no write is running). */
-static void commit(const char *group, struct change *change) {
-    struct group_queue *q = queue_for(group);
+static void commit(struct group_queue *q, struct change *change) {
     if (!q) {
         change->result = -ENOMEM;
         snprintf(change->text, sizeof change->text, "the server serves at most %d groups", MAX_GROUPS);
@@ -424,7 +419,8 @@ static enum MHD_Result fleetlock(struct MHD_Connection *connection, int endpoint
     }
     const char *name = strcmp(group, "default") == 0 ? "" : group;
     char reason[600];
-    int exists = group_exists(name, reason, sizeof reason);
+    struct group_queue *q = queue_for(name, 0);
+    int exists = q ? 1 : group_exists(name, reason, sizeof reason);
     if (exists == 0 && endpoint == EP_STEADY) {
         /* No semaphore, so no slot held: nothing to give back. */
         json_object_put(root);
@@ -443,7 +439,7 @@ static enum MHD_Result fleetlock(struct MHD_Connection *connection, int endpoint
         return refuse(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, endpoint == EP_PRE ? "failed_lock" : "failed_unlock", reason);
     }
     struct change change = {.id = id, .give_back = endpoint == EP_STEADY};
-    commit(name, &change);
+    commit(q ? q : queue_for(name, 1), &change);
     int r = change.result;
     const char *text = change.text;
     if (r == -EINVAL && change.bad_group) {

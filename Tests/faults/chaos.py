@@ -466,6 +466,33 @@ class V2Watcher(threading.Thread):
         return False
 
 
+def follow_history(cluster, api, key):
+    """For v2, a watcher that follows key from now on (etcd v2 keeps no history to read back);
+    None for v3, whose revisions are read back afterwards."""
+    if api != "v2":
+        return None
+    _, _, index = cluster.v2_get(key)
+    watcher = V2Watcher(cluster, key, index)
+    watcher.start()
+    return watcher
+
+
+def read_history(cluster, api, key, watcher):
+    """[(index, value, _)] of every change of key during the run, and problems with its
+    completeness: v2 from the watcher (stopped here), v3 read back revision by revision."""
+    if api != "v2":
+        return v3_history(cluster, key)
+    _, last_index, _ = cluster.v2_get(key)
+    caught = watcher.caught_up(last_index)
+    watcher.done.set()
+    history, problems = v2_history(watcher)
+    if watcher.failure:
+        problems.append(watcher.failure)
+    elif not caught:
+        problems.append("the watch log never reached the final index %s" % last_index)
+    return history, problems
+
+
 def v2_history(watcher):
     """[(index, value, mono)] from the watch log, and problems with its continuity."""
     problems = []
@@ -752,11 +779,7 @@ def locker_run(results, api, threads, duration, maximum, work, queue=False):
     try:
         group = ("faults-queue-" if queue else "faults-") + api
         key = group_key(group)
-        watcher = None
-        if api == "v2":
-            _, _, index = cluster.v2_get(key)
-            watcher = V2Watcher(cluster, key, index)
-            watcher.start()
+        watcher = follow_history(cluster, api, key)
         subprocess.run([CTL, "-endpoint", cluster.endpoints, "-etcd-api", api, "-group", group, "set-max", str(maximum)],
                        check=True, capture_output=True, env=dict(os.environ, LOCKSMITH_ROOT=work))
         out_path = os.path.join(work, "locker-%s%s.log" % ("queue-" if queue else "", api))
@@ -786,21 +809,13 @@ def locker_run(results, api, threads, duration, maximum, work, queue=False):
                 results.check("%s: locker exit status" % name, False, ["exit %d" % locker.returncode] + f.read().splitlines())
         ops, finals, stats = parse_locker(out_path)
         ids = ["%s-%02d" % (prefix, i + 1) for i in range(threads)]
-        if api == "v2":
-            _, last_index, _ = cluster.v2_get(key)
-            caught = watcher.caught_up(last_index)
-            watcher.done.set()
-            history, problems = v2_history(watcher)
+        history, problems = read_history(cluster, api, key, watcher)
+        if watcher:
             with open(os.path.join(work, "watch-%s.jsonl" % name.replace(" ", "-")), "w") as f:
                 f.writelines(json.dumps(e) + "\n" for e in watcher.events)
-            if watcher.failure:
-                problems.append(watcher.failure)
-            elif not caught:
-                problems.append("the watch log never reached the final index %s" % last_index)
             source = "watch log of %d events; the watcher moved to another member %d times; failed requests: %s" % (
                 len(history), watcher.switches, ", ".join("%s %d" % kv for kv in sorted(watcher.errors.items())) or "none")
         else:
-            history, problems = v3_history(cluster, key)
             source = "%d revisions read back" % len(history)
         results.check("%s: complete history (%s)" % (name, source), not problems, problems)
         violations, most, applied_unknown = check_locker_run(history, ops, finals, ids, maximum)
@@ -851,11 +866,7 @@ def fleetlock_run(results, api, clients, duration, maximum, work):
     try:
         group = "faults-fleetlock-" + api
         key = group_key(group)
-        watcher = None
-        if api == "v2":
-            _, _, index = cluster.v2_get(key)
-            watcher = V2Watcher(cluster, key, index)
-            watcher.start()
+        watcher = follow_history(cluster, api, key)
         env = dict(os.environ, LOCKSMITH_ROOT=work, LD_LIBRARY_PATH=os.path.join(ROOT, "build", "lib"))
         subprocess.run([CTL, "-endpoint", cluster.endpoints, "-etcd-api", api, "-group", group, "set-max", str(maximum)],
                        check=True, capture_output=True, env=env)
@@ -928,19 +939,8 @@ def fleetlock_run(results, api, clients, duration, maximum, work):
         for t in threads:
             t.join(120)
         stuck = [t for t in threads if t.is_alive()]
-        if api == "v2":
-            _, last_index, _ = cluster.v2_get(key)
-            caught = watcher.caught_up(last_index)
-            watcher.done.set()
-            history, problems = v2_history(watcher)
-            if watcher.failure:
-                problems.append(watcher.failure)
-            elif not caught:
-                problems.append("the watch log never reached the final index %s" % last_index)
-            source = "watch log of %d events" % len(history)
-        else:
-            history, problems = v3_history(cluster, key)
-            source = "%d revisions read back" % len(history)
+        history, problems = read_history(cluster, api, key, watcher)
+        source = ("watch log of %d events" if watcher else "%d revisions read back") % len(history)
         results.check("%s: complete history (%s)" % (name, source), not problems, problems)
         violations, most, ever = [], 0, set()
         for index, value, _ in history:
@@ -990,11 +990,7 @@ def fleet_run(results, api, nodes, maximum, work):
     cluster = Cluster()
     try:
         key = group_key("")
-        watcher = None
-        if api == "v2":
-            _, _, index = cluster.v2_get(key)
-            watcher = V2Watcher(cluster, key, index)
-            watcher.start()
+        watcher = follow_history(cluster, api, key)
         events_path = os.path.join(work, "fleet-%s.events" % api)
         log_path = os.path.join(work, "fleet-%s.log" % api)
         with open(log_path, "w") as out:
@@ -1037,19 +1033,8 @@ def fleet_run(results, api, nodes, maximum, work):
             print("%s: fleet-sim: %s" % (api, line))
         results.check("fleet %s: every node rebooted and gave its slot back (fleet-sim exit %d)" % (api, fleet.returncode),
                       fleet.returncode == 0, summary[-10:])
-        if api == "v2":
-            _, last_index, _ = cluster.v2_get(key)
-            caught = watcher.caught_up(last_index)
-            watcher.done.set()
-            history, problems = v2_history(watcher)
-            if watcher.failure:
-                problems.append(watcher.failure)
-            elif not caught:
-                problems.append("the watch log never reached the final index %s" % last_index)
-            source = "watch log of %d events" % len(history)
-        else:
-            history, problems = v3_history(cluster, key)
-            source = "%d revisions read back" % len(history)
+        history, problems = read_history(cluster, api, key, watcher)
+        source = ("watch log of %d events" if watcher else "%d revisions read back") % len(history)
         results.check("fleet %s: complete history (%s)" % (api, source), not problems, problems)
         violations, transitions, most = check_documents(history, maximum)
         ids = {"%032x" % (0x5eed0000 + i + 1) for i in range(nodes)}
