@@ -238,6 +238,16 @@ int locksmith_client_new(locksmith_client **ret);
  *                       requests to etcd; "" for none. Unset, the proxy variables of the environment apply as libcurl
  *                       reads them (never for loopback endpoints), unless the client was made
  *                       with LOCKSMITH_NO_ENVIRONMENT
+ *   queue-ttl           (LOCKSMITH_2) how long a dead waiter's queue entry lasts (see acquire)
+ *   fleetlock-url       (LOCKSMITH_2) the base URL (before /v1/) of a FleetLock server to take
+ *                       and give back slots through instead of etcd: lock is its pre-reboot
+ *                       call, unlock its steady-state call (which succeeds for a non-holder
+ *                       too), acquire polls pre-reboot with the backoff of
+ *                       locksmith_backoff_delay, wait sleeps its whole timeout and returns 0;
+ *                       every other operation fails with -EOPNOTSUPP. The group is sent as
+ *                       the FleetLock group ("" as "default"; only ASCII letters, digits, '.'
+ *                       and '-'). The TLS files and proxy apply to it; etcd credentials are
+ *                       never sent. "" goes back to etcd
  * Set options before the first request. Returns 0; -EINVAL for an unknown option or a bad value
  * (the message names it); -EACCES if a file cannot be read for lack of permission. */
 int locksmith_client_set(locksmith_client *c, const char *option, const char *value);
@@ -505,7 +515,7 @@ locksmith_holder_records *locksmith_holder_records_free(locksmith_holder_records
 
 /* ---- The daemon's settings ----
  * What locksmithd reads from its configuration, checked as it checks them: REBOOT_STRATEGY
- * ("etcd-lock", "reboot" (the default) or "off"; "best-effort" is read as "etcd-lock" with a
+ * ("etcd-lock", "fleetlock" (LOCKSMITH_2), "reboot" (the default) or "off"; "best-effort" is read as "etcd-lock" with a
  * warning), the reboot window (LOCKSMITHD_REBOOT_WINDOW_START/_LENGTH, or the unprefixed names),
  * LOCKSMITHD_REBOOT_BROADCAST_DELAY (default 5m), LOCKSMITHD_SLOT_WAIT ("watch" or "poll"),
  * LOCKSMITHD_UTMP (default /var/run/utmp, under root), the reboot source, hooks and metrics file
@@ -515,7 +525,7 @@ locksmith_holder_records *locksmith_holder_records_free(locksmith_holder_records
  * -EINVAL for a bad or half-set value, the message naming the variable and the file it came
  * from. */
 int locksmith_daemon_settings_load(const locksmith_config *conf, const char *root, locksmith_daemon_settings **ret);
-/* "etcd-lock", "reboot" or "off". Borrowed; NULL if s is NULL. */
+/* "etcd-lock", "fleetlock", "reboot" or "off". Borrowed; NULL if s is NULL. */
 const char *locksmith_daemon_settings_strategy(const locksmith_daemon_settings *s);
 /* The reboot window, or NULL if none is set, read in LOCKSMITHD_REBOOT_WINDOW_TZ (an IANA zone
  * name) if that is set, else in local time. Borrowed: valid until s is freed. */
@@ -557,7 +567,12 @@ const char *locksmith_daemon_settings_hooks_directory(const locksmith_daemon_set
 /* The Prometheus text file the daemon keeps (LOCKSMITHD_METRICS_FILE, an absolute path, under
  * root), or NULL when none is set or s is NULL. Borrowed. */
 const char *locksmith_daemon_settings_metrics_file(const locksmith_daemon_settings *s);
-/* A new client with the daemon's etcd settings (flags as locksmith_client_new_with_flags). */
+/* With REBOOT_STRATEGY=fleetlock, the id the daemon takes slots under when
+ * LOCKSMITHD_FLEETLOCK_ID sets one; NULL otherwise (the machine id is used) or if s is NULL.
+ * Borrowed. */
+const char *locksmith_daemon_settings_fleetlock_id(const locksmith_daemon_settings *s);
+/* A new client with the daemon's etcd settings (flags as locksmith_client_new_with_flags); with
+ * REBOOT_STRATEGY=fleetlock its fleetlock-url option is LOCKSMITHD_FLEETLOCK_URL. */
 int locksmith_daemon_settings_new_client(const locksmith_daemon_settings *s, uint64_t flags, locksmith_client **ret);
 /* Frees s. Accepts NULL; returns NULL. */
 locksmith_daemon_settings *locksmith_daemon_settings_free(locksmith_daemon_settings *s);

@@ -277,10 +277,14 @@ public final class DaemonSettings: @unchecked Sendable {
 
     deinit { _ = locksmith_daemon_settings_free(handle) }
 
-    /// "etcd-lock", "reboot" or "off".
+    /// "etcd-lock", "fleetlock", "reboot" or "off".
     public var strategy: String { copy(locksmith_daemon_settings_strategy(handle)) ?? "" }
-    /// Whether reboots wait for a slot of the group's semaphore in etcd.
-    public var usesEtcd: Bool { strategy == "etcd-lock" }
+    /// Whether reboots wait for a slot of the group's semaphore: in etcd, or through a FleetLock server.
+    public var takesSlot: Bool { strategy == "etcd-lock" || strategy == "fleetlock" }
+    /// Whether slots are taken through a FleetLock server (no watch, no status: polling).
+    public var usesFleetLock: Bool { strategy == "fleetlock" }
+    /// The id FleetLock slots are taken under (LOCKSMITHD_FLEETLOCK_ID); nil: the machine id.
+    public var fleetLockID: String? { copy(locksmith_daemon_settings_fleetlock_id(handle)) }
     public var window: Window? { locksmith_daemon_settings_window(handle).map { Window(borrowing: $0) } }
     /// Nanoseconds.
     public var broadcastDelay: Int64 { locksmith_daemon_settings_broadcast_delay(handle) }

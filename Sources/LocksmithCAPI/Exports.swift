@@ -973,6 +973,12 @@ public func locksmith_daemon_settings_metrics_file(_ s: OpaquePointer!) -> Unsaf
 }
 
 @c @implementation
+public func locksmith_daemon_settings_fleetlock_id(_ s: OpaquePointer!) -> UnsafePointer<CChar>! {
+    guard let handle = try? DaemonSettingsHandle.from(s, "s"), let id = handle.value.settings.fleetLockID else { return nil }
+    return handle.lend("fleetlock id") { id }
+}
+
+@c @implementation
 public func locksmith_daemon_settings_new_client(_ s: OpaquePointer!, _ flags: UInt64, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
     call {
         let r = try out(ret, "ret")

@@ -48,6 +48,8 @@ public struct Configuration: Sendable {
 public enum RebootStrategy: String, Sendable {
     /// Take a slot of the group's semaphore in etcd first.
     case etcdLock = "etcd-lock"
+    /// Take a slot through a FleetLock server (LOCKSMITHD_FLEETLOCK_URL) first.
+    case fleetLock = "fleetlock"
     /// Reboot without asking anyone.
     case reboot
     /// Do nothing: the daemon exits at once.
@@ -76,7 +78,7 @@ extension Configuration {
         return nil
     }
 
-    /// REBOOT_STRATEGY: `etcd-lock`, `reboot` (the default) or `off`; `best-effort` (removed in
+    /// REBOOT_STRATEGY: `etcd-lock`, `fleetlock`, `reboot` (the default) or `off`; `best-effort` (removed in
     /// the original's 0.6) is read as `etcd-lock` with a warning in `deprecation`.
     public func rebootStrategy() throws -> (strategy: RebootStrategy, deprecation: String?) {
         guard let source = first(["REBOOT_STRATEGY"]) else { return (.reboot, nil) }
@@ -84,7 +86,7 @@ extension Configuration {
             return (.etcdLock, "\(source.description): best-effort was removed in locksmith 0.6; using etcd-lock")
         }
         guard let strategy = RebootStrategy(rawValue: source.value) else {
-            throw LocksmithError(.invalidArgument, "\(source.description) is not a reboot strategy (use etcd-lock, reboot or off)", option: source.variable)
+            throw LocksmithError(.invalidArgument, "\(source.description) is not a reboot strategy (use etcd-lock, fleetlock, reboot or off)", option: source.variable)
         }
         return (strategy, nil)
     }

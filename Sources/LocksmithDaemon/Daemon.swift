@@ -47,7 +47,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     public func run() -> Int32 {
         setState(.running, "waiting for an update")
         world.notify("READY=1")
-        if settings.usesEtcd, staleSlot != nil, world.hasHooks(.postReboot) {
+        if settings.takesSlot, staleSlot != nil, world.hasHooks(.postReboot) {
             healthGate()
         }
         var settled = false
@@ -80,7 +80,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     func rebootOnce() -> Bool {
         guard waitForWindow() else { return true }
         setState(.rebootPlanned, "reboot planned")
-        if !settings.usesEtcd {
+        if !settings.takesSlot {
             // No slot to take: the pre-lock hooks still decide whether now is the time.
             var attempt = 0
             while case .failed(let hook, let reason) = hooks(.preLock) {
@@ -94,7 +94,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
                 }
             }
         }
-        if settings.usesEtcd {
+        if settings.takesSlot {
             switch acquireSlot() {
             case .stopped: return true
             case .windowClosed:
@@ -192,7 +192,8 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
                 // take a slot, not while the
                 // semaphore has none free for this machine.
                 if slot == .none && world.hasHooks(.preLock) {
-                    let current = try client.read()  // nil: no semaphore yet (the lock makes it)
+                    // (A FleetLock server cannot be read: the hooks run before every attempt.)
+                    let current = settings.usesFleetLock ? nil : try client.read()  // nil: no semaphore yet (the lock makes it)
                     noteSeen(current)
                     if let document = current, document.available <= 0, !document.holders.contains(machineID) {
                         waitingStatus(document)
@@ -219,7 +220,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
                 updateMetrics { $0.lastErrorTime = world.now() }
                 let message = "\(error)"
                 if message != lastError { log(.warning, "cannot take a reboot slot: \(message); retrying"); lastError = message }
-                status(Daemon.retryStatus(error, "take a slot"))
+                status(Daemon.retryStatus(error, "take a slot", server: server))
                 pause(milliseconds: world.backoff(errorAttempt)) { _ in false }
                 errorAttempt += 1
             }
@@ -245,6 +246,8 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             noteSeen(seen)
             ours = slot == .maybe && seen?.holders.contains(machineID) == true
             if !ours, let document = seen { waitingStatus(document) }
+            // A FleetLock server shows no semaphore: its refusal says what there is to say.
+            if !ours, seen == nil, settings.usesFleetLock { status("waiting for a slot: \(error.message)") }
         } catch let error as LocksmithFailure where error.code == ECONNREFUSED || error.code == ETIMEDOUT {
             if slot == .none {
                 slot = .maybe
@@ -402,7 +405,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             return
         }
         let owner = stale.key == client.key ? client : try world.makeClient(stale.key)
-        try Daemon.giveBack(owner, id: stale.id, log: world.log)
+        try Daemon.giveBack(owner, id: stale.id, fleetLock: settings.usesFleetLock, log: world.log)
         staleSlot = nil
         record(nil)
     }
@@ -493,7 +496,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             } catch {
                 if stopping { return }
                 updateMetrics { $0.lastErrorTime = world.now() }
-                status(Daemon.retryStatus(error, "give the reboot slot back"))
+                status(Daemon.retryStatus(error, "give the reboot slot back", server: server))
                 pause(milliseconds: world.backoff(attempt)) { _ in false }
                 attempt += 1
             }
@@ -607,15 +610,21 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         return "System reboot in \(parts.joined(separator: " "))!"
     }
 
-    /// The STATUS line while an etcd operation is retried: what stands in the way.
-    public static func retryStatus(_ error: any Error, _ what: String) -> String {
+    /// The STATUS line while an operation on the slot is retried: what stands in the way.
+    /// `server`: "etcd", or "the FleetLock server".
+    public static func retryStatus(_ error: any Error, _ what: String, server: String = "etcd") -> String {
         switch (error as? LocksmithFailure)?.code {
         case EBADMSG?: return "the semaphore in etcd is not valid, cannot \(what); retrying until it is repaired"
-        case EACCES?: return "etcd refused access, cannot \(what); retrying"
+        case EACCES?: return "\(server) refused access, cannot \(what); retrying"
         case ELIBACC?: return "libcurl cannot be loaded, cannot \(what); retrying"
-        default: return "cannot reach etcd to \(what); retrying"
+        case EINVAL? where server != "etcd", EPROTO? where server != "etcd":
+            return "\(server) refused the request, cannot \(what); retrying (\(error))"
+        default: return "cannot reach \(server) to \(what); retrying"
         }
     }
+
+    /// Where slots are taken, for status lines.
+    var server: String { settings.usesFleetLock ? "the FleetLock server" : "etcd" }
 
     /// The slot to give back at start-up, from the record: the recorded one; on a first start
     /// (no record yet: a machine new to locksmith-swift, perhaps upgraded from the original,
@@ -635,11 +644,13 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         }
     }
 
-    /// Gives back `id`'s slot; "holder does not exist" counts as done.
-    public static func giveBack(_ client: SlotClient, id: String, log: (LogLevel, String, [String]) -> Void) throws {
+    /// Gives back `id`'s slot; "holder does not exist" counts as done. A FleetLock server's
+    /// steady-state call succeeds whether or not the id held a slot, and the log says so.
+    public static func giveBack(_ client: SlotClient, id: String, fleetLock: Bool = false, log: (LogLevel, String, [String]) -> Void) throws {
         do {
             try client.unlock(id)
-            log(.notice, "gave back the reboot slot this machine held from before its reboot", [])
+            log(.notice, fleetLock ? "told the FleetLock server this machine is up (steady-state): the slot from before its reboot, if it still held one, is free again"
+                                   : "gave back the reboot slot this machine held from before its reboot", [])
         } catch let error as LocksmithFailure where error.code == ENOENT {
         }
     }

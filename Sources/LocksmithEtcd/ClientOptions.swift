@@ -21,7 +21,8 @@ public struct ClientOptions: Sendable {
     public static let defaultQueueTTLSeconds = 60
     /// Every option name `set` accepts, in the order help texts list them.
     public static let names = ["endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile",
-                               "etcd-username", "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy", "queue-ttl"]
+                               "etcd-username", "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy", "queue-ttl",
+                               "fleetlock-url"]
 
     /// What each option takes and does, for help texts (locksmithctl's, locksmith-run's).
     public static let help: [String: (valueName: String, description: String)] = [
@@ -36,6 +37,7 @@ public struct ClientOptions: Sendable {
         "etcd-api": ("API", "etcd API to use: v2, v3 or auto (v2 if the cluster serves it, else v3; the default)."),
         "timeout": ("DURATION", "Timeout of each request to etcd, e.g. 500ms or 10s (default 5s)."),
         "proxy": ("URL", "Proxy for the requests to etcd (http://, https:// or socks5://; \"\" for none; default: the proxy variables of the environment, never for loopback)."),
+        "fleetlock-url": ("URL", "Take and give back slots through this FleetLock server (its base URL, before /v1/; locksmith-fleetlockd or airlock) instead of etcd: only lock and unlock work then (FleetLock has no status call). TLS files and proxy apply to it; etcd's credentials are not sent."),
         "queue-ttl": ("DURATION", "How long the queue entry of a waiter that stopped (crashed, lost its network) holds up the waiters behind it; a live waiter renews it 20s before it runs out, and at least every third of it (default 60s, 5s to 1h)."),
     ]
 
@@ -47,6 +49,8 @@ public struct ClientOptions: Sendable {
     public var password: String?
     public var api = APIChoice.auto
     public var timeoutMilliseconds = ClientOptions.defaultTimeoutMilliseconds
+    /// The FleetLock server to take slots through instead of etcd (nil: etcd).
+    public var fleetLockURL: String?
     /// The time to live of this client's queue entries, in seconds.
     public var queueTTLSeconds = ClientOptions.defaultQueueTTLSeconds
 
@@ -122,6 +126,8 @@ public struct ClientOptions: Sendable {
             timeoutMilliseconds = Int(try ClientOptions.duration(name, value, from: 1_000_000, "1ms", to: 3_600_000_000_000, "1h") / 1_000_000)
         case "queue-ttl":
             queueTTLSeconds = Int(try ClientOptions.duration(name, value, from: 5_000_000_000, "5s", to: 3_600_000_000_000, "1h") / 1_000_000_000)
+        case "fleetlock-url":
+            fleetLockURL = value.isEmpty ? nil : try ClientOptions.checkedURL(value, what: "fleetlock-url", of: "a FleetLock server")
         case "proxy":
             if value.isEmpty { proxy = ""; return }
             let lower = value.lowercased()
@@ -179,6 +185,8 @@ public struct ClientOptions: Sendable {
                 } else {
                     let theirs = ClientOptions.variable(prefix: "LOCKSMITHD", option: name)
                     guard let setting = daemon?.settings[theirs], !setting.value.isEmpty else { continue }
+                    // The daemon's FleetLock server is where its slots are only with that strategy.
+                    if name == "fleetlock-url" && daemon?["REBOOT_STRATEGY"] != "fleetlock" { continue }
                     let place = setting.origin == "environment" ? "the environment" : setting.origin
                     try set(fromVariable: theirs, name, setting.value, origin: "\(theirs) in \(place)")
                     if name == "etcd-password", setting.origin != "environment", let mode = Syscalls.worldReadableMode(setting.origin) {
@@ -223,9 +231,10 @@ public struct ClientOptions: Sendable {
         case "timeout": shown = GoDuration.format(Int64(timeoutMilliseconds) * 1_000_000)
         case "proxy": shown = proxy ?? ""
         case "queue-ttl": shown = GoDuration.format(Int64(queueTTLSeconds) * 1_000_000_000)
+        case "fleetlock-url": shown = fleetLockURL ?? ""
         default: return nil
         }
-        if name == "endpoint" || name == "proxy" { shown = ClientOptions.withoutCredentials(shown) }
+        if name == "endpoint" || name == "proxy" || name == "fleetlock-url" { shown = ClientOptions.withoutCredentials(shown) }
         // Shown as set: a control character would reach the terminal as is.
         if SemaphoreDocument.hasControlCharacter(shown) { shown = JSONText.quoted(shown) }
         return (shown, origin)
@@ -256,31 +265,37 @@ public struct ClientOptions: Sendable {
     public static func parseEndpoints(_ value: String) throws -> [String] {
         var out: [String] = []
         for part in value.split(separator: ",") {
-            var endpoint = String(part).trimmingBlanks()
+            let endpoint = String(part).trimmingBlanks()
             if endpoint.isEmpty { continue }
-            let lower = endpoint.lowercased()
-            guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
-                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quotedExcerpt(withoutCredentials(endpoint))) has no http:// or https:// scheme")
-            }
-            // A control character would reach libcurl's URL parser and every message that
-            // shows the endpoint.
-            if SemaphoreDocument.hasControlCharacter(endpoint) {
-                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quotedExcerpt(withoutCredentials(endpoint))) contains a control character")
-            }
-            while endpoint.hasSuffix("/") { endpoint.removeLast() }
-            let host = endpoint.drop(while: { $0 != ":" }).dropFirst(3)
-            // user:password@host would put the password in messages, -debug output and the
-            // process list; the message shows the endpoint without it.
-            if host.prefix(while: { $0 != "/" }).contains("@") {
-                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quotedExcerpt(ClientOptions.withoutCredentials(endpoint))) carries credentials: give them with etcd-username and etcd-password-file")
-            }
-            guard !host.isEmpty, !host.hasPrefix("/"), !host.contains(where: { $0 == " " || $0 == "\t" || $0 == "?" || $0 == "#" }) else {
-                throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quotedExcerpt(withoutCredentials(endpoint))) is not a URL of an etcd server")
-            }
-            out.append(endpoint)
+            out.append(try checkedURL(endpoint, what: "endpoint", of: "an etcd server"))
         }
         if out.isEmpty { throw LocksmithError(.invalidArgument, "endpoint \(JSONText.quotedExcerpt(value)) names no endpoint") }
         return out
+    }
+
+    /// One server URL (`what` names the setting in messages): http:// or https://, a host, no
+    /// credentials, control characters, blanks, query or fragment. A trailing slash is dropped.
+    static func checkedURL(_ text: String, what: String, of server: String) throws -> String {
+        var url = text
+        let lower = url.lowercased()
+        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
+            throw LocksmithError(.invalidArgument, "\(what) \(JSONText.quotedExcerpt(withoutCredentials(url))) has no http:// or https:// scheme")
+        }
+        // A control character would reach libcurl's URL parser and every message that shows it.
+        if SemaphoreDocument.hasControlCharacter(url) {
+            throw LocksmithError(.invalidArgument, "\(what) \(JSONText.quotedExcerpt(withoutCredentials(url))) contains a control character")
+        }
+        while url.hasSuffix("/") { url.removeLast() }
+        let host = url.drop(while: { $0 != ":" }).dropFirst(3)
+        // user:password@host would put the password in messages, -debug output and the
+        // process list; the message shows the URL without it.
+        if host.prefix(while: { $0 != "/" }).contains("@") {
+            throw LocksmithError(.invalidArgument, "\(what) \(JSONText.quotedExcerpt(ClientOptions.withoutCredentials(url))) carries credentials: \(what == "endpoint" ? "give them with etcd-username and etcd-password-file" : "leave them out")")
+        }
+        guard !host.isEmpty, !host.hasPrefix("/"), !host.contains(where: { $0 == " " || $0 == "\t" || $0 == "?" || $0 == "#" }) else {
+            throw LocksmithError(.invalidArgument, "\(what) \(JSONText.quotedExcerpt(withoutCredentials(url))) is not a URL of \(server)")
+        }
+        return url
     }
 
     /// `endpoints` (a comma-separated list) with any user:password@ replaced by "***@", for

@@ -29,6 +29,8 @@ public struct DaemonSettings: Sendable {
     public var hookTimeout: Int64
     /// The directory of the hook directories (pre-lock.d, pre-reboot.d, post-reboot.d), under the root.
     public var hooksDirectory: String
+    /// The id the daemon takes FleetLock slots under (LOCKSMITHD_FLEETLOCK_ID); nil: the machine id.
+    public var fleetLockID: String?
     /// The Prometheus text file the daemon keeps (under the root); nil: none.
     public var metricsFile: String?
     /// What to tell the administrator: a deprecated strategy, a password every user can read,
@@ -112,6 +114,35 @@ public struct DaemonSettings: Sendable {
             }
             slotWait = wait
         }
+        var fleetLockID: String?
+        if strategy == .fleetLock {
+            // A FleetLock server has no watch: the daemon polls it with backoff.
+            if let source = config.first(["LOCKSMITHD_SLOT_WAIT"]), source.value == "watch" {
+                warnings.append("\(source.description) has no effect with REBOOT_STRATEGY=fleetlock: a FleetLock server has no watch, so the daemon asks again with backoff")
+            }
+            slotWait = .poll
+            guard etcd.fleetLockURL != nil else {
+                throw LocksmithError(.invalidArgument, "REBOOT_STRATEGY=fleetlock needs LOCKSMITHD_FLEETLOCK_URL, the base URL of a FleetLock server (such as http://fleetlock.example.com:3333/)",
+                                     option: "LOCKSMITHD_FLEETLOCK_URL")
+            }
+            do {
+                _ = try FleetLockServer.group(of: etcd.group)
+            } catch let error as LocksmithError {
+                throw LocksmithError(.invalidArgument, "\(config.first(["LOCKSMITHD_GROUP"])?.description ?? "LOCKSMITHD_GROUP"): \(error.message)", option: "LOCKSMITHD_GROUP")
+            }
+            if let source = config.first(["LOCKSMITHD_FLEETLOCK_ID"]) {
+                do {
+                    try SemaphoreDocument.validateHolder(source.value)
+                } catch let error as LocksmithError {
+                    throw LocksmithError(.invalidArgument, "\(source.description): \(error.message)", option: source.variable)
+                }
+                fleetLockID = source.value
+            }
+        } else {
+            for source in ["LOCKSMITHD_FLEETLOCK_URL", "LOCKSMITHD_FLEETLOCK_ID"].compactMap({ config.first([$0]) }) {
+                warnings.append("\(source.description) has no effect: REBOOT_STRATEGY is \(strategy.rawValue), not fleetlock")
+            }
+        }
         let source = try rebootSource(config, root: root)
         let interval = try config.duration("LOCKSMITHD_REBOOT_CHECK_INTERVAL", default: defaultRebootCheckInterval)
         let hookTimeout = try config.duration("LOCKSMITHD_HOOK_TIMEOUT", default: defaultHookTimeout)
@@ -123,7 +154,7 @@ public struct DaemonSettings: Sendable {
         return DaemonSettings(strategy: strategy, window: window, windowZone: windowZone, etcd: etcd, root: root, utmp: SystemRoot.resolve(utmp, root: root),
                               broadcastDelay: delay, slotWait: slotWait, rebootSource: source, rebootCheckInterval: interval,
                               hookTimeout: hookTimeout, hooksDirectory: SystemRoot.resolve(hooksDirectory, root: root),
-                              metricsFile: metrics, warnings: warnings)
+                              fleetLockID: fleetLockID, metricsFile: metrics, warnings: warnings)
     }
 
     /// LOCKSMITHD_REBOOT_SOURCE: update-engine | file[:PATH] | command:CMDLINE | auto (the default).

@@ -16,10 +16,14 @@ public final class EtcdClient {
     public let options: ClientOptions
     /// The key of the group's semaphore.
     public let key: String
+    /// The FleetLock server slots are taken through instead of etcd (the `fleetlock-url` option):
+    /// then only lock, unlock, acquire and wait work, and every other operation fails with
+    /// EOPNOTSUPP saying so.
+    public let fleetLock: FleetLockServer?
     /// The API in use, once known (`auto` decides on the first request).
     public private(set) var api: EtcdAPI?
     /// The endpoint that answered last.
-    public private(set) var endpointInUse: String?
+    public internal(set) var endpointInUse: String?
     /// Compare-and-swap attempts lost to other writers and retried, since the client was made.
     public private(set) var conflictRetries = 0
     /// HTTP requests sent, since the client was made.
@@ -57,8 +61,10 @@ public final class EtcdClient {
     public init(options: ClientOptions, cancellation: Cancellation = Cancellation()) throws {
         self.options = options
         key = try GroupKey.key(group: options.group)
+        fleetLock = try options.fleetLockURL.map { try FleetLockServer(url: $0, group: options.group) }
         var settings = ConnectionSettings(tls: options.tls, proxy: options.proxy, useEnvironment: options.usesEnvironment)
-        if options.api == .v2 || options.api == .auto, let user = options.username {
+        // etcd's credentials are etcd's: never sent to a FleetLock server.
+        if fleetLock == nil, options.api == .v2 || options.api == .auto, let user = options.username {
             settings.basicAuth = (user, options.password ?? "")
         }
         http = try HTTPConnection(settings: settings, cancellation: cancellation)
@@ -98,6 +104,7 @@ public final class EtcdClient {
     /// Takes a slot for `holder`. `.busy`, `.exists` as SemaphoreDocument.lock; never retried.
     /// A bad id or max is refused before any request.
     public func lock(_ holder: String) throws {
+        if let fleetLock { return try fleetLockCall(fleetLock, "pre-reboot", holder: holder) }
         try takeSlot(holder)
     }
 
@@ -129,6 +136,7 @@ public final class EtcdClient {
 
     /// Gives back `holder`'s slot. `.notFound` if it holds none.
     public func unlock(_ holder: String) throws {
+        if let fleetLock { return try fleetLockCall(fleetLock, "steady-state", holder: holder) }
         try SemaphoreDocument.validateHolder(holder)
         if try resolvedAPI() == .v3 {
             try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) }, also: { _ in [V3.deleteOp(self.holderRecordKey(holder))] })
@@ -260,6 +268,7 @@ public final class EtcdClient {
     /// keeps trying until the deadline: etcd may be restarting, and the watch resumes from the
     /// index last seen, so no change in between is missed.
     public func wait(timeoutMilliseconds: Int) throws -> Bool {
+        if fleetLock != nil { return try fleetLockWait(timeoutMilliseconds: timeoutMilliseconds) }
         if seenIndex == nil { _ = try readOrCreate() }
         guard let index = seenIndex else { return true }
         let deadline = Clock.monotonicMilliseconds() + max(timeoutMilliseconds, 1)
@@ -595,6 +604,7 @@ public final class EtcdClient {
     /// 5xx answers move on to the next. v3 requests carry the auth token (fetched, and fetched
     /// again once when etcd says it expired).
     func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [String] = [], evenIfCancelled: Bool = false) throws -> HTTPResponse {
+        if let fleetLock { throw fleetLockUnsupported(fleetLock) }
         var failures: [String] = []
         var allTimedOut = true
         let all = options.endpoints

@@ -98,6 +98,7 @@ extension EtcdClient {
     /// semaphore while it is full (its event carries the document), then the compare-and-swap.
     @discardableResult
     public func acquire(_ holder: String, timeoutMilliseconds: Int?, progress: ((Int) -> Bool)? = nil) throws -> QueueOutcome {
+        if let fleetLock { return try fleetLockAcquire(fleetLock, holder, timeoutMilliseconds: timeoutMilliseconds, progress: progress) }
         try SemaphoreDocument.validateHolder(holder)
         let deadline = timeoutMilliseconds.map { Clock.monotonicMilliseconds() + max($0, 0) }
         let api = try resolvedAPI()

@@ -436,7 +436,7 @@ static enum MHD_Result fleetlock(struct MHD_Connection *connection, int endpoint
     if (exists < 0) {
         json_object_put(root);
         counts[endpoint][RES_ERROR]++;
-        return refuse(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, endpoint == EP_PRE ? "failed_lock" : "failed_unlock", reason);
+        return refuse(connection, MHD_HTTP_SERVICE_UNAVAILABLE, endpoint == EP_PRE ? "failed_lock" : "failed_unlock", reason);
     }
     struct change change = {.id = id, .give_back = endpoint == EP_STEADY};
     commit(q ? q : queue_for(name, 1), &change);
@@ -465,8 +465,11 @@ static enum MHD_Result fleetlock(struct MHD_Connection *connection, int endpoint
     fprintf(stderr, "locksmith-fleetlockd: %s %s (group %s): %s\n", endpoint_names[endpoint], id, group, text);
     json_object_put(root);
     counts[endpoint][RES_ERROR]++;
-    /* A stored value that is not a semaphore is reported, never overwritten. */
-    return refuse(connection, MHD_HTTP_INTERNAL_SERVER_ERROR,
+    /* A stored value that is not a semaphore is reported, never overwritten. etcd out of reach is
+     * 503: the change may have been made without its answer arriving (a client takes the slot as
+     * perhaps held); a plain refusal (all slots taken) stays airlock's 500. */
+    unsigned status = r == -ECONNREFUSED || r == -ETIMEDOUT ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR;
+    return refuse(connection, status,
                   r == -EBADMSG ? "failed_sem_init" : endpoint == EP_PRE ? "failed_lock" : "failed_unlock", text);
 }
 

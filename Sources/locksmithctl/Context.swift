@@ -76,8 +76,11 @@ final class Context {
         do {
             return try body(c)
         } catch let error as LocksmithFailure {
+            // Through a FleetLock server there is no etcd client to speak of: its failures,
+            // and what it cannot do (EOPNOTSUPP: all but lock and unlock), follow the command's prefix.
+            let fleetLock = c.settings.contains { $0.name == "fleetlock-url" && !$0.value.isEmpty }
             switch error.code {
-            case ECONNREFUSED, ETIMEDOUT, EACCES, ELIBACC:
+            case _ where [ECONNREFUSED, ETIMEDOUT, EACCES, ELIBACC].contains(error.code) && (!fleetLock || error.code == ELIBACC):
                 throw Failure(message: "Error initializing etcd client: \(error.message)", status: ExitStatus.failed)
             case EBADMSG:
                 throw Failure(message: "Error reading semaphore: \(error.message)", status: ExitStatus.failed)

@@ -11,7 +11,7 @@ struct StaleSlotHelper {
     /// Starts the helper; returns once it has made its client, or throws why it could not (no
     /// usable libcurl: the daemon must not start, since it could never take a slot). Call before
     /// any thread starts. The helper stops when its parent is gone.
-    static func start(target: (key: String, id: String)?, world: DaemonWorld) throws -> StaleSlotHelper {
+    static func start(target: (key: String, id: String)?, fleetLock: Bool, world: DaemonWorld) throws -> StaleSlotHelper {
         var fds: [Int32] = [-1, -1]
         guard cglibc_pipe_cloexec(&fds) == 0 else { throw FileError("cannot make a pipe") }
         let parent = getpid()
@@ -32,7 +32,7 @@ struct StaleSlotHelper {
             var attempt = 0, lastError = ""
             while getppid() == parent {
                 do {
-                    try Daemon.giveBack(client, id: target.id, log: world.log)
+                    try Daemon.giveBack(client, id: target.id, fleetLock: fleetLock, log: world.log)
                     do { try world.recordSlot(nil) } catch { world.log(.warning, "\(error)", []) }
                     _exit(0)
                 } catch {

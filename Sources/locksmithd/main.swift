@@ -1,5 +1,6 @@
 // locksmithd: reboots this machine after an update, when its reboot window is open and, with
-// REBOOT_STRATEGY=etcd-lock, once it holds a slot of its group's semaphore in etcd.
+// REBOOT_STRATEGY=etcd-lock, once it holds a slot of its group's semaphore in etcd (fleetlock:
+// through a FleetLock server).
 import CGlibc
 import CSystemd
 import Glibc
@@ -12,11 +13,15 @@ let usage = """
 
     locksmithd reboots this machine after the update engine has applied an update: within the
     reboot window, if one is set, and with REBOOT_STRATEGY=etcd-lock only while it holds a slot of
-    its group's semaphore in etcd (see locksmithctl). It is configured by the environment and by
+    its group's semaphore in etcd (see locksmithctl), with fleetlock only once a FleetLock server
+    granted one. It is configured by the environment and by
     /usr/share/coreos/update.conf, /usr/share/flatcar/update.conf, /etc/coreos/update.conf and
     /etc/flatcar/update.conf (later files win, the environment wins over files):
 
-      REBOOT_STRATEGY                    etcd-lock, reboot (default) or off
+      REBOOT_STRATEGY                    etcd-lock, fleetlock, reboot (default) or off
+      LOCKSMITHD_FLEETLOCK_URL           fleetlock: the FleetLock server's base URL (before /v1/);
+                                         the group is LOCKSMITHD_GROUP (none: FleetLock's default)
+      LOCKSMITHD_FLEETLOCK_ID            fleetlock: the id to take slots under (default: machine id)
       LOCKSMITHD_REBOOT_WINDOW_START     HH:MM or Day HH:MM (also REBOOT_WINDOW_START)
       LOCKSMITHD_REBOOT_WINDOW_LENGTH    a duration such as 1h30m (also REBOOT_WINDOW_LENGTH)
       LOCKSMITHD_REBOOT_WINDOW_TZ        read the window in this IANA zone (default: local time)
@@ -26,7 +31,8 @@ let usage = """
                                          etcd settings, as locksmithctl's flags
       LOCKSMITHD_REBOOT_BROADCAST_DELAY  how long users are warned before the reboot (default 5m)
       LOCKSMITHD_SLOT_WAIT               watch (default: in the group's fair queue, with etcd's
-                                         watch) or poll (backoff, as the original)
+                                         watch) or poll (backoff, as the original; always with
+                                         fleetlock: 5s doubling to 5m, then every 5m)
       LOCKSMITHD_QUEUE_TTL               how long a dead waiter's queue entry lasts (default 60s)
       LOCKSMITHD_UTMP                    the utmp file of logged-in users (default /var/run/utmp)
       LOCKSMITHD_REBOOT_SOURCE           where "reboot needed" comes from: auto (default: the
@@ -138,24 +144,26 @@ let world = DaemonWorld(
         }
     })
 let inputs = SharedInputs()
-let daemon = Daemon(settings: settings, world: world, inputs: inputs, machineID: machineID)
+// The id slots are taken under: the machine id, or with fleetlock LOCKSMITHD_FLEETLOCK_ID.
+let holderID = settings.fleetLockID ?? machineID
+let daemon = Daemon(settings: settings, world: world, inputs: inputs, machineID: holderID)
 
 // The slot this machine's daemon recorded as held (normally from before the last reboot) is given
 // back at once, by a helper process (before any thread starts), also when an update already
 // waits: no slot is held while waiting. The helper loads libcurl: if it cannot, the daemon could
 // never take a slot, and stops here rather than wait for an update it cannot act on.
-if settings.usesEtcd {
-    let stale = Daemon.staleTarget({ try Library.slotRecord(root: root) }, group: settings.group, machineID: machineID,
+if settings.takesSlot {
+    let stale = Daemon.staleTarget({ try Library.slotRecord(root: root) }, group: settings.group, machineID: holderID,
                                    log: { level, text, fields in Log.write(level, text, fields) })
     // With post-reboot hooks, the slot from before the reboot is the daemon's to give back, once
     // they pass (Daemon.healthGate); the helper then only checks that libcurl loads.
     let gated = stale != nil && hooks.has(.postReboot)
     do {
-        let helper = try StaleSlotHelper.start(target: gated ? nil : stale, world: world)
+        let helper = try StaleSlotHelper.start(target: gated ? nil : stale, fleetLock: settings.usesFleetLock, world: world)
         daemon.staleSlot = stale
         daemon.staleHelperDone = { helper.finish() && !gated }
     } catch {
-        Log.error("\(error): REBOOT_STRATEGY=etcd-lock needs libcurl (Debian: libcurl4); not starting")
+        Log.error("\(error): REBOOT_STRATEGY=\(settings.strategy) needs libcurl (Debian: libcurl4); not starting")
         exit(1)
     }
 }

@@ -112,7 +112,7 @@ final class Harness: @unchecked Sendable {
 
     init(strategy: String = "etcd-lock", client: @escaping () throws -> SlotClient, recordFails: Bool = false,
          rebootFails: Bool = false, window: (start: String, length: String)? = nil, broadcastDelay: Int64 = 0, reached: Int = 0,
-         hooks: [HookPhase: [HookOutcome]] = [:], slotWait: String = "watch") {
+         hooks: [HookPhase: [HookOutcome]] = [:], slotWait: String = "watch", extra: String = "") {
         let log = self.log, events = self.events, reboots = self.reboots
         let hookAnswers = self.hookAnswers, hookRuns = self.hookRuns, metricsText = self.metricsText
         hookAnswers.withLock { $0 = hooks }
@@ -145,7 +145,7 @@ final class Harness: @unchecked Sendable {
             writeMetrics: { text in metricsText.withLock { $0 = text } })
         // The daemon's settings as the library reads them from an update.conf.
         let text = "REBOOT_STRATEGY=\(strategy)\nLOCKSMITHD_REBOOT_BROADCAST_DELAY=\(broadcastDelay / 1_000_000)ms\nLOCKSMITHD_SLOT_WAIT=\(slotWait)\n"
-            + (window.map { "REBOOT_WINDOW_START=\($0.start)\nREBOOT_WINDOW_LENGTH=\($0.length)\n" } ?? "")
+            + (window.map { "REBOOT_WINDOW_START=\($0.start)\nREBOOT_WINDOW_LENGTH=\($0.length)\n" } ?? "") + extra
         let settings = try! DaemonSettings(Configuration(parsing: text, origin: "test"), root: "/")
         daemon = Daemon(settings: settings, world: world, inputs: inputs, machineID: machine)
     }
@@ -171,6 +171,31 @@ final class Harness: @unchecked Sendable {
         while monotonicMilliseconds() < deadline && !until() && !finished.withLock({ $0 }) { usleep(10_000) }
         daemon.requestStop()
         pthread_join(thread, nil)
+    }
+}
+
+/// REBOOT_STRATEGY=fleetlock: the same rules, without reading a semaphore (a FleetLock server has none).
+@Suite struct ThroughAFleetLockServer {
+    static let settings = "LOCKSMITHD_FLEETLOCK_URL=http://fleetlock.example/\n"
+
+    @Test func refusalsArePolledAndThePreLockHooksRunBeforeEachAttempt() {
+        let client = ScriptedClient(lockAnswers: [busy, busy, nil])
+        let h = Harness(strategy: "fleetlock", client: { client }, hooks: [.preLock: []], slotWait: "watch", extra: ThroughAFleetLockServer.settings)
+        #expect(h.daemon.settings.slotWait == "poll")
+        h.run(for: 3) { h.rebootCount > 0 }
+        #expect(h.rebootCount == 1)
+        #expect(client.reads == 0, "a FleetLock server is never read")
+        #expect(client.locks.count == 3)
+        #expect(h.hookRuns.withLock { $0 }.filter { $0 == .preLock }.count == 3)
+        #expect(h.recorded == ["record \(machine)"])
+    }
+
+    @Test func aLostAnswerIsRecordedAndARefusalAfterItClearsTheRecord() {
+        let client = ScriptedClient(lockAnswers: [unreachable, busy])
+        let h = Harness(strategy: "fleetlock", client: { client }, extra: ThroughAFleetLockServer.settings)
+        h.run(for: 0.5)
+        #expect(h.rebootCount == 0)
+        #expect(h.recorded.prefix(2) == ["record \(machine)", "record none"])
     }
 }
 

@@ -116,3 +116,52 @@ import LocksmithCore
         #expect(throws: LocksmithError.self) { try e.loadEnvironment(prefix: "LOCKSMITHD", lookup: { $0 == "LOCKSMITHD_TIMEOUT" ? "x" : nil }) }
     }
 }
+
+/// FleetLock's requests and what its answers mean (the `fleetlock-url` client), without a server.
+@Suite struct FleetLockWireTests {
+    func answer(_ status: Int, _ text: String) -> HTTPResponse { HTTPResponse(status: status, body: Array(text.utf8)) }
+
+    @Test func bodyAndGroups() throws {
+        let server = try FleetLockServer(url: "http://h:3333/base", group: "")
+        #expect(server.base == "http://h:3333/base/")
+        #expect(server.group == "default")
+        #expect(String(decoding: server.body(id: "a\"b"), as: UTF8.self) == #"{"client_params":{"id":"a\"b","group":"default"}}"#)
+        #expect(try FleetLockServer.group(of: "web-1.eu") == "web-1.eu")
+        for bad in ["web_1", "a b", "é", String(repeating: "a", count: 256)] {
+            #expect(throws: LocksmithError.self) { try FleetLockServer.group(of: bad) }
+        }
+    }
+
+    @Test func answers() throws {
+        let server = try FleetLockServer(url: "http://h/", group: "web")
+        #expect(server.outcome(of: answer(200, ""), call: "pre-reboot") == nil)
+        // airlock's refusal, and ours: no slot now.
+        let full = server.outcome(of: answer(500, #"{"kind":"failed_lock","value":"semaphore full"}"#), call: "pre-reboot")
+        #expect(full?.kind == .busy)
+        #expect(full?.message == #"the FleetLock server http://h/ granted no slot (HTTP 500: failed_lock "semaphore full")"#)
+        // etcd out of reach behind the server: perhaps taken.
+        #expect(server.outcome(of: answer(503, #"{"kind":"failed_lock","value":"etcd"}"#), call: "pre-reboot")?.kind == .connectionFailed)
+        #expect(server.outcome(of: answer(500, #"{"kind":"failed_unlock","value":"x"}"#), call: "steady-state")?.kind == .connectionFailed)
+        #expect(server.outcome(of: answer(400, #"{"kind":"unknown_group","value":"no"}"#), call: "pre-reboot")?.kind == .invalidArgument)
+        #expect(server.outcome(of: answer(302, ""), call: "pre-reboot")?.kind == .protocolError)
+        #expect(server.outcome(of: answer(404, "<html>"), call: "pre-reboot")?.message.contains("has no pre-reboot call (HTTP 404)") == true)
+        // A kind that is not an identifier is not shown as one; the value is quoted and bounded.
+        let odd = server.outcome(of: answer(500, #"{"kind":"\u001b[31m","value":"\u001b[31m red"}"#), call: "pre-reboot")
+        #expect(odd?.kind == .connectionFailed)
+        #expect(odd?.message.contains("\u{1b}") == false)
+        let long = server.outcome(of: answer(400, #"{"kind":"x","value":""# + String(repeating: "v", count: 5000) + #""}"#), call: "pre-reboot")
+        #expect((long?.message.count ?? 0) < 400)
+    }
+
+    @Test func theOption() throws {
+        var options = ClientOptions()
+        try options.set("fleetlock-url", "https://lock.example:3333/")
+        #expect(options.fleetLockURL == "https://lock.example:3333")
+        #expect(options.display("fleetlock-url")?.value == "https://lock.example:3333")
+        for bad in ["lock.example", "http://u:p@h/", "http://h/a b", "http://h/\u{7}", "http://h/?x"] {
+            #expect(throws: LocksmithError.self) { try options.set("fleetlock-url", bad) }
+        }
+        try options.set("fleetlock-url", "")
+        #expect(options.fleetLockURL == nil)
+    }
+}

@@ -1182,7 +1182,8 @@ static void test_text_helpers(const char *root) {
 
     /* locksmith_client_option_name: the names locksmith_client_set takes, in help order. */
     static const char *names[] = {"endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile", "etcd-username",
-                                  "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy", "queue-ttl"};
+                                  "etcd-password", "etcd-password-file", "etcd-api", "timeout", "proxy", "queue-ttl",
+                                  "fleetlock-url"};
     int n = 0;
     while (locksmith_client_option_name(n))
         n++;
@@ -1324,7 +1325,7 @@ static void test_load_settings(const char *endpoint, const char *root) {
     CHECK_RC(locksmith_client_setting(c, option_index("group"), &again, NULL), 0);
     CHECK(v == again);
     CHECK_RC(locksmith_client_setting(c, -1, &v, &o), -EINVAL);
-    CHECK_RC(locksmith_client_setting(c, 12, &v, &o), -EINVAL);
+    CHECK_RC(locksmith_client_setting(c, 13, &v, &o), -EINVAL);
     CHECK_RC(locksmith_client_setting(NULL, 0, &v, &o), -EINVAL);
     /* The settings are the client's: a request goes to the endpoint of the config, in the
      * group given with locksmith_client_set. */
@@ -1952,6 +1953,40 @@ static int note_progress(int ahead, void *userdata) {
 static int decline(int ahead, void *userdata) {
     (void)userdata;
     return ahead == 0;
+}
+
+/* The fleetlock-url option: its checks, and what a FleetLock client cannot do (answered before
+ * any request: the URL names a port nothing listens on). */
+static void test_fleetlock_option(void) {
+    locksmith_client *c = NULL;
+    locksmith_semaphore *s = NULL;
+    int old_max = 0;
+
+    CHECK_RC(locksmith_client_new(&c), 0);
+    CHECK_RC(locksmith_client_set(c, "fleetlock-url", "ftp://example.com/"), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "fleetlock-url \"ftp://example.com/\" has no http:// or https:// scheme") != NULL);
+    CHECK_RC(locksmith_client_set(c, "fleetlock-url", "http://user:pw@example.com/"), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "pw") == NULL);
+    CHECK_RC(locksmith_client_set(c, "fleetlock-url", "http://127.0.0.1:9/base/"), 0);
+    CHECK_RC(locksmith_client_get(c, &s), -EOPNOTSUPP);
+    CHECK(strstr(locksmith_client_last_error(c), "is a FleetLock server (fleetlock-url)") != NULL);
+    CHECK_RC(locksmith_client_read(c, &s), -EOPNOTSUPP);
+    CHECK_RC(locksmith_client_set_max(c, 3, &old_max), -EOPNOTSUPP);
+    CHECK_RC(locksmith_client_lock(c, "node-a"), -ECONNREFUSED);
+    CHECK(strstr(locksmith_client_last_error(c), "the FleetLock server http://127.0.0.1:9/base/ did not answer pre-reboot") != NULL);
+    CHECK_RC(locksmith_client_unlock(c, "node-a"), -ECONNREFUSED);
+    /* FleetLock has no watch: a wait sleeps its time and reports no change. */
+    CHECK_RC(locksmith_client_wait(c, 50), 0);
+    /* A group FleetLock cannot name is refused before any request. */
+    CHECK_RC(locksmith_client_set(c, "group", "web_1"), 0);
+    CHECK_RC(locksmith_client_lock(c, "node-a"), -EINVAL);
+    CHECK(strstr(locksmith_client_last_error(c), "FleetLock groups are ASCII letters, digits") != NULL);
+    /* "" goes back to etcd. */
+    CHECK_RC(locksmith_client_set(c, "fleetlock-url", ""), 0);
+    CHECK_RC(locksmith_client_set(c, "endpoint", "http://127.0.0.1:9"), 0);
+    CHECK_RC(locksmith_client_set(c, "group", ""), 0);
+    CHECK_RC(locksmith_client_read(c, &s), -ECONNREFUSED);
+    locksmith_client_free(c);
 }
 
 /* Many takes and give-backs in one write (locksmith_client_apply), v2 and v3. */
@@ -2729,6 +2764,7 @@ int main(int argc, char **argv) {
     test_holder_records(argv[3]);
     test_queue(argv[3]);
     test_apply(argv[3]);
+    test_fleetlock_option();
     test_client_groups(argv[3]);
     test_window_zones();
     test_daemon_settings(argv[3], root);

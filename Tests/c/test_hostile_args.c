@@ -663,19 +663,19 @@ static void test_text_functions(const char *root) {
         free(controls);
     }
 
-    /* locksmith_client_option_name: NULL for every number outside 0..11. */
-    static const int out_of_range[] = {INT_MIN, -2, -1, 12, 13, 1000, INT_MAX};
+    /* locksmith_client_option_name: NULL for every number outside 0..12. */
+    static const int out_of_range[] = {INT_MIN, -2, -1, 13, 14, 1000, INT_MAX};
     for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++)
         CHECK(locksmith_client_option_name(out_of_range[i]) == NULL);
-    for (int i = 0; i <= 11; i++)
+    for (int i = 0; i <= 12; i++)
         CHECK(locksmith_client_option_name(i) != NULL);
-    /* locksmith_client_option_help: -EINVAL outside 0..11, outputs untouched; NULL outputs fine. */
+    /* locksmith_client_option_help: -EINVAL outside 0..12, outputs untouched; NULL outputs fine. */
     for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++) {
         const char *v = "sentinel", *d = "sentinel";
         CHECK(locksmith_client_option_help(out_of_range[i], &v, &d) == -EINVAL);
         CHECK(strcmp(v, "sentinel") == 0 && strcmp(d, "sentinel") == 0);
     }
-    for (int i = 0; i <= 11; i++)
+    for (int i = 0; i <= 12; i++)
         CHECK(locksmith_client_option_help(i, NULL, NULL) == 0);
 
     /* locksmith_key_group: NULL, "", over-long, not UTF-8: -EINVAL; ret untouched. */
@@ -815,7 +815,7 @@ static void test_client_settings(void) {
     }
 
     /* locksmith_client_setting: out-of-range numbers and NULL handles; NULL out-pointers. */
-    static const int indexes[] = {INT_MIN, -1, 12, 13, INT_MAX};
+    static const int indexes[] = {INT_MIN, -1, 13, 14, INT_MAX};
     CHECK_RC(locksmith_client_set(c, "group", "g"), 0);
     for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
         CHECK_RC(locksmith_client_setting(c, indexes[i], &value, &origin), -EINVAL);

@@ -44,6 +44,20 @@ class FleetSim(unittest.TestCase):
         self.assertEqual(len(re.findall(r"node-\d+ reboots", r.stdout)), 4)
         self.assertIn("fleet-0 1 (max 1), fleet-1 1 (max 1)", r.stdout)
 
+    def test_mixed_fleet_shares_one_max(self):
+        # Half the nodes on etcd-lock, half on fleetlock through locksmith-fleetlockd: one
+        # semaphore, never more than max holders at any reboot (etcd's word), all done.
+        for api in ("v3", "v2"):
+            with self.subTest(api=api):
+                r = self.run_sim("--nodes", "6", "--max", "2", "--fleetlock-nodes", "3", "--reboot-time", "1",
+                                 "--etcd-api", api)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn("3 through locksmith-fleetlockd", r.stdout)
+                self.assertIn("per etcd: default 2 (max 2)", r.stdout)
+                rebooted = set(re.findall(r"(node-\d+) reboots", r.stdout))
+                self.assertEqual(rebooted, {"node-%02d" % i for i in range(1, 7)}, r.stdout)
+                self.assertEqual(self.leftovers(), [])
+
     def test_interrupt_stops_everything(self):
         # SIGINT as a terminal sends it: not ignored, even when these tests run in the background
         # of a non-interactive shell (which ignores SIGINT for what it starts with &).
@@ -61,6 +75,9 @@ class FleetSim(unittest.TestCase):
         r = self.run_sim("--nodes", "0")
         self.assertEqual(r.returncode, 2)
         self.assertIn("need nodes", r.stderr)
+        r = self.run_sim("--nodes", "2", "--fleetlock-nodes", "3")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--fleetlock-nodes must be between 0 and --nodes", r.stderr)
 
 
 if __name__ == "__main__":

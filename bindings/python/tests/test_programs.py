@@ -20,7 +20,7 @@ from locksmith import (BadData, Cancelled, Client, Config, CorruptSemaphore, Dae
 
 FRESH = '{"semaphore":1,"max":1,"holders":null}'
 OPTIONS = ["endpoint", "group", "etcd-cafile", "etcd-certfile", "etcd-keyfile", "etcd-username", "etcd-password",
-           "etcd-password-file", "etcd-api", "timeout", "proxy", "queue-ttl"]
+           "etcd-password-file", "etcd-api", "timeout", "proxy", "queue-ttl", "fleetlock-url"]
 CONF = "/etc/coreos/update.conf"
 
 
@@ -505,6 +505,27 @@ def test_daemon_settings_defaults():
         assert d.hook_timeout == 600 * 10**9
         assert d.hooks_directory == "/etc/locksmith"
         assert d.metrics_file is None
+        assert d.fleetlock_id is None
+
+
+def test_daemon_settings_fleetlock(tmp_path):
+    text = "REBOOT_STRATEGY=fleetlock\nLOCKSMITHD_FLEETLOCK_URL=http://fleetlock.example:3333\n" \
+           "LOCKSMITHD_FLEETLOCK_ID=node-7\nLOCKSMITHD_GROUP=web\n"
+    with Config.parse(text) as conf, DaemonSettings(conf, tmp_path) as d:
+        assert d.strategy == "fleetlock"
+        assert d.fleetlock_id == "node-7"
+        assert d.slot_wait == "poll"
+        with d.client(environment=False) as c:
+            assert [s.value for s in c.settings() if s.name == "fleetlock-url"] == ["http://fleetlock.example:3333"]
+    with Config.parse("REBOOT_STRATEGY=fleetlock\n") as conf:
+        with pytest.raises(locksmith.InvalidArgument, match="needs LOCKSMITHD_FLEETLOCK_URL"):
+            DaemonSettings(conf, tmp_path)
+    # Another strategy: the FleetLock settings are warned about and not used.
+    with Config.parse("REBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_FLEETLOCK_URL=http://h/\n") as conf, DaemonSettings(conf, tmp_path) as d:
+        assert d.fleetlock_id is None
+        assert any("has no effect: REBOOT_STRATEGY is etcd-lock" in w for w in d.warnings)
+        with d.client(environment=False) as c:
+            assert [s.value for s in c.settings() if s.name == "fleetlock-url"] == [None]
 
 
 @pytest.mark.parametrize("value, kind, argument", [

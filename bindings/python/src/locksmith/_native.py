@@ -187,6 +187,7 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_daemon_settings_hook_timeout": (c_int64, [DaemonSettingsP]),
     "locksmith_daemon_settings_hooks_directory": (c_char_p, [DaemonSettingsP]),
     "locksmith_daemon_settings_metrics_file": (c_char_p, [DaemonSettingsP]),
+    "locksmith_daemon_settings_fleetlock_id": (c_char_p, [DaemonSettingsP]),
     "locksmith_daemon_settings_new_client": (c_int, [DaemonSettingsP, c_uint64, P(ClientP)]),
     "locksmith_daemon_settings_free": (DaemonSettingsP, [DaemonSettingsP]),
     # The reboot-slot record

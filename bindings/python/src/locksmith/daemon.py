@@ -148,6 +148,14 @@ class DaemonSettings(Handle):
         return None if text is None else text.decode("utf-8")
 
     @property
+    def fleetlock_id(self) -> Optional[str]:
+        """With REBOOT_STRATEGY=fleetlock, LOCKSMITHD_FLEETLOCK_ID if set (the id slots are taken
+        under); None otherwise (the machine id is used)."""
+        with self._lock:
+            text = lib.locksmith_daemon_settings_fleetlock_id(self._live())
+        return None if text is None else text.decode("utf-8")
+
+    @property
     def warnings(self) -> List[str]:
         """A deprecated strategy, a password in a file every user can read, skipped lines of
         update.conf: what the daemon tells its administrator."""

@@ -1,0 +1,137 @@
+// The FleetLock side of the lock client: with the `fleetlock-url` option, a client takes and gives
+// back its slot through a FleetLock server (locksmith-fleetlockd, airlock) instead of etcd. The
+// protocol has two calls, pre-reboot and steady-state, and no way to read the semaphore or to
+// wait for a change: waiting is polling, with the library's backoff.
+import Glibc
+import LocksmithCore
+import LocksmithSystem
+
+/// A FleetLock server: its base URL and the group asked for.
+public struct FleetLockServer: Sendable {
+    /// The base URL, ending in "/": the calls are `<base>v1/pre-reboot` and `<base>v1/steady-state`.
+    public let base: String
+    /// The FleetLock group: the locksmith group, or `default` for the default group (the mapping
+    /// locksmith-fleetlockd serves).
+    public let group: String
+
+    public init(url: String, group: String) throws {
+        base = url.hasSuffix("/") ? url : url + "/"
+        self.group = try FleetLockServer.group(of: group)
+    }
+
+    /// The FleetLock name of locksmith group `group` ("" is FleetLock's `default`). FleetLock
+    /// groups are ASCII letters, digits, '.' and '-'.
+    public static func group(of group: String) throws -> String {
+        if group.isEmpty { return "default" }
+        guard group.utf8.count <= GroupKey.maxGroupBytes, group.utf8.allSatisfy({ isGroupByte($0) }) else {
+            throw LocksmithError(.invalidArgument, "group \(JSONText.quotedExcerpt(group)) cannot be named to a FleetLock server: FleetLock groups are ASCII letters, digits, '.' and '-'", option: "group")
+        }
+        return group
+    }
+
+    private static func isGroupByte(_ c: UInt8) -> Bool {
+        (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) || c == 46 || c == 45
+    }
+
+    /// The request body: FleetLock's client parameters, as JSON.
+    func body(id: String) -> [UInt8] {
+        Array("{\"client_params\":{\"id\":\(JSONText.quoted(id)),\"group\":\(JSONText.quoted(group))}}".utf8)
+    }
+
+    /// What a call's answer means: nil for success (200), else the error to throw. A refusal of
+    /// pre-reboot (`failed_lock` with a 4xx or 500 status) is `.busy`: the server says no slot is
+    /// free (airlock also says so on its own write conflicts; the caller asks again later). A
+    /// gateway error (502, 503, 504) or another 5xx is a server that could not finish: for a
+    /// pre-reboot call, the slot may have been taken, as with a lost answer. The server's text is
+    /// quoted, bounded, in the message.
+    func outcome(of response: HTTPResponse, call: String) -> LocksmithError? {
+        if response.status == 200 { return nil }
+        let where_ = "the FleetLock server \(base)"
+        var kind = "", value = ""
+        if response.body.count <= 16 << 10, let tree = JSONTree(response.body) {
+            kind = tree.node["kind"]?.string ?? ""
+            value = tree.node["value"]?.string ?? ""
+        }
+        // Kinds are short identifiers; anything else is shown as the server's text only.
+        if kind.utf8.count > 64 || !kind.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == 95 }) { kind = "" }
+        let said = kind.isEmpty ? (value.isEmpty ? "" : ": " + JSONText.quotedExcerpt(value)) : ": \(kind)" + (value.isEmpty ? "" : " " + JSONText.quotedExcerpt(value))
+        let status = response.status
+        if call == "pre-reboot" && kind == "failed_lock" && (status == 500 || (400..<500).contains(status)) {
+            return LocksmithError(.busy, "\(where_) granted no slot (HTTP \(status)\(said))")
+        }
+        switch status {
+        case 300..<400:
+            return LocksmithError(.protocolError, "\(where_) answered \(call) with a redirect (HTTP \(status)); FleetLock clients do not follow redirects: give the final URL as fleetlock-url")
+        case 404, 405:
+            return LocksmithError(.protocolError, "\(where_) has no \(call) call (HTTP \(status)\(said)): is fleetlock-url the base URL of a FleetLock server (the part before /v1/)?")
+        case 400..<500:
+            return LocksmithError(.invalidArgument, "\(where_) refused \(call) (HTTP \(status)\(said))")
+        case 500..<600:
+            return LocksmithError(.connectionFailed, "\(where_) could not finish \(call) (HTTP \(status)\(said))")
+        default:
+            return LocksmithError(.protocolError, "\(where_) answered \(call) with HTTP \(status)\(said)")
+        }
+    }
+}
+
+extension EtcdClient {
+    /// One FleetLock call (`pre-reboot` or `steady-state`) for `holder`: no retry here (pre-reboot
+    /// is recursive and steady-state idempotent, so the caller may simply ask again).
+    func fleetLockCall(_ server: FleetLockServer, _ call: String, holder: String) throws {
+        try SemaphoreDocument.validateHolder(holder)
+        let url = server.base + "v1/" + call
+        let response: HTTPResponse
+        do {
+            response = try http.perform(method: "POST", url: url, body: server.body(id: holder),
+                                        headers: ["fleet-lock-protocol: true", "Content-Type: application/json"],
+                                        timeoutMilliseconds: options.timeoutMilliseconds)
+        } catch let error as LocksmithError where error.kind == .connectionFailed || error.kind == .timedOut {
+            throw LocksmithError(error.kind, "the FleetLock server \(server.base) did not answer \(call): \(error.message)")
+        }
+        endpointInUse = server.base
+        if let error = server.outcome(of: response, call: call) { throw error }
+    }
+
+    /// What a FleetLock client cannot do: everything but taking and giving back a slot.
+    func fleetLockUnsupported(_ server: FleetLockServer) -> LocksmithError {
+        LocksmithError(.system(EOPNOTSUPP), "\(server.base) is a FleetLock server (fleetlock-url): it can only take a slot (lock) and give one back (unlock); it cannot show the semaphore, set max, list groups or holders, or report changes. Ask etcd for those (endpoint), or read the server's /metrics")
+    }
+
+    /// Waiting for a change, without a watch: FleetLock cannot tell, so this sleeps the whole
+    /// time (ending early only for a cancel or the client's deadline) and says "no change".
+    func fleetLockWait(timeoutMilliseconds: Int) throws -> Bool {
+        let end = Clock.monotonicMilliseconds() + max(timeoutMilliseconds, 0)
+        while true {
+            try checkCancelled()
+            let now = Clock.monotonicMilliseconds()
+            if let limit = http.deadline, now >= limit { throw LocksmithError(.timedOut, "the client's deadline passed") }
+            if now >= end { return false }
+            Clock.sleep(milliseconds: min(end - now, 250, (http.deadline ?? Int.max) - now))
+        }
+    }
+
+    /// `acquire` against a FleetLock server: pre-reboot, and while no slot is granted, again after
+    /// the library's backoff (5 s doubling to 5 min). `progress(0)` comes before each attempt
+    /// (false declines), `progress(-1)` after each refusal; there is no line to report.
+    func fleetLockAcquire(_ server: FleetLockServer, _ holder: String, timeoutMilliseconds: Int?, progress: ((Int) -> Bool)?) throws -> QueueOutcome {
+        try SemaphoreDocument.validateHolder(holder)
+        let deadline = timeoutMilliseconds.map { Clock.monotonicMilliseconds() + max($0, 0) }
+        var attempt = 0
+        while true {
+            try checkCancelled()
+            if progress?(0) == false { return .declined }
+            do {
+                try fleetLockCall(server, "pre-reboot", holder: holder)
+                return .taken
+            } catch let error as LocksmithError where error.kind == .busy {
+            }
+            if progress?(-1) == false { return .declined }
+            let pause = Int(Backoff.delay(attempt: attempt)) * 1000
+            attempt += 1
+            let left = deadline.map { $0 - Clock.monotonicMilliseconds() } ?? Int.max
+            if left <= 0 { return .timedOut }
+            // The last wait ends at the deadline; the attempt after it is the last one.
+            _ = try fleetLockWait(timeoutMilliseconds: min(pause, left))
+        }
+    }
+}
