@@ -216,8 +216,19 @@ public struct SemaphoreDocument: Sendable {
         if holds(holder) {
             throw LocksmithError(.exists, "holder exists")
         }
-        holders.append(holder)
-        holders.sort(by: Bytewise.less)
+        // Holders are kept sorted byte-wise (the original sorted after each append). A sorted
+        // list takes the new one at its place; one another writer left unsorted is sorted whole.
+        if holders.indices.dropFirst().allSatisfy({ !Bytewise.less(holders[$0], holders[$0 - 1]) }) {
+            var low = 0, high = holders.count
+            while low < high {
+                let middle = (low + high) / 2
+                if Bytewise.less(holders[middle], holder) { low = middle + 1 } else { high = middle }
+            }
+            holders.insert(holder, at: low)
+        } else {
+            holders.append(holder)
+            holders.sort(by: Bytewise.less)
+        }
         holdersIsArray = true
         available -= 1
     }

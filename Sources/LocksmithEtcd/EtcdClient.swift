@@ -54,6 +54,9 @@ public final class EtcdClient {
 
     /// How old a remembered document may be for a write over it without reading it first.
     static let optimisticMilliseconds = 100
+    /// The last value decoded (or written) and its document: the same bytes at the same index
+    /// are the same document.
+    private var lastDecoded: (value: StoredValue, document: SemaphoreDocument)?
     /// The index to watch from: changes after it are news.
     private var seenIndex: Int64?
     private var random = SystemRandomNumberGenerator()
@@ -408,7 +411,9 @@ public final class EtcdClient {
             }
             switch outcome {
             case .stored(let index):
-                remember(StoredValue(bytes: Array(json.utf8), index: index))
+                let stored = StoredValue(bytes: Array(json.utf8), index: index)
+                remember(stored)
+                lastDecoded = (stored, document)
                 return result
             case .conflict(let newer?), .value(let newer):
                 current = newer
@@ -512,8 +517,13 @@ public final class EtcdClient {
     }
 
     private func decode(_ value: StoredValue) throws -> SemaphoreDocument {
+        // The value decoded last, or written last, again (the common case: a write over the
+        // document this client wrote itself): no need to parse and check it again.
+        if let last = lastDecoded, last.value == value { return last.document }
         do {
-            return try value.bytes.withUnsafeBytes { try SemaphoreDocument(parsingUTF8: $0) }
+            let document = try value.bytes.withUnsafeBytes { try SemaphoreDocument(parsingUTF8: $0) }
+            lastDecoded = (value, document)
+            return document
         } catch let error as LocksmithError {
             throw LocksmithError(error.kind, "\(key): \(error.message)")
         }

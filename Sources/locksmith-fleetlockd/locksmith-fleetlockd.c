@@ -829,13 +829,23 @@ int main(int argc, char **argv) {
     page_out_code();
     sd_notify(0, "READY=1\nSTATUS=serving FleetLock");
 
-    /* Until a signal: every few seconds, hand the heap memory that a burst of requests freed back
-     * to the system (glibc keeps it otherwise), so the server's size after a load is its size at
-     * rest. Nothing happens when nothing was freed. */
+    /* Until a signal: once a burst of requests is over (some since the last look, none in the
+     * last 5 s), hand back what it left: the heap it freed (glibc keeps it otherwise) and the code
+     * pages it read in, as at start-up. The server's size after a load is then its size at rest;
+     * the next burst reads back the code it uses from the page cache. */
+    long long seen = 0, trimmed = 0;
     for (;;) {
         struct timespec every = {5, 0};
         if (sigtimedwait(&signals, NULL, &every) >= 0) break;
-        malloc_trim(0);
+        long long now = 0;
+        for (int e = 0; e < EP_COUNT; e++)
+            for (int r = 0; r < RES_COUNT; r++) now += counts[e][r];
+        if (now == seen && now != trimmed) {
+            malloc_trim(0);
+            page_out_code();
+            trimmed = now;
+        }
+        seen = now;
     }
     stopping = 1;
     sd_notify(0, "STOPPING=1");

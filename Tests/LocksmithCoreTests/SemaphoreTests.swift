@@ -88,6 +88,22 @@ import Testing
         #expect(s.holds("\u{e9}") && !s.holds("e\u{301}"))
     }
 
+    @Test func aLockPlacesTheHolderAsASortWouldAlsoInAListStoredUnsorted() throws {
+        // Another writer may have stored holders out of order: the lock sorts the whole list, as
+        // the original did; a sorted list gets the new holder at its place.
+        var unsorted = try SemaphoreDocument(parsing: #"{"semaphore":3,"max":6,"holders":["c","a","b"]}"#)
+        try unsorted.lock("bb")
+        #expect(unsorted.holders == ["a", "b", "bb", "c"])
+        var sorted = try SemaphoreDocument(parsing: #"{"semaphore":10,"max":10,"holders":[]}"#)
+        var ids = (0..<10).map { "m\(($0 * 7) % 10)" }
+        for id in ids { try sorted.lock(id) }
+        ids.sort(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+        #expect(sorted.holders == ids)
+        try sorted.unlock("m0")
+        try sorted.lock("m0")
+        #expect(sorted.holders == ids)
+    }
+
     @Test func holdersAreEscapedAsGoEscapesThem() throws {
         var s = try SemaphoreDocument(parsing: #"{"semaphore":3,"max":3}"#)
         try s.lock("a<b>&c")
