@@ -69,7 +69,7 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs tools standins deps install uninstall test test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo clean
+.PHONY: all lib programs tools standins deps install uninstall test deb test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo clean
 
 all: lib programs tools
 
@@ -206,8 +206,9 @@ install: lib programs tools
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/bash-completion/completions \
 	    $(DESTDIR)$(DATADIR)/zsh/vendor-completions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
 	install -m 0644 $(BUILD)/share/locksmithctl.1 $(DESTDIR)$(MANDIR)/man1/locksmithctl.1
+	install -m 0644 man/locksmith-run.1 $(DESTDIR)$(MANDIR)/man1/locksmith-run.1
 	install -d $(DESTDIR)$(MANDIR)/man8
-	install -m 0644 man/locksmith-fleetlockd.8 $(DESTDIR)$(MANDIR)/man8/locksmith-fleetlockd.8
+	install -m 0644 man/locksmithd.8 man/locksmith-fleetlockd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 $(BUILD)/share/completions/locksmithctl.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/locksmithctl
 	install -m 0644 $(BUILD)/share/completions/_locksmithctl $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl
 	install -m 0644 $(BUILD)/share/completions/locksmithctl.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish
@@ -226,10 +227,20 @@ uninstall:
 	      $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_locksmithctl \
 	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/locksmithctl.fish \
 	      $(DESTDIR)$(UNITDIR)/locksmithd.service $(DESTDIR)$(PAMDIR)/pam_locksmith.so \
-	      $(DESTDIR)$(UNITDIR)/locksmith-fleetlockd.service $(DESTDIR)$(MANDIR)/man8/locksmith-fleetlockd.8
+	      $(DESTDIR)$(UNITDIR)/locksmith-fleetlockd.service $(DESTDIR)$(MANDIR)/man8/locksmith-fleetlockd.8 \
+	      $(DESTDIR)$(MANDIR)/man8/locksmithd.8 $(DESTDIR)$(MANDIR)/man1/locksmith-run.1
 
 test: deps
 	@Tests/harness/run-tests
+
+# The Debian packages (debian/), built from a clean export of the committed tree into
+# build/deb/: liblocksmith1, liblocksmith-dev, locksmith, locksmith-fleetlockd, libpam-locksmith,
+# python3-locksmith. `swift` must be on PATH.
+deb: deps
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/locksmith-swift
+	git archive --format=tar HEAD | tar -xf - -C $(BUILD)/deb/locksmith-swift
+	cd $(BUILD)/deb/locksmith-swift && dpkg-buildpackage -us -uc -b
+	@ls $(BUILD)/deb/*.deb
 
 # A rolling reboot of a simulated fleet of real daemons (tools/fleet-sim --help for options).
 demo: deps

@@ -76,7 +76,10 @@ do {
     exit(1)
 }
 if settings.strategy == "off" {
+    // Started and done: a Type=notify unit ends as inactive, not as failed (the Debian package
+    // ships REBOOT_STRATEGY=off until the machine is configured).
     Log.info("REBOOT_STRATEGY is off: nothing to do")
+    Notify.send("READY=1\nSTATUS=REBOOT_STRATEGY is off: nothing to do\nSTOPPING=1")
     exit(0)
 }
 

@@ -119,6 +119,9 @@ class Strategies(DaemonTest):
         n = self.node(group(), strategy="off").start()
         self.assertEqual(n.wait_exit(5), 0)
         self.assertIn("REBOOT_STRATEGY is off", n.output())
+        # Ready and stopping before it exits: a Type=notify unit ends inactive, not failed.
+        self.assertTrue(wait_for(lambda: n.saw("READY=1")), n.messages)
+        self.assertTrue(n.saw("STOPPING=1"), n.messages)
 
     def test_invalid_configuration_names_variable_and_file(self):
         n = self.node(group(), strategy=None, conf="REBOOT_STRATEGY=sometimes\n").start()
