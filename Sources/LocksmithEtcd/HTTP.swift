@@ -193,12 +193,49 @@ final class HTTPConnection {
             throw LocksmithError(.system(ECANCELED), "cancelled")
         }
         let detail = String(cString: errorBuffer)
-        let reason = detail.isEmpty ? String(cString: ccurl_easy_strerror(code)) : detail
+        var reason = detail.isEmpty ? String(cString: ccurl_easy_strerror(code)) : detail
         if let trace { trace("\(method) \(url) -> error: \(reason) (\(Clock.monotonicMilliseconds() - started) ms)") }
+        if url.lowercased().hasPrefix("https://"), let advice = HTTPConnection.tlsAdvice(reason, tls: settings.tls) {
+            reason = "\(advice) (\(reason))"
+        } else if code == CURLE_COULDNT_CONNECT {
+            reason = "nothing accepts connections there: is the server running, and is the URL's address and port right? (\(reason))"
+        } else if code == CURLE_COULDNT_RESOLVE_HOST {
+            reason = "the host name does not resolve: check the URL's host name, or use an address (\(reason))"
+        }
         throw LocksmithError(HTTPConnection.kind(of: code), reason)
     }
 
     private var tracing: Bool { trace != nil }
+
+    /// What a TLS failure means for the operator, and what to do, from libcurl's text (nil when it
+    /// is not one of these): the server wants a client certificate and none was given (servers
+    /// close the handshake, or send "certificate required"); the server refused the one given;
+    /// the server's own certificate is not trusted. docs/errors.md lists them.
+    static func tlsAdvice(_ reason: String, tls: TLSFiles) -> String? {
+        let text = reason.lowercased()
+        let refusedByServer = ["alert bad certificate", "alert certificate required", "alert unknown ca",
+                               "alert certificate unknown", "alert handshake failure", "alert access denied"].contains { text.contains($0) }
+        // With TLS 1.3 the client learns of the refusal only when it next reads or writes: the
+        // server has closed the connection (Go's, etcd's, without an alert).
+        let closedDuringHandshake = text.contains("errno 107") || text.contains("unexpected eof while reading")
+            || text.contains("connection reset by peer")
+        if tls.certFile == nil && (refusedByServer || closedDuringHandshake) {
+            return "the server asked for a client certificate and none was given: name one with etcd-certfile and etcd-keyfile (flags -etcd-certfile/-etcd-keyfile, or LOCKSMITHD_ETCD_CERTFILE/LOCKSMITHD_ETCD_KEYFILE)"
+        }
+        if let cert = tls.certFile, refusedByServer || closedDuringHandshake {
+            return "the server refused the client certificate \(cert): it must be signed by a CA the server trusts (etcd's --trusted-ca-file) and be meant for client use"
+        }
+        if text.contains("ssl certificate problem") || text.contains("certificate verify failed") {
+            if let ca = tls.caFile {
+                return "the server's certificate is not signed by the CA in \(ca), or not for this host name"
+            }
+            return "the server's certificate is not signed by a CA this system trusts: name the CA that signed it with etcd-cafile (flag -etcd-cafile, or LOCKSMITHD_ETCD_CAFILE)"
+        }
+        if text.contains("no alternative certificate subject name matches") || text.contains("does not match target host") {
+            return "the server's certificate is not made out to the host name or address in the endpoint URL"
+        }
+        return nil
+    }
 
     private static func kind(of code: CURLcode) -> LocksmithError.Kind {
         switch code {

@@ -59,7 +59,7 @@ import LocksmithSystem
         try c.unlock("m")
         // Without a client certificate the server refuses the handshake.
         expectFailure({ _ = try self.client(api, server, [("etcd-cafile", certs.ca)]).get() },
-                      kind: .connectionFailed, mentioning: [server.endpoint])
+                      kind: .connectionFailed, mentioning: [server.endpoint, "the server asked for a client certificate and none was given"])
     }
 
     @Test func unreadableOrBrokenTLSFilesAreClearErrors() throws {

@@ -165,3 +165,19 @@ import LocksmithCore
         #expect(options.fleetLockURL == nil)
     }
 }
+
+/// What libcurl's TLS failures are explained as (docs/errors.md), without a server.
+@Suite struct TLSAdviceTests {
+    @Test func eachFailureGetsItsAdvice() {
+        let none = TLSFiles(), withCert = TLSFiles(caFile: "/ca.pem", certFile: "/c.pem", keyFile: "/k.pem")
+        let closed = "getpeername() failed with errno 107: Transport endpoint is not connected"
+        #expect(HTTPConnection.tlsAdvice(closed, tls: none)?.hasPrefix("the server asked for a client certificate and none was given") == true)
+        #expect(HTTPConnection.tlsAdvice("OpenSSL SSL_read: error:0A000412:SSL routines::sslv3 alert bad certificate", tls: withCert)?
+            .hasPrefix("the server refused the client certificate /c.pem") == true)
+        #expect(HTTPConnection.tlsAdvice("SSL certificate problem: unable to get local issuer certificate", tls: none)?.contains("etcd-cafile") == true)
+        #expect(HTTPConnection.tlsAdvice("SSL certificate problem: unable to get local issuer certificate", tls: withCert)?.contains("the CA in /ca.pem") == true)
+        #expect(HTTPConnection.tlsAdvice("SSL: no alternative certificate subject name matches target host name '127.0.0.1'", tls: withCert)?
+            .contains("not made out to the host name") == true)
+        #expect(HTTPConnection.tlsAdvice("Failed to connect to 127.0.0.1 port 1: Connection refused", tls: none) == nil)
+    }
+}

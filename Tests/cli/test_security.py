@@ -85,10 +85,14 @@ class Certificates:
                 q openssl req -newkey rsa:2048 -nodes -subj /CN=$n -keyout $n-key.pem -out $n.csr
                 q openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile $n.ext -out $n.pem
             done
+            printf 'extendedKeyUsage=clientAuth\\n' > client.ext
+            q openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout client-key.pem -out client.csr
+            q openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile client.ext -out client.pem
             """ % self.dir
         subprocess.run(["bash", "-c", script], check=True)
         self.ca = self.dir + "/ca.pem"
         self.other_ca = self.dir + "/other-ca.pem"
+        self.client = (self.dir + "/client.pem", self.dir + "/client-key.pem")
 
 
 def request(endpoint, method, path, body=None, headers=None):
@@ -198,6 +202,74 @@ class TLS(unittest.TestCase):
 
 
 # ---- credentials ----
+
+class TLSErrorsSayWhatToDo(unittest.TestCase):
+    """The TLS rows of docs/errors.md, each provoked by its real cause."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = Certificates()
+        d = cls.certs.dir
+        cls.strict = harness.Etcd(tls=(d + "/server.pem", d + "/server-key.pem", cls.certs.ca), client_certificate=cls.certs.client)
+        cls.plain = harness.Etcd(tls=(d + "/server.pem", d + "/server-key.pem", cls.certs.ca))
+        cls.wrong_name = harness.Etcd(tls=(d + "/wrong.pem", d + "/wrong-key.pem", cls.certs.ca))
+
+    @classmethod
+    def tearDownClass(cls):
+        for e in (cls.strict, cls.plain, cls.wrong_name):
+            e.stop()
+
+    def refused(self, *args, says):
+        code, out, err = ctl(*args, "status")
+        self.assertEqual((code, out), (1, ""), err)
+        self.assertIn(says, err)
+        return err
+
+    def test_no_client_certificate_for_a_server_that_wants_one(self):
+        for api in ("v2", "v3"):
+            with self.subTest(api=api):
+                err = self.refused("-endpoint", self.strict.endpoint, "-etcd-api", api, "-etcd-cafile", self.certs.ca,
+                                   says="the server asked for a client certificate and none was given")
+                self.assertIn("-etcd-certfile/-etcd-keyfile", err)
+        # With the certificate, it works.
+        code, out, err = ctl("-endpoint", self.strict.endpoint, "-etcd-cafile", self.certs.ca,
+                             "-etcd-certfile", self.certs.client[0], "-etcd-keyfile", self.certs.client[1], "status")
+        self.assertEqual((code, out), (0, "Available: 1\nMax: 1\n"), err)
+
+    def test_a_client_certificate_the_server_refuses(self):
+        # Signed by the CA the server trusts, but a server certificate (not for client use).
+        d = self.certs.dir
+        self.refused("-endpoint", self.strict.endpoint, "-etcd-api", "v3", "-etcd-cafile", self.certs.ca,
+                     "-etcd-certfile", d + "/server.pem", "-etcd-keyfile", d + "/server-key.pem",
+                     says="the server refused the client certificate %s/server.pem" % d)
+
+    def test_a_server_certificate_nothing_here_trusts(self):
+        self.refused("-endpoint", self.plain.endpoint, says="not signed by a CA this system trusts: name the CA that signed it with etcd-cafile")
+        self.refused("-endpoint", self.plain.endpoint, "-etcd-cafile", self.certs.other_ca,
+                     says="the server's certificate is not signed by the CA in %s" % self.certs.other_ca)
+
+    def test_a_server_certificate_for_another_name(self):
+        self.refused("-endpoint", self.wrong_name.endpoint, "-etcd-cafile", self.certs.ca,
+                     says="the server's certificate is not made out to the host name or address in the endpoint URL")
+
+
+class ConnectionErrorsSayWhatToDo(unittest.TestCase):
+    """The connection rows of docs/errors.md, each provoked by its real cause."""
+
+    def test_nothing_listening(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()  # a port nothing listens on
+        code, out, err = ctl("-endpoint", "http://127.0.0.1:%d" % port, "status")
+        self.assertEqual((code, out), (1, ""), err)
+        self.assertIn("nothing accepts connections there: is the server running, and is the URL's address and port right?", err)
+
+    def test_a_host_name_that_does_not_resolve(self):
+        code, out, err = ctl("-endpoint", "http://locksmith-test.invalid:2379", "status")
+        self.assertEqual((code, out), (1, ""), err)
+        self.assertIn("the host name does not resolve: check the URL's host name, or use an address", err)
+
 
 class Credentials(unittest.TestCase):
     """One etcd with v2 authentication and one with v3 authentication (user root, PASSWORD)."""

@@ -237,7 +237,7 @@ class Etcd:
     """etcd on loopback in a temporary data dir; with tls=(cert, key, ca) it serves https with that
     certificate (ca: the file that verifies it, to see that it started)."""
 
-    def __init__(self, port=None, prefix="locksmith-test-etcd-", tls=None):
+    def __init__(self, port=None, prefix="locksmith-test-etcd-", tls=None, client_certificate=None):
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.dir = tempfile.mkdtemp(prefix=prefix, dir=base)
         self.port, peer = port or free_port(), free_port()
@@ -249,7 +249,10 @@ class Etcd:
              "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
              "--initial-cluster", "test=http://127.0.0.1:%d" % peer,
              "--log-outputs", self.dir + "/etcd.log", "--logger", "zap"]
-            + (["--cert-file", tls[0], "--key-file", tls[1]] if tls else []),
+            + (["--cert-file", tls[0], "--key-file", tls[1]] if tls else [])
+            # client_certificate=(cert, key): clients must present a certificate the CA signed
+            # (this one is used to see that etcd started).
+            + (["--client-cert-auth", "--trusted-ca-file", tls[2]] if tls and client_certificate else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _running.append(self.proc)
         context = None
@@ -257,6 +260,8 @@ class Etcd:
             import ssl
             context = ssl.create_default_context(cafile=tls[2])
             context.check_hostname = False
+            if client_certificate:
+                context.load_cert_chain(*client_certificate)
         for _ in range(400):
             try:
                 urllib.request.urlopen(self.endpoint + "/version", timeout=0.5, context=context).read()
