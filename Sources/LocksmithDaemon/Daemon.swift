@@ -220,7 +220,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
                 updateMetrics { $0.lastErrorTime = world.now() }
                 let message = "\(error)"
                 if message != lastError { log(.warning, "cannot take a reboot slot: \(message); retrying"); lastError = message }
-                status(Daemon.retryStatus(error, "take a slot", server: server))
+                status(Daemon.retryStatus(error, "take a slot", fleetLock: settings.usesFleetLock))
                 pause(milliseconds: world.backoff(errorAttempt)) { _ in false }
                 errorAttempt += 1
             }
@@ -496,7 +496,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             } catch {
                 if stopping { return }
                 updateMetrics { $0.lastErrorTime = world.now() }
-                status(Daemon.retryStatus(error, "give the reboot slot back", server: server))
+                status(Daemon.retryStatus(error, "give the reboot slot back", fleetLock: settings.usesFleetLock))
                 pause(milliseconds: world.backoff(attempt)) { _ in false }
                 attempt += 1
             }
@@ -610,21 +610,19 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         return "System reboot in \(parts.joined(separator: " "))!"
     }
 
-    /// The STATUS line while an operation on the slot is retried: what stands in the way.
-    /// `server`: "etcd", or "the FleetLock server".
-    public static func retryStatus(_ error: any Error, _ what: String, server: String = "etcd") -> String {
+    /// The STATUS line while an operation on the slot is retried: what stands in the way, in etcd
+    /// or (`fleetLock`) at the FleetLock server.
+    public static func retryStatus(_ error: any Error, _ what: String, fleetLock: Bool = false) -> String {
+        let server = fleetLock ? "the FleetLock server" : "etcd"
         switch (error as? LocksmithFailure)?.code {
         case EBADMSG?: return "the semaphore in etcd is not valid, cannot \(what); retrying until it is repaired"
         case EACCES?: return "\(server) refused access, cannot \(what); retrying"
         case ELIBACC?: return "libcurl cannot be loaded, cannot \(what); retrying"
-        case EINVAL? where server != "etcd", EPROTO? where server != "etcd":
+        case EINVAL? where fleetLock, EPROTO? where fleetLock:
             return "\(server) refused the request, cannot \(what); retrying (\(error))"
         default: return "cannot reach \(server) to \(what); retrying"
         }
     }
-
-    /// Where slots are taken, for status lines.
-    var server: String { settings.usesFleetLock ? "the FleetLock server" : "etcd" }
 
     /// The slot to give back at start-up, from the record: the recorded one; on a first start
     /// (no record yet: a machine new to locksmith-swift, perhaps upgraded from the original,

@@ -123,16 +123,19 @@ class FleetLockDaemon(daemon_tests.DaemonTest):
     def tearDownClass(cls):
         cls.server.stop()
 
+    def one_slot_and_an_update(self):
+        """A new group with max 1, an update engine saying "reboot needed" and logind."""
+        g = group()
+        self.assertEqual(ctl("-group", g, "set-max", "1").returncode, 0)
+        return g, self.service(UpdateEngine(NEED)), self.service(Logind())
+
     def fleet_node(self, g, env=None, **kwargs):
         e = {"LOCKSMITHD_FLEETLOCK_URL": self.server.url}
         e.update(env or {})
         return self.node(g, strategy="fleetlock", env=e, **kwargs)
 
     def test_two_daemons_take_turns_through_the_server(self):
-        g = group()
-        self.assertEqual(ctl("-group", g, "set-max", "1").returncode, 0)
-        ue = self.service(UpdateEngine(NEED))
-        logind = self.service(Logind())
+        g, ue, logind = self.one_slot_and_an_update()
         a = self.fleet_node(g).start()
         self.assertTrue(wait_for(lambda: logind.calls(), timeout=15), a.output())
         self.assertEqual(holders(g), [a.id], "the server wrote the slot into the group's semaphore in etcd")
@@ -179,10 +182,7 @@ class FleetLockDaemon(daemon_tests.DaemonTest):
             os.close(slave)
 
     def test_server_down_is_retried_and_nothing_is_held(self):
-        g = group()
-        self.assertEqual(ctl("-group", g, "set-max", "1").returncode, 0)
-        ue = self.service(UpdateEngine(NEED))
-        logind = self.service(Logind())
+        g, ue, logind = self.one_slot_and_an_update()
         port = harness.free_port()
         n = self.node(g, strategy="fleetlock", env={"LOCKSMITHD_FLEETLOCK_URL": "http://127.0.0.1:%d" % port}).start()
         self.assertTrue(wait_for(lambda: n.saw("STATUS=cannot reach the FleetLock server to take a slot; retrying"), timeout=15), n.drain())
@@ -202,10 +202,7 @@ class FleetLockDaemon(daemon_tests.DaemonTest):
         self.assertEqual(n.stop(), 0)
 
     def test_mixed_with_an_etcd_lock_daemon_under_one_max(self):
-        g = group()
-        self.assertEqual(ctl("-group", g, "set-max", "1").returncode, 0)
-        ue = self.service(UpdateEngine(NEED))
-        logind = self.service(Logind())
+        g, ue, logind = self.one_slot_and_an_update()
         etcd_node = self.node(g).start()
         self.assertTrue(wait_for(lambda: logind.calls()), etcd_node.output())
         fleet = self.fleet_node(g).start()
