@@ -56,7 +56,8 @@ SWIFT_SOURCES := Package.swift $(shell find Sources -path Sources/locksmith-run 
 PRIVATE_NODE := LOCKSMITH_PRIVATE_$(VERSION)
 LIB_FLAGS := -c release --scratch-path $(LIB_SCRATCH) --product locksmith -Xlinker -L$(CURDIR)/$(BUILD)/link \
 	-Xswiftc -static-stdlib -Xswiftc -resource-dir -Xswiftc $(CURDIR)/$(BUILD)/swift/library \
-	-Xswiftc -use-ld=lld -Xlinker --no-export-dynamic -Xlinker -Bsymbolic -Xlinker -soname=$(SONAME)
+	-Xswiftc -use-ld=lld -Xlinker --no-export-dynamic -Xlinker -Bsymbolic -Xlinker -soname=$(SONAME) \
+	-Xlinker -z -Xlinker pack-relative-relocs
 
 PROGRAMS    := locksmithctl locksmithd
 BIN_SCRATCH := .build-bin

@@ -46,7 +46,7 @@ typedef struct locksmith_holder_records locksmith_holder_records;
 
 /* ---- General ------------------------------------------------------------------------------- */
 
-/* The library's version, e.g. "0.7.0". A static string: never free it. */
+/* The library's version, e.g. "0.8.0". A static string: never free it. */
 const char *locksmith_version(void);
 
 /* Frees memory the library returned through a char **ret_* parameter (the same as free(3), for
@@ -591,6 +591,34 @@ int locksmith_slot_record_write(const char *root, const char *key, const char *i
  * when none is, -ENOENT when there is no record (the daemon never ran here), -EBADMSG when the
  * file is not a record (the message says why). Either pointer may be NULL. */
 int locksmith_slot_record_read(const char *root, char **ret_key, char **ret_id);
+
+/* ---- locksmithd's files under /run (LOCKSMITH_3, since 0.8.0) ----
+ * A running locksmithd keeps two files for the other programs of the machine and holds an flock
+ * on each for as long as it runs: coordinator.conf, the original's (NAME=, STRATEGY=, STATE=),
+ * and the state file, what pam_locksmith and `locksmithctl check` need so that they never ask
+ * etcd: STRATEGY=, STATE= (starting, running, reboot-planned, rebooting), STATE_SINCE= (Unix
+ * seconds), SLOT_HELD=yes|no (the slot this daemon took and has not given back), and with yes
+ * SLOT_GROUP=, SLOT_KEY=, SLOT_ID= and, when known, SLOT_SINCE=. See docs/pam.md. */
+#define LOCKSMITH_COORDINATOR_PATH "/run/update-engine/coordinator.conf"
+#define LOCKSMITH_STATE_PATH "/run/locksmith/state"
+
+/* Reads one of those files, path (absolute, e.g. LOCKSMITH_STATE_PATH) under root (NULL is "/"):
+ * a regular file, never through a symbolic link, owned by root and writable by nobody else, of at
+ * most 4096 bytes, in update.conf's KEY=value form. *ret gets its values (locksmith_config_get;
+ * each value's origin is the file; free with locksmith_config_free) and *ret_modified (may be
+ * NULL) its modification time in Unix seconds. Returns 1 when a running process holds the file's
+ * flock (the values are current), 0 when nobody does (left over from a daemon that stopped), 2
+ * when that cannot be told (/proc/locks unreadable); -ENOENT when there is no file, -EACCES for a
+ * symbolic link or a file of the wrong owner or mode, -ERANGE when it is too large, -EBADMSG when
+ * it is not text, -EINVAL for bad arguments, or the -errno of the read. */
+int locksmith_daemon_file_read(const char *root, const char *path, locksmith_config **ret, int64_t *ret_modified);
+
+/* The text of the state file (LOCKSMITH_STATE_PATH), as locksmithd writes it: strategy and state
+ * (lower-case words), state_since (Unix seconds), and the slot held: slot_key (a semaphore key, as
+ * locksmith_group_key() makes) and slot_id (the holder), both NULL when none is held, taken at
+ * slot_since (Unix seconds; negative when not known). *ret_text is malloc()ed. Returns 0 or
+ * -EINVAL naming the bad value. */
+int locksmith_daemon_state_text(const char *strategy, const char *state, int64_t state_since, const char *slot_key, const char *slot_id, int64_t slot_since, char **ret_text);
 
 #ifdef __cplusplus
 }

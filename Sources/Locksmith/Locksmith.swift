@@ -47,7 +47,7 @@ func list(_ count: Int32, _ item: (Int32) -> UnsafePointer<CChar>?) -> [String] 
 }
 
 public enum Library {
-    /// The library's version, e.g. "0.7.0".
+    /// The library's version, e.g. "0.8.0".
     public static var version: String { String(cString: locksmith_version()) }
 
     /// The root system paths are read under by default: $LOCKSMITH_ROOT, else "/".
@@ -195,6 +195,8 @@ public final class Configuration {
         handle = made!
     }
 
+    init(handle: OpaquePointer) { self.handle = handle }
+
     deinit { _ = locksmith_config_free(handle) }
 
     /// The value of `key` and where it came from (a file, or "environment"), or nil.
@@ -207,6 +209,37 @@ public final class Configuration {
     /// Lines of the files that were skipped, each naming its file and line.
     public var warnings: [String] {
         list(locksmith_config_warning_count(handle)) { locksmith_config_warning(handle, $0) }
+    }
+}
+
+/// One of the files a running locksmithd keeps under /run (coordinator.conf, the state file),
+/// read with the library's checks (root's, writable by nobody else, small).
+public struct DaemonFile {
+    public static let coordinatorPath = "/run/update-engine/coordinator.conf"
+    public static let statePath = "/run/locksmith/state"
+
+    public let values: Configuration
+    /// true: a running daemon holds it; false: left over from one that stopped; nil: unknown.
+    public let running: Bool?
+    /// When the daemon last replaced it (Unix seconds).
+    public let modified: Int64
+
+    /// Reads `path` under `root` (nil: $LOCKSMITH_ROOT, else "/"); nil when there is no file.
+    public static func read(_ path: String, root: String? = nil) throws -> DaemonFile? {
+        var handle: OpaquePointer?, modified: Int64 = 0
+        let r = locksmith_daemon_file_read(root ?? Library.root, path, &handle, &modified)
+        if r == -ENOENT { return nil }
+        try check(r)
+        return DaemonFile(values: Configuration(handle: handle!), running: r == 2 ? nil : r == 1, modified: modified)
+    }
+
+    /// The text of the state file for a daemon with `strategy` in `state` since `stateSince`,
+    /// holding `slot` (nil: none; since nil: not known).
+    public static func stateText(strategy: String, state: String, stateSince: Int64,
+                                 slot: (key: String, id: String, since: Int64?)?) throws -> String {
+        var text: UnsafeMutablePointer<CChar>?
+        try check(locksmith_daemon_state_text(strategy, state, stateSince, slot?.key, slot?.id, slot?.since ?? -1, &text))
+        return take(text)
     }
 }
 

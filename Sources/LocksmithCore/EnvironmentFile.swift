@@ -25,49 +25,58 @@ public enum EnvironmentFile {
         case comment, commentEscape
     }
 
+    /// Works on the UTF-8 bytes: every character with a meaning here is ASCII, and the bytes of
+    /// a multi-byte character are never ASCII, so each value keeps its characters whole. (Bytes,
+    /// not Unicode scalars: a PAM module parses a file at every login, and building strings from
+    /// scalars goes through generic code whose type metadata the Swift runtime first has to build.)
     public static func parse(_ text: String) -> Result {
         var result = Result()
         var state = State.preKey
-        var key: [Unicode.Scalar] = []
+        var key: [UInt8] = []
         var keyLength = 0  // key without trailing blanks
-        var value: [Unicode.Scalar] = []
+        var value: [UInt8] = []
         var valueLength = 0  // value without trailing unquoted blanks
         var line = 1
         var keyLine = 1
 
+        func string(_ bytes: [UInt8], _ count: Int) -> String {
+            String(decoding: bytes[0..<count], as: UTF8.self)
+        }
         func commit() {
-            let name = String(String.UnicodeScalarView(key.prefix(keyLength)))
+            let name = string(key, keyLength)
             if isValidName(name) {
-                result.assignments.append((name, String(String.UnicodeScalarView(value.prefix(valueLength)))))
+                result.assignments.append((name, string(value, valueLength)))
             } else {
                 result.warnings.append("line \(keyLine): \(JSONText.quoted(name)) is not a valid variable name, line ignored")
             }
-            key = []; value = []; keyLength = 0; valueLength = 0
+            key.removeAll(keepingCapacity: true); value.removeAll(keepingCapacity: true); keyLength = 0; valueLength = 0
         }
-        func append(_ c: Unicode.Scalar, keep: Bool) {
+        func append(_ c: UInt8, keep: Bool) {
             value.append(c)
             if keep { valueLength = value.count }
         }
+        let lf = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r"), space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
+        let backslash = UInt8(ascii: "\\"), doubleQuote = UInt8(ascii: "\""), singleQuote = UInt8(ascii: "'")
 
-        for c in text.unicodeScalars {
-            let newline = c == "\n" || c == "\r"
-            let blank = c == " " || c == "\t" || newline
+        for c in text.utf8 {
+            let newline = c == lf || c == cr
+            let blank = c == space || c == tab || newline
             switch state {
             case .preKey:
-                if c == "#" || c == ";" {
+                if c == UInt8(ascii: "#") || c == UInt8(ascii: ";") {
                     state = .comment
                 } else if !blank {
                     state = .key
                     keyLine = line
-                    key = [c]
+                    key.append(c)
                     keyLength = 1
                 }
             case .key:
                 if newline {
-                    result.warnings.append("line \(keyLine): no \"=\" in \(JSONText.quoted(String(String.UnicodeScalarView(key)))), line ignored")
-                    key = []; keyLength = 0
+                    result.warnings.append("line \(keyLine): no \"=\" in \(JSONText.quoted(string(key, key.count))), line ignored")
+                    key.removeAll(keepingCapacity: true); keyLength = 0
                     state = .preKey
-                } else if c == "=" {
+                } else if c == UInt8(ascii: "=") {
                     state = .preValue
                 } else {
                     key.append(c)
@@ -77,11 +86,11 @@ public enum EnvironmentFile {
                 if newline {
                     commit()
                     state = .preKey
-                } else if c == "'" {
+                } else if c == singleQuote {
                     state = .singleQuote
-                } else if c == "\"" {
+                } else if c == doubleQuote {
                     state = .doubleQuote
-                } else if c == "\\" {
+                } else if c == backslash {
                     state = .valueEscape
                 } else if !blank {
                     append(c, keep: true)
@@ -91,7 +100,7 @@ public enum EnvironmentFile {
                 if newline {
                     commit()
                     state = .preKey
-                } else if c == "\\" {
+                } else if c == backslash {
                     state = .valueEscape
                 } else {
                     append(c, keep: !blank)
@@ -100,35 +109,35 @@ public enum EnvironmentFile {
                 if !newline { append(c, keep: true) }
                 state = .value
             case .singleQuote:
-                if c == "'" { state = .preValue } else { append(c, keep: true) }
+                if c == singleQuote { state = .preValue } else { append(c, keep: true) }
             case .doubleQuote:
-                if c == "\"" {
+                if c == doubleQuote {
                     state = .preValue
-                } else if c == "\\" {
+                } else if c == backslash {
                     state = .doubleQuoteEscape
                 } else {
                     append(c, keep: true)
                 }
             case .doubleQuoteEscape:
-                if c == "\"" || c == "\\" || c == "`" || c == "$" {
+                if c == doubleQuote || c == backslash || c == UInt8(ascii: "`") || c == UInt8(ascii: "$") {
                     append(c, keep: true)
                 } else if !newline {
-                    append("\\", keep: true)
+                    append(backslash, keep: true)
                     append(c, keep: true)
                 }
                 state = .doubleQuote
             case .comment:
-                if c == "\\" { state = .commentEscape } else if newline { state = .preKey }
+                if c == backslash { state = .commentEscape } else if newline { state = .preKey }
             case .commentEscape:
                 state = .comment
             }
-            if c == "\n" { line += 1 }
+            if c == lf { line += 1 }
         }
         switch state {
         case .preKey, .comment, .commentEscape:
             break
         case .key:
-            result.warnings.append("line \(keyLine): no \"=\" in \(JSONText.quoted(String(String.UnicodeScalarView(key)))), line ignored")
+            result.warnings.append("line \(keyLine): no \"=\" in \(JSONText.quoted(string(key, key.count))), line ignored")
         default:
             commit()
         }

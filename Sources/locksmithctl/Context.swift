@@ -80,7 +80,7 @@ final class Context {
             // and what it cannot do (EOPNOTSUPP: all but lock and unlock), follow the command's prefix.
             let fleetLock = c.settings.contains { $0.name == "fleetlock-url" && !$0.value.isEmpty }
             switch error.code {
-            case ELIBACC, ECONNREFUSED where !fleetLock, ETIMEDOUT where !fleetLock, EACCES where !fleetLock:
+            case let code where code == ELIBACC || (!fleetLock && [ECONNREFUSED, ETIMEDOUT, EACCES].contains(code)):
                 throw Failure(message: "Error initializing etcd client: \(error.message)", status: ExitStatus.failed)
             case EBADMSG:
                 throw Failure(message: "Error reading semaphore: \(error.message)", status: ExitStatus.failed)

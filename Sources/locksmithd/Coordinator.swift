@@ -1,8 +1,12 @@
 // /run/update-engine/coordinator.conf: tells the update engine (and people, and pam_locksmith)
-// that locksmithd coordinates reboots and what it is doing. Held with an exclusive flock while
-// the daemon runs; every change replaces it atomically (a locked temporary file renamed over).
+// that locksmithd coordinates reboots and what it is doing, in the original's three lines. And
+// /run/locksmith/state: the same state with since when, and the slot this daemon holds, so that
+// pam_locksmith and `locksmithctl check` never need to ask etcd (its text is the library's,
+// locksmith_daemon_state_text). Each is held with an exclusive flock while the daemon runs; every
+// change replaces it atomically (a locked temporary file renamed over).
 import CGlibc
 import Glibc
+import Locksmith
 import LocksmithDaemon
 
 /// A failure of the daemon's own files: what could not be done, and why.
@@ -17,20 +21,28 @@ func underRoot(_ path: String, _ root: String) -> String {
 }
 
 final class Coordinator {
-    static let path = "/run/update-engine/coordinator.conf"
-
     let file: String
+    let stateFile: String
     let strategy: String
     private var fd: Int32
+    private var stateFD: Int32 = -1
+    private var state = DaemonState.starting
+    private var stateSince = Int64(time(nil))
+    private var slot: (key: String, id: String, since: Int64?)?
+    /// The daemon's own process: a helper process it forked must not replace the files (the new
+    /// file's lock would go with the helper).
+    private let owner = getpid()
 
-    /// Creates the file (and its directory) under `root` and takes the lock; fails if another
+    /// Creates the files (and their directories) under `root` and takes the lock; fails if another
     /// coordinator holds it.
     init(root: String, strategy: String) throws {
-        file = underRoot(Coordinator.path, root)
+        file = underRoot(DaemonFile.coordinatorPath, root)
+        stateFile = underRoot(DaemonFile.statePath, root)
         self.strategy = strategy
-        let directory = String(file[..<file.lastIndex(of: "/")!])
-        let r = cglibc_make_directories(directory)
-        if r < 0 { throw FileError("cannot create \(directory)", -r) }
+        for directory in [file, stateFile].map({ String($0[..<$0.lastIndex(of: "/")!]) }) {
+            let r = cglibc_make_directories(directory)
+            if r < 0 { throw FileError("cannot create \(directory)", -r) }
+        }
         // O_NOFOLLOW: the daemon runs as root; a symlink planted here must not send it elsewhere.
         fd = open(file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError("cannot open \(file)") }
@@ -44,15 +56,46 @@ final class Coordinator {
         }
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        if stateFD >= 0 { close(stateFD) }
+    }
 
-    /// Replaces the file with NAME, STRATEGY and STATE lines; the new file is locked before it
-    /// takes the old one's place.
+    /// Replaces coordinator.conf with NAME, STRATEGY and STATE lines (the new file is locked
+    /// before it takes the old one's place), then the state file.
     func set(_ state: DaemonState) throws {
+        guard getpid() == owner else { return }
         let text = "NAME=locksmithd\nSTRATEGY=\(strategy)\nSTATE=\(state.rawValue)\n"
         let newFD = cglibc_replace_file(file, text, 1, 1)
         guard newFD >= 0 else { throw FileError("cannot replace \(file)", -newFD) }
         close(fd)
         fd = newFD
+        if state != self.state {
+            self.state = state
+            stateSince = Int64(time(nil))
+        }
+        writeState()
+    }
+
+    /// Records in the state file the slot this daemon holds (nil: none), taken at `since` (nil:
+    /// not known, e.g. held from before the daemon started). A failure is logged: the slot
+    /// record in /var/lib is what the daemon relies on, this file only informs.
+    func setSlot(_ held: (key: String, id: String)?, since: Int64?) {
+        guard getpid() == owner else { return }
+        if let held, let slot, slot.key == held.key, slot.id == held.id { return }
+        slot = held.map { ($0.key, $0.id, since) }
+        writeState()
+    }
+
+    private func writeState() {
+        do {
+            let text = try DaemonFile.stateText(strategy: strategy, state: state.rawValue, stateSince: stateSince, slot: slot)
+            let newFD = cglibc_replace_file(stateFile, text, 1, 1)
+            guard newFD >= 0 else { throw FileError("cannot replace \(stateFile)", -newFD) }
+            if stateFD >= 0 { close(stateFD) }
+            stateFD = newFD
+        } catch {
+            Log.warning("\(error) (pam_locksmith and locksmithctl check read it)")
+        }
     }
 }

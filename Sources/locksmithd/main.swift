@@ -44,7 +44,8 @@ let usage = """
                                          pre-reboot.d and post-reboot.d
       LOCKSMITHD_METRICS_FILE            a Prometheus text file to keep (default none)
       LOCKSMITH_ROOT                     read /etc/machine-id, the update.conf files, utmp and
-                                         /dev, and write /run/update-engine, under this directory
+                                         /dev, and write /run/update-engine and /run/locksmith,
+                                         under this directory
 
     """
 
@@ -130,7 +131,10 @@ let world = DaemonWorld(
     reboot: { try SystemBus().reboot() },
     broadcast: { text in Broadcast.send(text, utmp: settings.utmp, root: root).count },
     setState: { try coordinator.set($0) },
-    recordSlot: { try Library.recordSlot($0, root: root) },
+    recordSlot: { held in
+        try Library.recordSlot(held, root: root)
+        coordinator.setSlot(held, since: Int64(time(nil)))
+    },
     now: { Int64(time(nil)) },
     log: { level, text, fields in Log.write(level, text, fields) },
     status: { Notify.status($0) },
@@ -161,6 +165,8 @@ if settings.takesSlot {
     // With post-reboot hooks, the slot from before the reboot is the daemon's to give back, once
     // they pass (Daemon.healthGate); the helper then only checks that libcurl loads.
     let gated = stale != nil && hooks.has(.postReboot)
+    // Held until the post-reboot hooks pass: the state file says so (since before this start).
+    if gated, let stale { coordinator.setSlot(stale, since: nil) }
     do {
         let helper = try StaleSlotHelper.start(target: gated ? nil : stale, fleetLock: settings.usesFleetLock, world: world)
         daemon.staleSlot = stale

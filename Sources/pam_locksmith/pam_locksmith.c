@@ -1,14 +1,17 @@
 /* pam_locksmith: a PAM session module that tells people who log in when this machine is about to
- * reboot. At session open it reads locksmithd's coordinator.conf (STATE reboot-planned or
- * rebooting, dated by the file's mtime) and asks etcd whether this machine holds its group's
- * reboot lock, and says what it found with pam_info. With `deny`, sessions of users other than
- * root are refused while the machine is rebooting.
+ * reboot. At session open it reads what the running locksmithd says in its state file,
+ * /run/locksmith/state (STATE reboot-planned or rebooting and since when, and whether the daemon
+ * holds its group's reboot lock), else in coordinator.conf (a daemon that keeps no state file:
+ * the state only, dated by the file's mtime), and says what it found with pam_info. By default
+ * (lock=auto) that is all: a login never waits for etcd. With lock=always it asks etcd instead
+ * whether this machine holds the lock. With `deny`, sessions of users other than root are refused
+ * while the machine is rebooting.
  *
  * Failure policy: an error inside the module (a bad option, an unreadable file, etcd down or
  * slow, the library failing) is logged with pam_syslog and the session goes on: the module only
  * ever refuses a session for `deny` while a running locksmithd says the machine is rebooting.
- * All the etcd work of one session open ends at one deadline (timeout=, 1s by default), whatever
- * etcd answers, so a login never waits long; the lock is only read, never created.
+ * With lock=always, all the etcd work of one session open ends at one deadline (timeout=, 1s by
+ * default), whatever etcd answers; the lock is only read, never created.
  *
  * Nothing comes from the process environment: under su or sudo (or a stack they include) the
  * module runs as root with its caller's environment. The etcd settings follow the library's one
@@ -25,7 +28,6 @@
  * exported: everything else here is static. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <locksmith.h>
 #include <pwd.h>
 #include <security/pam_ext.h>
@@ -34,17 +36,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
-#define COORDINATOR_PATH "/run/update-engine/coordinator.conf"
 /* The whole etcd work of a session open, in nanoseconds (1s). */
 #define DEFAULT_TIMEOUT_NS INT64_C(1000000000)
-/* coordinator.conf is three short lines; anything much larger is not one. */
-#define COORDINATOR_MAX 4096
 
 enum lock_mode { LOCK_AUTO, LOCK_ALWAYS, LOCK_NEVER };
 
@@ -77,11 +74,14 @@ struct options {
 
 enum state { STATE_NONE, STATE_OTHER, STATE_PLANNED, STATE_REBOOTING };
 
-/* What coordinator.conf says, if a running locksmithd wrote it. */
-struct coordinator {
+/* What the running locksmithd says about this machine: its state file, else (a daemon that keeps
+ * none, such as the original) coordinator.conf. */
+struct local {
     enum state state;
-    time_t since;          /* the file's mtime: when the daemon entered the state */
-    char strategy[32];     /* STRATEGY=, "" if absent */
+    time_t since;          /* when the daemon entered the state */
+    int slot;              /* 1: the daemon holds a slot, 0: it does not, -1: not known */
+    char group[256];       /* with slot 1: the slot's group ("" the default group) */
+    time_t slot_since;     /* with slot 1: when it was taken; 0 if not known */
 };
 
 /* Option values point into argv, which PAM keeps for the life of the handle. Bad options are
@@ -121,95 +121,74 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
     }
 }
 
-/* Whether a process holds an flock(2) on the file (dev, ino), from /proc/locks: locksmithd holds
- * one on coordinator.conf for as long as it runs, so a file nobody locks is left over from a
- * daemon that stopped. 1 locked, 0 not, -1 unknown. Taking a lock ourselves to find out could
- * make a daemon that is starting at that moment fail to take its own. */
-static int flock_held(dev_t dev, ino_t ino) {
-    FILE *f = fopen("/proc/locks", "re");
-    if (!f) return -1;
-    char *line = NULL;
-    size_t size = 0;
-    int found = 0;
-    while (!found && getline(&line, &size, f) > 0) {
-        /* "1: FLOCK  ADVISORY  WRITE 4242 00:1a:12345 0 EOF"; waiters are listed with "->". */
-        if (!strstr(line, " FLOCK ") || strstr(line, "->")) continue;
-        char *save = NULL;
-        for (char *tok = strtok_r(line, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
-            unsigned maj, min;
-            unsigned long long inode;
-            int end = 0;
-            if (sscanf(tok, "%x:%x:%llu%n", &maj, &min, &inode, &end) == 3 && tok[end] == '\0') {
-                found = maj == major(dev) && min == minor(dev) && inode == (unsigned long long)ino;
-                break;
-            }
-        }
-    }
-    free(line);
-    fclose(f);
-    return found;
+/* A whole number of Unix seconds from a KEY=value, or 0. */
+static time_t config_time(const locksmith_config *conf, const char *key) {
+    const char *value;
+    if (locksmith_config_get(conf, key, &value, NULL) < 0) return 0;
+    char *end;
+    errno = 0;
+    long long t = strtoll(value, &end, 10);
+    return errno || end == value || *end || t <= 0 ? 0 : (time_t)t;
 }
 
-/* Reads coordinator.conf under the root. A missing file is no state; other problems are logged
- * and also read as no state. The file is parsed with the library's EnvironmentFile rules. */
-static void read_coordinator(pam_handle_t *pamh, const struct options *o, struct coordinator *c) {
-    memset(c, 0, sizeof *c);
-    c->state = STATE_NONE;
-    const char *root = o->root;
-    char path[4096];
-    size_t rl = strlen(root);
-    while (rl > 1 && root[rl - 1] == '/') rl--;
-    if (rl == 1 && root[0] == '/') rl = 0;
-    if (snprintf(path, sizeof path, "%.*s%s", (int)rl, root, COORDINATOR_PATH) >= (int)sizeof path) {
-        pam_syslog(pamh, LOG_ERR, "root \"%s\" is too long", root);
-        return;
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) {
-        if (errno != ENOENT) pam_syslog(pamh, LOG_ERR, "cannot open %s: %s", path, strerror(errno));
-        return;
-    }
-    struct stat st;
-    char text[COORDINATOR_MAX + 1];
-    ssize_t n = -1;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        pam_syslog(pamh, LOG_ERR, "%s is not a regular file", path);
-    } else if ((n = read(fd, text, COORDINATOR_MAX)) < 0) {
-        pam_syslog(pamh, LOG_ERR, "cannot read %s: %s", path, strerror(errno));
-    }
-    close(fd);
-    if (n < 0) return;
-    if (n == COORDINATOR_MAX) {
-        pam_syslog(pamh, LOG_ERR, "%s is larger than %d bytes: not a coordinator.conf", path, COORDINATOR_MAX);
-        return;
-    }
-    text[n] = '\0';
+/* Reads one of the daemon's files under the root with the library's checks (root's, writable by
+ * nobody else, small, and whether a running daemon holds its flock). Returns the file's values,
+ * or NULL: no file (*missing set), a file left by a daemon that stopped, or one that cannot be
+ * used (logged). */
+static locksmith_config *read_daemon_file(pam_handle_t *pamh, const struct options *o, const char *path, int64_t *mtime,
+                                          int *missing) {
     locksmith_config *conf = NULL;
-    if (locksmith_config_parse(text, path, &conf) < 0) {
-        pam_syslog(pamh, LOG_ERR, "cannot parse %s: %s", path, locksmith_last_error());
-        return;
+    int r = locksmith_daemon_file_read(o->root, path, &conf, mtime);
+    *missing = r == -ENOENT;
+    if (r < 0) {
+        if (r != -ENOENT) pam_syslog(pamh, LOG_ERR, "%s", locksmith_last_error());
+        return NULL;
     }
-    const char *state = NULL, *strategy = NULL;
-    if (locksmith_config_get(conf, "STRATEGY", &strategy, NULL) >= 0)
-        snprintf(c->strategy, sizeof c->strategy, "%s", strategy);
+    if (r == 0) {
+        if (o->debug) pam_syslog(pamh, LOG_DEBUG, "%s is not locked: locksmithd is not running; ignoring its state", path);
+        locksmith_config_free(conf);
+        return NULL;
+    }
+    if (r == 2) pam_syslog(pamh, LOG_WARNING, "cannot read /proc/locks: taking %s as current", path);
+    return conf;
+}
+
+/* What the running daemon says: its state file, else coordinator.conf. Nothing here asks etcd. */
+static void read_local(pam_handle_t *pamh, const struct options *o, struct local *l) {
+    memset(l, 0, sizeof *l);
+    l->state = STATE_NONE;
+    l->slot = -1;
+    int64_t mtime = 0;
+    int missing = 0, from_state_file = 1;
+    locksmith_config *conf = read_daemon_file(pamh, o, LOCKSMITH_STATE_PATH, &mtime, &missing);
+    if (!conf && missing) {
+        from_state_file = 0;
+        conf = read_daemon_file(pamh, o, LOCKSMITH_COORDINATOR_PATH, &mtime, &missing);
+    }
+    if (!conf) return;
+    const char *state = NULL, *held = NULL, *group = NULL;
     if (locksmith_config_get(conf, "STATE", &state, NULL) >= 0) {
-        if (strcmp(state, "reboot-planned") == 0) c->state = STATE_PLANNED;
-        else if (strcmp(state, "rebooting") == 0) c->state = STATE_REBOOTING;
-        else c->state = STATE_OTHER;
+        if (strcmp(state, "reboot-planned") == 0) l->state = STATE_PLANNED;
+        else if (strcmp(state, "rebooting") == 0) l->state = STATE_REBOOTING;
+        else l->state = STATE_OTHER;
     }
-    if (o->debug)
-        pam_syslog(pamh, LOG_DEBUG, "%s: STATE=%s STRATEGY=%s", path, state ? state : "(none)", c->strategy);
-    locksmith_config_free(conf);
-    c->since = st.st_mtime;
-    if (c->state == STATE_PLANNED || c->state == STATE_REBOOTING) {
-        int held = flock_held(st.st_dev, st.st_ino);
-        if (held == 0) {
-            if (o->debug) pam_syslog(pamh, LOG_DEBUG, "%s is not locked: locksmithd is not running; ignoring its state", path);
-            c->state = STATE_OTHER;
-        } else if (held < 0) {
-            pam_syslog(pamh, LOG_WARNING, "cannot read /proc/locks (%s): taking %s as current", strerror(errno), path);
+    /* coordinator.conf is dated by its mtime (the daemon replaces it at each change). */
+    l->since = from_state_file ? config_time(conf, "STATE_SINCE") : (time_t)mtime;
+    if (!l->since) l->since = (time_t)mtime;
+    if (from_state_file && locksmith_config_get(conf, "SLOT_HELD", &held, NULL) >= 0) {
+        if (strcmp(held, "no") == 0) {
+            l->slot = 0;
+        } else if (strcmp(held, "yes") == 0 && locksmith_config_get(conf, "SLOT_GROUP", &group, NULL) >= 0 &&
+                   strlen(group) < sizeof l->group) {
+            l->slot = 1;
+            memcpy(l->group, group, strlen(group) + 1);
+            l->slot_since = config_time(conf, "SLOT_SINCE");
         }
     }
+    if (o->debug)
+        pam_syslog(pamh, LOG_DEBUG, "%s: STATE=%s SLOT_HELD=%s", from_state_file ? LOCKSMITH_STATE_PATH : LOCKSMITH_COORDINATOR_PATH,
+                   state ? state : "(none)", held ? held : "(not known)");
+    locksmith_config_free(conf);
 }
 
 /* "Thu 2024-05-02 10:31:05 UTC, 5 minutes ago" in the local time zone. */
@@ -235,11 +214,6 @@ static uint64_t now_usec(void) {
 
 static long long ms_since(uint64_t start_usec) {
     return (long long)((now_usec() - start_usec) / 1000u);
-}
-
-static int is_etcd_strategy(const char *s) {
-    /* best-effort is read as etcd-lock, as locksmithd reads it. */
-    return s && (strcmp(s, "etcd-lock") == 0 || strcmp(s, "best-effort") == 0);
 }
 
 /* The daemon's variable for a client option, LOCKSMITHD_ETCD_API for etcd-api (the header's rule:
@@ -304,9 +278,8 @@ static int configure_client(pam_handle_t *pamh, const struct options *o, locksmi
  * microseconds), which ends every request and retry. Returns 1 held, 0 not held (also when the
  * group has no semaphore: the key is only read, never created), or -1 when the check was skipped
  * or failed (logged). *ret_group gets the group (malloc()ed) when the answer is 1. */
-static int check_lock(pam_handle_t *pamh, const struct options *o, const struct coordinator *coord, uint64_t deadline,
+static int check_lock(pam_handle_t *pamh, const struct options *o, uint64_t deadline,
                       char **ret_group) {
-    if (o->lock == LOCK_NEVER) return -1;
     locksmith_config *conf = NULL;
     locksmith_client *client = NULL;
     locksmith_semaphore *sem = NULL;
@@ -317,18 +290,6 @@ static int check_lock(pam_handle_t *pamh, const struct options *o, const struct 
      * REBOOT_STRATEGY: those are the caller's under su or sudo. */
     if (locksmith_config_load_at(o->root, LOCKSMITH_NO_ENVIRONMENT, &conf) < 0)
         pam_syslog(pamh, LOG_ERR, "cannot read the node's configuration: %s", locksmith_last_error());
-    /* Whether this machine uses the lock at all: what the running daemon says, else its
-     * configuration (REBOOT_STRATEGY defaults to reboot, which takes no lock). */
-    if (o->lock == LOCK_AUTO) {
-        const char *strategy = coord->strategy[0] ? coord->strategy : NULL;
-        if (!strategy && conf && (locksmith_config_get(conf, "REBOOT_STRATEGY", &strategy, NULL) < 0 || !*strategy))
-            strategy = NULL;
-        if (!is_etcd_strategy(strategy)) {
-            if (o->debug)
-                pam_syslog(pamh, LOG_DEBUG, "reboot strategy %s takes no lock: not asking etcd", strategy ? strategy : "(default)");
-            goto done;
-        }
-    }
     if ((r = locksmith_machine_id_at(o->root, &id)) < 0) {
         pam_syslog(pamh, LOG_ERR, "cannot read the machine id: %s", locksmith_last_error());
         goto done;
@@ -402,14 +363,14 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     /* timeout= bounds the whole session open: one deadline, taken now, for all the etcd work. */
     uint64_t start = now_usec();
     struct options o;
-    struct coordinator coord;
-    char since[128] = "";
+    struct local l;
+    char since[128] = "", slot_since[128] = "";
     parse_options(pamh, argc, argv, &o);
     uint64_t deadline = start + (uint64_t)(o.timeout_ns / 1000);
-    read_coordinator(pamh, &o, &coord);
-    if (coord.state == STATE_PLANNED || coord.state == STATE_REBOOTING) describe_time(coord.since, since, sizeof since);
+    read_local(pamh, &o, &l);
+    if (l.state == STATE_PLANNED || l.state == STATE_REBOOTING) describe_time(l.since, since, sizeof since);
 
-    if (coord.state == STATE_REBOOTING && o.deny) {
+    if (l.state == STATE_REBOOTING && o.deny) {
         const char *user;
         int root = user_is_root(pamh, &user);
         if (root < 0) {
@@ -422,20 +383,32 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
         }
     }
 
+    /* Whether this machine holds its group's reboot lock: by default what the daemon's state file
+     * says (the slot it took), never etcd; etcd only with lock=always. */
     char *group = NULL;
-    int held = check_lock(pamh, &o, &coord, deadline, &group);
+    int held = -1;
+    if (o.lock == LOCK_ALWAYS) {
+        held = check_lock(pamh, &o, deadline, &group);
+    } else if (o.lock == LOCK_AUTO) {
+        held = l.slot;
+        if (held > 0 && !(group = strdup(l.group))) held = -1;
+        if (held > 0 && l.slot_since) describe_time(l.slot_since, slot_since, sizeof slot_since);
+        if (held < 0 && o.debug)
+            pam_syslog(pamh, LOG_DEBUG, "no state file from a running locksmithd: not telling about the reboot lock (lock=always asks etcd)");
+    }
     if (!(flags & PAM_SILENT)) {
-        if (coord.state == STATE_REBOOTING)
+        if (l.state == STATE_REBOOTING)
             pam_info(pamh, "This machine is rebooting (since %s).", since);
-        else if (coord.state == STATE_PLANNED)
+        else if (l.state == STATE_PLANNED)
             pam_info(pamh, "A reboot of this machine is planned (since %s), to finish an update.", since);
         if (held > 0) {
-            char which[320];
+            char which[320], when[160] = "";
             quote_group(group, which, sizeof which);
-            if (coord.state == STATE_PLANNED)
-                pam_info(pamh, "This machine holds the reboot lock of %s: it may reboot at any moment.", which);
+            if (slot_since[0]) snprintf(when, sizeof when, " (since %s)", slot_since);
+            if (l.state == STATE_PLANNED)
+                pam_info(pamh, "This machine holds the reboot lock of %s%s: it may reboot at any moment.", which, when);
             else
-                pam_info(pamh, "This machine holds the reboot lock of %s.", which);
+                pam_info(pamh, "This machine holds the reboot lock of %s%s.", which, when);
         }
     }
     free(group);

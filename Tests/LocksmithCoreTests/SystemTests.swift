@@ -109,3 +109,66 @@ final class ScratchRoot {
         #expect(throws: LocksmithError.self) { try Syscalls.readFile(root.path + "/big", limit: 4096) }
     }
 }
+
+/// locksmithd's files under /run (issue 18, part 1): the state file's text, and the checks and
+/// the liveness every reader gets.
+@Suite struct DaemonFilesTests {
+    @Test func stateTextRoundTripsAndChecksItsValues() throws {
+        let key = "coreos.com/updateengine/rebootlock/groups/web%2F1/semaphore"
+        let text = try DaemonFiles.stateText(strategy: "etcd-lock", state: "reboot-planned", stateSince: 1_764_000_000,
+                                             slot: .init(key: key, id: "abc\"$`", since: 1_764_000_100))
+        var values = Configuration()
+        values.merge(fileText: text, origin: "state")
+        #expect(values["STATE"] == "reboot-planned" && values["STATE_SINCE"] == "1764000000")
+        #expect(values["SLOT_HELD"] == "yes" && values["SLOT_GROUP"] == "web/1" && values["SLOT_KEY"] == key)
+        #expect(values["SLOT_ID"] == "abc\"$`" && values["SLOT_SINCE"] == "1764000100")
+        let none = try DaemonFiles.stateText(strategy: "reboot", state: "running", stateSince: 1, slot: .init(key: key, id: "x", since: nil))
+        #expect(!none.contains("SLOT_SINCE"))
+        #expect(try DaemonFiles.stateText(strategy: "reboot", state: "running", stateSince: 1, slot: nil).hasSuffix("SLOT_HELD=no\n"))
+        for (strategy, state) in [("etcd lock", "running"), ("reboot", "RUNNING\nSLOT_HELD=yes"), ("", "running")] {
+            #expect(throws: LocksmithError.self) { try DaemonFiles.stateText(strategy: strategy, state: state, stateSince: 1, slot: nil) }
+        }
+        #expect(throws: LocksmithError.self) {
+            try DaemonFiles.stateText(strategy: "reboot", state: "running", stateSince: 1, slot: .init(key: "not/a/key", id: "x", since: nil))
+        }
+    }
+
+    @Test func readTellsARunningDaemonFromALeftOverFile() throws {
+        let root = ScratchRoot()
+        root.write(DaemonFiles.statePath, "STATE=running\nSLOT_HELD=no\n")
+        let file = root.path + DaemonFiles.statePath
+        var contents = try DaemonFiles.read(DaemonFiles.statePath, root: root.path)
+        #expect(contents.liveness == .leftOver && contents.values["STATE"] == "running")
+        let fd = open(file, O_RDONLY)
+        defer { close(fd) }
+        #expect(flock(fd, LOCK_EX) == 0)
+        contents = try DaemonFiles.read(DaemonFiles.statePath, root: root.path)
+        #expect(contents.liveness == .running)
+        #expect(contents.modified > 0)
+    }
+
+    @Test func readRefusesFilesOthersCouldHaveWritten() throws {
+        let root = ScratchRoot()
+        #expect(throws: LocksmithError.self) { try DaemonFiles.read(DaemonFiles.statePath, root: root.path) }
+        root.write(DaemonFiles.statePath, "STATE=rebooting\n")
+        let file = root.path + DaemonFiles.statePath
+        chmod(file, 0o664)
+        do {
+            _ = try DaemonFiles.read(DaemonFiles.statePath, root: root.path)
+            Issue.record("a group-writable file was read")
+        } catch let error as LocksmithError {
+            #expect(error.kind == .permissionDenied && error.message.contains("writable by nobody else"))
+        }
+        chmod(file, 0o644)
+        root.write(DaemonFiles.statePath, String(repeating: "#", count: DaemonFiles.maxBytes + 1))
+        #expect(throws: LocksmithError.self) { try DaemonFiles.read(DaemonFiles.statePath, root: root.path) }
+        unlink(file)
+        symlink("/etc/passwd", file)
+        do {
+            _ = try DaemonFiles.read(DaemonFiles.statePath, root: root.path)
+            Issue.record("a symbolic link was followed")
+        } catch let error as LocksmithError {
+            #expect(error.message.contains("symbolic link"))
+        }
+    }
+}

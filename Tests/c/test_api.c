@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -2729,6 +2731,80 @@ static void test_slot_record(const char *scratch) {
     free(group_key);
 }
 
+/* LOCKSMITH_3: locksmithd's files under /run. The state text as the daemon writes it, read back
+ * with the checks (owner and mode, symbolic links, size) and the liveness from /proc/locks. */
+static void test_daemon_files(const char *scratch) {
+    char root[2048], dir[3072], file[4096], *text = NULL, *key = NULL;
+    locksmith_config *conf = (locksmith_config *)SENTINEL_PTR;
+    const char *value = NULL, *origin = NULL;
+    int64_t modified = -1;
+
+    snprintf(root, sizeof root, "%s/run-files-root", scratch);
+    mkdir(root, 0755);
+    snprintf(dir, sizeof dir, "%s/run", root);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof dir, "%s/run/locksmith", root);
+    mkdir(dir, 0755);
+    snprintf(file, sizeof file, "%s/state", dir);
+    CHECK_RC(locksmith_daemon_file_read(root, LOCKSMITH_STATE_PATH, &conf, &modified), -ENOENT);
+    CHECK(conf == (locksmith_config *)SENTINEL_PTR && modified == -1);
+
+    CHECK_RC(locksmith_group_key("web", &key), 0);
+    CHECK_RC(locksmith_daemon_state_text("etcd-lock", "rebooting", 1764000000, key, "node \"1\"", 1764000100, &text), 0);
+    CHECK(text && strstr(text, "STATE=rebooting\nSTATE_SINCE=1764000000\nSLOT_HELD=yes\nSLOT_GROUP=\"web\"\n"));
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(text ? text : "", f);
+        fclose(f);
+    }
+    free(text);
+    text = NULL;
+    CHECK_RC(locksmith_daemon_file_read(root, LOCKSMITH_STATE_PATH, &conf, &modified), 0); /* nobody holds it */
+    CHECK(modified > 1700000000);
+    CHECK_RC(locksmith_config_get(conf, "SLOT_ID", &value, &origin), 0);
+    CHECK_STR(value, "node \"1\"");
+    CHECK_STR(origin, file);
+    CHECK_RC(locksmith_config_get(conf, "SLOT_SINCE", &value, NULL), 0);
+    CHECK_STR(value, "1764000100");
+    conf = locksmith_config_free(conf);
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
+    CHECK_RC(locksmith_daemon_file_read(root, LOCKSMITH_STATE_PATH, &conf, NULL), 1); /* a running daemon's */
+    conf = locksmith_config_free(conf);
+    close(fd);
+
+    /* Files others could have written, links and oversized files are refused. */
+    chmod(file, 0620);
+    CHECK_RC(locksmith_daemon_file_read(root, LOCKSMITH_STATE_PATH, &conf, NULL), -EACCES);
+    CHECK(strstr(locksmith_last_error(), "writable by nobody else") != NULL);
+    chmod(file, 0644);
+    CHECK(chown(file, 65534, 65534) == 0);
+    CHECK_RC(locksmith_daemon_file_read(root, LOCKSMITH_STATE_PATH, &conf, NULL), -EACCES);
+    unlink(file);
+    CHECK(symlink("/etc/hostname", file) == 0);
+    CHECK_RC(locksmith_daemon_file_read(root, LOCKSMITH_STATE_PATH, &conf, NULL), -EACCES);
+    unlink(file);
+    f = fopen(file, "w");
+    for (int i = 0; f && i < 5000; i++) fputc('#', f);
+    if (f) fclose(f);
+    CHECK_RC(locksmith_daemon_file_read(root, LOCKSMITH_STATE_PATH, &conf, NULL), -ERANGE);
+    unlink(file);
+    CHECK(conf == NULL);
+
+    /* The state text checks what it is given. */
+    CHECK_RC(locksmith_daemon_state_text("etcd-lock", "running", 1, NULL, NULL, -1, &text), 0);
+    CHECK(text && strstr(text, "SLOT_HELD=no\n") != NULL && strstr(text, "SLOT_GROUP") == NULL);
+    free(text);
+    text = SENTINEL_PTR;
+    CHECK_RC(locksmith_daemon_state_text("etcd-lock", "running\nSLOT_HELD=yes", 1, NULL, NULL, -1, &text), -EINVAL);
+    CHECK_RC(locksmith_daemon_state_text("etcd-lock", "running", 1, "not-a-key", "id", -1, &text), -EINVAL);
+    CHECK_RC(locksmith_daemon_state_text("etcd-lock", "running", 1, key, NULL, -1, &text), -EINVAL);
+    CHECK_RC(locksmith_daemon_state_text("etcd-lock", "running", 1, key, "", -1, &text), -EINVAL);
+    CHECK(text == SENTINEL_PTR);
+    free(key);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: %s WINDOW_TSV ROOT_DIR ETCD_ENDPOINT\n", argv[0]);
@@ -2769,6 +2845,7 @@ int main(int argc, char **argv) {
     test_window_zones();
     test_daemon_settings(argv[3], root);
     test_slot_record(root);
+    test_daemon_files(root);
     free(root);
     printf("C API: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -1105,6 +1105,27 @@ static void test_slot_record(const char *scratch) {
     unlink(file);
 }
 
+/* LOCKSMITH_3: every hostile root, path and value is refused without touching ret_*. */
+static void test_daemon_files(const char *scratch) {
+    locksmith_config *conf = SENTINEL;
+    char *text = SENTINEL;
+    int64_t modified = -7;
+    for (int i = 0; i < H_COUNT; i++) {
+        const struct hostile *h = &hostiles[i];
+        if (i != H_NULL) CHECK_RC_S(locksmith_daemon_file_read(h->s, LOCKSMITH_STATE_PATH, &conf, &modified), -EINVAL, h);
+        CHECK_RC_S(locksmith_daemon_file_read(scratch, h->s, &conf, &modified), -EINVAL, h);
+        CHECK_RC_S(locksmith_daemon_state_text(h->s, "running", 1, NULL, NULL, -1, &text), -EINVAL, h);
+        CHECK_RC_S(locksmith_daemon_state_text("reboot", h->s, 1, NULL, NULL, -1, &text), -EINVAL, h);
+        CHECK_RC_S(locksmith_daemon_state_text("reboot", "running", 1, h->s, "id", -1, &text), -EINVAL, h);
+    }
+    CHECK_RC(locksmith_daemon_file_read(scratch, LOCKSMITH_STATE_PATH, NULL, &modified), -EINVAL);
+    CHECK_RC(locksmith_daemon_file_read(huge_root, LOCKSMITH_STATE_PATH, &conf, &modified), -EINVAL);
+    CHECK_RC(locksmith_daemon_file_read(scratch, "run/locksmith/state", &conf, &modified), -EINVAL);
+    CHECK_RC(locksmith_daemon_state_text("reboot", "running", 1, NULL, NULL, -1, NULL), -EINVAL);
+    CHECK_RC(locksmith_daemon_state_text("reboot", "running", 1, LOCKSMITH_DEFAULT_KEY, huge, -1, &text), -EINVAL);
+    CHECK(conf == SENTINEL && text == SENTINEL && modified == -7);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s SCRATCH_DIR\n", argv[0]);
@@ -1130,6 +1151,7 @@ int main(int argc, char **argv) {
     test_client_new_calls();
     test_daemon_settings(scratch);
     test_slot_record(scratch);
+    test_daemon_files(scratch);
     free(scratch);
     free(huge);
     free(huge_root);

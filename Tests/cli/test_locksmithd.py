@@ -2,6 +2,7 @@
 project's stand-in update engine and logind. Each daemon gets its own root (machine id,
 coordinator.conf, utmp) and its own sd_notify socket."""
 import calendar
+import fcntl
 import itertools
 import os
 import pty
@@ -310,6 +311,36 @@ class LockDiscipline(DaemonTest):
         finally:
             os.close(master)
             os.close(slave)
+
+    def test_state_file_tells_the_slot_and_the_state(self):
+        # /run/locksmith/state (issue 18, part 1): what pam_locksmith reads instead of etcd.
+        g = group()
+        ue = self.service(UpdateEngine(NEED))
+        logind = self.service(Logind())
+        n = self.node(g)
+        path = n.root + "/run/locksmith/state"
+        started = int(time.time())
+        n.start()
+        self.assertTrue(wait_for(lambda: "STATE=rebooting\n" in read(path), timeout=15), n.output())
+        text = read(path)
+        self.assertIn('SLOT_HELD=yes\nSLOT_GROUP="%s"\nSLOT_KEY="%s"\nSLOT_ID="%s"\n' % (g, harness.group_key(g), n.id), text)
+        values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+        self.assertEqual(values["STRATEGY"], "etcd-lock")
+        for key in ("STATE_SINCE", "SLOT_SINCE"):
+            self.assertTrue(started - 1 <= int(values[key]) <= time.time() + 1, text)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
+        with open(path) as f:  # the running daemon holds its flock
+            self.assertRaises(BlockingIOError, fcntl.flock, f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.assertEqual(n.stop(), 0)
+        with open(path) as f:  # and lets go of it when it stops
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # The next start gives the slot from before the reboot back: none is held.
+        ue.stop()
+        self.services.remove(ue)
+        self.service(UpdateEngine())
+        n.start()
+        self.assertTrue(wait_for(lambda: holders(g) == [] and "STATE=running\n" in read(path)), n.output())
+        self.assertIn("SLOT_HELD=no\n", read(path))
 
     def test_refused_reboot_gives_the_slot_back_and_retries(self):
         g = group()

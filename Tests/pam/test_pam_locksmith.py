@@ -149,6 +149,7 @@ class Node:
         os.makedirs(self.root + "/run/update-engine")
         self.coordinator = self.root + "/run/update-engine/coordinator.conf"
         self.locked = None
+        self.state_locked = None
 
     def set_state(self, state, strategy="etcd-lock", age=None, running=True):
         """Writes coordinator.conf as locksmithd does, dated age seconds ago, and holds its flock
@@ -165,9 +166,34 @@ class Node:
             self.locked = open(self.coordinator)
             fcntl.flock(self.locked, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
+    def set_local(self, state="running", slot_group=None, slot_age=None, state_age=0, running=True, mode=0o644):
+        """Writes /run/locksmith/state as locksmithd does (the slot of slot_group held, taken
+        slot_age seconds ago, unless None), and holds its flock like a running daemon (or not)."""
+        os.makedirs(self.root + "/run/locksmith", exist_ok=True)
+        path = self.root + "/run/locksmith/state"
+        now = int(time.time())
+        text = "STRATEGY=etcd-lock\nSTATE=%s\nSTATE_SINCE=%d\n" % (state, now - state_age)
+        if slot_group is None:
+            text += "SLOT_HELD=no\n"
+        else:
+            text += 'SLOT_HELD=yes\nSLOT_GROUP="%s"\nSLOT_KEY="%s"\nSLOT_ID="%s"\n' % (slot_group, harness.group_key(slot_group), self.id)
+            if slot_age is not None:
+                text += "SLOT_SINCE=%d\n" % (now - slot_age)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        if self.state_locked:
+            self.state_locked.close()
+            self.state_locked = None
+        if running:
+            self.state_locked = open(path)
+            fcntl.flock(self.state_locked, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return path
+
     def cleanup(self):
-        if self.locked:
-            self.locked.close()
+        for f in (self.locked, self.state_locked):
+            if f:
+                f.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -335,25 +361,31 @@ class States(PamTest):
         g = new_group()
         n = self.node(self.etcd_conf(g))
         n.set_state("running")
-        r = self.pamtester(self.service("root=%s debug" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always debug" % n.root))
         self.assertOpened(r)
         self.assertEqual(r.messages, [], r)
         self.assertLogged(r, "does not hold the reboot lock of group \"%s\"" % g)  # etcd was asked
         self.assertFalse([line for line in r.log if "<83>" in line or "<84>" in line], r)  # no errors or warnings
 
-    def test_no_coordinator_file_and_no_etcd_strategy_asks_nobody(self):
-        n = self.node("LOCKSMITHD_ENDPOINT=http://127.0.0.1:9\n")
+    def test_default_never_asks_etcd(self):
+        # etcd-lock, an etcd that would say "held", and no state file: nothing is said and etcd
+        # is not asked (that is lock=always's job).
+        fake = self.fake_etcd(get=v2_value(harness.group_key("g"), ["x"]))
+        n = self.node(self.etcd_conf("g", endpoint=fake.endpoint))
+        n.set_state("reboot-planned")
         r = self.pamtester(self.service("root=%s debug" % n.root))
         self.assertOpened(r)
-        self.assertEqual(r.messages, [], r)
-        self.assertLogged(r, "reboot strategy (default) takes no lock: not asking etcd")
+        self.assertEqual(len(r.messages), 1, r)
+        self.assertIn("A reboot of this machine is planned", r.messages[0])
+        self.assertLogged(r, "no state file from a running locksmithd: not telling about the reboot lock")
+        self.assertEqual(fake.connections, 0, fake.requests)
 
     def test_lock_held_by_this_machine(self):
         g = new_group()
         n = self.node(self.etcd_conf(g))
         n.set_state("running")
         ctl(g, "lock", n.id)
-        r = self.pamtester(self.service("root=%s" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always" % n.root))
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
         self.assertEqual(r.log, [], r)
@@ -362,7 +394,7 @@ class States(PamTest):
         g = new_group()
         n = self.node(self.etcd_conf(g))
         ctl(g, "lock", "f" * 32)
-        r = self.pamtester(self.service("root=%s" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always" % n.root))
         self.assertOpened(r)
         self.assertEqual(r.messages, [], r)
 
@@ -371,7 +403,7 @@ class States(PamTest):
         n = self.node(self.etcd_conf("elsewhere", endpoint="http://127.0.0.1:9"))
         ctl("", "lock", n.id)
         self.cleanups.append(lambda: ctl("", "unlock", n.id))
-        r = self.pamtester(self.service("root=%s endpoint=%s group= api=v2" % (n.root, etcd.endpoint)))
+        r = self.pamtester(self.service("root=%s lock=always endpoint=%s group= api=v2" % (n.root, etcd.endpoint)))
         self.assertOpened(r)
         self.assertEqual(r.messages, ["This machine holds the reboot lock of the default group."], r)
 
@@ -380,7 +412,7 @@ class States(PamTest):
         n = self.node(self.etcd_conf(g))
         n.set_state("reboot-planned", age=5 * 60 + 10)
         stamp = time.strftime("%a %Y-%m-%d %H:%M:%S UTC", time.gmtime(os.stat(n.coordinator).st_mtime))
-        service = self.service("root=%s deny" % n.root)
+        service = self.service("root=%s lock=always deny" % n.root)
         r = self.pamtester(service)
         self.assertOpened(r)
         self.assertEqual(r.messages, ["A reboot of this machine is planned (since %s, 5 minutes ago), to finish an update." % stamp], r)
@@ -402,7 +434,7 @@ class States(PamTest):
         n = self.node(self.etcd_conf(g))
         n.set_state("rebooting", age=30)
         ctl(g, "lock", n.id)
-        service = self.service("root=%s deny" % n.root)
+        service = self.service("root=%s lock=always deny" % n.root)
         r = self.pamtester(service, user="nobody")
         self.assertNotEqual(r.rc, 0, r)
         self.assertIn("Permission denied", r.err, r)
@@ -450,6 +482,89 @@ class States(PamTest):
             self.assertIn(done, r.out, r)
 
 
+class LocalState(PamTest):
+    """Issue 18, part 1: by default the module reads only the running daemon's state file
+    (/run/locksmith/state): the slot it holds, since when, its state. etcd is never asked, so a
+    login costs the same whatever etcd's state."""
+
+    def dead_etcd_node(self):
+        # update.conf names an etcd that would hang every request: the module must not go there.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        self.cleanups.append(silent.close)
+        return self.node(self.etcd_conf("web", endpoint="http://127.0.0.1:%d" % silent.getsockname()[1]))
+
+    def test_slot_held_with_since_when(self):
+        n = self.dead_etcd_node()
+        n.set_local("running", slot_group="web", slot_age=7 * 60 + 5)
+        r = self.pamtester(self.service("root=%s" % n.root))
+        self.assertOpened(r)
+        self.assertLess(r.seconds, 5, r)
+        self.assertEqual(len(r.messages), 1, r)
+        self.assertRegex(r.messages[0], r'^This machine holds the reboot lock of group "web" \(since \w{3} [-0-9]+ [:0-9]+ UTC, 7 minutes ago\)\.$')
+        self.assertEqual(r.log, [], r)
+
+    def test_planned_with_the_slot_and_rebooting(self):
+        n = self.dead_etcd_node()
+        n.set_local("reboot-planned", slot_group="", slot_age=30, state_age=3 * 60 + 1)
+        service = self.service("root=%s deny" % n.root)
+        r = self.pamtester(service)
+        self.assertOpened(r)
+        self.assertRegex(r.messages[0], r"^A reboot of this machine is planned \(since .* UTC, 3 minutes ago\), to finish an update\.$")
+        self.assertRegex(r.messages[1], r"^This machine holds the reboot lock of the default group \(since .* UTC, 3\d seconds ago\): it may reboot at any moment\.$")
+        n.set_local("rebooting", slot_group="", state_age=40)
+        r = self.pamtester(service, user="nobody")
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertRegex(r.err, r"This machine is rebooting \(since .* UTC, 4\d seconds ago\)\. Only root may log in")
+        r = self.pamtester(service, user="root")
+        self.assertOpened(r)
+        self.assertEqual(r.messages[1], "This machine holds the reboot lock of the default group.", r)  # since not known
+
+    def test_no_slot_says_nothing_and_wins_over_coordinator_conf(self):
+        n = self.dead_etcd_node()
+        n.set_state("rebooting")  # an older coordinator.conf: the state file is read first
+        n.set_local("running")
+        r = self.pamtester(self.service("root=%s deny" % n.root), user="nobody")
+        self.assertOpened(r)
+        self.assertEqual(r.messages, [], r)
+
+    def test_state_file_of_a_stopped_daemon_is_ignored(self):
+        n = self.dead_etcd_node()
+        n.set_state("rebooting")
+        n.set_local("rebooting", slot_group="web", running=False)
+        r = self.pamtester(self.service("root=%s deny debug" % n.root), user="nobody")
+        self.assertOpened(r)
+        self.assertEqual(r.messages, [], r)
+        self.assertLogged(r, "run/locksmith/state is not locked: locksmithd is not running")
+
+    def test_state_file_others_could_write_is_refused(self):
+        n = self.dead_etcd_node()
+        path = n.set_local("rebooting", slot_group="web", mode=0o666)
+        r = self.pamtester(self.service("root=%s deny" % n.root), user="nobody")
+        self.assertOpened(r)
+        self.assertEqual(r.messages, [], r)
+        self.assertLogged(r, "locksmithd's files are root's and writable by nobody else")
+        os.chmod(path, 0o644)
+        os.chown(path, 65534, 65534)
+        r = self.pamtester(self.service("root=%s deny" % n.root), user="nobody")
+        self.assertOpened(r)
+        self.assertLogged(r, "is owned by uid 65534")
+        os.unlink(path)
+        os.symlink(n.coordinator, path)
+        n.set_state("running")
+        r = self.pamtester(self.service("root=%s" % n.root))
+        self.assertOpened(r)
+        self.assertLogged(r, "is a symbolic link: not locksmithd's")
+
+    def test_lock_never_says_nothing_of_the_slot(self):
+        n = self.dead_etcd_node()
+        n.set_local("running", slot_group="web", slot_age=5)
+        r = self.pamtester(self.service("root=%s lock=never" % n.root))
+        self.assertOpened(r)
+        self.assertEqual(r.messages, [], r)
+
+
 class Failures(PamTest):
     """Whatever goes wrong inside the module, the session opens, quickly, and a line is logged."""
 
@@ -461,20 +576,20 @@ class Failures(PamTest):
         endpoint = "http://127.0.0.1:%d" % silent.getsockname()[1]
         n = self.node(self.etcd_conf("g", endpoint=endpoint))
         n.set_state("reboot-planned")
-        r = self.pamtester(self.service("root=%s" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always" % n.root))
         self.assertOpened(r)
         self.assertLess(r.seconds, 3.0, r)
         self.assertGreater(r.seconds, 0.9, r)  # the default 1s request timeout was waited out
         self.assertEqual(len(r.messages), 1, r)  # the state is still told
         self.assertLogged(r, "cannot read the reboot lock of group \"g\" from etcd")
-        r = self.pamtester(self.service("root=%s timeout=200ms" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always timeout=200ms" % n.root))
         self.assertOpened(r)
         self.assertLess(r.seconds, 0.9, r)
         self.assertLogged(r, "cannot read the reboot lock")
 
     def test_etcd_refusing_connections(self):
         n = self.node(self.etcd_conf("g", endpoint="http://127.0.0.1:%d" % harness.free_port()))
-        r = self.pamtester(self.service("root=%s" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always" % n.root))
         self.assertOpened(r)
         self.assertLess(r.seconds, 3.0, r)
         self.assertLogged(r, "cannot read the reboot lock")
@@ -490,11 +605,11 @@ class Failures(PamTest):
 
     def test_bad_etcd_setting_skips_the_lock_check(self):
         n = self.node(self.etcd_conf("g"))
-        r = self.pamtester(self.service("root=%s api=v4" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always api=v4" % n.root))
         self.assertOpened(r)
         self.assertLogged(r, "bad etcd setting api (from the module's options)")
         n2 = self.node(self.etcd_conf("g") + "LOCKSMITHD_ETCD_PASSWORD_FILE=/nonexistent/secret\nLOCKSMITHD_ETCD_USERNAME=u\n")
-        r = self.pamtester(self.service("root=%s" % n2.root))
+        r = self.pamtester(self.service("root=%s lock=always" % n2.root))
         self.assertOpened(r)
         self.assertLogged(r, "LOCKSMITHD_ETCD_PASSWORD_FILE (from %s/etc/coreos/update.conf)" % n2.root)
 
@@ -543,7 +658,7 @@ class Environment(PamTest):
         n = self.node(self.etcd_conf(g) + "LOCKSMITHD_ETCD_API=v2\n")
         server = self.fake_etcd(tls=certs, get=v2_value(harness.group_key(g), [n.id]))
         keylog = os.path.join(work, "keylog-%d" % next(_ids))
-        r = self.pamtester(self.service("root=%s endpoint=%s cafile=%s" % (n.root, server.endpoint, certs.ca)),
+        r = self.pamtester(self.service("root=%s lock=always endpoint=%s cafile=%s" % (n.root, server.endpoint, certs.ca)),
                            env={"SSLKEYLOGFILE": keylog})
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)  # TLS was used
@@ -564,21 +679,21 @@ class Environment(PamTest):
         listener = self.fake_etcd()
         secret = secret_file("root-only-%s" % secrets.token_hex(4))
         other = self.node('REBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_ENDPOINT=%s\n' % listener.endpoint)
-        # A node whose update.conf sets no strategy: the module asks nobody. (The listener would
-        # say that this machine holds the lock: a forged message, had it been asked.)
+        # By default the module asks nobody, whatever the caller's REBOOT_STRATEGY says. (The
+        # listener would say that this machine holds the lock: a forged message, had it been asked.)
         n = self.node("")
         listener.get = v2_value(harness.group_key("thief"), [n.id])
         r = self.pamtester(self.service("root=%s debug" % n.root), env=self.caller_environment(listener, secret, other.root))
         self.assertEqual(listener.connections, 0, "the caller's listener got %r" % listener.requests)
         self.assertOpened(r)
         self.assertEqual(r.messages, [], r)
-        self.assertLogged(r, "reboot strategy (default) takes no lock: not asking etcd")
+        self.assertLogged(r, "no state file from a running locksmithd: not telling about the reboot lock")
         # A node that uses the lock: the etcd and group of its update.conf, nothing else.
         g = new_group()
         n = self.node(self.etcd_conf(g))
         listener.get = v2_value(harness.group_key("thief"), [n.id])
         ctl(g, "lock", n.id)
-        r = self.pamtester(self.service("root=%s" % n.root), env=self.caller_environment(listener, secret, other.root))
+        r = self.pamtester(self.service("root=%s lock=always" % n.root), env=self.caller_environment(listener, secret, other.root))
         self.assertEqual(listener.connections, 0, "the caller's listener got %r" % listener.requests)
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
@@ -595,7 +710,7 @@ class Environment(PamTest):
         env = {"LOCKSMITHCTL_ENDPOINT": listener.endpoint, "LOCKSMITHCTL_GROUP": "thief", "LOCKSMITHCTL_ETCD_API": "v4",
                "LOCKSMITHCTL_PROXY": listener.endpoint, "LOCKSMITHCTL_ETCD_USERNAME": "thief",
                "LOCKSMITHCTL_ETCD_CAFILE": "/nonexistent", "LOCKSMITHCTL_TIMEOUT": "soon"}
-        r = self.pamtester(self.service("root=%s debug" % n.root), env=env)
+        r = self.pamtester(self.service("root=%s lock=always debug" % n.root), env=env)
         self.assertEqual(listener.connections, 0, "the caller's listener got %r" % listener.requests)
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
@@ -609,7 +724,7 @@ class Environment(PamTest):
         listener = self.fake_etcd()
         evil = self.node('REBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_ENDPOINT=%s\n' % listener.endpoint)
         evil.set_state("rebooting")
-        service = self.service("deny debug")
+        service = self.service("deny debug lock=always")
         r = self.pamtester(service, user="nobody", env={"LOCKSMITH_ROOT": evil.root})
         self.assertOpened(r)  # not refused on the caller's say-so
         r = self.pamtester(service, user="root", env={"LOCKSMITH_ROOT": evil.root})
@@ -630,7 +745,7 @@ class Environment(PamTest):
         proxy.get = v2_value(harness.group_key(g), [])
         ctl(g, "lock", n.id)
         env = {v: "http://127.0.0.1:%d" % proxy.server.server_address[1] for v in self.PROXY_VARIABLES}
-        r = self.pamtester(self.service("root=%s" % n.root), env=env)
+        r = self.pamtester(self.service("root=%s lock=always" % n.root), env=env)
         self.assertEqual(proxy.connections, 0, "the proxy of the environment got %r" % proxy.requests)
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
@@ -642,7 +757,7 @@ class Environment(PamTest):
         g = new_group()
         n = self.node(self.etcd_conf(g, endpoint="http://etcd.invalid:2379") + "LOCKSMITHD_ETCD_API=v2\n")
         proxy.get = v2_value(harness.group_key(g), [n.id])
-        r = self.pamtester(self.service("root=%s proxy=http://127.0.0.1:%d" % (n.root, proxy.server.server_address[1])))
+        r = self.pamtester(self.service("root=%s lock=always proxy=http://127.0.0.1:%d" % (n.root, proxy.server.server_address[1])))
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
         self.assertTrue(proxy.requests, r)
@@ -660,7 +775,7 @@ class Settings(PamTest):
         g = new_group()
         n = self.node(self.etcd_conf("elsewhere") + "LOCKSMITHD_ETCD_API=v2\n")
         ctl(g, "lock", n.id)
-        r = self.pamtester(self.service("root=%s group=%s debug" % (n.root, g)))
+        r = self.pamtester(self.service("root=%s lock=always group=%s debug" % (n.root, g)))
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
         conf = "%s/etc/coreos/update.conf" % n.root
@@ -674,7 +789,7 @@ class Settings(PamTest):
         g = new_group()
         n = self.node(self.etcd_conf(g) + "LOCKSMITHD_TIMEOUT=10h\n")
         ctl(g, "lock", n.id)
-        r = self.pamtester(self.service("root=%s timeout=2s debug" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always timeout=2s debug" % n.root))
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
         self.assertLogged(r, "etcd setting timeout = 2s (from the module's options)")
@@ -689,13 +804,13 @@ class Settings(PamTest):
         n = self.node(self.etcd_conf(g, endpoint="http://etcd.invalid:2379") + "LOCKSMITHD_ETCD_API=v2\n"
                       "LOCKSMITHD_PROXY=http://127.0.0.1:%d\n" % proxy.server.server_address[1])
         proxy.get = v2_value(harness.group_key(g), [n.id])
-        r = self.pamtester(self.service("root=%s" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always" % n.root))
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
         self.assertTrue(proxy.requests, r)
         other = self.fake_etcd(get=v2_value(harness.group_key(g), []))
         seen = len(proxy.requests)
-        r = self.pamtester(self.service("root=%s proxy=http://127.0.0.1:%d" % (n.root, other.server.server_address[1])))
+        r = self.pamtester(self.service("root=%s lock=always proxy=http://127.0.0.1:%d" % (n.root, other.server.server_address[1])))
         self.assertOpened(r)
         self.assertEqual(r.messages, [], r)
         self.assertTrue(other.requests, r)
@@ -712,7 +827,7 @@ class Settings(PamTest):
         for options, expected in (("password_file=%s" % option_file, "u:from-option-file"), ("", "u:from-conf")):
             with self.subTest(options=options):
                 del fake.requests[:]
-                r = self.pamtester(self.service("root=%s %s" % (n.root, options)))
+                r = self.pamtester(self.service("root=%s lock=always %s" % (n.root, options)))
                 self.assertOpened(r)
                 self.assertTrue(fake.requests, r)
                 sent = {base64.b64decode(h.get("Authorization", "").split()[-1]).decode() for _, _, h in fake.requests}
@@ -724,7 +839,7 @@ class Settings(PamTest):
         password = "pw-%s" % secrets.token_hex(6)
         n = self.node(self.etcd_conf("g") + "LOCKSMITHD_ETCD_USERNAME=u\nLOCKSMITHD_ETCD_PASSWORD=%s\n"
                       "LOCKSMITHD_ETCD_CAFILE=/nonexistent/ca.pem\n" % password)
-        r = self.pamtester(self.service("root=%s debug" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always debug" % n.root))
         self.assertOpened(r)
         self.assertLogged(r, "bad etcd setting LOCKSMITHD_ETCD_CAFILE (from %s/etc/coreos/update.conf)" % n.root)
         self.assertLogged(r, "not asking etcd")
@@ -734,7 +849,7 @@ class Settings(PamTest):
         with open(n.root + "/etc/coreos/update.conf", "w") as f:
             f.write(self.etcd_conf(g) + "LOCKSMITHD_ETCD_PASSWORD=%s\n" % password)
         ctl(g, "lock", n.id)
-        r = self.pamtester(self.service("root=%s debug" % n.root))
+        r = self.pamtester(self.service("root=%s lock=always debug" % n.root))
         self.assertOpened(r)
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
         self.assertLogged(r, "LOCKSMITHD_ETCD_PASSWORD is set in %s/etc/coreos/update.conf, which every user can read" % n.root)
@@ -759,7 +874,7 @@ class Deadline(PamTest):
         # retried 64 times (128 requests, about 40 s) before the fix.
         fake = self.fake_etcd(delay=0.3)
         n = self.node(self.etcd_conf("g", endpoint=fake.endpoint))
-        r = self.open_bounded(self.service("root=%s timeout=1s debug" % n.root))
+        r = self.open_bounded(self.service("root=%s lock=always timeout=1s debug" % n.root))
         self.assertOpened(r)
         self.assertLess(r.seconds, 2.0, r)
         self.assertEqual(fake.writes, [], "the module wrote to etcd")
@@ -776,7 +891,7 @@ class Deadline(PamTest):
             self.cleanups.append(silent.close)
             endpoints.append("http://127.0.0.1:%d" % silent.getsockname()[1])
         n = self.node(self.etcd_conf("g", endpoint=",".join(endpoints)))
-        r = self.open_bounded(self.service("root=%s timeout=1s" % n.root))
+        r = self.open_bounded(self.service("root=%s lock=always timeout=1s" % n.root))
         self.assertOpened(r)
         self.assertGreater(r.seconds, 0.9, r)
         self.assertLess(r.seconds, 1.8, r)
@@ -787,7 +902,7 @@ class Deadline(PamTest):
             with self.subTest(api=api):
                 g = new_group()
                 n = self.node(self.etcd_conf(g))
-                r = self.open_bounded(self.service("root=%s api=%s debug" % (n.root, api)))
+                r = self.open_bounded(self.service("root=%s lock=always api=%s debug" % (n.root, api)))
                 self.assertOpened(r)
                 self.assertEqual(r.messages, [], r)
                 self.assertLogged(r, 'does not hold the reboot lock of group "%s"' % g)
@@ -805,11 +920,11 @@ class Valgrind(PamTest):
         ctl(g, "lock", n.id)
         wrapper = ("valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
                    "--error-exitcode=99", *("--suppressions=" + s for s in SUPPRESSIONS))
-        r = self.pamtester(self.service("root=%s deny" % n.root), wrapper=wrapper, timeout=300)
+        r = self.pamtester(self.service("root=%s lock=always deny" % n.root), wrapper=wrapper, timeout=300)
         self.assertOpened(r)
         self.assertEqual(len(r.messages), 2, r)
         n.set_state("rebooting")
-        r = self.pamtester(self.service("root=%s deny" % n.root), wrapper=wrapper, timeout=300)
+        r = self.pamtester(self.service("root=%s lock=always deny" % n.root), wrapper=wrapper, timeout=300)
         self.assertEqual(r.rc, 1, r)  # pamtester's own failure, not valgrind's 99
         self.assertIn("Permission denied", r.err, r)
 
@@ -871,12 +986,20 @@ class RealDaemon(PamTest):
         self.assertIn("Permission denied", r.err, r)
         r = self.pamtester(service, user="root")
         self.assertOpened(r)
-        self.assertEqual(r.messages[1:], ['This machine holds the reboot lock of group "%s".' % g], r)
+        # From the daemon's state file, not etcd: with the time the slot was taken.
+        self.assertRegex(r.messages[1], r'^This machine holds the reboot lock of group "%s" \(since .*, \d+ seconds? ago\)\.$' % g, r)
+        with open(n.root + "/run/locksmith/state") as f:
+            text = f.read()
+        self.assertIn('SLOT_HELD=yes\nSLOT_GROUP="%s"\nSLOT_KEY="%s"\nSLOT_ID="%s"\n' % (g, harness.group_key(g), n.id), text)
+        self.assertIn("STATE=rebooting\n", text)
         stop()
         self.cleanups.remove(stop)
-        # The daemon is gone: its last state no longer refuses anyone.
+        # The daemon is gone: its last state no longer refuses anyone nor tells of the slot;
+        # etcd, asked with lock=always, still has it.
         r = self.pamtester(service, user="nobody")
         self.assertOpened(r)
+        self.assertEqual(r.messages, [], r)
+        r = self.pamtester(self.service("root=%s endpoint=%s group=%s lock=always" % (n.root, etcd.endpoint, g)))
         self.assertEqual(r.messages, ['This machine holds the reboot lock of group "%s".' % g], r)
 
 

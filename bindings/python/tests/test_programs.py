@@ -756,3 +756,29 @@ def test_holder_records_of_a_closed_or_unreachable_client():
             c.holder_records()
     with pytest.raises(ValueError):
         c.holder_records()
+
+
+def test_daemon_state_file_round_trip(tmp_path):
+    """The state file as locksmithd writes it, read back with the library's checks (issue 18)."""
+    import fcntl
+    text = locksmith.daemon_state_text("etcd-lock", "reboot-planned", 1764000000,
+                                       slot=(locksmith.group_key("web"), "a" * 32), slot_since=1764000100)
+    directory = tmp_path / "run" / "locksmith"
+    directory.mkdir(parents=True)
+    path = directory / "state"
+    path.write_text(text)
+    found = locksmith.daemon_file(root=tmp_path)
+    assert found.running is False  # nobody holds its flock
+    assert found.values["SLOT_HELD"] == "yes" and found.values["SLOT_GROUP"] == "web"
+    assert found.values["SLOT_SINCE"] == "1764000100" and found.values["STATE"] == "reboot-planned"
+    with open(path) as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        assert locksmith.daemon_file(root=tmp_path).running is True
+    assert locksmith.daemon_file(locksmith.daemon.COORDINATOR_PATH, root=tmp_path) is None
+    path.chmod(0o666)
+    with pytest.raises(locksmith.AccessDenied, match="writable by nobody else"):
+        locksmith.daemon_file(root=tmp_path)
+    with pytest.raises(locksmith.InvalidArgument, match="state"):
+        locksmith.daemon_state_text("etcd-lock", "Rebooting now", 1)
+    with pytest.raises(locksmith.InvalidArgument, match="both set or both NULL"):
+        locksmith.daemon_state_text("etcd-lock", "running", 1, slot=(locksmith.group_key("web"), None))

@@ -1,5 +1,5 @@
 """Finding and loading liblocksmith.so.1, and the ctypes prototype of every function of
-include/locksmith.h (version nodes LOCKSMITH_1 and LOCKSMITH_2). Nothing else in the package
+include/locksmith.h (version nodes LOCKSMITH_1, LOCKSMITH_2 and LOCKSMITH_3). Nothing else in the package
 touches ctypes' loader; every call goes through `lib`, whose functions all have argtypes and
 restype set from PROTOTYPES."""
 from __future__ import annotations
@@ -193,6 +193,9 @@ PROTOTYPES: Dict[str, Prototype] = {
     # The reboot-slot record
     "locksmith_slot_record_write": (c_int, [c_char_p, c_char_p, c_char_p]),
     "locksmith_slot_record_read": (c_int, [c_char_p, OwnedStringOut, OwnedStringOut]),
+    # Version 3 (LOCKSMITH_3): locksmithd's files under /run
+    "locksmith_daemon_file_read": (c_int, [c_char_p, c_char_p, P(ConfigP), P(c_int64)]),
+    "locksmith_daemon_state_text": (c_int, [c_char_p, c_char_p, c_int64, c_char_p, c_char_p, c_int64, OwnedStringOut]),
 }
 
 HOW_TO_FIX = ("install liblocksmith (`make install` in locksmith-swift, then `ldconfig`), or set "

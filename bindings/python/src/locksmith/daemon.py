@@ -1,5 +1,6 @@
-"""What locksmithd reads from its configuration (DaemonSettings), and the reboot-slot record it
-keeps in /var/lib/locksmith/reboot-slot (slot_record, record_slot)."""
+"""What locksmithd reads from its configuration (DaemonSettings), the reboot-slot record it
+keeps in /var/lib/locksmith/reboot-slot (slot_record, record_slot), and the files it keeps under
+/run while it runs (daemon_file, daemon_state_text)."""
 from __future__ import annotations
 
 import ctypes
@@ -8,7 +9,7 @@ import os
 from typing import List, NamedTuple, Optional, Tuple, Union
 
 from . import _native
-from ._base import Handle, check, copy_string, decode, encode_optional, encode_path, take_string
+from ._base import Handle, c_int_value, check, copy_string, decode, encode, encode_optional, encode_path, take_string
 from ._native import lib
 from .client import Client
 from .config import Config
@@ -215,3 +216,44 @@ def record_slot(key: Optional[str], id: Optional[str], root: Root = None) -> Non
     link. InvalidArgument for a bad key or id, or only one of the two."""
     check(lib.locksmith_slot_record_write(encode_path(root, "root"), encode_optional(key, "key"),
                                           encode_optional(id, "id")))
+
+
+#: The files a running locksmithd keeps under /run (locksmith.h's LOCKSMITH_*_PATH).
+COORDINATOR_PATH = "/run/update-engine/coordinator.conf"
+STATE_PATH = "/run/locksmith/state"
+
+
+class DaemonFile(NamedTuple):
+    """One of locksmithd's files under /run: its values, whether a running daemon holds it
+    (True), it is left over from one that stopped (False) or that cannot be told (None), and when
+    it was last replaced (Unix seconds)."""
+    values: Config
+    running: Optional[bool]
+    modified: int
+
+
+def daemon_file(path: str = STATE_PATH, root: Root = None) -> Optional[DaemonFile]:
+    """Reads path (STATE_PATH or COORDINATOR_PATH) under root (an absolute directory; None is
+    "/") with the library's checks: None when there is no file; AccessDenied for a symbolic link
+    or a file others could have written; BadData if it is not text."""
+    pointer = _native.ConfigP()
+    modified = ctypes.c_int64()
+    r = lib.locksmith_daemon_file_read(encode_path(root, "root"), encode_path(path, "path"), ctypes.byref(pointer),
+                                       ctypes.byref(modified))
+    if r == -errno.ENOENT:
+        return None
+    check(r)
+    return DaemonFile(Config(pointer), None if r == 2 else r == 1, modified.value)
+
+
+def daemon_state_text(strategy: str, state: str, state_since: int, slot: Optional[Tuple[str, str]] = None,
+                      slot_since: Optional[int] = None) -> str:
+    """The text of the state file as locksmithd writes it; slot is (key, id) of the slot held."""
+    key, id = slot if slot is not None else (None, None)
+    text = ctypes.c_void_p()
+    check(lib.locksmith_daemon_state_text(encode(strategy, "strategy"), encode(state, "state"),
+                                          c_int_value(state_since, "state_since", 64), encode_optional(key, "key"),
+                                          encode_optional(id, "id"),
+                                          -1 if slot_since is None else c_int_value(slot_since, "slot_since", 64),
+                                          ctypes.byref(text)))
+    return take_string(text)
