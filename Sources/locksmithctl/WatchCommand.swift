@@ -325,7 +325,7 @@ final class WatchView {
 
     /// The screen, as lines (not yet cut to the terminal).
     func screen(now: Int64, rows: Int) -> [String] {
-        var top = [header, "updated from etcd's watch; \(formatTime(now, "%a %Y-%m-%d %H:%M:%S %Z", utc: false))    Ctrl-C quits", ""]
+        var top = [header, formatTime(now, "%a %Y-%m-%d %H:%M:%S %Z", utc: false) + "   (changes from etcd's watch; Ctrl-C quits)", ""]
         for (group, l) in lost.sorted(by: { $0.key < $1.key }) {
             top.append("!! etcd lost" + (allGroups ? " (group \(groupName(group)))" : "") + " since \(formatTime(l.since, "%H:%M:%S", utc: false)): \(l.message); retrying every \(l.retry)s")
         }
@@ -360,13 +360,12 @@ final class WatchView {
         for change in seen.reversed() {
             bottom.append("  " + formatTime(change.time, "%H:%M:%S", utc: false) + "  " + (allGroups ? "\(groupName(change.group)): " : "") + change.text)
         }
-        // The newest changes fill what the groups leave; the groups are cut first only if the
-        // window cannot hold them and the heading of the changes.
-        let room = max(rows - top.count, 2)
+        // The newest changes fill what the groups leave; the groups are cut only if the window
+        // cannot hold them, the heading of the changes and the newest one.
         if top.count > rows - 2 {
             top = Array(top.prefix(max(rows - 3, 1))) + ["... (enlarge the window to see the rest)"]
         }
-        return top + Array(bottom.prefix(max(rows - top.count, min(room, 2))))
+        return top + Array(bottom.prefix(max(rows - top.count, 2)))
     }
 
     private func table(_ rows: [[String]]) -> [String] {
@@ -454,16 +453,19 @@ func runStatusWatch(_ context: Context, allGroups: Bool) throws {
             let got = read(signals, &buffer, buffer.count)
             if got > 0 && buffer.prefix(got).contains(where: { Int32($0) != SIGWINCH }) { return }
         }
-        var changed = false
         if fds[1].revents != 0 {
+            var changed = false
             for report in mailbox.take() {
                 view.apply(report, at: currentTime())
-                if allGroups, case .gone(let group) = report { watched.remove(group) }
+                switch report {
+                case .view: changed = true
+                case .gone(let group): watched.remove(group)
+                case .lost: break
+                }
             }
-            changed = true
             // A new group shows up in the listing when any group changes (the C API watches one
-            // key, not the prefix of all groups).
-            if allGroups, let groups = try? main.groups() {
+            // key, not the prefix of all groups). Not while etcd is lost: the view would hang.
+            if allGroups && changed, let groups = try? main.groups() {
                 for entry in groups where !watched.contains(entry.group) {
                     guard let client = try? context.client(group: entry.group),
                           let first = try? readView(client, group: entry.group) else { continue }
@@ -472,6 +474,7 @@ func runStatusWatch(_ context: Context, allGroups: Bool) throws {
                 }
             }
         }
-        if terminal { view.draw(now: currentTime()) } else if changed { continue }
+        // On a terminal every wake-up redraws (a change, the next second, a new window size).
+        if terminal { view.draw(now: currentTime()) }
     }
 }
