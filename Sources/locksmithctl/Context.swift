@@ -34,8 +34,23 @@ final class Context {
 
     func client() throws -> Client {
         if let madeClient { return madeClient }
+        let client = try makeClient(group: nil)
+        if debug { client.trace { [weak self] line in self?.debugLog(line) } }
+        madeClient = client
+        return client
+    }
+
+    /// Another client with the same settings, for `group`'s semaphore (status --watch
+    /// --all-groups watches each group with a client of its own).
+    func client(group: String) throws -> Client {
+        try makeClient(group: group)
+    }
+
+    /// A client from the flags, then the library's rule; `group` (if given) replaces -group.
+    private func makeClient(group: String?) throws -> Client {
         let client = try Client()
-        for name in Library.optionNames {
+        if let group { try client.set("group", group) }
+        for name in Library.optionNames where group == nil || name != "group" {
             let given = line.values(of: name)
             guard !given.isEmpty else { continue }
             let value = given.joined(separator: ",")
@@ -56,12 +71,11 @@ final class Context {
         } catch let error as LocksmithFailure {
             throw Failure(message: "Error initializing etcd client: \(error.message)", status: ExitStatus.failed)
         }
+        guard group == nil else { return client }
         for setting in client.settings {
             debugLog("\(setting.name) = \(setting.value) (from \(setting.origin.isEmpty ? "flag -\(setting.name)" : setting.origin))")
         }
         for warning in client.warnings { standardError("locksmithctl: warning: \(warning)\n") }
-        if debug { client.trace { [weak self] line in self?.debugLog(line) } }
-        madeClient = client
         return client
     }
 

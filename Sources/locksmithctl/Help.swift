@@ -82,6 +82,10 @@ func runCompletion(_ context: Context) throws {
     let names = commands.filter { !$0.hidden }.map(\.name)
     let flags = globalFlags.map { "-" + $0.name }
     let fileFlags = globalFlags.filter { $0.valueName == "FILE" }.map { "-" + $0.name }
+    // The commands' own flags, from the same table (status --json ... --watch, unlock --older-than).
+    let ownFlags = commands.filter { !$0.hidden }.flatMap { c in c.localFlags.map { (c.name, $0.name, $0.help) } + c.valueFlags.map { (c.name, $0.name + "=", $0.help) } }
+    var ownNames: [String] = []
+    for flag in ownFlags where !ownNames.contains(flag.1) { ownNames.append(flag.1) }
     switch context.line.arguments.first {
     case "bash":
         standardOutput("""
@@ -94,7 +98,7 @@ func runCompletion(_ context: Context) throws {
                     -etcd-api|--etcd-api) COMPREPLY=($(compgen -W "v2 v3 auto" -- "$cur")); return ;;
                 esac
                 if [[ "$cur" == -* ]]; then
-                    COMPREPLY=($(compgen -W "\(flags.joined(separator: " ")) --json --all-groups" -- "$cur"))
+                    COMPREPLY=($(compgen -W "\(flags.joined(separator: " ")) \(ownNames.map { "--" + $0 }.joined(separator: " "))" -- "$cur"))
                 else
                     COMPREPLY=($(compgen -W "\(names.joined(separator: " "))" -- "$cur"))
                 fi
@@ -109,7 +113,12 @@ func runCompletion(_ context: Context) throws {
             let value = flag.isBoolean ? "" : (flag.valueName == "FILE" ? ":file:_files" : ":\(flag.valueName.lowercased()):")
             text += "    '-\(flag.name)[\(help.replacing("'", with: ""))]\(value)' \\\n"
         }
-        text += "    '--json[JSON output (status)]' '--all-groups[every group (status)]' \\\n"
+        for name in ownNames {
+            let users = ownFlags.filter { $0.1 == name }.map(\.0).joined(separator: ", ")
+            let help = ownFlags.first { $0.1 == name }.map { String($0.2.split(separator: ".").first ?? "") } ?? ""
+            let flag = name.hasSuffix("=") ? String(name.dropLast()) + "=-" : name
+            text += "    '--\(flag)[\(help.replacing("'", with: "").replacing("[", with: "(").replacing("]", with: ")")) (\(users))]\(name.hasSuffix("=") ? ":value:" : "")' \\\n"
+        }
         text += "    '1:command:(\(names.joined(separator: " ")))' '*::argument:_default'\n}\n_locksmithctl \"$@\"\n"
         standardOutput(text)
     case "fish":
@@ -121,8 +130,11 @@ func runCompletion(_ context: Context) throws {
             text += "complete -c locksmithctl -o \(flag.name)" + (flag.isBoolean ? "" : " -r") + (flag.valueName == "FILE" ? " -F" : "")
                 + " -d \(fishQuote(String(flag.help.split(separator: ".").first ?? "")))\n"
         }
-        text += "complete -c locksmithctl -n '__fish_seen_subcommand_from status' -l json -d 'JSON output'\n"
-        text += "complete -c locksmithctl -n '__fish_seen_subcommand_from status' -l all-groups -d 'Every group'\n"
+        for flag in ownFlags {
+            let name = flag.1.hasSuffix("=") ? String(flag.1.dropLast()) : flag.1
+            text += "complete -c locksmithctl -n '__fish_seen_subcommand_from \(flag.0)' -l \(name)" + (flag.1.hasSuffix("=") ? " -r" : "")
+                + " -d \(fishQuote(String(flag.2.split(separator: ".").first ?? "")))\n"
+        }
         standardOutput(text)
     default:
         throw Failure(message: "completion takes one of bash, zsh, fish", status: ExitStatus.usage)

@@ -1,5 +1,5 @@
 // `status`, `status --json`, `status --all-groups`, `status --ages`: the original's output byte
-// for byte, and the views it did not have.
+// for byte, and the views it did not have (`status --watch` lives in WatchCommand.swift).
 import Glibc
 import Locksmith
 
@@ -8,6 +8,10 @@ func runStatus(_ context: Context) throws {
         throw Failure(message: "status takes no arguments\nRun 'locksmithctl help status' for usage.", status: ExitStatus.usage)
     }
     let json = context.line.localFlags.contains("json")
+    if context.line.localFlags.contains("watch") {
+        try runStatusWatch(context, allGroups: context.line.localFlags.contains("all-groups"))
+        return
+    }
     if context.line.localFlags.contains("all-groups") {
         try runAllGroups(context, json: json)
         return
