@@ -617,6 +617,7 @@ public final class EtcdClient {
         if let fleetLock { throw fleetLockUnsupported(fleetLock) }
         var failures: [String] = []
         var allTimedOut = true
+        var noneServed = true  // every endpoint answered, but none as etcd serving this API
         let all = options.endpoints
         for offset in 0..<all.count {
             let index = (preferred + offset) % all.count
@@ -640,6 +641,7 @@ public final class EtcdClient {
                 if response.status >= 500 {
                     failures.append("\(endpoint): HTTP \(response.status) \(excerpt(response.text, limit: 60))")
                     allTimedOut = false
+                    noneServed = false
                     continue
                 }
                 if let refusal = refusal(response, path) { throw refusal }
@@ -650,7 +652,12 @@ public final class EtcdClient {
             } catch let error as LocksmithError where error.kind == .connectionFailed || error.kind == .timedOut {
                 failures.append("\(endpoint): \(error.message)")
                 allTimedOut = allTimedOut && error.kind == .timedOut
+                noneServed = false
             }
+        }
+        if noneServed && !failures.isEmpty {
+            // Reached, and answered: a protocol error, not a connection that failed.
+            throw LocksmithError(.protocolError, "no endpoint serves the etcd API in use (" + failures.joined(separator: "; ") + ")")
         }
         throw LocksmithError(allTimedOut ? .timedOut : .connectionFailed, "no etcd endpoint answered (" + failures.joined(separator: "; ") + ")")
     }

@@ -187,9 +187,13 @@ class EndpointErrorsSayWhatToDo(unittest.TestCase):
                     "set etcd-api (flag -etcd-api, or LOCKSMITHD_ETCD_API) to v3 or auto",
                     "Machines that still run the original locksmith speak only v2, and v2 and v3 keep separate semaphores: "
                     "while any do, keep every machine on v2 and start etcd with --enable-v2=true")
-            for args in (["lock", "m1"], ["status"], ["set-max", "3"]):
+            # Reached, and answered: the command's own prefix (EPROTO at the C API), not "Error
+            # initializing etcd client" (a connection that failed).
+            for args, prefix in [(["lock", "m1"], "Error locking: "), (["status"], "Error reading semaphore: "),
+                                 (["set-max", "3"], "Error setting value: ")]:
                 with self.subTest(args=args):
-                    refused(self, ctl("-endpoint", etcd.endpoint, "-etcd-api", "v2", *args), *says)
+                    refused(self, ctl("-endpoint", etcd.endpoint, "-etcd-api", "v2", *args),
+                            "no endpoint serves the etcd API in use (", *says, prefix=prefix)
             self.assertIsNone(etcd.get("v3", KEY), "nothing was written")
             # As advised: v3 (or auto) works.
             for api in ("v3", "auto"):
@@ -206,8 +210,12 @@ class EndpointErrorsSayWhatToDo(unittest.TestCase):
                                       ("v2", "HTTP 404 to GET /v2/keys/coreos.com/updateengine/rebootlock/semaphore")]:
                 with self.subTest(api=api):
                     refused(self, ctl("-endpoint", web.endpoint, "-etcd-api", api, "lock", "m1"),
-                            "%s: this is not etcd: it answered %s" % (web.endpoint, request_line),
-                            "check that the endpoint is the URL of etcd's client port (--advertise-client-urls, port 2379 by default)")
+                            "no endpoint serves the etcd API in use (%s: this is not etcd: it answered %s" % (web.endpoint, request_line),
+                            "check that the endpoint is the URL of etcd's client port (--advertise-client-urls, port 2379 by default)",
+                            prefix="Error locking: ")
+            # With a dead endpoint in the list too, the connection failure leads.
+            refused(self, ctl("-endpoint", web.endpoint + ",http://127.0.0.1:9", "status"),
+                    "no etcd endpoint answered (%s: this is not etcd" % web.endpoint, "; http://127.0.0.1:9: nothing accepts connections there")
             # Before a real etcd in the list, it is skipped.
             etcd = harness.Etcd()
             try:
