@@ -279,7 +279,11 @@ public struct ClientOptions: Sendable {
         var url = text
         let lower = url.lowercased()
         guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
-            throw LocksmithError(.invalidArgument, "\(what) \(JSONText.quotedExcerpt(withoutCredentials(url))) has no http:// or https:// scheme")
+            let shown = withoutCredentials(url)
+            // A bare host:port (as etcdctl's --endpoints takes it) gets the URL it should be.
+            let bare = !url.contains("://") && !SemaphoreDocument.hasControlCharacter(url) && !url.contains(" ") && !url.isEmpty
+            let fix = bare ? ": write it as \(JSONText.quotedExcerpt("http://" + shown)) (https:// if the server uses TLS)" : ""
+            throw LocksmithError(.invalidArgument, "\(what) \(JSONText.quotedExcerpt(shown)) has no http:// or https:// scheme\(fix)")
         }
         // A control character would reach libcurl's URL parser and every message that shows it.
         if SemaphoreDocument.hasControlCharacter(url) {
@@ -314,8 +318,12 @@ public struct ClientOptions: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
+            // What to do: a file this user may not read is the common case (made by root, mode 0600).
+            let fix = code == EACCES || code == EPERM
+                ? ": run as a user who may read it (locksmithd runs as root), or let this user read it (chgrp its group, then chmod g+r)"
+                : ""
             throw LocksmithError(code == EACCES ? .permissionDenied : .invalidArgument,
-                                 "\(option): cannot read \(path): \(String(cString: strerror(code)))")
+                                 "\(option): cannot read \(path): \(String(cString: strerror(code)))\(fix)")
         }
         close(fd)
         return path

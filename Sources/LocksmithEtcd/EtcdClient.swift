@@ -525,7 +525,7 @@ public final class EtcdClient {
             lastDecoded = (value, document)
             return document
         } catch let error as LocksmithError {
-            throw LocksmithError(error.kind, "\(key): \(error.message)")
+            throw LocksmithError(error.kind, "\(key): \(error.message): \(Advice.repair(key: key, api: api))")
         }
     }
 
@@ -617,6 +617,7 @@ public final class EtcdClient {
         if let fleetLock { throw fleetLockUnsupported(fleetLock) }
         var failures: [String] = []
         var allTimedOut = true
+        var noneServed = true  // every endpoint answered, but none as etcd serving this API
         let all = options.endpoints
         for offset in 0..<all.count {
             let index = (preferred + offset) % all.count
@@ -631,11 +632,19 @@ public final class EtcdClient {
                                                 headers: headers + authHeaders(endpoint), timeoutMilliseconds: options.timeoutMilliseconds,
                                                 evenIfCancelled: evenIfCancelled)
                 }
-                if response.status >= 500 {
-                    failures.append("\(endpoint): HTTP \(response.status) \(excerpt(response.text, limit: 60))")
+                if let notServed = notServed(response, method, path, endpoint) {
+                    // Not etcd, or not the API asked for: the next endpoint may be.
+                    failures.append("\(endpoint): \(notServed)")
                     allTimedOut = false
                     continue
                 }
+                if response.status >= 500 {
+                    failures.append("\(endpoint): HTTP \(response.status) \(excerpt(response.text, limit: 60))")
+                    allTimedOut = false
+                    noneServed = false
+                    continue
+                }
+                if let refusal = refusal(response, path) { throw refusal }
                 preferred = index
                 endpointInUse = endpoint
                 failedBeforeAnswer = !failures.isEmpty
@@ -643,9 +652,64 @@ public final class EtcdClient {
             } catch let error as LocksmithError where error.kind == .connectionFailed || error.kind == .timedOut {
                 failures.append("\(endpoint): \(error.message)")
                 allTimedOut = allTimedOut && error.kind == .timedOut
+                noneServed = false
             }
         }
+        if noneServed && !failures.isEmpty {
+            // Reached, and answered: a protocol error, not a connection that failed.
+            throw LocksmithError(.protocolError, "no endpoint serves the etcd API in use (" + failures.joined(separator: "; ") + ")")
+        }
         throw LocksmithError(allTimedOut ? .timedOut : .connectionFailed, "no etcd endpoint answered (" + failures.joined(separator: "; ") + ")")
+    }
+
+    /// Why an answer shows that the endpoint does not serve what was asked, and what to do; nil
+    /// when it does. An etcd answer is JSON (v2: an `action` and a `node`, or an `errorCode`), so
+    /// an answer that is not, is not etcd's; an etcd that does not serve v2 answers a v2 request
+    /// with a plain 404, told apart from other servers by its `/version` (asked only then). In
+    /// `auto` the first v2 request is the probe, whose 404 means "use v3": not judged here.
+    private func notServed(_ response: HTTPResponse, _ method: String, _ path: String, _ endpoint: String) -> String? {
+        if path.hasPrefix("/v2/") {
+            guard api == .v2, !V2.isV2Answer(response) else { return nil }
+            if response.status == 404, let version = etcdVersion(endpoint) { return Advice.noV2(version: version) }
+        } else if !path.hasPrefix("/v3/") || JSONTree(response.body) != nil {
+            return nil
+        }
+        return Advice.notEtcd(status: response.status, method: method, path: path, body: response.text)
+    }
+
+    /// The etcd server version `endpoint` reports at `/version` ("etcd 3.4.23"), or nil when it
+    /// does not answer as etcd does.
+    private func etcdVersion(_ endpoint: String) -> String? {
+        guard let response = try? http.perform(method: "GET", url: endpoint + "/version", timeoutMilliseconds: options.timeoutMilliseconds),
+              response.status == 200, let server = JSONTree(response.body)?.node["etcdserver"]?.string,
+              !server.isEmpty, server.utf8.count <= 32, server.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else { return nil }
+        return "etcd \(server)"
+    }
+
+    /// An answer that refuses our credentials or our access, as the error that says what to do
+    /// (v2: HTTP 401 with etcd error 110; v3: the gateway's unauthenticated or permission denied).
+    private func refusal(_ response: HTTPResponse, _ path: String) -> LocksmithError? {
+        guard response.status != 200 else { return nil }
+        let tree = JSONTree(response.body)
+        let etcdSaid = tree?.node["message"]?.string ?? tree?.node["error"]?.string ?? excerpt(response.text, limit: 60)
+        if path.hasPrefix("/v2/") {
+            guard tree?.node["errorCode"]?.int64 == 110 else { return nil }
+            guard let user = options.username else { return LocksmithError(.permissionDenied, Advice.credentialsNeeded) }
+            return LocksmithError(.permissionDenied, Advice.v2Refused(user: user, etcdSaid: "110: \(etcdSaid)"))
+        }
+        guard path.hasPrefix("/v3/") else { return nil }
+        switch V3.refusal(response, tree) {
+        case .noUser?:
+            return LocksmithError(.permissionDenied, Advice.credentialsNeeded)
+        case .badCredentials?:
+            guard let user = options.username else { return LocksmithError(.permissionDenied, Advice.credentialsNeeded) }
+            return LocksmithError(.permissionDenied, Advice.wrongCredentials(user: user, etcdSaid: etcdSaid))
+        case .denied?:
+            guard let user = options.username else { return LocksmithError(.permissionDenied, Advice.credentialsNeeded) }
+            return LocksmithError(.permissionDenied, Advice.noPermission(user: user, etcdSaid: etcdSaid))
+        case nil:
+            return nil
+        }
     }
 
     // MARK: Authentication (v3)
@@ -663,6 +727,10 @@ public final class EtcdClient {
             do {
                 answered = try V3.parseToken(response)
             } catch let error as LocksmithError {
+                let tree = JSONTree(response.body)
+                if let etcdSaid = tree?.node["message"]?.string ?? tree?.node["error"]?.string, etcdSaid.contains("authentication failed") {
+                    throw LocksmithError(.permissionDenied, Advice.wrongCredentials(user: user, etcdSaid: etcdSaid))
+                }
                 throw LocksmithError(.permissionDenied, "etcd refused user \(JSONText.quoted(user)): \(error.message)")
             }
             // The token goes into a header line of every request: only visible ASCII, bounded.

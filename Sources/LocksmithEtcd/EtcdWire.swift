@@ -102,7 +102,7 @@ enum V2 {
             throw LocksmithError(.protocolError, "\(key): the v2 answer has no node: \(excerpt(response.text))")
         }
         if node["dir"]?.bool == true {
-            throw LocksmithError(.badMessage, "\(key): is a directory, not a semaphore document")
+            throw LocksmithError(.badMessage, "\(key): is a directory, not a semaphore document: \(Advice.repairDirectory(key: key))")
         }
         guard let index = node["modifiedIndex"]?.int64 else {
             throw LocksmithError(.protocolError, "\(key): the v2 answer has no modifiedIndex")

@@ -201,6 +201,9 @@ final class HTTPConnection {
             reason = "nothing accepts connections there: is the server running, and is the URL's address and port right? (\(reason))"
         } else if code == CURLE_COULDNT_RESOLVE_HOST {
             reason = "the host name does not resolve: check the URL's host name, or use an address (\(reason))"
+        } else if code == CURLE_OPERATION_TIMEDOUT && !interruptible && detail.hasPrefix("Operation timed out") {
+            // Connected, then silence (a watch's timeout is its normal end, not this).
+            reason = "\(Advice.noAnswerInTime) (\(reason))"
         }
         throw LocksmithError(HTTPConnection.kind(of: code), reason)
     }

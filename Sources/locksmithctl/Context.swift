@@ -113,7 +113,7 @@ final class Context {
         do {
             return try Library.machineID()
         } catch {
-            throw Failure(message: "Error reading machine id: \(error)", status: ExitStatus.failed)
+            throw Failure(message: "Error reading machine id: \(error), or name the machine: locksmithctl \(verb) ID", status: ExitStatus.failed)
         }
     }
 }

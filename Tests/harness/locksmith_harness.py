@@ -235,15 +235,16 @@ def group_key(group):
 
 class Etcd:
     """etcd on loopback in a temporary data dir; with tls=(cert, key, ca) it serves https with that
-    certificate (ca: the file that verifies it, to see that it started)."""
+    certificate (ca: the file that verifies it, to see that it started). enable_v2=False: an etcd
+    that serves only v3, as etcd 3.4 does by default (and 3.6 always)."""
 
-    def __init__(self, port=None, prefix="locksmith-test-etcd-", tls=None, client_certificate=None):
+    def __init__(self, port=None, prefix="locksmith-test-etcd-", tls=None, client_certificate=None, enable_v2=True):
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.dir = tempfile.mkdtemp(prefix=prefix, dir=base)
         self.port, peer = port or free_port(), free_port()
         self.endpoint = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
         self.proc = subprocess.Popen(
-            ["etcd", "--name", "test", "--data-dir", self.dir + "/data", "--enable-v2=true",
+            ["etcd", "--name", "test", "--data-dir", self.dir + "/data", "--enable-v2=%s" % ("true" if enable_v2 else "false"),
              "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
              "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
              "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
