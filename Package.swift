@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "LocksmithCAPI", dependencies: ["CLocksmith", "LocksmithCore", "LocksmithSystem", "LocksmithEtcd"]),
         .target(name: "Locksmith", dependencies: ["CLocksmith"] + (linkShared ? [] : ["LocksmithCAPI"]),
                 linkerSettings: linkShared ? [.linkedLibrary("locksmith")] : []),
-        .executableTarget(name: "locksmithctl", dependencies: ["Locksmith", "LocksmithBus"]),
+        .executableTarget(name: "locksmithctl", dependencies: ["Locksmith", "LocksmithBus", "LocksmithDaemon"]),
         .target(name: "LocksmithDaemon", dependencies: ["Locksmith"]),
         .executableTarget(name: "locksmithd", dependencies: ["CGlibc", "CSystemd", "Locksmith", "LocksmithBus", "LocksmithDaemon"]),
         .testTarget(

@@ -176,6 +176,11 @@ public struct SemaphoreDocument: Sendable, Equatable {
 public final class Configuration {
     let handle: OpaquePointer
 
+    /// The update.conf files the library reads, in order (later files win), as locksmith.h's
+    /// locksmith_config_load() lists them.
+    public static let files = ["/usr/share/coreos/update.conf", "/usr/share/flatcar/update.conf",
+                               "/etc/coreos/update.conf", "/etc/flatcar/update.conf"]
+
     /// The node's configuration: files under `root` (nil: $LOCKSMITH_ROOT, else "/"), then the
     /// environment when `environment`.
     public init(root: String? = nil, environment: Bool = true) throws {

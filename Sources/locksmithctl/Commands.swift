@@ -91,6 +91,23 @@ let commands: [Command] = [
                 in LOCKSMITHD_REBOOT_WINDOW_TZ's zone when that is set.
                 """,
             examples: ["locksmithctl window"], run: runWindow),
+    Command(name: "check", arguments: "", summary: "Check whether this machine is ready to take part in rollouts, and say what to fix.",
+            details: """
+                Looks at the machine as locksmithd does (its update.conf files and LOCKSMITHD_* \
+                variables, not locksmithctl's flags) and prints one line per check, ok, warning or \
+                error, with what to do when it is not ok: the update.conf files and the settings \
+                (with the file and line of a bad one), the strategy, the reboot window and when it \
+                next opens, the machine id, whether locksmithd runs and in what state, where \
+                "reboot needed" comes from (the update engine on the bus, or the file watched), \
+                the hooks, and with etcd-lock each etcd endpoint (answering, TLS and its CA, the \
+                user), the API in use and whether machines on the original locksmith share the \
+                semaphore, the group's semaphore (readable, valid, max and holders) and whether \
+                this machine holds a slot locksmithd did not take. Only reads. Exit status 0 when \
+                every check is ok, 1 with warnings, 2 with errors.
+                """,
+            examples: ["locksmithctl check", "locksmithctl check --json"],
+            localFlags: [("json", "Print one JSON object: status (ok, warning or error), the counts, and checks, each with check, status, message and fix (null when ok).")],
+            run: runCheck),
     Command(name: "completion", arguments: "bash|zsh|fish", summary: "Print a shell completion script.",
             details: "make install installs them; this prints one for other places.",
             examples: ["locksmithctl completion bash > /etc/bash_completion.d/locksmithctl"], hidden: true, run: runCompletion),

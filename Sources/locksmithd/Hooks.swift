@@ -14,60 +14,11 @@ struct Hooks {
     /// The environment of every hook (the phase is added per run).
     let environment: [String]
 
-    /// What a phase's directory holds: the hooks to run, in name order, or why one is refused.
-    enum Entry: Equatable {
-        case hook(name: String, path: String)
-        case refused(name: String, why: String)
-    }
+    func phaseDirectory(_ phase: HookPhase) -> String { HookFiles.directory(directory, phase) }
 
-    /// The names that are run: letters, digits, "_", "-" and "."; not hidden files, editor
-    /// backups or the package manager's leftovers.
-    static func runnable(_ name: String) -> Bool {
-        guard let first = name.utf8.first, first != UInt8(ascii: ".") else { return false }
-        guard name.utf8.allSatisfy({ isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }) else { return false }
-        let leftovers = [".dpkg-old", ".dpkg-new", ".dpkg-dist", ".dpkg-tmp", ".dpkg-bak", ".ucf-old", ".ucf-new", ".ucf-dist", ".rpmnew", ".rpmsave", ".swp", ".bak", ".orig"]
-        return !leftovers.contains(where: { name.hasSuffix($0) })
-    }
-
-    /// Why a file or directory with this status may not be run by root, or nil.
-    static func refusal(_ st: stat, directory: Bool) -> String? {
-        let kind = st.st_mode & S_IFMT
-        if directory && kind != S_IFDIR { return "not a directory" }
-        if !directory && kind != S_IFREG { return "not a regular file" }
-        if st.st_uid != 0 { return "owned by uid \(st.st_uid), not root" }
-        if st.st_mode & 0o022 != 0 { return "writable by \(st.st_mode & 0o002 != 0 ? "every user" : "its group")" }
-        if !directory && st.st_mode & 0o100 == 0 { return "not executable" }
-        return nil
-    }
-
-    func phaseDirectory(_ phase: HookPhase) -> String { directory + "/" + phase.rawValue + ".d" }
-
-    /// The phase's entries in name order; [] when its directory does not exist. A directory that
-    /// cannot be trusted is one refused entry.
-    func entries(_ phase: HookPhase) -> [Entry] {
-        let dir = phaseDirectory(phase)
-        var st = stat()
-        guard lstat(dir, &st) == 0 else {
-            return errno == ENOENT ? [] : [.refused(name: dir, why: String(cString: strerror(errno)))]
-        }
-        if let why = Hooks.refusal(st, directory: true) { return [.refused(name: dir, why: why)] }
-        guard let handle = opendir(dir) else { return [.refused(name: dir, why: String(cString: strerror(errno)))] }
-        defer { closedir(handle) }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if Hooks.runnable(name) { names.append(name) }
-            if names.count > 1000 { break }
-        }
-        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map { name in
-            let path = dir + "/" + name
-            var st = stat()
-            // stat, not lstat: a link to a hook elsewhere is fine if what it names passes.
-            guard stat(path, &st) == 0 else { return .refused(name: name, why: String(cString: strerror(errno))) }
-            if let why = Hooks.refusal(st, directory: false) { return .refused(name: name, why: why) }
-            return .hook(name: name, path: path)
-        }
-    }
+    /// The phase's entries in name order (the rules are LocksmithDaemon's HookFiles, which
+    /// `locksmithctl check` applies too).
+    func entries(_ phase: HookPhase) -> [HookFiles.Entry] { HookFiles.entries(directory, phase) }
 
     func has(_ phase: HookPhase) -> Bool { !entries(phase).isEmpty }
 
