@@ -45,10 +45,13 @@ SWIFT_SOURCES := Package.swift $(shell find Sources -path Sources/locksmith-run 
 # --exclude-libs ALL that would hide it from the version script (tools/build/swift-resources).
 # -Bsymbolic: the library's own calls into the runtime do not go through its exports.
 #
-# The library links libstdc++ (the Swift runtime's C++ library) statically too, through the linker
-# scripts in build/link: loading libstdc++.so runs its initialization in every process, about 2
-# million instructions. (libcurl stays shared: its static archive needs every TLS library linked
-# in; json-c is shared for the library's C users.)
+# The library links libstdc++ (the Swift runtime's C++ library) and the unwinder (libgcc_eh)
+# statically too, through the linker scripts in build/link: loading libstdc++.so runs its
+# initialization in every process, about 2 million instructions. json-c is linked in as well
+# (through the resource directory, tools/build/swift-resources), its symbols hidden: each shared
+# library loaded costs every process that loads liblocksmith, a login through pam_locksmith among
+# them (docs/benchmarks.md). (libcurl stays shared: its static archive needs every TLS library
+# linked in.)
 #
 # --no-export-dynamic: the static runtime's link arguments would export every symbol of a program,
 # and each symbol lookup of a library loaded later (libcurl, libsystemd and theirs) would then have
@@ -87,7 +90,7 @@ $(BUILD)/swift/.resources: tools/build/swift-resources
 $(BUILD)/swift/all.map: tools/build/private-runtime tools/build/liblocksmith.map Sources/LocksmithCore/Version.swift
 	tools/build/private-runtime $(PRIVATE_NODE) $(BUILD)/swift
 
-LIB_INPUTS := $(SWIFT_SOURCES) Makefile $(BUILD)/swift/.resources $(BUILD)/link/libstdc++.so $(BUILD)/link/libjson-c.so
+LIB_INPUTS := $(SWIFT_SOURCES) Makefile $(BUILD)/swift/.resources $(BUILD)/link/libstdc++.so $(BUILD)/link/libgcc_s.so
 
 # Step 1: the library the programs are linked against.
 $(BUILD)/link-all/liblocksmith.so: $(LIB_INPUTS) $(BUILD)/swift/all.map
@@ -113,9 +116,11 @@ $(BUILD)/link/libstdc++.so:
 	mkdir -p $(BUILD)/link
 	echo "INPUT($$($(CC) -print-file-name=libstdc++.a))" > $@
 
-$(BUILD)/link/libjson-c.so:
+# The unwinder too (libgcc_eh.a instead of libgcc_s.so.1): one shared library fewer to load in
+# every process that loads liblocksmith (a login through pam_locksmith among them).
+$(BUILD)/link/libgcc_s.so:
 	mkdir -p $(BUILD)/link
-	echo "INPUT($$(pkg-config --variable=libdir json-c)/libjson-c.a)" > $@
+	echo "INPUT($$($(CC) -print-file-name=libgcc_eh.a))" > $@
 
 $(BUILD)/bin/%: $(SWIFT_SOURCES) Makefile $(BUILD)/swift/.resources $(BUILD)/link-all/liblocksmith.so
 	LOCKSMITH_LINK_SHARED=1 $(SWIFT) build $(BIN_FLAGS) --product $*
