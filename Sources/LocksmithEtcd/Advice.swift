@@ -69,13 +69,6 @@ enum Advice {
             + "such as `\(put)` (list the machines that hold a slot in holders, and set semaphore to max minus their number)"
     }
 
-    /// How to clear a v2 directory where the semaphore belongs.
-    static func repairDirectory(key: String) -> String {
-        "locksmith does not remove it: look at what it holds with `ETCDCTL_API=2 etcdctl ls --recursive /\(key)`, "
-            + "then remove it with `ETCDCTL_API=2 etcdctl rm --recursive /\(key)` (the next locksmith command creates a fresh semaphore "
-            + "with max 1: set the maximum again with locksmithctl set-max)"
-    }
-
     // MARK: Time
 
     /// The server took the connection, then said nothing within the timeout.

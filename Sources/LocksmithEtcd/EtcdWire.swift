@@ -38,6 +38,14 @@ enum WireResult {
 // MARK: - v2 keys API
 
 enum V2 {
+    /// What to do about a v2 directory where a semaphore belongs (docs/errors.md). Here rather than
+    /// with the other advice (Advice.swift) so that the wire code builds on its own (Tests/harness/fuzz).
+    static func repairDirectory(key: String) -> String {
+        "locksmith does not remove it: look at what it holds with `ETCDCTL_API=2 etcdctl ls --recursive /\(key)`, "
+            + "then remove it with `ETCDCTL_API=2 etcdctl rm --recursive /\(key)` (the next locksmith command creates a fresh semaphore "
+            + "with max 1: set the maximum again with locksmithctl set-max)"
+    }
+
     static func keyPath(_ key: String) -> String { "/v2/keys/" + URLEscape.path(key) }
 
     /// `GET /v2/keys/<key>?quorum=true`. The original read without `quorum`, which lets any member
@@ -102,7 +110,7 @@ enum V2 {
             throw LocksmithError(.protocolError, "\(key): the v2 answer has no node: \(excerpt(response.text))")
         }
         if node["dir"]?.bool == true {
-            throw LocksmithError(.badMessage, "\(key): is a directory, not a semaphore document: \(Advice.repairDirectory(key: key))")
+            throw LocksmithError(.badMessage, "\(key): is a directory, not a semaphore document: \(V2.repairDirectory(key: key))")
         }
         guard let index = node["modifiedIndex"]?.int64 else {
             throw LocksmithError(.protocolError, "\(key): the v2 answer has no modifiedIndex")

@@ -368,5 +368,33 @@ class Etcd(CheckTest):
         self.assertOnly(m.findings(), "etcd", "error", tls.endpoint)
 
 
+class Authentication(CheckTest):
+    def test_the_user_and_a_wrong_password(self):
+        # etcd v3 with authentication: root, and the check authenticated as root, or refused.
+        self.update_engine()
+        server = harness.Etcd(prefix="locksmith-test-etcd-check-auth-", enable_v2=False)
+        self.addCleanup(server.stop)
+        for path, body in [("/v3/auth/user/add", {"name": "root", "password": sec.PASSWORD}), ("/v3/auth/role/add", {"name": "root"}),
+                           ("/v3/auth/user/grant", {"user": "root", "role": "root"}), ("/v3/auth/enable", {})]:
+            status, answer = sec.request(server.endpoint, "POST", path, json.dumps(body).encode())
+            self.assertEqual(status, 200, (path, answer))
+        right = os.path.join(self.machine().root, "right")
+        wrong = os.path.join(self.machine().root, "wrong")
+        for path, text in ((right, sec.PASSWORD), (wrong, sec.WRONG)):
+            with open(path, "w") as f:
+                f.write(text + "\n")
+            os.chmod(path, 0o600)
+        g = new_group()
+        m = self.machine(etcd_conf(g, endpoint=server.endpoint, extra="LOCKSMITHD_ETCD_USERNAME=root\nLOCKSMITHD_ETCD_PASSWORD_FILE=%s\n" % right))
+        self.assertOnly(m.findings(), "etcd", "ok", server.endpoint, "(etcd v3)", 'authenticated as "root"')
+        m = self.machine(etcd_conf(g, endpoint=server.endpoint, extra="LOCKSMITHD_ETCD_USERNAME=root\nLOCKSMITHD_ETCD_PASSWORD_FILE=%s\n" % wrong))
+        doc = m.findings()
+        self.assertEqual(m.code, 2, doc)
+        c = self.assertOnly(doc, "etcd", "error", server.endpoint, "password is wrong")
+        self.assertNotIn(sec.WRONG, json.dumps(doc))
+        m = self.machine(etcd_conf(g, endpoint=server.endpoint))
+        self.assertOnly(m.findings(), "etcd", "error", server.endpoint, "requires a user name and password")
+
+
 if __name__ == "__main__":
     unittest.main()
