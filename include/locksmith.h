@@ -620,6 +620,11 @@ int locksmith_daemon_file_read(const char *root, const char *path, locksmith_con
  * -EINVAL naming the bad value. */
 int locksmith_daemon_state_text(const char *strategy, const char *state, int64_t state_since, const char *slot_key, const char *slot_id, int64_t slot_since, char **ret_text);
 
+/* The line of its file on which the assignment of key that c holds starts (1 for the first line),
+ * to point at a bad setting (`locksmithctl check`); 0 when it came from the environment or a text
+ * without lines. Returns the line, -ENOENT when nothing sets key, or -EINVAL. */
+int locksmith_config_line(const locksmith_config *c, const char *key);
+
 #ifdef __cplusplus
 }
 #endif

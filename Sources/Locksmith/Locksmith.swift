@@ -211,6 +211,13 @@ public final class Configuration {
         return (copy(value) ?? "", copy(origin) ?? "")
     }
 
+    /// The line of its file on which `key`'s assignment starts; nil when nothing sets it or it
+    /// came from the environment.
+    public func line(_ key: String) -> Int? {
+        let r = locksmith_config_line(handle, key)
+        return r > 0 ? Int(r) : nil
+    }
+
     /// Lines of the files that were skipped, each naming its file and line.
     public var warnings: [String] {
         list(locksmith_config_warning_count(handle)) { locksmith_config_warning(handle, $0) }

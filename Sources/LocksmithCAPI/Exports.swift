@@ -1069,3 +1069,13 @@ public func locksmith_daemon_state_text(_ strategy: UnsafePointer<CChar>!, _ sta
         return 0
     }
 }
+
+@c @implementation
+public func locksmith_config_line(_ c: OpaquePointer!, _ key: UnsafePointer<CChar>!) -> Int32 {
+    call {
+        let handle = try ConfigHandle.from(c, "c")
+        let name = try text(key, "key")
+        guard let setting = handle.value.settings[name] else { throw LocksmithError(.notFound, "\(name) is not set") }
+        return Int32(clamping: setting.line)
+    }
+}

@@ -7,6 +7,8 @@ public struct Configuration: Sendable {
         public var value: String
         /// A file path, or "environment".
         public var origin: String
+        /// The line of the file the assignment starts on; 0 for the environment.
+        public var line: Int = 0
     }
 
     /// The update.conf files, in the order they are read (later wins): the distribution's
@@ -27,8 +29,8 @@ public struct Configuration: Sendable {
     /// Adds the assignments of one EnvironmentFile-syntax text; they override earlier ones.
     public mutating func merge(fileText: String, origin: String) {
         let parsed = EnvironmentFile.parse(fileText)
-        for (key, value) in parsed.assignments {
-            settings[key] = Setting(value: value, origin: origin)
+        for ((key, value), line) in zip(parsed.assignments, parsed.lines) {
+            settings[key] = Setting(value: value, origin: origin, line: line)
         }
         warnings += parsed.warnings.map { "\(origin): \($0)" }
     }

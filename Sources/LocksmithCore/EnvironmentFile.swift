@@ -18,6 +18,8 @@ public enum EnvironmentFile {
         public var assignments: [(key: String, value: String)] = []
         /// One line per skipped line, naming its line number.
         public var warnings: [String] = []
+        /// The line each assignment starts on, in the order of `assignments`.
+        public var lines: [Int] = []
     }
 
     private enum State {
@@ -46,6 +48,7 @@ public enum EnvironmentFile {
             let name = string(key, keyLength)
             if isValidName(name) {
                 result.assignments.append((name, string(value, valueLength)))
+                result.lines.append(keyLine)
             } else {
                 result.warnings.append("line \(keyLine): \(JSONText.quoted(name)) is not a valid variable name, line ignored")
             }

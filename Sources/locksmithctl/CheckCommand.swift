@@ -69,13 +69,18 @@ private final class Checker {
         do {
             settings = try DaemonSettings(configuration!, root: root)
         } catch {
-            add("settings", .error, "\(error)", fix: "correct the setting named (locksmithd does not start with it)")
+            // The message starts with the setting: VARIABLE="value" (from FILE) ...
+            let message = "\(error)"
+            let variable = String(message.prefix { $0 == "_" || ("A"..."Z").contains($0) || ("0"..."9").contains($0) })
+            let place = place(of: variable)
+            add("settings", .error, message,
+                fix: "correct \(place.map { "\(variable) at \($0)" } ?? "the setting named") (locksmithd does not start with it)")
             return
         }
         // The configuration's own warnings (skipped lines) are among them: said once, above.
         for warning in settings!.warnings where !configuration!.warnings.contains(warning) { add("settings", .warning, warning) }
         let strategy = settings!.strategy
-        let origin = configuration!["REBOOT_STRATEGY"].map { " (\($0.origin))" } ?? " (the default)"
+        let origin = place(of: "REBOOT_STRATEGY").map { " (\($0))" } ?? " (the default)"
         switch strategy {
         case "off":
             add("strategy", .warning, "REBOOT_STRATEGY=off\(origin): locksmithd does nothing, and this machine never reboots for an update",
@@ -88,6 +93,12 @@ private final class Checker {
             add("strategy", .ok, "REBOOT_STRATEGY=\(strategy)\(origin): takes a slot of group \(groupName(settings!.group)) in etcd first")
         }
         checkWindow()
+    }
+
+    /// Where `variable` was set: "FILE:LINE", "environment", or nil when nothing sets it.
+    func place(of variable: String) -> String? {
+        guard !variable.isEmpty, let setting = configuration?[variable] else { return nil }
+        return configuration!.line(variable).map { "\(setting.origin):\($0)" } ?? setting.origin
     }
 
     func groupName(_ group: String) -> String { group.isEmpty ? "(default)" : Library.jsonQuoted(group) }

@@ -393,6 +393,12 @@ static void test_config(const char *root) {
     CHECK_RC(locksmith_config_get(c, "C", &value, NULL), 0);
     CHECK_STR(value, "z");
     CHECK_RC(locksmith_config_get(c, "D", &value, NULL), -ENOENT);
+    /* the line each assignment starts on (LOCKSMITH_3) */
+    CHECK_RC(locksmith_config_line(c, "A"), 2);
+    CHECK_RC(locksmith_config_line(c, "C"), 4);
+    CHECK_RC(locksmith_config_line(c, "D"), -ENOENT);
+    CHECK_RC(locksmith_config_line(c, NULL), -EINVAL);
+    CHECK_RC(locksmith_config_line(NULL, "A"), -EINVAL);
     c = locksmith_config_free(c);
 
     /* Files under the root, later ones winning, the environment over all */

@@ -728,6 +728,8 @@ static void test_config_warnings(void) {
     strcpy(text + n, "\n\x01\x02\x7f\nA=1\n");
     CHECK_RC(locksmith_config_parse(text, "origin", &c), 0);
     CHECK_RC(locksmith_config_warning_count(c), 2);
+    CHECK_RC(locksmith_config_line(c, "A"), 3); /* after a 512 KiB line and a line of control characters */
+    for (int i = 0; i < H_COUNT; i++) CHECK_RC_S(locksmith_config_line(c, hostiles[i].s), hostiles[i].s && !hostiles[i].s[0] ? -ENOENT : -EINVAL, &hostiles[i]);
     CHECK(locksmith_config_warning(c, 0) != NULL && locksmith_config_warning(c, 1) != NULL);
     /* no raw control character reaches a warning */
     const char *w = locksmith_config_warning(c, 1);

@@ -161,7 +161,7 @@ class Ready(CheckTest):
         p = subprocess.run([LOCKSMITHCTL, "check"], capture_output=True, text=True, env=env, timeout=120)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertTrue(p.stdout.endswith(" ok, 0 warning(s), 0 error(s)\n"), p.stdout)
-        for line in ("ok       strategy       REBOOT_STRATEGY=etcd-lock (environment)",
+        for line in ("ok       strategy       REBOOT_STRATEGY=etcd-lock (environment)",  # no line there
                      "ok       machine-id     %s" % node.id,
                      "ok       locksmithd     running, running since",
                      "ok       reboot-source  the update engine (com.coreos.update1) is on the system bus",
@@ -205,7 +205,10 @@ class Configuration(CheckTest):
         code, out, err = m.check()
         self.assertEqual(code, 2)
         self.assertIn("error    settings", out)
-        self.assertIn("fix: correct the setting named", out)
+        self.assertIn("fix: correct REBOOT_STRATEGY at %s/etc/coreos/update.conf:1 (locksmithd does not start with it)" % m.root, out)
+        m = self.machine('# the window\nREBOOT_STRATEGY=reboot\nREBOOT_WINDOW_START="Thu 23:00"\nREBOOT_WINDOW_LENGTH=1x\n')
+        c = self.assertOnly(m.findings(), "settings", "error", "REBOOT_WINDOW_LENGTH", "1x")
+        self.assertIn("REBOOT_WINDOW_LENGTH at %s/etc/coreos/update.conf:4" % m.root, c["fix"])
 
     def test_strategy_off_and_the_window(self):
         m = self.machine('REBOOT_STRATEGY=off\nREBOOT_WINDOW_START="Thu 23:00"\nREBOOT_WINDOW_LENGTH=1h30m\n')

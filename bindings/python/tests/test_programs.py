@@ -782,3 +782,10 @@ def test_daemon_state_file_round_trip(tmp_path):
         locksmith.daemon_state_text("etcd-lock", "Rebooting now", 1)
     with pytest.raises(locksmith.InvalidArgument, match="both set or both NULL"):
         locksmith.daemon_state_text("etcd-lock", "running", 1, slot=(locksmith.group_key("web"), None))
+
+
+def test_config_line_points_at_the_assignment():
+    config = locksmith.Config.parse("# comment\nREBOOT_STRATEGY=reboot\n\nLOCKSMITHD_GROUP=\"a\\\nb\"\nLOCKSMITHD_GROUP=web\n", "update.conf")
+    assert config.line("REBOOT_STRATEGY") == 2
+    assert config.line("LOCKSMITHD_GROUP") == 6  # the last assignment wins, after a continued line
+    assert config.line("LOCKSMITHD_ENDPOINT") is None

@@ -196,6 +196,7 @@ PROTOTYPES: Dict[str, Prototype] = {
     # Version 3 (LOCKSMITH_3): locksmithd's files under /run
     "locksmith_daemon_file_read": (c_int, [c_char_p, c_char_p, P(ConfigP), P(c_int64)]),
     "locksmith_daemon_state_text": (c_int, [c_char_p, c_char_p, c_int64, c_char_p, c_char_p, c_int64, OwnedStringOut]),
+    "locksmith_config_line": (c_int, [ConfigP, c_char_p]),
 }
 
 HOW_TO_FIX = ("install liblocksmith (`make install` in locksmith-swift, then `ldconfig`), or set "

@@ -82,6 +82,16 @@ class Config(Handle):
         found = self.lookup(key)
         return None if found is None else found[1]
 
+    def line(self, key: str) -> Optional[int]:
+        """The line of its file on which key's assignment starts; None when nothing sets key or
+        it came from the environment."""
+        name = encode(key, "key")
+        with self._lock:
+            r = lib.locksmith_config_line(self._live(), name)
+        if r == -errno.ENOENT or r == 0:
+            return None
+        return check(r)
+
     @property
     def warnings(self) -> List[str]:
         """The lines that were skipped (not assignments), each naming its file and line:
