@@ -105,8 +105,11 @@ enum GoModel {
                 v += UInt64(Double(fraction) * (Double(unit) / scale))
                 if v > limit { return nil }
             }
-            total += v
-            if total > limit { return nil }
+            // Refused once the sum passes 2^63, also where adding would wrap around 2^64 (Go's
+            // uint64 wraps there; the library refuses: "too long").
+            let (sum, wrapped) = total.addingReportingOverflow(v)
+            if wrapped || sum > limit { return nil }
+            total = sum
         }
         if negative { return total == limit ? Int64.min : -Int64(total) }
         if total > limit - 1 { return nil }
