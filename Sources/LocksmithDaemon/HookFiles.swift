@@ -5,6 +5,9 @@
 import Glibc
 
 public enum HookFiles {
+    /// The PATH hooks and a reboot-source command run with (and `check` looks the command up in).
+    public static let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
     /// What a phase's directory holds: the hooks to run, in name order, or why one is refused.
     public enum Entry: Equatable, Sendable {
         case hook(name: String, path: String)

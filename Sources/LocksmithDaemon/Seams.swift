@@ -124,3 +124,8 @@ public func monotonicMilliseconds() -> Int {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
+
+/// `path` (absolute) under `root` (LOCKSMITH_ROOT's rule: "/" or "" is the system itself).
+public func underRoot(_ path: String, _ root: String) -> String {
+    root == "/" || root.isEmpty ? path : (root.hasSuffix("/") ? String(root.dropLast()) : root) + path
+}

@@ -667,14 +667,24 @@ public final class EtcdClient {
     /// an answer that is not, is not etcd's; an etcd that does not serve v2 answers a v2 request
     /// with a plain 404, told apart from other servers by its `/version` (asked only then). In
     /// `auto` the first v2 request is the probe, whose 404 means "use v3": not judged here.
+    /// Every answer passes here, so the usual ones are told by their first bytes, not parsed a
+    /// second time: etcd's v2 answers start `{"action":` or `{"errorCode":`, its v3 answers are
+    /// JSON objects (a body that only looks like one is parsed as usual, and fails there).
     private func notServed(_ response: HTTPResponse, _ method: String, _ path: String, _ endpoint: String) -> String? {
         if path.hasPrefix("/v2/") {
-            guard api == .v2, !V2.isV2Answer(response) else { return nil }
+            guard api == .v2, !EtcdClient.begins(response.body, with: #"{"action":"#),
+                  !EtcdClient.begins(response.body, with: #"{"errorCode":"#), !V2.isV2Answer(response) else { return nil }
             if response.status == 404, let version = etcdVersion(endpoint) { return Advice.noV2(version: version) }
-        } else if !path.hasPrefix("/v3/") || JSONTree(response.body) != nil {
+        } else if !path.hasPrefix("/v3/") || EtcdClient.begins(response.body, with: "{") {
             return nil
         }
         return Advice.notEtcd(status: response.status, method: method, path: path, body: response.text)
+    }
+
+    /// Whether `body` starts with `prefix` after any blanks.
+    static func begins(_ body: [UInt8], with prefix: String) -> Bool {
+        guard let start = body.firstIndex(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0a && $0 != 0x0d }) else { return false }
+        return body[start...].starts(with: prefix.utf8)
     }
 
     /// The etcd server version `endpoint` reports at `/version` ("etcd 3.4.23"), or nil when it

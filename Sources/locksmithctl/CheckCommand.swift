@@ -103,9 +103,7 @@ private final class Checker {
 
     func groupName(_ group: String) -> String { group.isEmpty ? "(default)" : Library.jsonQuoted(group) }
 
-    func underRoot(_ path: String) -> String {
-        root == "/" || root.isEmpty ? path : (root.hasSuffix("/") ? String(root.dropLast()) : root) + path
-    }
+    func underRoot(_ path: String) -> String { LocksmithDaemon.underRoot(path, root) }
 
     func checkWindow() {
         guard let settings else { return }
@@ -148,7 +146,13 @@ private final class Checker {
                 let state = file.values["STATE"]?.value ?? "?"
                 let since = file.values["STATE_SINCE"].flatMap { Int64($0.value) }
                 let running = file.values["STRATEGY"]?.value ?? "?"
-                add("locksmithd", .ok, "running, \(state)\(since.map { " since \(ago($0))" } ?? "") (REBOOT_STRATEGY=\(running))")
+                if file.running == nil {
+                    // No answer from /proc/locks is not "running": say what the file says, as a warning.
+                    add("locksmithd", .warning, "cannot tell whether it runs (/proc/locks cannot be read); its state file says \(state) (REBOOT_STRATEGY=\(running))",
+                        fix: "systemctl status locksmithd")
+                } else {
+                    add("locksmithd", .ok, "running, \(state)\(since.map { " since \(ago($0))" } ?? "") (REBOOT_STRATEGY=\(running))")
+                }
                 if let strategy, running != strategy {
                     add("locksmithd", .warning, "it runs with REBOOT_STRATEGY=\(running), the configuration now says \(strategy)",
                         fix: "systemctl restart locksmithd")
@@ -226,7 +230,7 @@ private final class Checker {
     func findProgram(_ program: String) -> String? {
         guard !program.isEmpty else { return nil }
         let candidates = program.contains("/") ? [program]
-            : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".split(separator: ":").map { "\($0)/\(program)" }
+            : HookFiles.path.split(separator: ":").map { "\($0)/\(program)" }
         return candidates.first { access($0, X_OK) == 0 }
     }
 

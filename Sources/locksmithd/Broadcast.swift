@@ -1,6 +1,7 @@
 // The warning to logged-in users before a reboot: one line to every terminal in utmp.
 import CGlibc
 import Glibc
+import LocksmithDaemon
 
 enum Broadcast {
     /// Device majors of terminals: virtual consoles and serial ports (4), the console (5, 1),

@@ -15,11 +15,6 @@ struct FileError: Error, CustomStringConvertible {
     init(_ what: String, _ code: Int32 = errno) { description = "\(what): \(String(cString: strerror(code)))" }
 }
 
-/// `path` (absolute) under `root`.
-func underRoot(_ path: String, _ root: String) -> String {
-    root == "/" || root.isEmpty ? path : (root.hasSuffix("/") ? String(root.dropLast()) : root) + path
-}
-
 final class Coordinator {
     let file: String
     let stateFile: String

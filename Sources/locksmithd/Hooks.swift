@@ -55,7 +55,7 @@ struct Hooks {
     /// locksmithctl reads them (LOCKSMITHCTL_<OPTION>), so that `locksmithctl` in a hook talks to
     /// the same cluster. Nothing else of the daemon's environment is passed on.
     static func environment(group: String, machineID: String, root: String, etcd: [(name: String, value: String, origin: String)]) -> [String] {
-        var environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
+        var environment = ["PATH=\(HookFiles.path)", "LANG=C.UTF-8",
                            "LOCKSMITH_GROUP=\(group)", "LOCKSMITH_ID=\(machineID)"]
         if root != "/" && !root.isEmpty { environment.append("LOCKSMITH_ROOT=\(root)") }
         for setting in etcd where !setting.value.isEmpty {

@@ -377,10 +377,7 @@ class Authentication(CheckTest):
         self.update_engine()
         server = harness.Etcd(prefix="locksmith-test-etcd-check-auth-", enable_v2=False)
         self.addCleanup(server.stop)
-        for path, body in [("/v3/auth/user/add", {"name": "root", "password": sec.PASSWORD}), ("/v3/auth/role/add", {"name": "root"}),
-                           ("/v3/auth/user/grant", {"user": "root", "role": "root"}), ("/v3/auth/enable", {})]:
-            status, answer = sec.request(server.endpoint, "POST", path, json.dumps(body).encode())
-            self.assertEqual(status, 200, (path, answer))
+        server.enable_auth("v3", sec.PASSWORD)
         right = os.path.join(self.machine().root, "right")
         wrong = os.path.join(self.machine().root, "wrong")
         for path, text in ((right, sec.PASSWORD), (wrong, sec.WRONG)):

@@ -2,9 +2,7 @@
 TLS verification that nothing turns off, credentials that never show in output, logs, messages or
 the process list, the daemon's files (coordinator.conf, terminals from utmp) safe from symlinks
 and planted entries, and the C API under hostile arguments (Tests/c/test_hostile_args.c)."""
-import base64
 import itertools
-import json
 import os
 import pty
 import shutil
@@ -277,19 +275,9 @@ class Credentials(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.v2 = harness.Etcd()
-        e = cls.v2.endpoint
-        assert request(e, "PUT", "/v2/auth/users/root", json.dumps({"user": "root", "password": PASSWORD}).encode())[0] in (200, 201)
-        assert request(e, "PUT", "/v2/auth/enable")[0] in (200, 201)
-        auth = {"Authorization": "Basic " + base64.b64encode(("root:" + PASSWORD).encode()).decode()}
-        status, body = request(e, "PUT", "/v2/auth/roles/guest",
-                               json.dumps({"role": "guest", "revoke": {"kv": {"read": ["/*"], "write": ["/*"]}}}).encode(), auth)
-        assert status == 200, body
+        cls.v2.enable_auth("v2", PASSWORD)
         cls.v3 = harness.Etcd()
-        e = cls.v3.endpoint
-        for path, body in [("/v3/auth/user/add", {"name": "root", "password": PASSWORD}), ("/v3/auth/role/add", {"name": "root"}),
-                           ("/v3/auth/user/grant", {"user": "root", "role": "root"}), ("/v3/auth/enable", {})]:
-            status, answer = request(e, "POST", path, json.dumps(body).encode())
-            assert status == 200, (path, answer)
+        cls.v3.enable_auth("v3", PASSWORD)
         cls.hung = HungEndpoint()
 
     @classmethod

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -305,6 +306,32 @@ class Etcd:
         answer = self._request("POST", "/v3/kv/range", json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode())
         kvs = answer.get("kvs")
         return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
+
+    def call(self, method, path, body=None, headers=None):
+        """(HTTP status, body) of one request to this etcd; body is JSON (or None)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.endpoint + path, method=method, data=data, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def enable_auth(self, api, password):
+        """Turns authentication on for `api` with user root (`password`); over v2 the guest role
+        then may do nothing. Returns the v2 Authorization header of root (for more set-up)."""
+        if api == "v3":
+            for path, body in [("/v3/auth/user/add", {"name": "root", "password": password}), ("/v3/auth/role/add", {"name": "root"}),
+                               ("/v3/auth/user/grant", {"user": "root", "role": "root"}), ("/v3/auth/enable", {})]:
+                status, answer = self.call("POST", path, body)
+                assert status == 200, (path, answer)
+            return None
+        assert self.call("PUT", "/v2/auth/users/root", {"user": "root", "password": password})[0] in (200, 201)
+        assert self.call("PUT", "/v2/auth/enable")[0] in (200, 201)
+        auth = {"Authorization": "Basic " + base64.b64encode(("root:" + password).encode()).decode()}
+        status, answer = self.call("PUT", "/v2/auth/roles/guest", {"role": "guest", "revoke": {"kv": {"read": ["/*"], "write": ["/*"]}}}, auth)
+        assert status == 200, answer
+        return auth
 
     def holders(self, api, key):
         """The holders in the semaphore document at key ([] if there is none)."""
