@@ -593,8 +593,8 @@ int locksmith_slot_record_write(const char *root, const char *key, const char *i
 int locksmith_slot_record_read(const char *root, char **ret_key, char **ret_id);
 
 /* ---- locksmithd's files under /run (LOCKSMITH_3, since 0.8.0) ----
- * A running locksmithd keeps two files for the other programs of the machine and holds an flock
- * on each for as long as it runs: coordinator.conf, the original's (NAME=, STRATEGY=, STATE=),
+ * A running locksmithd keeps two files for the other programs of the machine and holds a write
+ * lock (fcntl, which only a writer can take) on each for as long as it runs: coordinator.conf, the original's (NAME=, STRATEGY=, STATE=),
  * and the state file, what pam_locksmith and `locksmithctl check` need so that they never ask
  * etcd: STRATEGY=, STATE= (starting, running, reboot-planned, rebooting), STATE_SINCE= (Unix
  * seconds), SLOT_HELD=yes|no (the slot this daemon took and has not given back), and with yes
@@ -606,9 +606,11 @@ int locksmith_slot_record_read(const char *root, char **ret_key, char **ret_id);
  * a regular file, never through a symbolic link, owned by root and writable by nobody else, of at
  * most 4096 bytes, in update.conf's KEY=value form. *ret gets its values (locksmith_config_get;
  * each value's origin is the file; free with locksmith_config_free) and *ret_modified (may be
- * NULL) its modification time in Unix seconds. Returns 1 when a running process holds the file's
- * flock (the values are current), 0 when nobody does (left over from a daemon that stopped), 2
- * when that cannot be told (/proc/locks unreadable); -ENOENT when there is no file, -EACCES for a
+ * NULL) its modification time in Unix seconds. Returns 1 when a running process holds a write
+ * lock on the file (the values are current), 0 when nobody does (left over from a daemon that
+ * stopped; an flock or read lock, which any reader can take, does not count), 2 when the kernel
+ * cannot be asked (fcntl F_OFD_GETLK failed); no lock is taken to find out, and the answer costs
+ * the same whatever other locks exist; -ENOENT when there is no file, -EACCES for a
  * symbolic link or a file of the wrong owner or mode, -ERANGE when it is too large, -EBADMSG when
  * it is not text, -EINVAL for bad arguments, or the -errno of the read. */
 int locksmith_daemon_file_read(const char *root, const char *path, locksmith_config **ret, int64_t *ret_modified);

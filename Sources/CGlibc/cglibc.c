@@ -53,11 +53,13 @@ int cglibc_replace_file(const char *path, const char *text, int lock, int keep_o
     char temporary[4096];
     if (snprintf(temporary, sizeof temporary, "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof temporary) return -ENAMETOOLONG;
     unlink(temporary);
-    int fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    /* Mode 0600 until it is locked: nobody else can open it (and take a lock of their own on it)
+     * before the daemon's locks are on it. */
+    int fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
     size_t length = strlen(text), done = 0;
     int r = 0;
-    if (lock && flock(fd, LOCK_EX | LOCK_NB) != 0) r = -errno;
+    if (lock && (flock(fd, LOCK_EX | LOCK_NB) != 0 || cglibc_write_lock(fd) < 0)) r = -errno;
     while (r == 0 && done < length) {
         ssize_t w = write(fd, text + done, length - done);
         if (w < 0 && errno == EINTR) continue;
@@ -73,6 +75,19 @@ int cglibc_replace_file(const char *path, const char *text, int lock, int keep_o
     if (keep_open) return fd;
     close(fd);
     return 0;
+}
+
+int cglibc_write_lock(int fd) {
+    struct flock whole = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    return fcntl(fd, F_OFD_SETLK, &whole) == 0 ? 0 : -errno;
+}
+
+int cglibc_write_lock_held(int fd) {
+    /* A read lock would conflict with a write lock only: the kernel names the conflicting lock,
+     * or says F_UNLCK. Other users' flocks and read locks never count. */
+    struct flock probe = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_OFD_GETLK, &probe) != 0) return -errno;
+    return probe.l_type == F_WRLCK;
 }
 
 long cglibc_read_file(const char *path, long limit, int no_follow, unsigned char **ret) {

@@ -1,7 +1,8 @@
 // The hook directories under /etc/locksmith (pre-lock.d, pre-reboot.d, post-reboot.d): which
 // files locksmithd runs and which it refuses. locksmithd runs them (Sources/locksmithd/Hooks.swift);
 // `locksmithctl check` reports them with the same rules. Only what root alone can change is run: a
-// hook (or its directory) that is not owned by root or is writable by others is refused.
+// hook (or its directory, or a directory on the way to it) that is not owned by root or is
+// writable by others is refused.
 import Glibc
 
 public enum HookFiles {
@@ -37,9 +38,37 @@ public enum HookFiles {
     /// The directory of `phase`'s hooks under `directory` (/etc/locksmith under the root).
     public static func directory(_ directory: String, _ phase: HookPhase) -> String { directory + "/" + phase.rawValue + ".d" }
 
+    /// The first directory on the way from "/" to `directory` (the hooks' directory, included)
+    /// that someone other than root could change, and why; nil when root alone can. Whoever can
+    /// write a directory on the way can move what is below it away (and a missing phase directory
+    /// is a phase without hooks, which passes) or put their own in its place. An ancestor that
+    /// others may write is accepted only if it is root's and sticky (/tmp): there nobody else may
+    /// move or replace the root-owned directory below, which the next step checks. The walk
+    /// follows symbolic links (each target is checked in turn) and stops at the first missing
+    /// directory: nothing below it exists, so nothing is run.
+    public static func untrusted(_ directory: String) -> (path: String, why: String)? {
+        var path = ""
+        let components = directory.split(separator: "/")
+        for index in -1..<components.count {
+            path = index < 0 ? "/" : (path == "/" ? "" : path) + "/" + components[index]
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                return errno == ENOENT ? nil : (path, String(cString: strerror(errno)))
+            }
+            if st.st_mode & S_IFMT != S_IFDIR { return (path, "not a directory") }
+            if st.st_uid != 0 { return (path, "owned by uid \(st.st_uid), not root") }
+            let last = index == components.count - 1
+            if st.st_mode & 0o022 != 0 && (last || st.st_mode & S_ISVTX == 0) {
+                return (path, "writable by \(st.st_mode & 0o002 != 0 ? "every user" : "its group")")
+            }
+        }
+        return nil
+    }
+
     /// The phase's entries in name order; [] when its directory does not exist. A directory that
-    /// cannot be trusted is one refused entry.
+    /// cannot be trusted, or one on the way to it, is one refused entry.
     public static func entries(_ directory: String, _ phase: HookPhase) -> [Entry] {
+        if let (path, why) = untrusted(directory) { return [.refused(name: path, why: why)] }
         let dir = HookFiles.directory(directory, phase)
         var st = stat()
         guard lstat(dir, &st) == 0 else {

@@ -1,13 +1,16 @@
 // The files a running locksmithd keeps under /run for the other programs of the machine:
 // coordinator.conf (the original's three lines, for the update engine and whatever else reads
 // it) and /run/locksmith/state (ours: what pam_locksmith and `locksmithctl check` need, so that
-// they never have to ask etcd). The daemon holds an flock on each for as long as it runs; a file
-// nobody locks is left over from a daemon that stopped.
+// they never have to ask etcd). The daemon holds a write lock (an open-file-description lock,
+// which only a writer can take) on each for as long as it runs; a file nobody write-locks is left
+// over from a daemon that stopped. (It holds the original's flock on them too, for whatever reads
+// that; an flock proves nothing, since any user who can read a file can flock it.)
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CGlibc
 import LocksmithCore
 
 public enum DaemonFiles {
@@ -17,11 +20,11 @@ public enum DaemonFiles {
     public static let maxBytes = 4096
 
     public enum Liveness: Int32, Sendable {
-        /// Nobody holds the file's flock: the daemon that wrote it is gone.
+        /// Nobody holds a write lock on the file: the daemon that wrote it is gone.
         case leftOver = 0
-        /// A running process holds the flock: the values are current.
+        /// A running process holds a write lock on it: the values are current.
         case running = 1
-        /// /proc/locks could not be read.
+        /// The kernel could not be asked (fcntl failed).
         case unknown = 2
     }
 
@@ -64,29 +67,20 @@ public enum DaemonFiles {
         guard let text = String(validating: bytes[0..<count], as: UTF8.self) else { throw LocksmithError(.badMessage, "\(file) is not UTF-8 text") }
         var values = Configuration()
         values.merge(fileText: text, origin: file)
-        return Contents(values: values, liveness: flockHeld(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)),
+        return Contents(values: values, liveness: writeLockHeld(fd),
                         modified: Int64(info.st_mtim.tv_sec))
     }
 
-    /// Whether some process holds an flock on the file (device, inode), from /proc/locks. Taking
-    /// the lock to find out could make a daemon starting at that moment fail to take its own.
-    /// (Linux lists only the locks of the reader's PID namespace.)
-    static func flockHeld(device: UInt64, inode: UInt64) -> Liveness {
-        guard let bytes = try? Syscalls.readFile("/proc/locks", limit: 64 << 20) else { return .unknown }
-        // glibc's major() and minor() of a dev_t.
-        let major = ((device & 0x0000_0000_000f_ff00) >> 8) | ((device & 0xffff_f000_0000_0000) >> 32)
-        let minor = (device & 0x0000_0000_0000_00ff) | ((device & 0x0000_0fff_fff0_0000) >> 12)
-        // "1: FLOCK  ADVISORY  WRITE 4242 00:1a:12345 0 EOF"; waiters are listed with "->".
-        for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            let fields = line.split(separator: UInt8(ascii: " "))
-            guard fields.count >= 6, fields[1].elementsEqual("FLOCK".utf8) else { continue }
-            let parts = fields[5].split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
-            guard parts.count == 3, let ma = UInt64(String(decoding: parts[0], as: UTF8.self), radix: 16),
-                  let mi = UInt64(String(decoding: parts[1], as: UTF8.self), radix: 16),
-                  let ino = UInt64(String(decoding: parts[2], as: UTF8.self)) else { continue }
-            if ma == major && mi == minor && ino == inode { return .running }
+    /// Whether a process holds a write lock on the open file `fd`: only one that may write the
+    /// file (root) can take one, so another user cannot make a left-over file look current, and
+    /// the kernel is asked about this file alone (F_OFD_GETLK), whatever locks others churn
+    /// elsewhere. Asking takes no lock: a daemon starting at that moment takes its own as usual.
+    static func writeLockHeld(_ fd: Int32) -> Liveness {
+        switch cglibc_write_lock_held(fd) {
+        case 1: return .running
+        case 0: return .leftOver
+        default: return .unknown
         }
-        return .leftOver
     }
 
     /// The slot the daemon holds, for the state file.

@@ -147,8 +147,8 @@ private final class Checker {
                 let since = file.values["STATE_SINCE"].flatMap { Int64($0.value) }
                 let running = file.values["STRATEGY"]?.value ?? "?"
                 if file.running == nil {
-                    // No answer from /proc/locks is not "running": say what the file says, as a warning.
-                    add("locksmithd", .warning, "cannot tell whether it runs (/proc/locks cannot be read); its state file says \(state) (REBOOT_STRATEGY=\(running))",
+                    // No answer from the kernel about the lock is not "running": say what the file says, as a warning.
+                    add("locksmithd", .warning, "cannot tell whether it runs (the kernel cannot be asked about its lock); its state file says \(state) (REBOOT_STRATEGY=\(running))",
                         fix: "systemctl status locksmithd")
                 } else {
                     add("locksmithd", .ok, "running, \(state)\(since.map { " since \(ago($0))" } ?? "") (REBOOT_STRATEGY=\(running))")

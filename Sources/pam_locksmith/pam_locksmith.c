@@ -132,7 +132,7 @@ static time_t config_time(const locksmith_config *conf, const char *key) {
 }
 
 /* Reads one of the daemon's files under the root with the library's checks (root's, writable by
- * nobody else, small, and whether a running daemon holds its flock). Returns the file's values,
+ * nobody else, small, and whether a running daemon holds its write lock). Returns the file's values,
  * or NULL: no file (*missing set), a file left by a daemon that stopped, or one that cannot be
  * used (logged). */
 static locksmith_config *read_daemon_file(pam_handle_t *pamh, const struct options *o, const char *path, int64_t *mtime,
@@ -149,7 +149,7 @@ static locksmith_config *read_daemon_file(pam_handle_t *pamh, const struct optio
         locksmith_config_free(conf);
         return NULL;
     }
-    if (r == 2) pam_syslog(pamh, LOG_WARNING, "cannot read /proc/locks: taking %s as current", path);
+    if (r == 2) pam_syslog(pamh, LOG_WARNING, "cannot tell whether locksmithd holds %s (fcntl failed): taking it as current", path);
     return conf;
 }
 

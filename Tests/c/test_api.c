@@ -2738,7 +2738,8 @@ static void test_slot_record(const char *scratch) {
 }
 
 /* LOCKSMITH_3: locksmithd's files under /run. The state text as the daemon writes it, read back
- * with the checks (owner and mode, symbolic links, size) and the liveness from /proc/locks. */
+ * with the checks (owner and mode, symbolic links, size) and the liveness from the daemon's write
+ * lock (an flock or a read lock, which any reader can take, does not count). */
 static void test_daemon_files(const char *scratch) {
     char root[2048], dir[3072], file[4096], *text = NULL, *key = NULL;
     locksmith_config *conf = (locksmith_config *)SENTINEL_PTR;
@@ -2775,7 +2776,14 @@ static void test_daemon_files(const char *scratch) {
     CHECK_STR(value, "1764000100");
     conf = locksmith_config_free(conf);
     int fd = open(file, O_RDONLY | O_CLOEXEC);
-    CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
+    struct flock read_lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+    CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0 && fcntl(fd, F_OFD_SETLK, &read_lock) == 0);
+    CHECK_RC(locksmith_daemon_file_read(root, LOCKSMITH_STATE_PATH, &conf, NULL), 0); /* what any reader could do */
+    conf = locksmith_config_free(conf);
+    close(fd);
+    fd = open(file, O_RDWR | O_CLOEXEC);
+    struct flock write_lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    CHECK(fd >= 0 && fcntl(fd, F_OFD_SETLK, &write_lock) == 0);
     CHECK_RC(locksmith_daemon_file_read(root, LOCKSMITH_STATE_PATH, &conf, NULL), 1); /* a running daemon's */
     conf = locksmith_config_free(conf);
     close(fd);

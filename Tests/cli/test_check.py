@@ -72,8 +72,8 @@ class Machine:
         with open(path, "w") as f:
             f.write(text)
         if locked:
-            f = open(path)
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            f = open(path, "r+")  # the write lock the running daemon holds (only a writer can take it)
+            harness.hold_write_lock(f)
             self.held.append(f)
 
     def hook(self, phase, name, mode=0o755):

@@ -329,11 +329,13 @@ class LockDiscipline(DaemonTest):
         for key in ("STATE_SINCE", "SLOT_SINCE"):
             self.assertTrue(started - 1 <= int(values[key]) <= time.time() + 1, text)
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
-        with open(path) as f:  # the running daemon holds its flock
+        with open(path, "r+") as f:  # the running daemon holds its flock and its write lock
             self.assertRaises(BlockingIOError, fcntl.flock, f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.assertRaises(OSError, fcntl.lockf, f, fcntl.LOCK_SH | fcntl.LOCK_NB)
         self.assertEqual(n.stop(), 0)
-        with open(path) as f:  # and lets go of it when it stops
+        with open(path, "r+") as f:  # and lets go of them when it stops
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         # The next start gives the slot from before the reboot back: none is held.
         ue.stop()
         self.services.remove(ue)
@@ -424,6 +426,30 @@ class Environment(DaemonTest):
         self.assertIn("another update coordinator is running", second.stderr)
         st = os.stat(n.root + "/run/update-engine/coordinator.conf")
         self.assertEqual(st.st_mode & 0o777, 0o644)
+
+    def test_a_readers_locks_on_left_over_files_do_not_stop_the_daemon(self):
+        # Issue 26: anyone who can read coordinator.conf or the state file can flock them and take
+        # a read lock. Left over from a stopped daemon and so locked, they must not keep the next
+        # daemon from starting (one coordinator per machine is a lock on a root-only file).
+        ue = self.service(UpdateEngine())
+        n = self.node(group())
+        held = []
+        for path in (n.root + "/run/update-engine/coordinator.conf", n.root + "/run/locksmith/state"):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write("STATE=rebooting\n")
+            f = open(path)
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.fcntl(f.fileno(), fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0))
+            held.append(f)
+        try:
+            n.start()
+            self.assertTrue(wait_for(lambda: n.saw("READY=1")), n.output())
+            self.assertTrue(wait_for(lambda: "STATE=running\n" in read(n.root + "/run/locksmith/state")), n.output())
+            self.assertEqual(os.stat(n.root + "/run/locksmith/locksmithd.lock").st_mode & 0o777, 0o600)
+        finally:
+            for f in held:
+                f.close()
 
     def test_unit_file_verifies(self):
         unit = os.path.join(tempfile.mkdtemp(prefix="locksmith-test-unit-"), "locksmithd.service")

@@ -223,6 +223,35 @@ class Hooks(d.DaemonTest):
         self.assertTrue(wait_for(lambda: d.holders(g) == []), n.output())
         self.assertEqual(logind.calls(), [])
 
+    def test_a_directory_on_the_way_others_could_change_is_refused(self):
+        # Issue 26, item 7: a user who may write /etc/locksmith could move pre-reboot.d away (a
+        # missing phase directory passes) or put their own there. Nothing under it runs, and the
+        # phases that would have gated the reboot fail.
+        for change, why in [(lambda p: os.chmod(p, 0o777), "writable by every user"),
+                            (lambda p: os.chown(p, 65534, 65534), "owned by uid 65534, not root")]:
+            g = d.group()
+            ue, logind = d.UpdateEngine(d.NEED), d.Logind()
+            n = self.node(g)
+            write_hook(n, "pre-lock", "10-ok", "exit 0")
+            change(n.root + "/etc/locksmith")
+            n.start()
+            self.assertTrue(wait_for(lambda: "hook %s/etc/locksmith refused: %s" % (n.root, why) in n.output()), n.output())
+            self.assertEqual(d.holders(g), [])
+            self.assertEqual(logind.calls(), [])
+            n.stop()
+            ue.stop()
+            logind.stop()
+        # A sticky directory others may write (as /tmp) is fine on the way: they cannot move root's
+        # directories in it.
+        g = d.group()
+        ue = self.service(d.UpdateEngine(d.NEED))
+        logind = self.service(d.Logind())
+        n = self.node(g)
+        write_hook(n, "pre-reboot", "50-ok", "exit 0")
+        os.chmod(n.root + "/etc", 0o1777)
+        n.start()
+        self.assertTrue(wait_for(lambda: logind.calls(), timeout=20), n.output())
+
     def test_hooks_run_in_name_order_and_leftovers_are_skipped(self):
         g = d.group()
         ue = self.service(d.UpdateEngine(d.NEED))

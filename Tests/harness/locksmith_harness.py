@@ -105,6 +105,15 @@ def write_utmp(root, lines):
 _node_ids = itertools.count(1)
 
 
+def hold_write_lock(f):
+    """Takes on open file f (opened for writing) the lock a running locksmithd holds on its files
+    under /run: an open-file-description write lock, which only a writer can take (unlike an
+    flock). It stays until f is closed, whatever else this process opens and closes."""
+    import fcntl
+    import struct
+    fcntl.fcntl(f.fileno(), fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+
+
 def make_root(root, machine_id, conf=None):
     """A machine's root directory: etc/machine-id, and etc/coreos/update.conf if conf is given."""
     os.makedirs(root + "/etc/coreos", exist_ok=True)

@@ -140,7 +140,7 @@ class Result:
 
 
 class Node:
-    """One machine's root: a machine id, update.conf and coordinator.conf, and the flock the
+    """One machine's root: a machine id, update.conf and coordinator.conf, and the write lock the
     running locksmithd holds on coordinator.conf."""
 
     def __init__(self, conf=None):
@@ -152,8 +152,8 @@ class Node:
         self.state_locked = None
 
     def set_state(self, state, strategy="etcd-lock", age=None, running=True):
-        """Writes coordinator.conf as locksmithd does, dated age seconds ago, and holds its flock
-        like a running daemon (or not)."""
+        """Writes coordinator.conf as locksmithd does, dated age seconds ago, and holds its write
+        lock like a running daemon (or not)."""
         with open(self.coordinator, "w") as f:
             f.write("NAME=locksmithd\nSTRATEGY=%s\nSTATE=%s\n" % (strategy, state))
         if age is not None:
@@ -163,12 +163,12 @@ class Node:
             self.locked.close()
             self.locked = None
         if running:
-            self.locked = open(self.coordinator)
-            fcntl.flock(self.locked, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.locked = open(self.coordinator, "r+")
+            harness.hold_write_lock(self.locked)
 
     def set_local(self, state="running", slot_group=None, slot_age=None, state_age=0, running=True, mode=0o644):
         """Writes /run/locksmith/state as locksmithd does (the slot of slot_group held, taken
-        slot_age seconds ago, unless None), and holds its flock like a running daemon (or not)."""
+        slot_age seconds ago, unless None), and holds its write lock like a running daemon (or not)."""
         os.makedirs(self.root + "/run/locksmith", exist_ok=True)
         path = self.root + "/run/locksmith/state"
         now = int(time.time())
@@ -179,15 +179,16 @@ class Node:
             text += 'SLOT_HELD=yes\nSLOT_GROUP="%s"\nSLOT_KEY="%s"\nSLOT_ID="%s"\n' % (slot_group, harness.group_key(slot_group), self.id)
             if slot_age is not None:
                 text += "SLOT_SINCE=%d\n" % (now - slot_age)
-        with open(path, "w") as f:
+        with open(path + ".tmp", "w") as f:  # replaced, as the daemon does: a new file each time
             f.write(text)
-        os.chmod(path, mode)
+        os.chmod(path + ".tmp", mode)
+        os.replace(path + ".tmp", path)
         if self.state_locked:
             self.state_locked.close()
             self.state_locked = None
         if running:
-            self.state_locked = open(path)
-            fcntl.flock(self.state_locked, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.state_locked = open(path, "r+")
+            harness.hold_write_lock(self.state_locked)
         return path
 
     def cleanup(self):
@@ -563,6 +564,111 @@ class LocalState(PamTest):
         r = self.pamtester(self.service("root=%s lock=never" % n.root))
         self.assertOpened(r)
         self.assertEqual(r.messages, [], r)
+
+
+# A user's process that holds every lock an unprivileged reader can take on a file: an flock and an
+# open-file-description read lock. It says "held" once they are on, and keeps them until killed.
+USER_LOCKS = r"""
+import fcntl, os, struct, sys, time
+f = open(sys.argv[1])
+fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+fcntl.fcntl(f.fileno(), fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0))
+print("held", flush=True)
+time.sleep(3600)
+"""
+
+# A user's processes that hold `held` flocks each on files of their own and take and drop another
+# as fast as they can: a huge, churning /proc/locks. Says "held" once all locks are on.
+USER_CHURN = r"""
+import fcntl, os, sys, tempfile, time
+directory = tempfile.mkdtemp(prefix="locksmith-churn-")
+processes, held = int(sys.argv[1]), int(sys.argv[2])
+ready = os.pipe()
+for p in range(processes):
+    if os.fork() == 0:
+        files = [open(os.path.join(directory, "%d-%d" % (p, i)), "w") for i in range(held)]
+        for f in files:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        os.write(ready[1], b"x")
+        spin = open(os.path.join(directory, "spin-%d" % p), "w")
+        while True:
+            fcntl.flock(spin, fcntl.LOCK_EX)
+            fcntl.flock(spin, fcntl.LOCK_UN)
+for p in range(processes):
+    os.read(ready[0], 1)
+print("held", flush=True)
+time.sleep(3600)
+"""
+
+
+class LocalUsers(PamTest):
+    """Issue 26, items 3 and 4: another user of the machine can neither make a stopped daemon's
+    leftover state look current (its locks are not the daemon's) nor slow down logins (the module
+    asks the kernel about one file instead of reading /proc/locks)."""
+
+    def as_nobody(self, script, *args):
+        p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                              "/bin/sh", "-c", 'ulimit -n 20000 2>/dev/null; exec "$@"', "sh", "/usr/bin/python3", "-c", script,
+                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+        def stop():
+            os.killpg(p.pid, 9)
+            p.communicate()
+        self.cleanups.append(stop)
+        line = p.stdout.readline()
+        self.assertEqual(line, "held\n", p.stderr.read() if p.poll() is not None else line)
+        return p
+
+    def test_a_users_locks_do_not_make_a_left_over_state_current(self):
+        n = self.node()
+        n.set_state("rebooting", running=False)
+        path = n.set_local("rebooting", slot_group="web", running=False)
+        d = os.path.dirname(path)
+        while d.startswith(work):  # nobody may reach the files (and only read them)
+            os.chmod(d, os.stat(d).st_mode | 0o005)
+            d = os.path.dirname(d)
+        os.chmod(os.path.dirname(n.coordinator), 0o755)
+        for f in (path, n.coordinator):
+            self.as_nobody(USER_LOCKS, f)
+        service = self.service("root=%s deny debug" % n.root)
+        r = self.pamtester(service, user="nobody")
+        self.assertOpened(r)  # not refused: the daemon that wrote "rebooting" is gone
+        self.assertEqual(r.messages, [], r)
+        self.assertLogged(r, "run/locksmith/state is not locked: locksmithd is not running")
+        # The daemon's own lock, which needs the file open for writing, still counts.
+        n.set_local("rebooting", slot_group="web")
+        r = self.pamtester(service, user="nobody")
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertIn("Permission denied", r.err, r)
+
+    def test_proc_locks_is_never_read(self):
+        # A /proc/locks that claims an flock on the leftover state file (what a user's flock puts
+        # there): the module must not believe it, nor read the file at all.
+        n = self.node()
+        path = n.set_local("rebooting", slot_group="web", running=False)
+        st = os.stat(path)
+        fake = os.path.join(work, "fake-locks-%s" % secrets.token_hex(4))
+        with open(fake, "w") as f:
+            f.write("1: FLOCK  ADVISORY  WRITE 1 %02x:%02x:%d 0 EOF\n" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+        wrapper = ("/bin/sh", "-c", 'mount --bind "$FAKE_LOCKS" /proc/locks && exec "$@"', "sh")
+        r = self.pamtester(self.service("root=%s deny" % n.root), user="nobody", wrapper=wrapper, env={"FAKE_LOCKS": fake})
+        self.assertOpened(r)
+        self.assertEqual(r.messages, [], r)
+
+    def test_a_user_churning_locks_does_not_slow_logins(self):
+        n = self.node()
+        n.set_local("running", slot_group="web", slot_age=60)
+        self.as_nobody(USER_CHURN, "2", "16000")
+        service = self.service("root=%s" % n.root)
+        times = []
+        for _ in range(5):
+            r = self.pamtester(service)
+            self.assertOpened(r)
+            self.assertEqual(len(r.messages), 1, r)
+            times.append(r.seconds)
+        # A whole pamtester run while 32,000 locks churn; the module's own part is a fraction of it.
+        print("\n  session opens with 32,000 churning locks: %s s" % ", ".join("%.3f" % t for t in times))
+        self.assertLess(min(times), 1.0, times)
 
 
 class Failures(PamTest):

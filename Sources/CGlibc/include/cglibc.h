@@ -34,10 +34,21 @@ int cglibc_make_directories(const char *directory);
 
 /* Replaces `path` with `text` (mode 0644) atomically: `path`.<pid>.tmp is created new (O_EXCL,
  * which also refuses a symbolic link in its place; a leftover of a crashed run is removed
- * first), locked with flock(LOCK_EX|LOCK_NB) if `lock`, written, synced and renamed over `path`.
+ * first) with mode 0600, locked if `lock` (flock(LOCK_EX|LOCK_NB), the original's convention,
+ * and cglibc_write_lock, the one only a writer can take), written, made 0644, synced and
+ * renamed over `path`.
  * Returns the new file's descriptor when `keep_open` (the lock stays with it), else 0; -errno on
  * failure, with nothing left behind. */
 int cglibc_replace_file(const char *path, const char *text, int lock, int keep_open);
+
+/* Takes an open-file-description write lock (F_OFD_SETLK, F_WRLCK) on the whole file: it needs a
+ * descriptor open for writing, so only who may write the file can hold it, and it stays with the
+ * open file (and its copies across fork) until the last copy is closed. 0, or -errno. */
+int cglibc_write_lock(int fd);
+
+/* Whether anyone holds a write lock on the file open at `fd` (any mode of open), asked of the
+ * kernel for this file alone (F_OFD_GETLK): 1 or 0, or -errno. */
+int cglibc_write_lock_held(int fd);
 
 /* Reads the whole file `path` (not following a final symbolic link when `no_follow`) into a
  * malloc()ed buffer: its size, or -errno (-EFBIG past `limit` bytes). */

@@ -761,6 +761,7 @@ def test_holder_records_of_a_closed_or_unreachable_client():
 def test_daemon_state_file_round_trip(tmp_path):
     """The state file as locksmithd writes it, read back with the library's checks (issue 18)."""
     import fcntl
+    import struct
     text = locksmith.daemon_state_text("etcd-lock", "reboot-planned", 1764000000,
                                        slot=(locksmith.group_key("web"), "a" * 32), slot_since=1764000100)
     directory = tmp_path / "run" / "locksmith"
@@ -768,11 +769,14 @@ def test_daemon_state_file_round_trip(tmp_path):
     path = directory / "state"
     path.write_text(text)
     found = locksmith.daemon_file(root=tmp_path)
-    assert found.running is False  # nobody holds its flock
+    assert found.running is False  # nobody holds a write lock on it
     assert found.values["SLOT_HELD"] == "yes" and found.values["SLOT_GROUP"] == "web"
     assert found.values["SLOT_SINCE"] == "1764000100" and found.values["STATE"] == "reboot-planned"
     with open(path) as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        fcntl.flock(f, fcntl.LOCK_EX)  # any reader can flock it: proves nothing
+        assert locksmith.daemon_file(root=tmp_path).running is False
+    with open(path, "r+") as f:  # the daemon's write lock, which only a writer can take
+        fcntl.fcntl(f.fileno(), fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
         assert locksmith.daemon_file(root=tmp_path).running is True
     assert locksmith.daemon_file(locksmith.daemon.COORDINATOR_PATH, root=tmp_path) is None
     path.chmod(0o666)
