@@ -23,6 +23,11 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// The slot left from before, to give back before taking one (from the slot record at
     /// start-up); nil once done, or when there is none.
     public var staleSlot: (key: String, id: String)?
+    /// The machine's own slot in the configured group (its id's), when the record names another:
+    /// given back at every start, as the original did, since a slot held under the machine id
+    /// means "this machine is going down" (`locksmithctl lock && reboot` by hand). Not held back
+    /// for the post-reboot hooks: only the slot this daemon recorded is. Nil once done.
+    public var machineSlot: (key: String, id: String)?
     /// Stops the start-up helper that gives back the stale slot, if it still runs; true if it
     /// finished that work (the program sets it; the default has no helper).
     public var staleHelperDone: () -> Bool = { false }
@@ -399,15 +404,23 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// last reboot) was given back. The helper process started at start-up normally did it long
     /// ago; if it is still retrying (etcd unreachable), it is stopped and the work is done here.
     func giveBackStaleSlot(_ client: SlotClient) throws {
-        guard let stale = staleSlot else { return }
+        guard staleSlot != nil || machineSlot != nil else { return }
         if staleHelperDone() {
             staleSlot = nil
+            machineSlot = nil
             return
         }
-        let owner = stale.key == client.key ? client : try world.makeClient(stale.key)
-        try Daemon.giveBack(owner, id: stale.id, fleetLock: settings.usesFleetLock, log: world.log)
-        staleSlot = nil
-        record(nil)
+        if let own = machineSlot {
+            let owner = own.key == client.key ? client : try world.makeClient(own.key)
+            try Daemon.giveBack(owner, id: own.id, fleetLock: settings.usesFleetLock, log: world.log)
+            machineSlot = nil
+        }
+        if let stale = staleSlot {
+            let owner = stale.key == client.key ? client : try world.makeClient(stale.key)
+            try Daemon.giveBack(owner, id: stale.id, fleetLock: settings.usesFleetLock, log: world.log)
+            staleSlot = nil
+            record(nil)
+        }
     }
 
     /// Gives back the slot this run took (or may have taken), retrying a few times.
@@ -622,6 +635,14 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             return "\(server) refused the request, cannot \(what); retrying (\(error))"
         default: return "cannot reach \(server) to \(what); retrying"
         }
+    }
+
+    /// The machine's own slot in `group` (its id's), to give back at start-up besides the recorded
+    /// one (`staleTarget`); nil when it is that one, or the group has no key.
+    public static func machineTarget(group: String, machineID: String, besides recorded: (key: String, id: String)?) -> (key: String, id: String)? {
+        guard let key = try? Library.groupKey(group) else { return nil }
+        if let recorded, recorded.key == key && recorded.id == machineID { return nil }
+        return (key, machineID)
     }
 
     /// The slot to give back at start-up, from the record: the recorded one; on a first start

@@ -91,9 +91,10 @@ static void usage(FILE *f) {
           "\n"
           "SIGINT, SIGTERM and SIGHUP are passed on to COMMAND; the slot is given back when it ends.\n"
           "A slot already held under the same id (another locksmith-run with that id) is waited\n"
-          "for, never shared. locksmithd holds its reboot lock under the plain machine id, so do\n"
-          "not give that as --id. Errors reaching etcd are retried for up to --timeout (one\n"
-          "minute without it). COMMAND starts with only standard input, output and error open.\n"
+          "for, never shared. locksmithd holds its reboot lock under the plain machine id and\n"
+          "gives that slot back whenever it starts, so do not give that as --id (a warning says\n"
+          "so). Errors reaching etcd are retried for up to --timeout (one minute without it).\n"
+          "COMMAND starts with only standard input, output and error open.\n"
           "\n"
           "Example:\n"
           "  locksmith-run --group=db-maintenance --timeout=10m -- /usr/local/bin/compact-db\n",
@@ -200,6 +201,17 @@ static int say_place(int ahead, void *userdata) {
  * unknown (it timed out or the connection broke), the slot may be ours from that request, and
  * -EEXIST then means it is. Transient errors are retried until the timeout, or for a minute when
  * there is none. */
+/* "No free slot within the timeout": says which timeout, and why when the library says more. */
+static int no_slot(locksmith_client *c, int64_t wait_ns) {
+    char *timeout = NULL;
+    const char *why = locksmith_client_last_error(c);
+    locksmith_duration_format(wait_ns, &timeout);
+    fprintf(stderr, "locksmith-run: no free slot within the timeout of %s%s%s\n", timeout ? timeout : "--timeout",
+            why && *why ? ": " : "", why && *why ? why : "");
+    locksmith_free(timeout);
+    return EXIT_NO_SLOT;
+}
+
 static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
     long long deadline = wait_ns >= 0 ? now_ms() + wait_ns / 1000000 : -1;
     long long failing_since = -1;
@@ -211,8 +223,7 @@ static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
         if (r == 0 || (r == -EEXIST && unknown_outcome)) return 0;
         if (stop_signal) return 128 + stop_signal;
         if (r == 1) {
-            fprintf(stderr, "locksmith-run: no free slot within the timeout (%s)\n", locksmith_client_last_error(c));
-            return EXIT_NO_SLOT;
+            return no_slot(c, wait_ns);
         }
         now = now_ms();
         if (transient(r)) {
@@ -234,8 +245,7 @@ static int take_slot(locksmith_client *c, const char *id, int64_t wait_ns) {
         }
         left = deadline < 0 ? WAIT_SLICE_MS : deadline - now;
         if (left <= 0) {
-            fprintf(stderr, "locksmith-run: no free slot within the timeout (%s)\n", locksmith_client_last_error(c));
-            return EXIT_NO_SLOT;
+            return no_slot(c, wait_ns);
         }
         /* One watch: a signal cancels it (-ECANCELED) within a second. */
         r = locksmith_client_wait(c, left);
@@ -354,6 +364,16 @@ int main(int argc, char **argv) {
     if (!id && !(id = own_id = default_id())) {
         locksmith_client_free(c);
         return 1;
+    }
+    if (!own_id) {
+        /* The daemon gives back the machine id's slot at every start (the original's rule): a job
+         * holding it could lose it under its feet. */
+        char *machine = NULL;
+        if (locksmith_machine_id(&machine) >= 0 && strcmp(machine, id) == 0)
+            fprintf(stderr, "locksmith-run: warning: --id %s is this machine's id: locksmithd gives that slot back whenever it "
+                            "starts (it means \"this machine is rebooting\"); the default id, %s%s, is the job's own\n",
+                    id, machine, DEFAULT_ID_SUFFIX);
+        locksmith_free(machine);
     }
 
     signal_client = c;

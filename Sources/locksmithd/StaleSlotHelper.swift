@@ -1,5 +1,5 @@
 // The start-up helper process: it makes an etcd client (loading libcurl) and gives back the slot
-// the record names, while the daemon itself waits for an update without ever loading libcurl and
+// the record names and the machine id's, while the daemon itself waits for an update without ever loading libcurl and
 // the TLS libraries. It tells the daemon through a pipe whether it could make its client.
 import CGlibc
 import Glibc
@@ -11,7 +11,9 @@ struct StaleSlotHelper {
     /// Starts the helper; returns once it has made its client, or throws why it could not (no
     /// usable libcurl: the daemon must not start, since it could never take a slot). Call before
     /// any thread starts. The helper stops when its parent is gone.
-    static func start(target: (key: String, id: String)?, fleetLock: Bool, world: DaemonWorld) throws -> StaleSlotHelper {
+    /// `clearsRecord`: the recorded slot is among the targets, so the record says "none held" once
+    /// they are all given back.
+    static func start(targets: [(key: String, id: String)], clearsRecord: Bool, fleetLock: Bool, world: DaemonWorld) throws -> StaleSlotHelper {
         var fds: [Int32] = [-1, -1]
         guard cglibc_pipe_cloexec(&fds) == 0 else { throw FileError("cannot make a pipe") }
         let parent = getpid()
@@ -19,21 +21,25 @@ struct StaleSlotHelper {
         if pid < 0 { throw FileError("cannot start a process") }
         if pid == 0 {
             close(fds[0])
-            let client: SlotClient
+            var clients: [SlotClient] = []
             do {
-                client = try world.makeClient(target?.key)
+                // One client per key (the first made even with none: it proves libcurl loads).
+                clients = try (targets.isEmpty ? [nil] : targets.map { $0.key }).map { try world.makeClient($0) }
             } catch {
                 let message = "\(error)"
                 _ = message.withCString { write(fds[1], $0, strlen($0)) }
                 _exit(1)
             }
             close(fds[1])
-            guard let target else { _exit(0) }
+            var pending = Array(zip(targets, clients))
             var attempt = 0, lastError = ""
             while getppid() == parent {
                 do {
-                    try Daemon.giveBack(client, id: target.id, fleetLock: fleetLock, log: world.log)
-                    do { try world.recordSlot(nil) } catch { world.log(.warning, "\(error)", []) }
+                    while let (target, client) = pending.first {
+                        try Daemon.giveBack(client, id: target.id, fleetLock: fleetLock, log: world.log)
+                        pending.removeFirst()
+                    }
+                    if clearsRecord { do { try world.recordSlot(nil) } catch { world.log(.warning, "\(error)", []) } }
                     _exit(0)
                 } catch {
                     let message = "\(error)"

@@ -167,9 +167,14 @@ if settings.takesSlot {
     let gated = stale != nil && hooks.has(.postReboot)
     // Held until the post-reboot hooks pass: the state file says so (since before this start).
     if gated, let stale { coordinator.setSlot(stale, since: nil) }
+    // The machine id's slot is given back at every start too, as the original did (a slot held
+    // under it means "this machine is going down": `locksmithctl lock && reboot`), at once.
+    let own = Daemon.machineTarget(group: settings.group, machineID: holderID, besides: stale)
     do {
-        let helper = try StaleSlotHelper.start(target: gated ? nil : stale, fleetLock: settings.usesFleetLock, world: world)
+        let helper = try StaleSlotHelper.start(targets: [own, gated ? nil : stale].compactMap { $0 }, clearsRecord: !gated && stale != nil,
+                                               fleetLock: settings.usesFleetLock, world: world)
         daemon.staleSlot = stale
+        daemon.machineSlot = own
         daemon.staleHelperDone = { helper.finish() && !gated }
     } catch {
         Log.error("\(error): REBOOT_STRATEGY=\(settings.strategy) needs libcurl (Debian: libcurl4); not starting")

@@ -287,6 +287,18 @@ final class Harness: @unchecked Sendable {
         #expect(h.recorded == ["record none", "record \(machine)"])
     }
 
+    @Test func theMachinesOwnSlotIsGivenBackTooBeforeLocking() {
+        // Issue 25: `locksmithctl lock` by hand, then a restart: the machine id's slot goes back
+        // even though the record names another (or none).
+        let client = ScriptedClient(lockAnswers: [nil])
+        let h = Harness(client: { client })
+        h.daemon.staleSlot = (client.key, "job")
+        h.daemon.machineSlot = (client.key, machine)
+        h.run(for: 3) { h.rebootCount > 0 }
+        #expect(client.unlocks == [machine, "job"])
+        #expect(client.locks == [machine])
+    }
+
     @Test func stoppingAfterTakingASlotGivesItBack() {
         // A logged-in user makes the daemon wait a minute before the reboot; it is stopped first.
         let client = ScriptedClient(lockAnswers: [nil])
@@ -303,6 +315,10 @@ final class Harness: @unchecked Sendable {
         #expect(Daemon.staleTarget({ .missing }, group: "", machineID: machine, log: log)! == (defaultKey, machine))
         #expect(Daemon.staleTarget({ .notHeld }, group: "", machineID: machine, log: log) == nil)
         #expect(Daemon.staleTarget({ .held(key: "k", id: "other") }, group: "", machineID: machine, log: log)! == ("k", "other"))
+        #expect(Daemon.machineTarget(group: "", machineID: machine, besides: nil)! == (defaultKey, machine))
+        #expect(Daemon.machineTarget(group: "", machineID: machine, besides: (defaultKey, machine)) == nil)
+        #expect(Daemon.machineTarget(group: "", machineID: machine, besides: ("k", machine))! == (defaultKey, machine))
+        #expect(Daemon.machineTarget(group: "", machineID: machine, besides: (defaultKey, "other"))! == (defaultKey, machine))
         var warned = false
         #expect(Daemon.staleTarget({ throw LocksmithFailure(code: EBADMSG, message: "not a record") }, group: "", machineID: machine,
                                    log: { _, _, _ in warned = true }) == nil)

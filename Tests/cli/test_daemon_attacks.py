@@ -331,18 +331,22 @@ class SlotOwnership(DaemonTest):
         self.assertEqual(ctl(g, "lock", n.id).returncode, 0)
         self.assertGivenBackAtStart(n, g)
 
-    def test_a_slot_recorded_as_not_held_is_not_given_back(self):
-        # Item 7b: HELD=no, and someone else holds a slot under the machine id: it stays.
+    def test_the_machine_ids_slot_is_given_back_at_every_start(self):
+        # Issue 25: a slot under the machine id means "this machine is going down" (the original's
+        # rule, and Flatcar's tests: `locksmithctl lock`, restart, the slot is free again). So it
+        # is given back at every start, also when the record says this daemon held none, and
+        # besides the one the record names (another group's here).
         ue = self.keep(UpdateEngine(IDLE))
-        g = group()
+        g, other = group(), group()
         n = self.node(g)
-        n.write_state_file("# written by the test\nHELD=no\n")
-        self.assertEqual(ctl(g, "lock", n.id).returncode, 0)
-        n.start()
-        self.ready(n)
-        self.assertFalse(sleep_watching(4, lambda: holders(g) != [n.id]), "given back:\n" + n.output())
-        self.assertEqual(n.stop(), 0)
-        self.assertEqual(holders(g), [n.id])
+        for text in ("# written by the test\nHELD=no\n", "HELD=yes\nGROUP=%s\nKEY=%s\nID=%s\n" % (other, harness.group_key(other), n.id)):
+            n.write_state_file(text)
+            self.assertEqual(ctl(g, "lock", n.id).returncode, 0)
+            if "yes" in text:
+                self.assertEqual(ctl(other, "lock", n.id).returncode, 0)
+            self.assertGivenBackAtStart(n, g)
+            self.assertEqual(holders(other), [])
+            self.assertIn("gave back the reboot slot this machine held from before its reboot", n.output())
 
     def test_a_slot_recorded_as_held_is_given_back_and_the_record_cleared(self):
         # Item 7c: HELD=yes for this group and id: given back at start, the file says HELD=no.
@@ -355,16 +359,21 @@ class SlotOwnership(DaemonTest):
         self.assertGivenBackAtStart(n, g)
 
     def test_a_foreign_slot_under_the_machine_id_is_waited_for_not_used(self):
-        # Item 7d: HELD=no, a reboot needed, max 2, the machine id already holding a slot the daemon
-        # did not take: it waits; once that slot is given back it takes its own, records it, reboots.
-        ue = self.keep(UpdateEngine(NEED))
+        # Item 7d: max 2, and once the daemon runs, someone takes a slot under the machine id (the
+        # start gave back the one from before); then a reboot is needed. The daemon did not take
+        # that slot: it waits; once it is given back it takes its own, records it, reboots.
+        ue = self.keep(UpdateEngine(IDLE))
         logind = self.keep(Logind())
         g = group()
         n = self.node(g)
         n.write_state_file("# written by the test\nHELD=no\n")
         self.assertEqual(ctl(g, "set-max", "2").returncode, 0)
-        self.assertEqual(ctl(g, "lock", n.id).returncode, 0)
         n.start()
+        self.ready(n)
+        self.assertTrue(wait_for(lambda: "waiting for an update" in n.output()), n.output())
+        self.assertEqual(ctl(g, "lock", n.id).returncode, 0)
+        ue.send("emit " + NEED)
+        self.assertTrue(wait_for(lambda: "reboot needed" in n.output() or "holder" in n.output() or "slot" in n.output()), n.output())
         self.assertFalse(sleep_watching(4, logind.calls), "rebooted on a slot it did not take:\n" + n.output())
         self.assertIsNone(n.proc.poll(), n.output())
         self.assertEqual(holders(g), [n.id])

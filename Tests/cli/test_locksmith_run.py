@@ -246,7 +246,8 @@ class Timeout(unittest.TestCase):
         elapsed = time.monotonic() - t
         self.assertEqual(code, 75)
         self.assertEqual(out, "")
-        self.assertIn("no free slot within the timeout", err)
+        self.assertIn("no free slot within the timeout of 1.5s", err)
+        self.assertNotIn("()", err)  # issue 25: it said "(...)" with nothing in it
         self.assertGreaterEqual(elapsed, 1.4)
         self.assertLess(elapsed, 4.0)
         self.assertEqual(etcd.holders("v2", harness.group_key(group)), ["other"])
@@ -681,6 +682,17 @@ class Hygiene(unittest.TestCase):
             p.send_signal(signal.SIGINT)
             p.communicate(timeout=10)
         self.assertEqual(etcd.holders("v3", harness.group_key(group)), [])
+
+    def test_the_machine_id_as_id_is_warned_about(self):
+        # Issue 25: locksmithd gives the machine id's slot back at every start.
+        group = unique("machine-id")
+        code, out, err = run("--group", group, "--id", MACHINE_ID, "--timeout", "3s", "--", "sh", "-c", "echo ran")
+        self.assertEqual((code, out), (0, "ran\n"), err)
+        self.assertIn("warning: --id %s is this machine's id: locksmithd gives that slot back whenever it starts" % MACHINE_ID, err)
+        self.assertIn("the default id, %s/locksmith-run, is the job's own" % MACHINE_ID, err)
+        code, out, err = run("--group", group, "--id", "job-7", "--timeout", "3s", "--", "sh", "-c", "echo ran")
+        self.assertEqual((code, out), (0, "ran\n"), err)
+        self.assertNotIn("warning", err)
 
     def test_daemon_holding_the_machine_id_does_not_block_a_default_run(self):
         # locksmithd's reboot lock is held under the plain machine id (locksmithctl lock without an

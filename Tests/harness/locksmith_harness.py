@@ -245,10 +245,11 @@ def group_key(group):
 
 class Etcd:
     """etcd on loopback in a temporary data dir; with tls=(cert, key, ca) it serves https with that
-    certificate (ca: the file that verifies it, to see that it started). enable_v2=False: an etcd
+    certificate (ca: the file that verifies it, to see that it started; client_ca: the CA of client
+    certificates when it is another). enable_v2=False: an etcd
     that serves only v3, as etcd 3.4 does by default (and 3.6 always)."""
 
-    def __init__(self, port=None, prefix="locksmith-test-etcd-", tls=None, client_certificate=None, enable_v2=True):
+    def __init__(self, port=None, prefix="locksmith-test-etcd-", tls=None, client_certificate=None, enable_v2=True, client_ca=None):
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.dir = tempfile.mkdtemp(prefix=prefix, dir=base)
         self.port, peer = port or free_port(), free_port()
@@ -262,8 +263,9 @@ class Etcd:
              "--log-outputs", self.dir + "/etcd.log", "--logger", "zap"]
             + (["--cert-file", tls[0], "--key-file", tls[1]] if tls else [])
             # client_certificate=(cert, key): clients must present a certificate the CA signed
-            # (this one is used to see that etcd started).
-            + (["--client-cert-auth", "--trusted-ca-file", tls[2]] if tls and client_certificate else []),
+            # (this one is used to see that etcd started), or client_ca, when given (another CA
+            # than the server's: Flatcar's test layout).
+            + (["--client-cert-auth", "--trusted-ca-file", client_ca or tls[2]] if tls and client_certificate else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _running.append(self.proc)
         context = None
