@@ -46,7 +46,7 @@ typedef struct locksmith_holder_records locksmith_holder_records;
 
 /* ---- General ------------------------------------------------------------------------------- */
 
-/* The library's version, e.g. "0.8.0". A static string: never free it. */
+/* The library's version, e.g. "0.9.0". A static string: never free it. */
 const char *locksmith_version(void);
 
 /* Frees memory the library returned through a char **ret_* parameter (the same as free(3), for
@@ -626,6 +626,23 @@ int locksmith_daemon_state_text(const char *strategy, const char *state, int64_t
  * to point at a bad setting (`locksmithctl check`); 0 when it came from the environment or a text
  * without lines. Returns the line, -ENOENT when nothing sets key, or -EINVAL. */
 int locksmith_config_line(const locksmith_config *c, const char *key);
+
+/* ---- the settings passed on (LOCKSMITH_4, since 0.9.0) ---- */
+
+/* The options c has set (those locksmith_client_setting lists), as the environment of a program
+ * that is to use the same ones, such as a hook that runs locksmithctl: one "PREFIX_OPTION=value"
+ * string each (prefix as in locksmith_client_load_settings, e.g. "LOCKSMITHCTL":
+ * LOCKSMITHCTL_ETCD_CAFILE=...), in option order, with the real values rather than the shown
+ * ones. A password read from a file is passed as the file (LOCKSMITHCTL_ETCD_PASSWORD_FILE), a
+ * password given as such as itself; empty values are left out. *ret_strv is a NULL-terminated
+ * malloc()ed array of malloc()ed strings: free it with locksmith_strv_free(). Returns the number
+ * of strings; -EINVAL for a NULL argument or a prefix that is not 1 to 64 upper-case letters,
+ * digits and _; -ENOMEM. */
+int locksmith_client_environment(locksmith_client *c, const char *prefix, char ***ret_strv);
+
+/* Frees a NULL-terminated array of malloc()ed strings (as locksmith_client_environment hands
+ * out) and each string in it. NULL is fine. Returns NULL. */
+char **locksmith_strv_free(char **strv);
 
 #ifdef __cplusplus
 }

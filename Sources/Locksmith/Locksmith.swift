@@ -47,7 +47,7 @@ func list(_ count: Int32, _ item: (Int32) -> UnsafePointer<CChar>?) -> [String] 
 }
 
 public enum Library {
-    /// The library's version, e.g. "0.8.0".
+    /// The library's version, e.g. "0.9.0".
     public static var version: String { String(cString: locksmith_version()) }
 
     /// The root system paths are read under by default: $LOCKSMITH_ROOT, else "/".
@@ -413,6 +413,15 @@ public final class Client: @unchecked Sendable {
     }
 
     public var warnings: [String] { list(locksmith_client_warning_count(handle)) { locksmith_client_warning(handle, $0) } }
+
+    /// The options set, as the environment of a program that is to use the same ones
+    /// (`PREFIX_OPTION=value`, real values; a password file rather than its password).
+    public func environment(prefix: String) throws -> [String] {
+        var strv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+        let n = try checkClient(locksmith_client_environment(handle, prefix, &strv))
+        defer { _ = locksmith_strv_free(strv) }
+        return (0..<Int(n)).compactMap { strv?[$0].map { String(cString: $0) } }
+    }
 
     /// The semaphore, creating the key if it is missing.
     public func get() throws -> SemaphoreDocument {

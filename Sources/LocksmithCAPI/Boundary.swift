@@ -100,6 +100,24 @@ func copyOut(_ s: String) throws -> UnsafeMutablePointer<CChar> {
     return p
 }
 
+/// A malloc()ed NULL-terminated array of malloc()ed copies of `strings` for a char ***ret_*
+/// parameter (locksmith_strv_free frees it).
+func copyOut(_ strings: [String]) throws -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+    guard let array = calloc(strings.count + 1, MemoryLayout<UnsafeMutablePointer<CChar>?>.stride)?
+        .bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: strings.count + 1) else {
+        throw LocksmithError(.system(ENOMEM), "out of memory")
+    }
+    for (i, s) in strings.enumerated() {
+        guard let p = strdup(s) else {
+            for j in 0..<i { free(array[j]) }
+            free(array)
+            throw LocksmithError(.system(ENOMEM), "out of memory")
+        }
+        array[i] = p
+    }
+    return array
+}
+
 // MARK: Objects
 
 /// The object behind an opaque C pointer: a Swift value plus the C strings lent out from it.

@@ -673,6 +673,28 @@ public func locksmith_client_setting(_ c: OpaquePointer!, _ i: Int32, _ ret_valu
 }
 
 @c @implementation
+public func locksmith_client_environment(_ c: OpaquePointer!, _ prefix: UnsafePointer<CChar>!, _ ret_strv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>!) -> Int32 {
+    clientCall(c) { state in
+        let strings = try state.options.environment(prefix: text(prefix, "prefix", limit: 64))
+        let ret = try out(ret_strv, "ret_strv")
+        ret.pointee = try copyOut(strings)
+        return Int32(clamping: strings.count)
+    }
+}
+
+@c @implementation
+public func locksmith_strv_free(_ strv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>! {
+    guard let strv else { return nil }
+    var i = 0
+    while let s = strv[i] {
+        free(s)
+        i += 1
+    }
+    free(strv)
+    return nil
+}
+
+@c @implementation
 public func locksmith_client_warning_count(_ c: OpaquePointer!) -> Int32 {
     call { Int32(clamping: try ClientHandle.from(c, "c").value.options.warnings.count) }
 }

@@ -109,7 +109,9 @@ public struct ClientOptions: Sendable {
         case "etcd-certfile": tls.certFile = try ClientOptions.readableFile(value, option: name)
         case "etcd-keyfile": tls.keyFile = try ClientOptions.readableFile(value, option: name)
         case "etcd-username": username = value.isEmpty ? nil : value
-        case "etcd-password": password = value.isEmpty ? nil : value
+        case "etcd-password":
+            password = value.isEmpty ? nil : value
+            passwordFile = nil  // the one given last wins: this password, not the file's
         case "etcd-password-file":
             guard let file = try ClientOptions.readableFile(value, option: name) else { password = nil; passwordFile = nil; return }
             password = try ClientOptions.firstLine(of: file, option: name)
@@ -164,9 +166,7 @@ public struct ClientOptions: Sendable {
     /// naming the variable and where it came from.
     @discardableResult
     public mutating func resolve(prefix: String, daemon: Configuration?) throws -> Int {
-        guard !prefix.isEmpty, prefix.utf8.allSatisfy({ (65...90).contains($0) || (48...57).contains($0) || $0 == 95 }) else {
-            throw LocksmithError(.invalidArgument, "prefix \(JSONText.quotedExcerpt(prefix)) is not an upper-case variable prefix such as LOCKSMITHCTL")
-        }
+        try ClientOptions.checkPrefix(prefix)
         // etcd-password and etcd-password-file are one setting given two ways: once a source has
         // given either, lower sources give neither.
         let password: Set = ["etcd-password", "etcd-password-file"]
@@ -213,27 +213,45 @@ public struct ClientOptions: Sendable {
         }
     }
 
+    /// Option `name` as set, the real value (a password too); nil if it is not set.
+    func value(_ name: String) -> String? {
+        guard origins[name] != nil else { return nil }
+        switch name {
+        case "endpoint": return endpointList.joined(separator: ",")
+        case "group": return group
+        case "etcd-cafile": return tls.caFile ?? ""
+        case "etcd-certfile": return tls.certFile ?? ""
+        case "etcd-keyfile": return tls.keyFile ?? ""
+        case "etcd-username": return username ?? ""
+        case "etcd-password": return password ?? ""
+        case "etcd-password-file": return passwordFile ?? ""
+        case "etcd-api": return api.rawValue
+        case "timeout": return GoDuration.format(Int64(timeoutMilliseconds) * 1_000_000)
+        case "proxy": return proxy ?? ""
+        case "queue-ttl": return GoDuration.format(Int64(queueTTLSeconds) * 1_000_000_000)
+        case "fleetlock-url": return fleetLockURL ?? ""
+        default: return nil
+        }
+    }
+
+    /// The options set, as the environment of a program that is to use the same ones (a hook's
+    /// `locksmithctl`): `PREFIX_OPTION=value` with the real values, in option order. A password
+    /// read from a file is passed as the file (the child reads it as this client did), a password
+    /// given as such as itself; empty values are left out (the child's own defaults apply).
+    public func environment(prefix: String) throws -> [String] {
+        try ClientOptions.checkPrefix(prefix)
+        return ClientOptions.names.compactMap { name in
+            if name == "etcd-password" && passwordFile != nil { return nil }
+            guard let value = value(name), !value.isEmpty else { return nil }
+            return ClientOptions.variable(prefix: prefix, option: name) + "=" + value
+        }
+    }
+
     /// Option `name` as it may be shown (in -debug output): passwords hidden, credentials in
     /// URLs masked, control characters quoted; nil if it is not set.
     public func display(_ name: String) -> (value: String, origin: String)? {
-        guard let origin = origins[name] else { return nil }
-        var shown: String
-        switch name {
-        case "endpoint": shown = endpointList.joined(separator: ",")
-        case "group": shown = group
-        case "etcd-cafile": shown = tls.caFile ?? ""
-        case "etcd-certfile": shown = tls.certFile ?? ""
-        case "etcd-keyfile": shown = tls.keyFile ?? ""
-        case "etcd-username": shown = username ?? ""
-        case "etcd-password": shown = "(hidden)"
-        case "etcd-password-file": shown = passwordFile ?? ""
-        case "etcd-api": shown = api.rawValue
-        case "timeout": shown = GoDuration.format(Int64(timeoutMilliseconds) * 1_000_000)
-        case "proxy": shown = proxy ?? ""
-        case "queue-ttl": shown = GoDuration.format(Int64(queueTTLSeconds) * 1_000_000_000)
-        case "fleetlock-url": shown = fleetLockURL ?? ""
-        default: return nil
-        }
+        guard let origin = origins[name], var shown = value(name) else { return nil }
+        if name == "etcd-password" { shown = "(hidden)" }
         if name == "endpoint" || name == "proxy" || name == "fleetlock-url" { shown = ClientOptions.withoutCredentials(shown) }
         // Shown as set: a control character would reach the terminal as is.
         if SemaphoreDocument.hasControlCharacter(shown) { shown = JSONText.quoted(shown) }
@@ -252,6 +270,13 @@ public struct ClientOptions: Sendable {
             throw LocksmithError(.invalidArgument, "\(name): \(JSONText.quotedExcerpt(value)) is not between \(leastText) and \(mostText)")
         }
         return nanoseconds
+    }
+
+    /// A prefix of the options' variables: upper-case letters, digits and _, such as LOCKSMITHCTL.
+    public static func checkPrefix(_ prefix: String) throws {
+        guard !prefix.isEmpty, prefix.utf8.allSatisfy({ (65...90).contains($0) || (48...57).contains($0) || $0 == 95 }) else {
+            throw LocksmithError(.invalidArgument, "prefix \(JSONText.quotedExcerpt(prefix)) is not an upper-case variable prefix such as LOCKSMITHCTL")
+        }
     }
 
     /// The environment variable of option `name` under `prefix`: LOCKSMITHCTL + etcd-cafile ->

@@ -52,16 +52,14 @@ struct Hooks {
 
     /// The environment of hooks and of a reboot-source command: a fixed PATH, the machine's
     /// group and id, the root when it is not "/", and the daemon's etcd settings as
-    /// locksmithctl reads them (LOCKSMITHCTL_<OPTION>), so that `locksmithctl` in a hook talks to
-    /// the same cluster. Nothing else of the daemon's environment is passed on.
-    static func environment(group: String, machineID: String, root: String, etcd: [(name: String, value: String, origin: String)]) -> [String] {
+    /// locksmithctl reads them (`etcd`: LOCKSMITHCTL_<OPTION>=value, the library's
+    /// locksmith_client_environment: the real values, a password file rather than its password),
+    /// so that `locksmithctl` in a hook talks to the same cluster as the same user. Nothing else
+    /// of the daemon's environment is passed on.
+    static func environment(group: String, machineID: String, root: String, etcd: [String]) -> [String] {
         var environment = ["PATH=\(HookFiles.path)", "LANG=C.UTF-8",
                            "LOCKSMITH_GROUP=\(group)", "LOCKSMITH_ID=\(machineID)"]
         if root != "/" && !root.isEmpty { environment.append("LOCKSMITH_ROOT=\(root)") }
-        for setting in etcd where !setting.value.isEmpty {
-            let name = "LOCKSMITHCTL_" + String(setting.name.map { $0 == "-" ? "_" : Character($0.uppercased()) })
-            environment.append("\(name)=\(setting.value)")
-        }
-        return environment
+        return environment + etcd
     }
 }

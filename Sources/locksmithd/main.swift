@@ -103,7 +103,7 @@ do {
 
 let hooks: Hooks
 do {
-    let etcd = try settings.client().settings
+    let etcd = try settings.client().environment(prefix: "LOCKSMITHCTL")
     hooks = Hooks(directory: settings.hooksDirectory, timeoutMilliseconds: Int(settings.hookTimeout / 1_000_000),
                   environment: Hooks.environment(group: settings.group, machineID: machineID, root: root, etcd: etcd))
 } catch {

@@ -1335,6 +1335,25 @@ static void test_load_settings(const char *endpoint, const char *root) {
     CHECK_RC(locksmith_client_setting(c, -1, &v, &o), -EINVAL);
     CHECK_RC(locksmith_client_setting(c, 13, &v, &o), -EINVAL);
     CHECK_RC(locksmith_client_setting(NULL, 0, &v, &o), -EINVAL);
+    /* LOCKSMITH_4: the same settings for a child, with the real values (the password too). */
+    char **env = NULL;
+    int n_env = locksmith_client_environment(c, "LOCKSMITHCTL", &env);
+    CHECK(n_env == 6 && env != NULL && env[n_env] == NULL);
+    int saw_password = 0, saw_group = 0;
+    for (int i = 0; env && env[i]; i++) {
+        saw_password += strcmp(env[i], "LOCKSMITHCTL_ETCD_PASSWORD=conf-s3cret") == 0;
+        saw_group += strncmp(env[i], "LOCKSMITHCTL_GROUP=", 19) == 0 && strcmp(env[i] + 19, group) == 0;
+        CHECK(strstr(env[i], "(hidden)") == NULL);
+    }
+    CHECK(saw_password == 1 && saw_group == 1);
+    CHECK(locksmith_strv_free(env) == NULL);
+    CHECK(locksmith_strv_free(NULL) == NULL);
+    env = (char **)SENTINEL_PTR;
+    CHECK_RC(locksmith_client_environment(c, "NOT-A-PREFIX", &env), -EINVAL);
+    CHECK_RC(locksmith_client_environment(c, "", &env), -EINVAL);
+    CHECK_RC(locksmith_client_environment(NULL, "X", &env), -EINVAL);
+    CHECK_RC(locksmith_client_environment(c, "X", NULL), -EINVAL);
+    CHECK(env == (char **)SENTINEL_PTR);
     /* The settings are the client's: a request goes to the endpoint of the config, in the
      * group given with locksmith_client_set. */
     char *key = NULL;

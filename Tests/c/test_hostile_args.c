@@ -831,6 +831,16 @@ static void test_client_settings(void) {
     CHECK_RC(locksmith_client_set(c, "etcd-username", "user\x1b[31m"), 0);
     CHECK_RC(locksmith_client_setting(c, 5, &value, &origin), 0);
     CHECK(value != SENTINEL && !strchr(value, '\x1b'));
+    /* locksmith_client_environment: hostile prefixes and NULLs leave *ret_strv alone. */
+    char **strv = (char **)SENTINEL;
+    CHECK_RC(locksmith_client_environment(c, huge, &strv), -EINVAL);
+    CHECK_RC(locksmith_client_environment(c, "\xff\xfe", &strv), -EINVAL);
+    CHECK_RC(locksmith_client_environment(c, "A=B", &strv), -EINVAL);
+    CHECK_RC(locksmith_client_environment(c, NULL, &strv), -EINVAL);
+    CHECK_RC(locksmith_client_environment(NULL, "X", &strv), -EINVAL);
+    CHECK(strv == (char **)SENTINEL);
+    CHECK_RC(locksmith_client_environment(c, "X", &strv), 2); /* group and username */
+    CHECK(locksmith_strv_free(strv) == NULL);
 
     /* locksmith_client_warning*, last_error_option, key: NULL handles, out-of-range numbers. */
     CHECK_RC(locksmith_client_warning_count(NULL), -EINVAL);

@@ -163,6 +163,37 @@ class Hooks(d.DaemonTest):
         self.assertTrue(wait_for(lambda: logind.calls(), timeout=20), n.output())
         self.assertEqual(d.holders(g), [n.id])
 
+    def test_a_hooks_locksmithctl_authenticates_as_the_daemon(self):
+        # Issue 25: the hooks' environment came from the settings as shown, so a hook's
+        # locksmithctl got LOCKSMITHCTL_ETCD_PASSWORD=(hidden) and was refused. Against an etcd
+        # with authentication, with the password given as such and in a file: status works.
+        server = harness.Etcd(prefix="locksmith-test-etcd-hook-auth-", enable_v2=False)
+        self.services.append(server)
+        server.enable_auth("v3", "hook-s3cret")
+        self.service(d.UpdateEngine(d.NEED))
+        self.service(d.Logind())
+        for n_case, credentials in enumerate(({"LOCKSMITHD_ETCD_PASSWORD": "hook-s3cret"}, {"LOCKSMITHD_ETCD_PASSWORD_FILE": "file"})):
+            g = d.group()
+            env = {"LOCKSMITHD_ENDPOINT": server.endpoint, "LOCKSMITHD_ETCD_USERNAME": "root"}
+            n = self.node(g, env=env)
+            if "LOCKSMITHD_ETCD_PASSWORD_FILE" in credentials:
+                path = n.root + "/etcd-password"
+                with open(path, "w") as f:
+                    f.write("hook-s3cret\n")
+                os.chmod(path, 0o600)
+                credentials = {"LOCKSMITHD_ETCD_PASSWORD_FILE": path}
+            n.env.update(credentials)
+            out = n.root + "/status"
+            write_hook(n, "pre-lock", "10-status", "%s status > %s 2>&1 || { env | grep ^LOCKSMITHCTL_ETCD_PASSWORD >> %s; exit 1; }\nexit 1"
+                       % (d.LOCKSMITHCTL, out, out))
+            n.start()
+            self.assertTrue(wait_for(lambda: os.path.exists(out) and "Max:" in read(out) or "pre-lock hook 10-status says not now" in n.output()),
+                            n.output())
+            self.assertTrue(wait_for(lambda: "Available: 1\nMax: 1" in read(out)), read(out) + n.output())
+            if "LOCKSMITHD_ETCD_PASSWORD_FILE" in credentials:
+                self.assertNotIn("hook-s3cret", read(out))
+            n.stop()
+
     def test_pre_reboot_failure_gives_the_slot_back(self):
         g = d.group()
         ue = self.service(d.UpdateEngine(d.NEED))

@@ -231,6 +231,27 @@ def test_settings_hide_passwords_and_credentials(tmp_path):
         assert "s3cret" not in repr(c.settings())
 
 
+def test_environment_passes_the_real_settings(tmp_path):
+    # Issue 25: a hook's locksmithctl got LOCKSMITHCTL_ETCD_PASSWORD=(hidden) from the display
+    # values; the environment carries the real ones, and a password file rather than its password.
+    with Client(proxy="http://user:s3cret@proxy.example:3128", password="s3cret", group="web",
+                endpoints=["http://127.0.0.1:1"]) as c:
+        env = c.environment()
+        assert "LOCKSMITHCTL_ETCD_PASSWORD=s3cret" in env
+        assert "LOCKSMITHCTL_PROXY=http://user:s3cret@proxy.example:3128" in env
+        assert "LOCKSMITHCTL_GROUP=web" in env and "LOCKSMITHCTL_ENDPOINT=http://127.0.0.1:1" in env
+        assert "LOCKSMITHD_GROUP=web" in c.environment("LOCKSMITHD")
+        with pytest.raises(InvalidArgument, match="prefix"):
+            c.environment("lower")
+    password = tmp_path / "password"
+    password.write_text("file-s3cret\n")
+    password.chmod(0o600)
+    with Client(password_file=str(password)) as c:
+        env = c.environment()
+        assert "LOCKSMITHCTL_ETCD_PASSWORD_FILE=%s" % password in env
+        assert not any("file-s3cret" in e or e.startswith("LOCKSMITHCTL_ETCD_PASSWORD=") for e in env)
+
+
 def test_options_of_a_failure(etcd):
     with Client() as c:
         with pytest.raises(InvalidArgument) as e:

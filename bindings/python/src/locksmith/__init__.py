@@ -27,7 +27,7 @@ from .errors import (AccessDenied, AlreadyHeld, BadData, Busy, Cancelled, Conten
 from .semaphore import Semaphore
 from .window import Opening, Window
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"
 
 #: The etcd key of the default group's semaphore; other groups live under KEY_PREFIX + "/groups/".
 KEY_PREFIX = "coreos.com/updateengine/rebootlock"
@@ -38,7 +38,7 @@ library_path: str = _native.path
 
 
 def version() -> str:
-    """The library's version, e.g. "0.8.0"."""
+    """The library's version, e.g. "0.9.0"."""
     text: bytes = lib.locksmith_version()
     return text.decode("utf-8")
 

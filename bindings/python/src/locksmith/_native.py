@@ -1,5 +1,5 @@
 """Finding and loading liblocksmith.so.1, and the ctypes prototype of every function of
-include/locksmith.h (version nodes LOCKSMITH_1, LOCKSMITH_2 and LOCKSMITH_3). Nothing else in the package
+include/locksmith.h (version nodes LOCKSMITH_1 to LOCKSMITH_4). Nothing else in the package
 touches ctypes' loader; every call goes through `lib`, whose functions all have argtypes and
 restype set from PROTOTYPES."""
 from __future__ import annotations
@@ -197,6 +197,9 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_daemon_file_read": (c_int, [c_char_p, c_char_p, P(ConfigP), P(c_int64)]),
     "locksmith_daemon_state_text": (c_int, [c_char_p, c_char_p, c_int64, c_char_p, c_char_p, c_int64, OwnedStringOut]),
     "locksmith_config_line": (c_int, [ConfigP, c_char_p]),
+    # Version 4 (LOCKSMITH_4): the settings passed on
+    "locksmith_client_environment": (c_int, [ClientP, c_char_p, P(P(c_void_p))]),
+    "locksmith_strv_free": (P(c_void_p), [P(c_void_p)]),
 }
 
 HOW_TO_FIX = ("install liblocksmith (`make install` in locksmith-swift, then `ldconfig`), or set "

@@ -421,6 +421,19 @@ class Client(Handle):
                 out.append(Setting(name, decode(value.value) or "", decode(origin.value) or ""))
         return out
 
+    def environment(self, prefix: str = "LOCKSMITHCTL") -> List[str]:
+        """The options set, as the environment of a program that is to use the same ones:
+        "PREFIX_OPTION=value" strings with the real values (a password file rather than the
+        password read from it), for a child such as a hook's locksmithctl."""
+        strv = ctypes.POINTER(ctypes.c_void_p)()
+        with self._lock:
+            pointer = self._live()
+            n = self._check(pointer, lib.locksmith_client_environment(pointer, prefix.encode(), ctypes.byref(strv)))
+        try:
+            return [decode(ctypes.string_at(strv[i])) for i in range(n)]
+        finally:
+            lib.locksmith_strv_free(strv)
+
     @property
     def warnings(self) -> List[str]:
         """What the program should tell its user about the client's settings (a password file
