@@ -321,6 +321,7 @@ int locksmith_client_acquire(locksmith_client *c, const char *holder, int64_t ti
 
 /* The waiters of the group's queue, first in line first, as a list of records: id (the holder
  * id it waits for), since (when it joined, Unix seconds) and host (locksmith_holder_records_*).
+ * Entries that waiters skip (since 0.9.0: see locksmith_client_queue_all) are left out.
  * Creates nothing. Returns 0, or a negative errno as locksmith_client_get. */
 int locksmith_client_queue(locksmith_client *c, locksmith_holder_records **ret);
 
@@ -627,7 +628,45 @@ int locksmith_daemon_state_text(const char *strategy, const char *state, int64_t
  * without lines. Returns the line, -ENOENT when nothing sets key, or -EINVAL. */
 int locksmith_config_line(const locksmith_config *c, const char *key);
 
-/* ---- the settings passed on (LOCKSMITH_4, since 0.9.0) ---- */
+/* ---- Version 4 (LOCKSMITH_4, since 0.9.0): what was read, exactly ------------------------------ */
+
+/* The etcd key of record i (a holder record, or a queue entry). Borrowed; NULL out of range. */
+const char *locksmith_holder_records_key(const locksmith_holder_records *r, int i);
+
+/* The etcd revision (v3) or modification index (v2) record i was read at; -1 out of range. Every
+ * lock writes its holder's record anew, so the revision tells one holding of a slot from the
+ * next: see locksmith_client_unlock_record(). */
+int64_t locksmith_holder_records_revision(const locksmith_holder_records *r, int i);
+
+/* Why waiters skip queue entry i (see locksmith_client_queue_all): 0 they do not (a waiter),
+ * LOCKSMITH_QUEUE_NEVER_EXPIRES, or LOCKSMITH_QUEUE_UNREADABLE; -EINVAL out of range. Always 0
+ * for holder records. */
+int locksmith_holder_records_ignored(const locksmith_holder_records *r, int i);
+
+/* The entry can never go by itself: v3, it has no lease; v2, no TTL, or one longer than any
+ * waiter gives its entry (1h, the longest queue-ttl). No waiter made it. */
+#define LOCKSMITH_QUEUE_NEVER_EXPIRES 1
+/* The entry's value is not a queue entry (then its id and host are "" and its since 0). */
+#define LOCKSMITH_QUEUE_UNREADABLE 2
+
+/* Every entry under the group's queue prefix, first in line first: the waiters, and the entries
+ * they skip (anyone who may write the semaphore may put a key there), which
+ * locksmith_holder_records_ignored() tells apart. Waiters skip such an entry at once: no waiter
+ * makes one, and one that cannot expire would otherwise hold up the queue for ever. Creates
+ * nothing. Returns 0, or a negative errno as locksmith_client_get. */
+int locksmith_client_queue_all(locksmith_client *c, locksmith_holder_records **ret);
+
+/* Gives back id's slot only if its holder record is still the one read at revision
+ * (locksmith_holder_records_revision of locksmith_client_holder_records): a holder that gave
+ * its slot back and took one again since the record was read keeps its new slot. For releasing
+ * a slot by its record's age (`locksmithctl unlock --older-than`). v3 makes the record's
+ * revision a condition of the write; v2 reads the record after the semaphore and writes over
+ * the semaphore as read. Returns 0; -ESTALE if the record changed or is gone (nothing was given
+ * back); -ENOENT if id holds no slot; -EINVAL for a bad id or a revision <= 0; the errors of
+ * locksmith_client_unlock otherwise. */
+int locksmith_client_unlock_record(locksmith_client *c, const char *id, int64_t revision);
+
+/* ---- Version 4, continued: the settings passed on (LOCKSMITH_4, since 0.9.0) ---- */
 
 /* The options c has set (those locksmith_client_setting lists), as the environment of a program
  * that is to use the same ones, such as a hook that runs locksmithctl: one "PREFIX_OPTION=value"

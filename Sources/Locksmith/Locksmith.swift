@@ -442,6 +442,12 @@ public final class Client: @unchecked Sendable {
     public func lock(_ id: String) throws { try checkClient(locksmith_client_lock(handle, id)) }
     public func unlock(_ id: String) throws { try checkClient(locksmith_client_unlock(handle, id)) }
 
+    /// Gives back `id`'s slot only if its holder record is still the one read at `revision`
+    /// (`Record.revision`); ESTALE if the holder gave it back (and perhaps took one again) since.
+    public func unlock(_ id: String, recordRevision revision: Int64) throws {
+        try checkClient(locksmith_client_unlock_record(handle, id, revision))
+    }
+
     /// Sets the maximum; returns the old one.
     @discardableResult
     public func setMax(_ max: Int) throws -> Int {
@@ -455,19 +461,43 @@ public final class Client: @unchecked Sendable {
         try checkClient(locksmith_client_wait(handle, Int64(milliseconds))) == 1
     }
 
+    /// A holder record or a queue entry as the library read it.
+    public struct Record: Sendable {
+        public let id: String
+        /// Unix seconds.
+        public let since: Int64
+        public let host: String
+        /// Its etcd key, and the revision (v3) or modification index (v2) it was read at.
+        public let key: String
+        public let revision: Int64
+        /// A queue entry waiters skip: LOCKSMITH_QUEUE_NEVER_EXPIRES or LOCKSMITH_QUEUE_UNREADABLE; else 0.
+        public let ignored: Int32
+
+        public static let neverExpires = LOCKSMITH_QUEUE_NEVER_EXPIRES
+        public static let unreadable = LOCKSMITH_QUEUE_UNREADABLE
+    }
+
     /// When each holder of the group took its slot and from which host, as this library's
     /// clients recorded it, sorted by id (records of former holders may remain).
-    public func holderRecords() throws -> [(id: String, since: Int64, host: String)] {
-        var made: OpaquePointer?
-        try checkClient(locksmith_client_holder_records(handle, &made))
-        return Client.records(made)
+    public func holderRecords() throws -> [Record] {
+        try records(locksmith_client_holder_records)
     }
 
     /// The waiters of the group's queue, first in line first: the id each waits for, when it
     /// joined and from which host.
-    public func queue() throws -> [(id: String, since: Int64, host: String)] {
+    public func queue() throws -> [Record] {
+        try records(locksmith_client_queue)
+    }
+
+    /// Every entry of the group's queue, first in line first, with those waiters skip (`ignored`).
+    public func queueAll() throws -> [Record] {
+        try records(locksmith_client_queue_all)
+    }
+
+    /// The list a `locksmith_client_*` function that fills a locksmith_holder_records makes.
+    private func records(_ function: (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>?) -> Int32) throws -> [Record] {
         var made: OpaquePointer?
-        try checkClient(locksmith_client_queue(handle, &made))
+        try checkClient(function(handle, &made))
         return Client.records(made)
     }
 
@@ -489,11 +519,12 @@ public final class Client: @unchecked Sendable {
     }
 
     /// The entries of a locksmith_holder_records list, which is freed.
-    private static func records(_ made: OpaquePointer?) -> [(id: String, since: Int64, host: String)] {
+    private static func records(_ made: OpaquePointer?) -> [Record] {
         defer { _ = locksmith_holder_records_free(made) }
         return (0..<max(locksmith_holder_records_count(made), 0)).map { i in
-            (copy(locksmith_holder_records_id(made, i)) ?? "", locksmith_holder_records_since(made, i),
-             copy(locksmith_holder_records_host(made, i)) ?? "")
+            Record(id: copy(locksmith_holder_records_id(made, i)) ?? "", since: locksmith_holder_records_since(made, i),
+                   host: copy(locksmith_holder_records_host(made, i)) ?? "", key: copy(locksmith_holder_records_key(made, i)) ?? "",
+                   revision: locksmith_holder_records_revision(made, i), ignored: max(locksmith_holder_records_ignored(made, i), 0))
         }
     }
 

@@ -19,6 +19,7 @@ extension LocksmithError.Kind {
         case .connectionFailed: return ECONNREFUSED
         case .permissionDenied: return EACCES
         case .conflict: return EAGAIN
+        case .changed: return ESTALE
         case .protocolError: return EPROTO
         case .system(let code): return code > 0 ? code : EIO
         }

@@ -476,8 +476,7 @@ public func locksmith_client_acquire(_ c: OpaquePointer!, _ holder: UnsafePointe
 public func locksmith_client_queue(_ c: OpaquePointer!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
     clientCall(c) { state in
         let r = try out(ret, "ret")
-        let waiters = try state.connected().queue().map { HolderRecord(id: $0.id, since: $0.since, host: $0.host) }
-        r.pointee = HolderRecordsHandle.make(waiters)
+        r.pointee = HolderRecordsHandle.make(try state.connected().queue().filter { $0.ignored == nil }.map(ListedRecord.init))
         return 0
     }
 }
@@ -834,19 +833,47 @@ public func locksmith_groups_free(_ g: OpaquePointer!) -> OpaquePointer! {
 
 // MARK: Holder records
 
-typealias HolderRecordsHandle = Handle<[HolderRecord]>
+/// One record of a locksmith_holder_records list: a holder record, or a queue entry.
+struct ListedRecord {
+    var record: HolderRecord
+    var key: String
+    /// LOCKSMITH_QUEUE_NEVER_EXPIRES, LOCKSMITH_QUEUE_UNREADABLE, or 0.
+    var ignored: Int32 = 0
+
+    init(_ record: HolderRecord, key: String) {
+        self.record = record
+        self.key = key
+    }
+
+    init(_ entry: QueueEntry) {
+        record = HolderRecord(id: entry.id, since: entry.since, host: entry.host, revision: entry.revision)
+        key = entry.key
+        switch entry.ignored {
+        case nil: ignored = 0
+        case .neverExpires?: ignored = LOCKSMITH_QUEUE_NEVER_EXPIRES
+        case .unreadable?: ignored = LOCKSMITH_QUEUE_UNREADABLE
+        }
+    }
+}
+
+typealias HolderRecordsHandle = Handle<[ListedRecord]>
 
 @c @implementation
 public func locksmith_client_holder_records(_ c: OpaquePointer!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
     clientCall(c) { state in
         let r = try out(ret, "ret")
-        r.pointee = HolderRecordsHandle.make(try state.connected().holderRecords())
+        let client = try state.connected()
+        r.pointee = HolderRecordsHandle.make(try client.holderRecords().map { ListedRecord($0, key: client.holderRecordKey($0.id)) })
         return 0
     }
 }
 
 /// Record `i`, or nil (NULL handle, or out of range).
 private func holderRecord(_ r: OpaquePointer?, _ i: Int32) -> (HolderRecordsHandle, HolderRecord)? {
+    listedRecord(r, i).map { ($0.0, $0.1.record) }
+}
+
+private func listedRecord(_ r: OpaquePointer?, _ i: Int32) -> (HolderRecordsHandle, ListedRecord)? {
     guard let handle = try? HolderRecordsHandle.from(r, "r"), i >= 0, Int(i) < handle.value.count else { return nil }
     return (handle, handle.value[Int(i)])
 }
@@ -1099,5 +1126,44 @@ public func locksmith_config_line(_ c: OpaquePointer!, _ key: UnsafePointer<CCha
         let name = try text(key, "key")
         guard let setting = handle.value.settings[name] else { throw LocksmithError(.notFound, "\(name) is not set") }
         return Int32(clamping: setting.line)
+    }
+}
+
+// ---- What was read, exactly (LOCKSMITH_4) ----
+
+@c @implementation
+public func locksmith_holder_records_key(_ r: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
+    guard let (handle, listed) = listedRecord(r, i) else { return nil }
+    return handle.lend("key \(i)") { listed.key }
+}
+
+@c @implementation
+public func locksmith_holder_records_revision(_ r: OpaquePointer!, _ i: Int32) -> Int64 {
+    holderRecord(r, i)?.1.revision ?? -1
+}
+
+@c @implementation
+public func locksmith_holder_records_ignored(_ r: OpaquePointer!, _ i: Int32) -> Int32 {
+    call {
+        let handle = try HolderRecordsHandle.from(r, "r")
+        guard i >= 0, Int(i) < handle.value.count else { throw invalid("i \(i) is out of range (0..<\(handle.value.count))") }
+        return handle.value[Int(i)].ignored
+    }
+}
+
+@c @implementation
+public func locksmith_client_queue_all(_ c: OpaquePointer!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    clientCall(c) { state in
+        let r = try out(ret, "ret")
+        r.pointee = HolderRecordsHandle.make(try state.connected().queue().map(ListedRecord.init))
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_client_unlock_record(_ c: OpaquePointer!, _ id: UnsafePointer<CChar>!, _ revision: Int64) -> Int32 {
+    clientCall(c) { state in
+        try state.connected().unlock(state.holder(id), recordRevision: revision)
+        return 0
     }
 }

@@ -24,6 +24,9 @@ public struct LocksmithError: Error, Sendable, Equatable, CustomStringConvertibl
         case permissionDenied
         /// A compare-and-swap kept losing to other writers; the operation may be retried.
         case conflict
+        /// A change made on condition that what was read is still there: it is not (a holder gave
+        /// its slot back, and perhaps took one again, since its record was read).
+        case changed
         /// A server answered something the protocol does not allow.
         case protocolError
         /// An errno from the system, passed through unchanged.

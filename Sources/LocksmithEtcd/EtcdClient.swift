@@ -240,7 +240,7 @@ public final class EtcdClient {
     /// Every group that has a semaphore under the reboot-lock prefix, with its document or the
     /// reason it is not one. Sorted by group name ("" first). Creates nothing.
     public func allGroups() throws -> [(group: String, key: String, document: Result<SemaphoreDocument, LocksmithError>)] {
-        let entries: [(key: String, value: [UInt8]?)]
+        let entries: [(key: String, value: [UInt8]?, index: Int64)]
         switch try resolvedAPI() {
         case .v2:
             let request = V2.list(GroupKey.prefix)
@@ -365,10 +365,12 @@ public final class EtcdClient {
     /// already shows the change made: if a write of this call may have landed without our
     /// hearing it (an endpoint timed out or failed before another answered, and the retry then
     /// lost the compare-and-swap), a refusal on a document that shows the change is our own
-    /// write seen again, and the call succeeded.
+    /// write seen again, and the call succeeded. `unchanged` (v3): more keys the write is
+    /// conditional on (a refusal for them reads as a lost compare-and-swap: `change` must find out).
     @discardableResult
-    private func modify<T>(_ change: (inout SemaphoreDocument) throws -> T, done: (SemaphoreDocument) -> Bool,
-                           also: (T) -> [String] = { _ in [] }, trustMilliseconds: Int = EtcdClient.freshMilliseconds) throws -> T {
+    func modify<T>(_ change: (inout SemaphoreDocument) throws -> T, done: (SemaphoreDocument) -> Bool,
+                   also: (T) -> [String] = { _ in [] }, unchanged: [(key: String, revision: Int64)] = [],
+                   trustMilliseconds: Int = EtcdClient.freshMilliseconds) throws -> T {
         let age = Clock.monotonicMilliseconds() - knownAt
         if age >= EtcdClient.optimisticMilliseconds {
             // A write over a value that is probably out of date costs a refused write (v3 goes
@@ -399,7 +401,7 @@ public final class EtcdClient {
             let outcome: WireResult
             do {
                 failedBeforeAnswer = false
-                outcome = try write(json, over: current.index, also: also(result))
+                outcome = try write(json, over: current.index, also: also(result), unchanged: unchanged)
                 if failedBeforeAnswer { unheard = result }
             } catch {
                 // No answer (a lost reply, a timeout, a 5xx): the write may have been applied.
@@ -563,7 +565,7 @@ public final class EtcdClient {
         }
     }
 
-    private func write(_ json: String, over index: Int64, also: [String] = []) throws -> WireResult {
+    private func write(_ json: String, over index: Int64, also: [String] = [], unchanged: [(key: String, revision: Int64)] = []) throws -> WireResult {
         switch try resolvedAPI() {
         case .v2:
             let request = V2.compareAndSwap(key, json, index: index)
@@ -571,7 +573,8 @@ public final class EtcdClient {
             if case .missing = result { return .conflict(nil) }
             return result
         case .v3:
-            return try V3.parseTxn(try send("POST", V3.txnPath, body: V3.putIf(key, json, target: "MOD", revision: index, also: also)), key: key)
+            return try V3.parseTxn(try send("POST", V3.txnPath, body: V3.putIf(key, json, target: "MOD", revision: index, also: also, unchanged: unchanged)),
+                                   key: key)
         }
     }
 

@@ -130,9 +130,10 @@ enum V2 {
         ("GET", keyPath(prefix) + "?recursive=true")
     }
 
-    /// Every key and value in a recursive answer (a missing prefix is an empty list). A
-    /// directory where a semaphore belongs is listed with no value, so that it is reported.
-    static func parseList(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8]?)] {
+    /// Every key, value and modification index in a recursive answer (a missing prefix is an
+    /// empty list). A directory where a semaphore belongs is listed with no value, so that it is
+    /// reported.
+    static func parseList(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8]?, index: Int64)] {
         guard let tree = JSONTree(response.body) else {
             throw LocksmithError(.protocolError, "\(key): the v2 answer (HTTP \(response.status)) is not JSON: \(excerpt(response.text))")
         }
@@ -140,15 +141,16 @@ enum V2 {
             if code == 100 { return [] }
             throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(key): etcd error \(code): \(tree.node["message"]?.string ?? "")")
         }
-        var out: [(key: String, value: [UInt8]?)] = []
+        var out: [(key: String, value: [UInt8]?, index: Int64)] = []
         func walk(_ node: JSONNode) {
             let k = node["key"]?.string.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 }
+            let index = node["modifiedIndex"]?.int64 ?? 0
             if node["dir"]?.bool == true || node["nodes"] != nil {
-                if let k, GroupKey.group(ofKey: k) != nil { out.append((k, nil)) }
+                if let k, GroupKey.group(ofKey: k) != nil { out.append((k, nil, index)) }
                 guard let nodes = node["nodes"] else { return }
                 for i in 0..<nodes.count { if let child = nodes[i] { walk(child) } }
             } else if let k, let v = node["value"]?.bytes {
-                out.append((k, v))
+                out.append((k, v, index))
             }
         }
         if let node = tree.node["node"] { walk(node) }
@@ -199,10 +201,13 @@ enum V3 {
     /// so a lost race costs no extra request.
     /// `also`: more operations of the success branch (putOp, deleteOp): keys beside the
     /// semaphore that change with it in one step.
-    static func putIf(_ key: String, _ json: String, target: String, revision: Int64, also: [String] = []) -> [UInt8] {
+    /// `unchanged`: more keys that must still be at the mod_revision given (a missing key is at 0).
+    static func putIf(_ key: String, _ json: String, target: String, revision: Int64, also: [String] = [],
+                      unchanged: [(key: String, revision: Int64)] = []) -> [UInt8] {
         let k = Base64.encode(key), v = Base64.encode(json)
         let field = target == "CREATE" ? "create_revision" : "mod_revision"
-        return Array(("{\"compare\":[{\"key\":\"\(k)\",\"result\":\"EQUAL\",\"target\":\"\(target)\",\"\(field)\":\"\(revision)\"}],"
+        let more = unchanged.map { ",{\"key\":\"\(Base64.encode($0.key))\",\"result\":\"EQUAL\",\"target\":\"MOD\",\"mod_revision\":\"\($0.revision)\"}" }
+        return Array(("{\"compare\":[{\"key\":\"\(k)\",\"result\":\"EQUAL\",\"target\":\"\(target)\",\"\(field)\":\"\(revision)\"}" + more.joined() + "],"
             + "\"success\":[" + (["{\"request_put\":{\"key\":\"\(k)\",\"value\":\"\(v)\"}}"] + also).joined(separator: ",") + "],"
             + "\"failure\":[{\"request_range\":{\"key\":\"\(k)\"}}]}").utf8)
     }
@@ -305,13 +310,14 @@ enum V3 {
         return .conflict(current)
     }
 
-    /// Every key and value of a prefix range answer.
-    static func parseRangeAll(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8]?)] {
+    /// Every key, value and mod_revision of a prefix range answer.
+    static func parseRangeAll(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8]?, index: Int64)] {
         let tree = try answer(response, key: key)
         guard let kvs = tree.node["kvs"] else { return [] }
         return (0..<kvs.count).compactMap { i in
             guard let kv = kvs[i], let k = kv["key"]?.string.flatMap(Base64.decode) else { return nil }
-            return (String(decoding: k, as: UTF8.self), (Base64.decode(kv["value"]?.string ?? "") ?? []) as [UInt8]?)
+            return (String(decoding: k, as: UTF8.self), (Base64.decode(kv["value"]?.string ?? "") ?? []) as [UInt8]?,
+                    kv["mod_revision"]?.int64 ?? 0)
         }
     }
 

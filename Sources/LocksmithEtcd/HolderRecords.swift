@@ -16,11 +16,15 @@ public struct HolderRecord: Sendable, Equatable {
     public var since: Int64
     /// The host the slot was taken from (where the lock call ran); "" if not recorded.
     public var host: String
+    /// The etcd revision (v3) or modification index (v2) the record was read at; 0 for one not
+    /// read from etcd. Each lock writes the record anew, so it tells one holding from the next.
+    public var revision: Int64 = 0
 
-    public init(id: String, since: Int64, host: String) {
+    public init(id: String, since: Int64, host: String, revision: Int64 = 0) {
         self.id = id
         self.since = since
         self.host = host
+        self.revision = revision
     }
 
     /// The stored value.
@@ -59,12 +63,13 @@ extension EtcdClient {
     /// The prefix of the group's holder records.
     public var holderRecordsPrefix: String { key + ".holders/" }
 
-    func holderRecordKey(_ id: String) -> String { holderRecordsPrefix + URLEscape.query(id) }
+    /// The etcd key of `id`'s record.
+    public func holderRecordKey(_ id: String) -> String { holderRecordsPrefix + URLEscape.query(id) }
 
     /// The records of the group, sorted by id; records whose id or value is not valid are left
     /// out. Creates nothing.
     public func holderRecords() throws -> [HolderRecord] {
-        let entries: [(key: String, value: [UInt8]?)]
+        let entries: [(key: String, value: [UInt8]?, index: Int64)]
         switch try resolvedAPI() {
         case .v2:
             let request = V2.list(String(holderRecordsPrefix.dropLast()))  // the directory
@@ -77,10 +82,48 @@ extension EtcdClient {
             let k = entry.key.hasPrefix("/") ? String(entry.key.dropFirst()) : entry.key
             guard k.hasPrefix(holderRecordsPrefix), let value = entry.value,
                   let id = GroupKey.queryUnescape(String(k.dropFirst(holderRecordsPrefix.count))),
-                  let record = HolderRecord(id: id, value: value) else { continue }
+                  var record = HolderRecord(id: id, value: value) else { continue }
+            record.revision = entry.index
             records.append(record)
         }
         return records.sorted { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
+    }
+
+    /// Gives back `holder`'s slot only if its record is still the one read at `revision`
+    /// (`HolderRecord.revision`): a holder that gave its slot back and took one again since keeps
+    /// the new one. `.changed` if the record was rewritten or removed, `.notFound` if `holder`
+    /// holds no slot. v3: the record's revision is a condition of the transaction that writes the
+    /// document. v2, which has no transactions: the record is read after the document and the
+    /// document written over the index it was read at, so a slot given back and taken again after
+    /// that read fails the compare-and-swap, and the next attempt finds the new record.
+    public func unlock(_ holder: String, recordRevision revision: Int64) throws {
+        try SemaphoreDocument.validateHolder(holder)
+        guard revision > 0 else { throw LocksmithError(.invalidArgument, "a record's revision is more than 0, not \(revision)") }
+        let recordKey = holderRecordKey(holder)
+        let api = try resolvedAPI()
+        let change = { (document: inout SemaphoreDocument) throws in
+            try document.unlock(holder)
+            guard let now = try self.index(of: recordKey), now == revision else {
+                throw LocksmithError(.changed, "\(holder) gave its slot back and took one again since its record was read (at \(revision))")
+            }
+        }
+        try modify(change, done: { !$0.holders.contains(holder) }, also: { _ in api == .v3 ? [V3.deleteOp(recordKey)] : [] },
+                   unchanged: api == .v3 ? [(recordKey, revision)] : [])
+        if api == .v2 { forgetHolder(holder) }
+    }
+
+    /// The modification index (v2) or revision (v3) of `key`, nil if it is missing.
+    private func index(of key: String) throws -> Int64? {
+        let result: WireResult
+        switch try resolvedAPI() {
+        case .v2:
+            let request = V2.get(key)
+            result = try V2.parse(try send(request.method, request.path), key: key)
+        case .v3:
+            result = try V3.parseRange(try send("POST", V3.rangePath, body: V3.range(key)), key: key)
+        }
+        if case .value(let value) = result { return value.index }
+        return nil
     }
 
     /// After a lock: records when and from where. Best effort: the slot is taken whether or

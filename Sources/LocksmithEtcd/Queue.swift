@@ -10,6 +10,9 @@
 // own lock recipe). v2: each entry is made with POST (an in-order key named by its index) and a
 // TTL the waiter refreshes. An entry whose waiter died goes when its lease or TTL runs out
 // (`queue-ttl`, default 60 s, renewed 20 s before it runs out), and the waiter behind it moves up.
+// An entry that can never run out (no lease; no TTL, or one longer than any queue-ttl) or whose
+// value is not an entry was not made by a waiter: waiters skip it at once (docs/decisions.md,
+// issue 26), and `queue()` lists it marked as such.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,17 +28,53 @@ public struct QueueEntry: Sendable, Equatable {
     /// When it joined (Unix seconds) and from which host.
     public var since: Int64
     public var host: String
+    /// Why waiters skip this entry; nil for a waiter's entry. (An unreadable entry has id and
+    /// host "" and since 0.)
+    public var ignored: Ignored? = nil
+    /// The revision (v3) or modification index (v2) the entry was read at.
+    public var revision: Int64 = 0
+
+    /// Why an entry under the queue prefix is no waiter's.
+    public enum Ignored: Sendable, Equatable {
+        /// v3: it has no lease; v2: no TTL, or one longer than any waiter's (`maxTTLSeconds`).
+        /// It would never go.
+        case neverExpires
+        /// Its value is not a queue entry.
+        case unreadable
+    }
+
+    /// The longest TTL a waiter gives its v2 entry (the longest queue-ttl).
+    static let maxTTLSeconds: Int64 = 3600
+
+    /// Why waiters skip an entry with this value (nil: a waiter's entry), given whether it can run out.
+    static func ignored(value: [UInt8]?, expires: Bool) -> Ignored? {
+        guard let value, HolderRecord(id: nil, value: value) != nil else { return .unreadable }
+        return expires ? nil : .neverExpires
+    }
 }
 
-/// The waiters ahead of a ticket (or all of them), first in line first: key, modification
-/// index (v2) or revision (v3), value (v3 when asked for); whether the ticket's own entry is there;
-/// the revision (v3) or etcd index (v2, 0 if the answer had none) the listing was read at.
+/// The waiters ahead of a ticket (or every entry), first in line first: key, modification
+/// index (v2) or revision (v3), value, and why waiters skip it (listed only without a ticket);
+/// whether the ticket's own entry is there; the revision (v3) or etcd index (v2, 0 if the answer
+/// had none) the listing was read at.
 struct QueueListing {
-    var entries: [(key: String, index: Int64, value: [UInt8]?)]
+    var entries: [(key: String, index: Int64, value: [UInt8]?, ignored: QueueEntry.Ignored?)]
     var mine: Bool
     var revision: Int64
     /// Waiters ahead that are counted but not listed (a join lists only the one just ahead).
     var unlisted = 0
+    /// Entries ahead that waiters skip, left out of `entries`.
+    var skipped = 0
+
+    /// Adds an entry; with a ticket, one that waiters skip is only counted.
+    mutating func add(_ key: String, _ index: Int64, _ value: [UInt8]?, expires: Bool, waiting: Bool) {
+        let ignored = QueueEntry.ignored(value: value, expires: expires)
+        if waiting && ignored != nil {
+            skipped += 1
+        } else {
+            entries.append((key, index, value, ignored))
+        }
+    }
 
     /// The number of waiters ahead.
     var count: Int { unlisted + entries.count }
@@ -70,14 +109,15 @@ extension EtcdClient {
     /// The prefix of the group's queue entries.
     public var queuePrefix: String { key + ".queue/" }
 
-    /// The waiters of the group's queue, first in line first (entries that are not valid are left
-    /// out). Creates nothing.
+    /// Every entry of the group's queue, first in line first; those waiters skip are marked
+    /// (`ignored`). Creates nothing.
     public func queue() throws -> [QueueEntry] {
         let api = try resolvedAPI()
-        let listed = try listQueue(api, before: nil, values: true)
-        return listed.entries.compactMap { entry in
-            guard let value = entry.value, let record = HolderRecord(id: nil, value: value) else { return nil }
-            return QueueEntry(key: entry.key, id: record.id, since: record.since, host: record.host)
+        let listed = try listQueue(api, before: nil)
+        return listed.entries.map { entry in
+            let record = entry.value.flatMap { HolderRecord(id: nil, value: $0) }
+            return QueueEntry(key: entry.key, id: record?.id ?? "", since: record?.since ?? 0, host: record?.host ?? "",
+                              ignored: entry.ignored, revision: entry.index)
         }
     }
 
@@ -133,7 +173,7 @@ extension EtcdClient {
                 if progress?(-1) == false { return .declined }
             }
             if stale {
-                ahead = try listQueue(api, before: ticket, values: false, semaphore: true)
+                ahead = try listQueue(api, before: ticket, semaphore: true)
                 stale = false
             }
             if !ahead.mine {
@@ -250,7 +290,7 @@ extension EtcdClient {
                 throw LocksmithError(.protocolError, "\(queuePrefix): etcd did not make a queue entry: \(excerpt(response.text))")
             }
             let ticket = QueueTicket(key: created.hasPrefix("/") ? String(created.dropFirst()) : created, order: index, lease: nil)
-            return (ticket, try listQueue(api, before: ticket, values: false))
+            return (ticket, try listQueue(api, before: ticket))
         case .v3:
             let granted = try V3.answer(try send("POST", V3.leaseGrantPath, body: Array("{\"TTL\":\"\(ttl)\"}".utf8)), key: queuePrefix)
             guard let lease = granted.node["ID"]?.int64, lease > 0 else {
@@ -271,7 +311,13 @@ extension EtcdClient {
             if let semaphore = try V3.firstValue(tree.node["responses"]?[3]?["response_range"], key: key, at: revision) {
                 noteSemaphore(semaphore)
             }
-            var listing = queueListing(tree.node["responses"]?[1]?["response_range"], ticket: ticket, values: false, revision: revision)
+            var listing = queueListing(tree.node["responses"]?[1]?["response_range"], ticket: ticket, revision: revision)
+            if listing.skipped > 0 {
+                // The entry just ahead is one waiters skip: the waiter to watch is further ahead.
+                return (ticket, try listQueue(api, before: ticket))
+            }
+            // (Entries further ahead that waiters skip are counted until the next listing: a
+            // waiter then waits for one more, never for one fewer.)
             let total = tree.node["responses"]?[2]?["response_range"]?["count"]?.int64 ?? 0
             listing.unlisted = max(0, Int(clamping: total) - 1 - listing.count)
             return (ticket, listing)
@@ -308,10 +354,10 @@ extension EtcdClient {
         }
     }
 
-    /// The entries ahead of `ticket` (all of them for nil), first in line first, and whether the
+    /// The waiters ahead of `ticket` (every entry for nil), first in line first, and whether the
     /// ticket's own entry is still there; the revision or index the listing was read at, and with
     /// `semaphore` the semaphore read in the same step (v2 lists only).
-    private func listQueue(_ api: EtcdAPI, before ticket: QueueTicket?, values: Bool, semaphore: Bool = false) throws -> QueueListing {
+    private func listQueue(_ api: EtcdAPI, before ticket: QueueTicket?, semaphore: Bool = false) throws -> QueueListing {
         switch api {
         case .v2:
             let response = try send("GET", V2.keyPath(String(queuePrefix.dropLast())) + "?sorted=true&quorum=true")
@@ -322,40 +368,41 @@ extension EtcdClient {
                 if code == 100 { return QueueListing(entries: [], mine: ticket == nil, revision: 0) }
                 throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(queuePrefix): etcd error \(code)")
             }
-            var entries: [(key: String, index: Int64, value: [UInt8]?)] = []
-            var mine = ticket == nil
+            var listing = QueueListing(entries: [], mine: ticket == nil, revision: response.etcdIndex ?? 0)
             if let nodes = tree.node["node"]?["nodes"] {
                 for i in 0..<nodes.count {
                     guard let node = nodes[i], var k = node["key"]?.string, let index = node["modifiedIndex"]?.int64,
                           let created = node["createdIndex"]?.int64 else { continue }
                     if k.hasPrefix("/") { k.removeFirst() }
                     if let ticket {
-                        if k == ticket.key { mine = true; break }
+                        if k == ticket.key { listing.mine = true; break }
                         if created > ticket.order { continue }
                     }
-                    entries.append((k, index, node["value"]?.bytes))  // (v2 sends them anyway)
+                    let ttl = node["ttl"]?.int64 ?? 0
+                    listing.add(k, index, node["value"]?.bytes, expires: ttl > 0 && ttl <= QueueEntry.maxTTLSeconds, waiting: ticket != nil)
                 }
             }
-            return QueueListing(entries: entries, mine: mine, revision: response.etcdIndex ?? 0)
+            return listing
         case .v3 where semaphore:
             let tree = try V3.answer(try send("POST", V3.txnPath, body: V3.txn([
-                V3.rangeOp(queueRange(before: ticket, values: values)), V3.rangeOp(String(decoding: V3.range(key), as: UTF8.self)),
+                V3.rangeOp(queueRange(before: ticket)), V3.rangeOp(String(decoding: V3.range(key), as: UTF8.self)),
             ])), key: queuePrefix)
             if let value = try V3.firstValue(tree.node["responses"]?[1]?["response_range"], key: key,
                                              at: tree.node["header"]?["revision"]?.int64) {
                 noteSemaphore(value)
             }
-            return queueListing(tree.node["responses"]?[0]?["response_range"], ticket: ticket, values: values,
+            return queueListing(tree.node["responses"]?[0]?["response_range"], ticket: ticket,
                                 revision: tree.node["header"]?["revision"]?.int64 ?? 0)
         case .v3:
-            let tree = try V3.answer(try send("POST", V3.rangePath, body: Array(queueRange(before: ticket, values: values).utf8)), key: queuePrefix)
-            return queueListing(tree.node, ticket: ticket, values: values, revision: tree.node["header"]?["revision"]?.int64 ?? 0)
+            let tree = try V3.answer(try send("POST", V3.rangePath, body: Array(queueRange(before: ticket).utf8)), key: queuePrefix)
+            return queueListing(tree.node, ticket: ticket, revision: tree.node["header"]?["revision"]?.int64 ?? 0)
         }
     }
 
     /// The v3 range of the entries up to `ticket`'s (all of them for nil), in the order they
-    /// joined; or of the `newest` entries only, newest first; or only their number.
-    private func queueRange(before ticket: QueueTicket? = nil, values: Bool = false, newest: Int? = nil, countOnly: Bool = false) -> String {
+    /// joined; or of the `newest` entries only, newest first; or only their number. With values:
+    /// waiters tell an entry they skip by its value and lease.
+    private func queueRange(before ticket: QueueTicket? = nil, newest: Int? = nil, countOnly: Bool = false) -> String {
         var end = Array(queuePrefix.utf8)
         end[end.count - 1] += 1
         var body = "{\"key\":\"\(Base64.encode(queuePrefix))\",\"range_end\":\"\(Base64.encode(end))\""
@@ -363,19 +410,19 @@ extension EtcdClient {
         body += ",\"sort_order\":\"\(newest == nil ? "ASCEND" : "DESCEND")\",\"sort_target\":\"CREATE\""
         if let newest { body += ",\"limit\":\"\(newest)\"" }
         if let ticket { body += ",\"max_create_revision\":\"\(ticket.order)\"" }
-        if !values { body += ",\"keys_only\":true" }
         return body + "}"
     }
 
-    /// The entries of a v3 range answer (`node` holds its `kvs`), but the ticket's own.
-    private func queueListing(_ node: JSONNode?, ticket: QueueTicket?, values: Bool, revision: Int64) -> QueueListing {
+    /// The entries of a v3 range answer (`node` holds its `kvs`), but the ticket's own (and with
+    /// a ticket, those waiters skip).
+    private func queueListing(_ node: JSONNode?, ticket: QueueTicket?, revision: Int64) -> QueueListing {
         var listing = QueueListing(entries: [], mine: ticket == nil, revision: revision)
         if let kvs = node?["kvs"] {
             for i in 0..<kvs.count {
                 guard let kv = kvs[i], let k = kv["key"]?.string.flatMap(Base64.decode).map({ String(decoding: $0, as: UTF8.self) }),
                       let index = kv["mod_revision"]?.int64 else { continue }
                 if k == ticket?.key { listing.mine = true; continue }
-                listing.entries.append((k, index, values ? Base64.decode(kv["value"]?.string ?? "") : nil))
+                listing.add(k, index, Base64.decode(kv["value"]?.string ?? ""), expires: (kv["lease"]?.int64 ?? 0) != 0, waiting: ticket != nil)
             }
         }
         return listing

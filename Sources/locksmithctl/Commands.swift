@@ -43,10 +43,10 @@ let commands: [Command] = [
                 """,
             examples: ["locksmithctl status", "locksmithctl -group=lb status --json", "locksmithctl status --all-groups",
                        "locksmithctl status --ages", "locksmithctl status --watch --all-groups"],
-            localFlags: [("json", "Print one JSON object: available, max, holders, group, key, etcd API and endpoint used, holder_ages (when each holder took its slot and from which host; null where nothing was recorded) and queue (the waiters in order)."),
+            localFlags: [("json", "Print one JSON object: available, max, holders, group, key, etcd API and endpoint used, holder_ages (when each holder took its slot and from which host; null where nothing was recorded), queue (the waiters in order) and queue_ignored (entries under the queue prefix that waiters skip, with key and reason: no-lease, no-ttl or unreadable)."),
                          ("all-groups", "Show every group that has a semaphore, one line each (with --json: a JSON object)."),
                          ("ages", "Show how long each holder has held its slot, since when and from which host (\"unknown\" for a holder that took it with the original locksmith)."),
-                         ("queue", "Show the machines waiting for a slot in the group's queue, first in line first, with how long each has waited."),
+                         ("queue", "Show the machines waiting for a slot in the group's queue, first in line first, with how long each has waited; entries no waiter made (no lease or TTL, or not an entry) are listed with '-' and why waiters skip them."),
                          ("watch", "Keep showing the group (with --all-groups: every group), updated at each change of the semaphore that etcd's watch reports (no polling): free slots and max, the holders with how long they have held, the queue with how long each has waited, and the last changes with their times. On a terminal a full-screen view that fits the window (Ctrl-C quits); otherwise one timestamped line per change (UTC), starting with one line of the current state. If etcd cannot be reached it says so and retries until it can. Not with --json.")],
             run: runStatus),
     Command(name: "lock", arguments: "[MACHINE-ID]", summary: "Take a reboot slot for a machine (default: this one).",
@@ -56,7 +56,8 @@ let commands: [Command] = [
             details: """
                 Use it to free the slot of a machine that went away while holding it. With \
                 --older-than, gives back every slot held longer than that instead, one line each; \
-                holders whose age was not recorded keep their slots.
+                holders whose age was not recorded keep their slots, and so does a holder that gave \
+                its slot back and took one again after its age was read.
                 """,
             examples: ["locksmithctl unlock 69d27b356a94476da859461d3a3bc6fd", "locksmithctl unlock --older-than=6h"],
             valueFlags: [("older-than", "DURATION", "Give back the slots held longer than DURATION (such as 6h or 90m).")],

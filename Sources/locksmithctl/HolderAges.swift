@@ -4,10 +4,11 @@
 import Glibc
 import Locksmith
 
-/// A holder of the semaphore with its record, if one was written for it.
+/// A holder of the semaphore with its record, if one was written for it (`revision`: the
+/// record's, which tells this holding from a later one under the same id).
 struct HolderAge {
     let id: String
-    let record: (since: Int64, host: String)?
+    let record: (since: Int64, host: String, revision: Int64)?
 
     /// Seconds held at `now`, or nil if unknown (never negative: clocks differ between hosts).
     func seconds(at now: Int64) -> Int64? { record.map { max(now - $0.since, 0) } }
@@ -16,8 +17,8 @@ struct HolderAge {
 /// The holders in the document's order, each with its record.
 func holderAges(_ document: SemaphoreDocument, _ client: Client) throws -> [HolderAge] {
     let records = try client.holderRecords()
-    var byID: [String: (since: Int64, host: String)] = [:]
-    for record in records { byID[record.id] = (record.since, record.host) }
+    var byID: [String: (since: Int64, host: String, revision: Int64)] = [:]
+    for record in records { byID[record.id] = (record.since, record.host, record.revision) }
     return document.holders.map { HolderAge(id: $0, record: byID[$0]) }
 }
 
@@ -70,26 +71,60 @@ func holderAgesTable(_ ages: [HolderAge], now: Int64) -> String {
 }
 
 /// The queue member of `status --json`: the waiters in order.
-func queueJSON(_ waiters: [(id: String, since: Int64, host: String)], now: Int64) -> String {
+func queueJSON(_ waiters: [Client.Record], now: Int64) -> String {
     "[" + waiters.map { w in
         "{\"id\":\(Library.jsonQuoted(w.id)),\"since\":\(w.since),\"waited_seconds\":\(max(now - w.since, 0)),\"host\":\(Library.jsonQuoted(w.host))}"
     }.joined(separator: ",") + "]"
 }
 
-/// The table of `status --queue`: the waiters in order, with how long each has waited.
-func queueTable(_ waiters: [(id: String, since: Int64, host: String)], now: Int64) -> String {
-    guard !waiters.isEmpty else { return "\nNo machine is waiting for a slot.\n" }
-    var rows = [["IN LINE", "MACHINE ID", "WAITED", "SINCE", "HOST"]]
-    for (i, w) in waiters.enumerated() {
-        rows.append(["\(i + 1)", w.id, heldFor(max(now - w.since, 0)), localTime(w.since), w.host.isEmpty ? "-" : w.host])
+/// Why waiters skip a queue entry, as `status --json` names it.
+private func ignoredReason(_ entry: Client.Record, api: String?) -> String {
+    entry.ignored == Client.Record.unreadable ? "unreadable" : api == "v2" ? "no-ttl" : "no-lease"
+}
+
+/// The queue_ignored member of `status --json`: the entries waiters skip, in queue order (what
+/// cannot be read of one is null).
+func ignoredQueueJSON(_ entries: [Client.Record], api: String?, now: Int64) -> String {
+    "[" + entries.map { e in
+        let readable = e.ignored != Client.Record.unreadable
+        func field(_ value: String) -> String { readable ? value : "null" }
+        return "{\"key\":\(Library.jsonQuoted(e.key)),\"id\":\(field(Library.jsonQuoted(e.id))),\"since\":\(field("\(e.since)")),"
+            + "\"waited_seconds\":\(field("\(max(now - e.since, 0))")),\"host\":\(field(Library.jsonQuoted(e.host))),"
+            + "\"reason\":\(Library.jsonQuoted(ignoredReason(e, api: api)))}"
+    }.joined(separator: ",") + "]"
+}
+
+/// The table of `status --queue`: the entries in order, the waiters numbered with how long each
+/// has waited, and the entries waiters skip marked with why.
+func queueTable(_ entries: [Client.Record], api: String?, now: Int64) -> String {
+    guard !entries.isEmpty else { return "\nNo machine is waiting for a slot.\n" }
+    var rows = [["IN LINE", "MACHINE ID", "WAITED", "SINCE", "HOST", ""]]
+    var place = 0
+    for e in entries {
+        let host = e.host.isEmpty ? "-" : e.host
+        switch e.ignored {
+        case 0:
+            place += 1
+            rows.append(["\(place)", e.id, heldFor(max(now - e.since, 0)), localTime(e.since), host, ""])
+        case Client.Record.unreadable:
+            rows.append(["-", "?", "-", "-", "-", "(unreadable entry \(shownKey(e.key)): ignored by waiters)"])
+        default:
+            let never = ignoredReason(e, api: api) == "no-ttl" ? "no TTL, or one over 1h" : "no lease"
+            rows.append(["-", e.id, heldFor(max(now - e.since, 0)), localTime(e.since), host, "(\(never): ignored by waiters)"])
+        }
     }
-    let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
+    // The last column is not padded (the notes' column only where there are notes).
+    let last = rows.contains { !$0[5].isEmpty } ? 5 : 4
+    let widths = (0..<last).map { column in rows.map { $0[column].count }.max() ?? 0 }
     return "\n" + rows.map { row in
-        (0..<4).map { row[$0] + String(repeating: " ", count: widths[$0] - row[$0].count + 2) }.joined() + row[4] + "\n"
+        let line = (0..<last).map { row[$0] + String(repeating: " ", count: widths[$0] - row[$0].count + 2) }.joined() + row[last]
+        return String(line.reversed().drop { $0 == " " }.reversed()) + "\n"
     }.joined()
 }
 
 /// `unlock --older-than=DURATION`: gives back every slot held longer than that, one line each.
+/// Each unlock is conditional on the holder record that was read: a holder that gave its slot
+/// back and took one again in between keeps the new one.
 func runUnlockOlderThan(_ context: Context, _ text: String) throws {
     guard context.line.arguments.isEmpty else {
         throw Failure(message: "unlock --older-than takes no machine id\nRun 'locksmithctl help unlock' for usage.", status: ExitStatus.usage)
@@ -115,8 +150,19 @@ func runUnlockOlderThan(_ context: Context, _ text: String) throws {
         guard let record = age.record, let seconds = age.seconds(at: now) else { continue }
         let from = record.host.isEmpty ? "" : " from \(record.host)"
         do {
-            try context.etcd("Error unlocking") { try $0.unlock(age.id) }
-            standardOutput("Released \(age.id): held for \(heldFor(seconds)), since \(localTime(record.since))\(from)\n")
+            let retaken = try context.etcd("Error unlocking") { client -> Bool in
+                do {
+                    try client.unlock(age.id, recordRevision: record.revision)
+                    return false
+                } catch let error as LocksmithFailure where error.code == ESTALE {
+                    return true
+                }
+            }
+            if retaken {
+                standardOutput("Kept \(age.id): it gave its slot back and took one again after its age was read\n")
+            } else {
+                standardOutput("Released \(age.id): held for \(heldFor(seconds)), since \(localTime(record.since))\(from)\n")
+            }
         } catch let failure as Failure {
             failures += 1
             standardError("Could not release \(age.id): \(failure.message)\n")

@@ -21,7 +21,7 @@ func runStatus(_ context: Context) throws {
     let now = currentTime()
     if json {
         let ages = try context.etcd("Error reading holder records") { try holderAges(document, $0) }
-        let waiters = try context.etcd("Error reading the queue") { try $0.queue() }
+        let entries = try context.etcd("Error reading the queue") { try $0.queueAll() }
         standardOutput("{" + [
             "\"group\":" + Library.jsonQuoted(client.settings.first { $0.name == "group" }?.value ?? ""),
             "\"key\":" + Library.jsonQuoted(client.key),
@@ -31,14 +31,15 @@ func runStatus(_ context: Context) throws {
             "\"etcd_api\":" + Library.jsonQuoted(client.api ?? ""),
             "\"endpoint\":" + Library.jsonQuoted(client.endpoint ?? ""),
             "\"holder_ages\":" + holderAgesJSON(ages, now: now),
-            "\"queue\":" + queueJSON(waiters, now: now),
+            "\"queue\":" + queueJSON(entries.filter { $0.ignored == 0 }, now: now),
+            "\"queue_ignored\":" + ignoredQueueJSON(entries.filter { $0.ignored != 0 }, api: client.api, now: now),
         ].joined(separator: ",") + "}\n")
         return
     }
     var text = "Available: \(document.available)\nMax: \(document.max)\n"
     if context.line.localFlags.contains("queue") {
-        let waiters = try context.etcd("Error reading the queue") { try $0.queue() }
-        standardOutput(text + queueTable(waiters, now: now))
+        let entries = try context.etcd("Error reading the queue") { try $0.queueAll() }
+        standardOutput(text + queueTable(entries, api: client.api, now: now))
         return
     }
     if context.line.localFlags.contains("ages") {
@@ -73,8 +74,7 @@ private func runAllGroups(_ context: Context, json: Bool) throws {
         var rows = [["GROUP", "AVAILABLE", "MAX", "HOLDERS"]]
         for entry in groups {
             // Group names come from etcd keys: one with a control character is shown quoted.
-            let name = entry.group.isEmpty ? "(default)"
-                : entry.group.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) } ? Library.jsonQuoted(entry.group) : entry.group
+            let name = entry.group.isEmpty ? "(default)" : shownKey(entry.group)
             switch entry.semaphore {
             case .success(let d):
                 rows.append([name, "\(d.available)", "\(d.max)", d.holders.isEmpty ? "-" : d.holders.joined(separator: ",")])
@@ -91,4 +91,9 @@ private func runAllGroups(_ context: Context, json: Bool) throws {
         }
     }
     if bad > 0 { throw Failure(message: "Error reading semaphore: \(bad) group(s) hold no valid semaphore", status: ExitStatus.failed) }
+}
+
+/// A name taken from an etcd key, as it is shown: quoted if it has a control character.
+func shownKey(_ text: String) -> String {
+    text.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) } ? Library.jsonQuoted(text) : text
 }

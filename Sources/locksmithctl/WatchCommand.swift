@@ -22,7 +22,7 @@ struct GroupView: Sendable {
     var document: SemaphoreDocument?
     var error: String?
     var holders: [HolderAge] = []
-    var queue: [(id: String, since: Int64, host: String)] = []
+    var queue: [Client.Record] = []
 }
 
 /// What a watcher thread tells the main thread.

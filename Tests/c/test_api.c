@@ -1923,6 +1923,10 @@ static void test_holder_records(const char *endpoint) {
     char group[96], *json = NULL, host[256] = "";
 
     CHECK_RC(locksmith_client_holder_records(NULL, &r), -EINVAL);
+    CHECK_RC(locksmith_client_unlock_record(NULL, "x", 1), -EINVAL);
+    CHECK(locksmith_holder_records_key(NULL, 0) == NULL);
+    CHECK(locksmith_holder_records_revision(NULL, 0) == -1);
+    CHECK_RC(locksmith_holder_records_ignored(NULL, 0), -EINVAL);
     CHECK_RC(locksmith_holder_records_count(NULL), -EINVAL);
     CHECK(locksmith_holder_records_id(NULL, 0) == NULL);
     CHECK(locksmith_holder_records_since(NULL, 0) == -1);
@@ -1954,6 +1958,23 @@ static void test_holder_records(const char *endpoint) {
         CHECK_STR(locksmith_holder_records_host(r, 1), host);
         CHECK(locksmith_holder_records_id(r, 2) == NULL && locksmith_holder_records_id(r, -1) == NULL);
         CHECK(locksmith_holder_records_since(r, 2) == -1);
+        /* LOCKSMITH_4: each record's key and revision; a holding is released only as read. */
+        int64_t first = locksmith_holder_records_revision(r, 0);
+        CHECK(first > 0 && locksmith_holder_records_revision(r, 2) == -1);
+        CHECK(strstr(locksmith_holder_records_key(r, 0), ".holders/a-first") != NULL);
+        CHECK(locksmith_holder_records_key(r, 2) == NULL);
+        CHECK_RC(locksmith_holder_records_ignored(r, 0), 0);
+        r = locksmith_holder_records_free(r);
+        CHECK_RC(locksmith_client_unlock(c, "a-first"), 0); /* given back and taken again */
+        CHECK_RC(locksmith_client_lock(c, "a-first"), 0);
+        CHECK_RC(locksmith_client_unlock_record(c, "a-first", first), -ESTALE);
+        CHECK(strstr(locksmith_client_last_error(c), "took one again") != NULL);
+        CHECK_RC(locksmith_client_unlock_record(c, "a-first", 0), -EINVAL);
+        CHECK_RC(locksmith_client_unlock_record(c, "never-held", first), -ENOENT);
+        CHECK_RC(locksmith_client_holder_records(c, &r), 0);
+        CHECK(locksmith_holder_records_revision(r, 0) > first);
+        CHECK_RC(locksmith_client_unlock_record(c, "a-first", locksmith_holder_records_revision(r, 0)), 0);
+        CHECK_RC(locksmith_client_lock(c, "a-first"), 0);
         r = locksmith_holder_records_free(r);
         CHECK_RC(locksmith_client_get(c, &s), 0);
         CHECK_RC(locksmith_semaphore_to_json(s, &json), 0);
@@ -2109,6 +2130,32 @@ static void test_queue(const char *endpoint) {
         r = locksmith_holder_records_free(r);
         CHECK_RC(locksmith_client_acquire(holder, "second", -1, NULL, NULL), 0);
         CHECK_RC(locksmith_client_unlock(holder, "second"), 0);
+        /* Entries no waiter made (security issue 26, item 5): one without a lease or TTL, one
+         * that is not an entry. The listing shows them marked; a waiter skips them. */
+        char key[256], planted[300];
+        snprintf(key, sizeof key, "coreos.com/updateengine/rebootlock/groups/%s/semaphore.queue/", group);
+        snprintf(planted, sizeof planted, "%s0000000000000001", key);
+        int put = (v3 ? etcd_put_v3 : etcd_put_v2)(endpoint, planted, "{\"id\":\"planted\",\"since\":1700000000}");
+        CHECK(put == 200 || put == 201); /* (v2 answers 201 Created) */
+        snprintf(planted, sizeof planted, "%s0000000000000002", key);
+        put = (v3 ? etcd_put_v3 : etcd_put_v2)(endpoint, planted, "garbage");
+        CHECK(put == 200 || put == 201);
+        CHECK_RC(locksmith_client_queue(c, &r), 0);
+        CHECK_RC(locksmith_holder_records_count(r), 0);
+        r = locksmith_holder_records_free(r);
+        CHECK_RC(locksmith_client_queue_all(c, NULL), -EINVAL);
+        CHECK_RC(locksmith_client_queue_all(c, &r), 0);
+        CHECK_RC(locksmith_holder_records_count(r), 2);
+        CHECK_STR(locksmith_holder_records_id(r, 0), "planted");
+        CHECK_RC(locksmith_holder_records_ignored(r, 0), LOCKSMITH_QUEUE_NEVER_EXPIRES);
+        CHECK(locksmith_holder_records_since(r, 0) == 1700000000);
+        CHECK_STR(locksmith_holder_records_id(r, 1), "");
+        CHECK_RC(locksmith_holder_records_ignored(r, 1), LOCKSMITH_QUEUE_UNREADABLE);
+        CHECK_STR(locksmith_holder_records_key(r, 1), planted);
+        CHECK_RC(locksmith_holder_records_ignored(r, 2), -EINVAL);
+        r = locksmith_holder_records_free(r);
+        CHECK_RC(locksmith_client_acquire(holder, "behind-planted", 5000, NULL, NULL), 0);
+        CHECK_RC(locksmith_client_unlock(holder, "behind-planted"), 0);
         c = locksmith_client_free(c);
         holder = locksmith_client_free(holder);
     }

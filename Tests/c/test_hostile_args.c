@@ -493,7 +493,15 @@ static void test_client(const char *root) {
         CHECK_RC_S(locksmith_client_unlock(c, h->s), i == H_NULL ? -ENOENT : -EINVAL, h);
         CHECK_RC_S(locksmith_client_lock(NULL, h->s), -EINVAL, h);
         CHECK_RC_S(locksmith_client_unlock(NULL, h->s), -EINVAL, h);
+        CHECK_RC_S(locksmith_client_unlock_record(c, h->s, 1), i == H_NULL ? -ENOENT : -EINVAL, h);
+        CHECK_RC_S(locksmith_client_unlock_record(NULL, h->s, 1), -EINVAL, h);
     }
+    CHECK_RC(locksmith_client_unlock_record(c, "an-id", INT64_MIN), -EINVAL);
+    CHECK_RC(locksmith_client_unlock_record(c, "an-id", -1), -EINVAL);
+    CHECK(locksmith_holder_records_key(NULL, INT32_MIN) == NULL);
+    CHECK(locksmith_holder_records_revision(NULL, INT32_MAX) == -1);
+    CHECK_RC(locksmith_holder_records_ignored(NULL, -1), -EINVAL);
+    CHECK_RC(locksmith_client_queue_all(NULL, NULL), -EINVAL);
     (void)root;
     /* A refused proxy is named without its credentials; no control characters or spaces. */
     CHECK_RC(locksmith_client_set(c, "proxy", "ftp://user:s3cret@proxy.example"), -EINVAL);

@@ -9,12 +9,12 @@ import base64
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import urllib.parse
@@ -179,6 +179,62 @@ class Queue(unittest.TestCase):
                 self.assertEqual(json.loads(ctl(group, "-etcd-api", api, "status", "--json").stdout)["queue"], [])
 
 
+    def plant(self, api, group, value, ttl=None):
+        """Puts a queue entry as someone with write access could: no lease or TTL unless `ttl`."""
+        prefix = harness.group_key(group) + ".queue"
+        if api == "v2":
+            form = {"value": value}
+            if ttl:
+                form["ttl"] = str(ttl)
+            etcd._request("POST", "/v2/keys/" + urllib.parse.quote(prefix), urllib.parse.urlencode(form).encode())
+            return
+        b64 = lambda text: base64.b64encode(text.encode()).decode()
+        body = {"key": b64("%s/%016x" % (prefix, next(_counter) + 1)), "value": b64(value)}
+        if ttl:
+            status, answer = etcd.call("POST", "/v3/lease/grant", {"TTL": ttl})
+            body["lease"] = json.loads(answer)["ID"]
+        status, answer = etcd.call("POST", "/v3/kv/put", body)
+        self.assertEqual(status, 200, answer)
+
+    def test_entries_that_cannot_expire_or_be_read_are_skipped_and_shown(self):
+        # Security issue 26, item 5: an entry without a lease (TTL) never goes, and one whose value
+        # is not an entry cannot be a waiter's; before, both held up every waiter for ever.
+        for api in ("v2", "v3"):
+            with self.subTest(api=api):
+                group = unique("planted")
+                set_max(api, group, 1)
+                since = int(time.time()) - 100
+                self.plant(api, group, '{"id":"planted","since":%d,"host":"elsewhere"}' % since)
+                self.plant(api, group, "not an entry {", ttl=600)
+                t = time.monotonic()
+                code, out, err = run("--group", group, "--etcd-api", api, "--id", "me", "--timeout", "20s", "--", "echo", "ran")
+                self.assertEqual((code, out), (0, "ran\n"), err)
+                self.assertLess(time.monotonic() - t, 5)
+                self.assertEqual(etcd.holders(api, harness.group_key(group)), [])
+                # A second run behind a real waiter: still in the order they joined.
+                etcd.put(api, harness.group_key(group), '{"semaphore":0,"max":1,"holders":["other"]}')
+                first = start("--group", group, "--etcd-api", api, "--id", "first", "--", "echo", "first")
+                self.addCleanup(stop_if_running, first)
+                self.assertTrue(wait_for(lambda: len(json.loads(ctl(group, "-etcd-api", api, "status", "--json").stdout)["queue"]) == 1))
+                lines = ctl(group, "-etcd-api", api, "status", "--queue").stdout.splitlines()
+                self.assertEqual(lines[3].split(), ["IN", "LINE", "MACHINE", "ID", "WAITED", "SINCE", "HOST"])
+                never = "(no lease: ignored by waiters)" if api == "v3" else "(no TTL, or one over 1h: ignored by waiters)"
+                self.assertRegex(lines[4], r"^- +planted +1m4[0-9]s +.* elsewhere +%s$" % re.escape(never))
+                self.assertRegex(lines[5], r"^- +\? +- +- +- +\(unreadable entry %s[0-9]+: ignored by waiters\)$"
+                                 % re.escape(harness.group_key(group) + ".queue/"))
+                self.assertRegex(lines[6], r"^1 +first ")
+                self.assertEqual(len(lines), 7)
+                status = json.loads(ctl(group, "-etcd-api", api, "status", "--json").stdout)
+                self.assertEqual([w["id"] for w in status["queue"]], ["first"])
+                ignored = status["queue_ignored"]
+                self.assertEqual([(e["id"], e["since"], e["host"], e["reason"]) for e in ignored],
+                                 [("planted", since, "elsewhere", "no-lease" if api == "v3" else "no-ttl"), (None, None, None, "unreadable")])
+                self.assertTrue(all(e["key"].startswith(harness.group_key(group) + ".queue/") for e in ignored))
+                etcd.put(api, harness.group_key(group), '{"semaphore":1,"max":1,"holders":null}')
+                out, err = first.communicate(timeout=30)
+                self.assertEqual((first.returncode, out), (0, "first\n"), err)
+
+
 class Release(unittest.TestCase):
     def test_failing_command_keeps_its_status_and_gives_the_slot_back(self):
         group = unique("fail")
@@ -322,88 +378,6 @@ def node_root(conf, mode=0o644):
     return root
 
 
-class CountingProxy:
-    """A stand-in HTTP proxy on loopback that sends every request to this machine's port named in
-    it and records each request (method, path, header lines), also on a kept-alive connection;
-    answers, watch streams included, are passed back as they come."""
-
-    def __init__(self):
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(16)
-        self.url = "http://127.0.0.1:%d" % self.server.getsockname()[1]
-        self.requests = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def count(self):
-        with self.lock:
-            return len(self.requests)
-
-    def stop(self):
-        self.server.close()
-
-    def accept(self):
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
-
-    def serve(self, conn):
-        upstream, buffer = None, b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, version = lines[0].split(" ", 2)
-                headers = [line for line in lines[1:] if not line.lower().startswith("proxy-")]
-                length = sum(int(line.split(":", 1)[1]) for line in headers if line.lower().startswith("content-length:"))
-                while len(buffer) < length:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                body, buffer = buffer[:length], buffer[length:]
-                url = urllib.parse.urlsplit(target)
-                path = (url.path or "/") + ("?" + url.query if url.query else "")
-                with self.lock:
-                    self.requests.append((method, path, headers))
-                if upstream is None:
-                    upstream = socket.create_connection(("127.0.0.1", url.port))
-                    threading.Thread(target=self.pipe, args=(upstream, conn), daemon=True).start()
-                upstream.sendall(("%s %s %s\r\n" % (method, path, version)).encode("latin-1")
-                                 + "".join(h + "\r\n" for h in headers).encode("latin-1") + b"\r\n" + body)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-            if upstream:
-                upstream.close()
-
-    @staticmethod
-    def pipe(source, sink):
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            try:
-                sink.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-
 class Settings(unittest.TestCase):
     """Each setting from its flag, else LOCKSMITHCTL_<OPTION>, else the daemon's LOCKSMITHD_<OPTION>
     from update.conf (under LOCKSMITH_ROOT), as locksmithctl takes them."""
@@ -506,7 +480,7 @@ class Settings(unittest.TestCase):
     def sent_password(self, args, env):
         """The password a run with args and env sends for user u: seen in the basic auth of its v2
         requests, through a stand-in proxy (the test etcd has no authentication and ignores it)."""
-        proxy = CountingProxy()
+        proxy = harness.CountingProxy()
         self.addCleanup(proxy.stop)
         endpoint = "http://etcd.invalid:%d" % urllib.parse.urlsplit(etcd.endpoint).port
         code, out, err = run("--endpoint", endpoint, "--etcd-api", "v2", "--etcd-username", "u", *args,
@@ -578,7 +552,7 @@ class Waiting(unittest.TestCase):
             with self.subTest(api=api):
                 # The proxy sees every request; loopback is never proxied, so etcd is named by a
                 # host name that only the proxy resolves (to this machine).
-                proxy = CountingProxy()
+                proxy = harness.CountingProxy()
                 self.addCleanup(proxy.stop)
                 group = unique("count")
                 etcd.put(api, harness.group_key(group), '{"semaphore":0,"max":1,"holders":["other"]}')

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 import harness
 
@@ -267,6 +268,7 @@ class Views(unittest.TestCase):
             status = json.loads(r.out)
             ages = status.pop("holder_ages")
             self.assertEqual(status.pop("queue"), [])
+            self.assertEqual(status.pop("queue_ignored"), [])
             self.assertEqual(status, {"group": g, "key": harness.group_key(g), "available": 0, "max": 1,
                                       "holders": ["m1"], "etcd_api": api, "endpoint": etcd.endpoint})
             self.assertEqual([a["id"] for a in ages], ["m1"])
@@ -310,6 +312,43 @@ class Views(unittest.TestCase):
             r = ctl(*base, "unlock", "--older-than", "2h")
             self.assertEqual(r.out.splitlines()[0], "No holder has held its slot longer than 2h0m0s.")
             self.assertEqual(ctl(*base, "status").out, "Available: 1\nMax: 3\n\nMACHINE ID\nours\ntheirs\n")
+
+    def test_unlock_older_than_keeps_a_slot_given_back_and_taken_again_meanwhile(self):
+        # Security issue 26, item 7b: the holder gives its slot back and takes one again between
+        # the read of the ages and the unlock (a proxy makes it happen just before the unlock's
+        # write reaches etcd). Before, the fresh slot was freed; now the unlock is conditional on
+        # the record that was read.
+        import json
+        for api in ("v2", "v3"):
+            with self.subTest(api=api):
+                g = unique("retaken-" + api)
+                base = ["-etcd-api", api, "-group", g]
+                ctl(*base, "set-max", "2")
+                ctl(*base, "lock", "old")
+                etcd.put(api, harness.group_key(g) + ".holders/old", '{"since":%d,"host":"web-7"}' % (time.time() - 3 * 3600))
+                retaken = []
+
+                def give_back_and_take_again(method, path, body):
+                    write = (method == "PUT" and "prevIndex=" in path) if api == "v2" else path == "/v3/kv/txn"
+                    if write and not retaken:
+                        retaken.extend([ctl(*base, "unlock", "old").code, ctl(*base, "lock", "old").code])
+                proxy = harness.CountingProxy(before=give_back_and_take_again)
+                self.addCleanup(proxy.stop)
+                # Loopback is never proxied: etcd is named by a host name only the proxy resolves.
+                endpoint = "http://etcd.invalid:%d" % urllib.parse.urlsplit(etcd.endpoint).port
+                r = ctl(*base, "unlock", "--older-than=2h", env={"LOCKSMITHCTL_ENDPOINT": endpoint, "LOCKSMITHCTL_PROXY": proxy.url})
+                self.assertEqual(retaken, [0, 0])
+                self.assertEqual((r.code, r.err), (0, ""))
+                self.assertEqual(r.out, "Kept old: it gave its slot back and took one again after its age was read\n")
+                self.assertEqual(etcd.holders(api, harness.group_key(g)), ["old"], "the fresh slot survives")
+                self.assertLess(time.time() - json.loads(etcd.get(api, harness.group_key(g) + ".holders/old"))["since"], 60)
+                # Without anything in between, the same run releases an old slot as before.
+                etcd.put(api, harness.group_key(g) + ".holders/old", '{"since":%d,"host":"web-7"}' % (time.time() - 3 * 3600))
+                r = ctl(*base, "unlock", "--older-than=2h", env={"LOCKSMITHCTL_ENDPOINT": endpoint, "LOCKSMITHCTL_PROXY": proxy.url})
+                self.assertEqual(r.code, 0, r.err)
+                self.assertRegex(r.out, r"^Released old: held for 3h0m[0-9]+s, since .* from web-7\n$")
+                self.assertEqual(etcd.holders(api, harness.group_key(g)), [])
+                self.assertIsNone(etcd.get(api, harness.group_key(g) + ".holders/old"))
 
     def test_unlock_older_than_refuses_bad_input(self):
         g = unique("older")

@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -406,3 +407,89 @@ class Bus:
         self.stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+
+class CountingProxy:
+    """A stand-in HTTP proxy on loopback that sends every request to this machine's port named in
+    it and records each request (method, path, header lines), also on a kept-alive connection;
+    answers, watch streams included, are passed back as they come. `before(method, path, body)`,
+    if given, runs before each request is passed on (the request waits for it): a test makes
+    something happen at an exact point of a program's conversation with etcd."""
+
+    def __init__(self, before=None):
+        self.before = before
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.server.getsockname()[1]
+        self.requests = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def count(self):
+        with self.lock:
+            return len(self.requests)
+
+    def stop(self):
+        self.server.close()
+
+    def accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        upstream, buffer = None, b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, version = lines[0].split(" ", 2)
+                headers = [line for line in lines[1:] if not line.lower().startswith("proxy-")]
+                length = sum(int(line.split(":", 1)[1]) for line in headers if line.lower().startswith("content-length:"))
+                while len(buffer) < length:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                body, buffer = buffer[:length], buffer[length:]
+                url = urllib.parse.urlsplit(target)
+                path = (url.path or "/") + ("?" + url.query if url.query else "")
+                with self.lock:
+                    self.requests.append((method, path, headers))
+                if self.before:
+                    self.before(method, path, body)
+                if upstream is None:
+                    upstream = socket.create_connection(("127.0.0.1", url.port))
+                    threading.Thread(target=self.pipe, args=(upstream, conn), daemon=True).start()
+                upstream.sendall(("%s %s %s\r\n" % (method, path, version)).encode("latin-1")
+                                 + "".join(h + "\r\n" for h in headers).encode("latin-1") + b"\r\n" + body)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            if upstream:
+                upstream.close()
+
+    @staticmethod
+    def pipe(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass

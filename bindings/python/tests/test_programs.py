@@ -771,6 +771,44 @@ def test_holder_records_that_are_not_valid_are_left_out(etcd, group, api):
         assert [(r.id, r.since, r.host) for r in records if r.id != "good"] == [("written by hand", 1700000000, "")]
 
 
+def test_unlock_record_keeps_a_slot_given_back_and_taken_again(etcd, group, api):
+    # Security issue 26, item 7b, through the binding: the record read names the holding.
+    with Client(etcd.endpoint, api=api, group=group) as c:
+        c.set_max(2)
+        c.lock("holder")
+        [read] = c.holder_records()
+        assert read.key == locksmith.group_key(group) + ".holders/holder" and read.revision > 0
+        c.unlock("holder")
+        c.lock("holder")
+        with pytest.raises(locksmith.Changed):
+            c.unlock_record("holder", read.revision)
+        assert c.status().holders == ["holder"]
+        [fresh] = c.holder_records()
+        assert fresh.revision > read.revision
+        with pytest.raises(locksmith.NotHeld):
+            c.unlock_record("someone-else", fresh.revision)
+        with pytest.raises(locksmith.InvalidArgument):
+            c.unlock_record("holder", 0)
+        c.unlock_record("holder", fresh.revision)
+        assert c.status().holders == [] and c.holder_records() == []
+
+
+def test_queue_entries_no_waiter_made_are_listed_marked_and_skipped(etcd, group, api):
+    # Security issue 26, item 5, through the binding.
+    with Client(etcd.endpoint, api=api, group=group) as c:
+        c.set_max(1)
+        prefix = locksmith.group_key(group) + ".queue/"
+        etcd.put(api, prefix + "0000000000000001", '{"id":"planted","since":1700000000,"host":"h"}')
+        etcd.put(api, prefix + "0000000000000002", "garbage")
+        assert c.queue() == []
+        entries = c.queue_all()
+        assert [(e.id, e.since, e.host, e.ignored) for e in entries] == [
+            ("planted", 1700000000, "h", locksmith.QUEUE_NEVER_EXPIRES), ("", 0, "", locksmith.QUEUE_UNREADABLE)]
+        assert [e.key for e in entries] == [prefix + "0000000000000001", prefix + "0000000000000002"]
+        assert c.acquire("behind-them", timeout=10)
+        assert c.status().holders == ["behind-them"]
+
+
 def test_holder_records_of_a_closed_or_unreachable_client():
     with Client("http://127.0.0.1:9", api="v3", timeout="200ms") as c:
         with pytest.raises(locksmith.Unreachable):

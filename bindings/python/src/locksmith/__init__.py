@@ -18,10 +18,11 @@ from typing import Optional, Union
 from . import _native
 from ._base import c_int_value, check, encode, encode_optional, encode_path, take_string
 from ._native import lib
-from .client import Client, Group, HolderRecord, Setting, Stats, option_help, option_names
+from .client import (QUEUE_NEVER_EXPIRES, QUEUE_UNREADABLE, Client, Group, HolderRecord, Setting, Stats, option_help,
+                     option_names)
 from .config import Config
 from .daemon import DaemonFile, DaemonSettings, SlotRecord, daemon_file, daemon_state_text, record_slot, slot_record
-from .errors import (AccessDenied, AlreadyHeld, BadData, Busy, Cancelled, Contention, CorruptSemaphore,
+from .errors import (AccessDenied, AlreadyHeld, BadData, Busy, Cancelled, Changed, Contention, CorruptSemaphore,
                      InvalidArgument, LocksmithError, NotFound, NotHeld, OutOfRange, ProtocolError, TimedOut,
                      Unreachable)
 from .semaphore import Semaphore
@@ -110,10 +111,10 @@ def backoff_delay(attempt: int) -> int:
 
 
 __all__ = [
-    "AccessDenied", "AlreadyHeld", "BadData", "Busy", "Cancelled", "Client", "Config", "Contention",
+    "AccessDenied", "AlreadyHeld", "BadData", "Busy", "Cancelled", "Changed", "Client", "Config", "Contention",
     "CorruptSemaphore", "DEFAULT_KEY", "DaemonFile", "DaemonSettings", "Group", "HolderRecord", "InvalidArgument", "KEY_PREFIX",
     "LocksmithError", "NotFound", "NotHeld", "Opening", "OutOfRange", "ProtocolError", "Semaphore", "Setting",
-    "SlotRecord", "Stats", "TimedOut", "Unreachable", "Window",
+    "QUEUE_NEVER_EXPIRES", "QUEUE_UNREADABLE", "SlotRecord", "Stats", "TimedOut", "Unreachable", "Window",
     "backoff_delay", "daemon_file", "daemon_state_text", "default_root", "duration_format", "duration_parse", "group_key", "json_quote",
     "key_group", "library_path", "machine_id", "option_help", "option_names", "record_slot", "slot_record", "version",
 ]

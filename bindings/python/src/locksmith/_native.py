@@ -75,6 +75,10 @@ ProgressFunction = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, c_void_p)
 #: LOCKSMITH_NO_ENVIRONMENT, the flag of the LOCKSMITH_2 functions: read nothing from the
 #: process environment.
 NO_ENVIRONMENT = 1 << 0
+#: LOCKSMITH_QUEUE_NEVER_EXPIRES and LOCKSMITH_QUEUE_UNREADABLE: why waiters skip a queue entry
+#: (locksmith_holder_records_ignored).
+QUEUE_NEVER_EXPIRES = 1
+QUEUE_UNREADABLE = 2
 
 # name: (restype, argtypes), in the order of the header.
 PROTOTYPES: Dict[str, Prototype] = {
@@ -197,7 +201,13 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_daemon_file_read": (c_int, [c_char_p, c_char_p, P(ConfigP), P(c_int64)]),
     "locksmith_daemon_state_text": (c_int, [c_char_p, c_char_p, c_int64, c_char_p, c_char_p, c_int64, OwnedStringOut]),
     "locksmith_config_line": (c_int, [ConfigP, c_char_p]),
-    # Version 4 (LOCKSMITH_4): the settings passed on
+    # Version 4 (LOCKSMITH_4): what was read, exactly
+    "locksmith_holder_records_key": (c_char_p, [HolderRecordsP, c_int]),
+    "locksmith_holder_records_revision": (c_int64, [HolderRecordsP, c_int]),
+    "locksmith_holder_records_ignored": (c_int, [HolderRecordsP, c_int]),
+    "locksmith_client_queue_all": (c_int, [ClientP, P(HolderRecordsP)]),
+    "locksmith_client_unlock_record": (c_int, [ClientP, c_char_p, c_int64]),
+    # Version 4 (LOCKSMITH_4), continued: the settings passed on
     "locksmith_client_environment": (c_int, [ClientP, c_char_p, P(P(c_void_p))]),
     "locksmith_strv_free": (P(c_void_p), [P(c_void_p)]),
 }

@@ -58,10 +58,22 @@ class Group(NamedTuple):
 
 class HolderRecord(NamedTuple):
     """When a holder took its slot (Unix seconds) and from which host, as this library's clients
-    record it (Client.holder_records())."""
+    record it (Client.holder_records()); or a queue entry (Client.queue()). `key` is its etcd key,
+    `revision` the etcd revision (v3) or index (v2) it was read at (what Client.unlock_record()
+    takes), `ignored` why waiters skip a queue entry (QUEUE_NEVER_EXPIRES, QUEUE_UNREADABLE; 0 for
+    a waiter's entry and for holder records)."""
     id: str
     since: int
     host: str
+    key: str = ""
+    revision: int = 0
+    ignored: int = 0
+
+
+#: Why waiters skip a queue entry (HolderRecord.ignored, Client.queue_all()): it can never expire
+#: (v3: no lease; v2: no TTL, or one over 1h), or its value is not a queue entry.
+QUEUE_NEVER_EXPIRES = _native.QUEUE_NEVER_EXPIRES
+QUEUE_UNREADABLE = _native.QUEUE_UNREADABLE
 
 
 def _records(listing: Any) -> List[HolderRecord]:
@@ -69,7 +81,10 @@ def _records(listing: Any) -> List[HolderRecord]:
     try:
         return [HolderRecord(decode(lib.locksmith_holder_records_id(listing, i)) or "",
                              int(lib.locksmith_holder_records_since(listing, i)),
-                             decode(lib.locksmith_holder_records_host(listing, i)) or "")
+                             decode(lib.locksmith_holder_records_host(listing, i)) or "",
+                             decode(lib.locksmith_holder_records_key(listing, i)) or "",
+                             int(lib.locksmith_holder_records_revision(listing, i)),
+                             max(int(lib.locksmith_holder_records_ignored(listing, i)), 0))
                 for i in range(check(lib.locksmith_holder_records_count(listing)))]
     finally:
         lib.locksmith_holder_records_free(listing)
@@ -330,6 +345,14 @@ class Client(Handle):
             data = _holder(id, self._environment)
             self._check(pointer, lib.locksmith_client_unlock(pointer, data))
 
+    def unlock_record(self, id: str, revision: int) -> None:
+        """Gives back id's slot only if its holder record is still the one read at `revision`
+        (HolderRecord.revision from holder_records()): a holder that gave its slot back and took
+        one again since keeps the new one (Changed). NotHeld if id holds no slot."""
+        with self._lock:
+            pointer = self._live()
+            self._check(pointer, lib.locksmith_client_unlock_record(pointer, encode(id, "id"), c_int_value(revision, "revision", 64)))
+
     def apply(self, changes: List[Tuple[str, bool]]) -> List[Optional[LocksmithError]]:
         """Takes (True) and gives back (False) slots for several holders in one write of the
         semaphore: [(id, take), ...] (1 to 1024). Each change is applied in order to the document
@@ -558,21 +581,27 @@ class Client(Handle):
     def queue(self) -> List[HolderRecord]:
         """The waiters of the group's queue, first in line first: the id each waits for, when it
         joined (Unix seconds) and from which host. Creates nothing; one request."""
-        listing = _native.HolderRecordsP()
-        with self._lock:
-            pointer = self._live()
-            self._check(pointer, lib.locksmith_client_queue(pointer, ctypes.byref(listing)))
-        return _records(listing)
+        return self._records(lib.locksmith_client_queue)
+
+    def queue_all(self) -> List[HolderRecord]:
+        """Every entry of the group's queue, first in line first: the waiters, and the entries
+        they skip (HolderRecord.ignored: QUEUE_NEVER_EXPIRES or QUEUE_UNREADABLE, whose id is "").
+        Creates nothing; one request."""
+        return self._records(lib.locksmith_client_queue_all)
 
     def holder_records(self) -> List[HolderRecord]:
         """When each holder of the group took its slot and from which host, sorted by id. Only
         this library's clients record it (a holder that locked with the original has none), and
         a record may outlive a slot the original gave back: match them against the holders.
         Creates nothing; one request."""
+        return self._records(lib.locksmith_client_holder_records)
+
+    def _records(self, function: Any) -> List[HolderRecord]:
+        """The list a locksmith_client_* function that fills a locksmith_holder_records makes."""
         listing = _native.HolderRecordsP()
         with self._lock:
             pointer = self._live()
-            self._check(pointer, lib.locksmith_client_holder_records(pointer, ctypes.byref(listing)))
+            self._check(pointer, function(pointer, ctypes.byref(listing)))
         return _records(listing)
 
     @property

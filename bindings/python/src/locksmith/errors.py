@@ -20,6 +20,7 @@ inherits it too, so code that knows nothing of locksmith still catches what it e
     EAGAIN        Contention          -
     EPROTO        ProtocolError       -
     ECANCELED     Cancelled           -                  (the client was cancelled: Client.cancel())
+    ESTALE        Changed             -                  (Client.unlock_record: the record read is gone)
     other         LocksmithError      -
 
 CorruptSemaphore is a BadData, so `except BadData` catches both. A client's failure caused by one
@@ -97,6 +98,11 @@ class Cancelled(LocksmithError):
     """ECANCELED: the client was cancelled (Client.cancel()), during a wait or before the call."""
 
 
+class Changed(LocksmithError):
+    """ESTALE: Client.unlock_record() found another record than the one read: the holder gave its
+    slot back, and perhaps took one again, since. Nothing was given back."""
+
+
 _BY_ERRNO: Dict[int, Type[LocksmithError]] = {
     _errno.EINVAL: InvalidArgument,
     _errno.EBUSY: Busy,
@@ -111,6 +117,7 @@ _BY_ERRNO: Dict[int, Type[LocksmithError]] = {
     _errno.EAGAIN: Contention,
     _errno.EPROTO: ProtocolError,
     _errno.ECANCELED: Cancelled,
+    _errno.ESTALE: Changed,
 }
 
 # Meanings that depend on the function: the semaphore and client functions use ENOENT for "not a
