@@ -174,17 +174,20 @@ LOCKSMITH_PC := PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/pkgconfig pkg-config
 # The C programs (Sources/locksmith-run, Sources/pam_locksmith), built on the library as any user
 # of it would build them.
 TOOLS := locksmith-run locksmith-fleetlockd
+# They find liblocksmith.so.1 in ../lib next to their directory, as locksmithctl and locksmithd do:
+# PREFIX/lib when installed under any PREFIX (the Debian packages take the path out again).
+TOOL_RPATH := -Wl,-rpath,'$$ORIGIN/../lib'
 tools: $(addprefix $(BUILD)/tools/,$(TOOLS)) $(BUILD)/tools/pam_locksmith.so
 
 # The FleetLock server: libmicrohttpd for HTTP (docs/decisions.md), json-c, sd_notify.
 $(BUILD)/tools/locksmith-fleetlockd: Sources/locksmith-fleetlockd/locksmith-fleetlockd.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
 	mkdir -p $(BUILD)/tools
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread $$($(LOCKSMITH_PC) --cflags locksmith libmicrohttpd json-c libsystemd) -o $@ $< \
-	    $$($(LOCKSMITH_PC) --libs locksmith libmicrohttpd json-c libsystemd)
+	    $$($(LOCKSMITH_PC) --libs locksmith libmicrohttpd json-c libsystemd) $(TOOL_RPATH)
 
 $(BUILD)/tools/locksmith-run: Sources/locksmith-run/locksmith-run.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
 	mkdir -p $(BUILD)/tools
-	$(CC) -std=c99 -O2 -Wall -Wextra -Werror $$($(LOCKSMITH_PC) --cflags locksmith) -o $@ $< $$($(LOCKSMITH_PC) --libs locksmith)
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror $$($(LOCKSMITH_PC) --cflags locksmith) -o $@ $< $$($(LOCKSMITH_PC) --libs locksmith) $(TOOL_RPATH)
 
 # The PAM session module (not in TOOLS: those go to BINDIR). -z nodelete keeps it, and the Swift
 # runtime in liblocksmith, loaded after pam_end(): the runtime cannot be unloaded safely.
