@@ -62,7 +62,7 @@
 #define CONNECTION_TIMEOUT_S 30 /* idle connections are closed after this */
 #define REQUEST_TIME_S 10       /* from a connection's start (or its last answer) to a whole request */
 #define CONNECTION_LIMIT 2048   /* per listener; the unit's LimitNOFILE leaves room for two */
-#define CONNECTION_MEMORY 8192  /* per connection: a FleetLock request's headers are under 1 KiB */
+#define CONNECTION_MEMORY 4096  /* per connection: a FleetLock request's headers are under 1 KiB */
 #define PER_ADDRESS_DEFAULT 64  /* connections from one address; a NAT in front of a fleet needs more */
 #define MIN_SECRET 16
 #define MAX_SECRET 128
