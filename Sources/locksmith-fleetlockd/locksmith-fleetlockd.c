@@ -14,8 +14,8 @@
  * while its semaphore is being written wait for the next write and go in it together
  * (locksmith_client_apply): one compare-and-swap answers a whole burst, so throughput is not
  * bounded by one write per request on one etcd key. Every request body is bounded (4 KiB), every
- * request has 10 s from its connection's first byte to its last, connections are capped in all and
- * per address, so a bad or slow client costs nothing lasting. Pre-reboot is recursive (a holder asking again gets 200) and steady-state
+ * request has 10 s from its connection's start (or the answer before it) to its last byte,
+ * connections are capped in all and per address, so a bad or slow client costs nothing lasting. Pre-reboot is recursive (a holder asking again gets 200) and steady-state
  * idempotent (a non-holder gets 200); a compare-and-swap lost to another writer is retried, so a
  * refusal always means the slots are taken. Errors carry FleetLock's {"kind","value"} body.
  *
@@ -59,7 +59,7 @@
 #define MAX_BODY 4096           /* FleetLock bodies are well under 1 KiB */
 #define MAX_ID 255              /* a locksmith holder id */
 #define MAX_GROUP 128
-#define CONNECTION_TIMEOUT_S 30 /* idle connections are closed after this */
+#define CONNECTION_TIMEOUT_S 30 /* libmicrohttpd's idle timeout; REQUEST_TIME_S closes them sooner */
 #define REQUEST_TIME_S 10       /* from a connection's start (or its last answer) to a whole request */
 #define CONNECTION_LIMIT 2048   /* per listener; the unit's LimitNOFILE leaves room for two */
 #define CONNECTION_MEMORY 4096  /* per connection: a FleetLock request's headers are under 1 KiB */
@@ -771,8 +771,10 @@ static enum MHD_Result metrics(struct MHD_Connection *connection) {
     pthread_mutex_lock(&admin_lock);
     if (!admin) admin = make_client();
     int up = admin && locksmith_client_groups(admin, &g) >= 0;
+    char why[600] = "";
+    if (!up) snprintf(why, sizeof why, "%s", admin ? locksmith_client_last_error(admin) : "cannot make an etcd client");
     pthread_mutex_unlock(&admin_lock);
-    if (!up) etcd_failed(admin ? locksmith_client_last_error(admin) : "cannot make an etcd client", 1);
+    if (!up) etcd_failed(why, 1);
     fprintf(out, "# HELP locksmith_fleetlock_etcd_up Whether etcd answered the listing of the groups for this scrape.\n"
                  "# TYPE locksmith_fleetlock_etcd_up gauge\nlocksmith_fleetlock_etcd_up %d\n"
                  "# HELP locksmith_fleetlock_etcd_errors_total etcd operations that failed (clients are told only that etcd failed).\n"
