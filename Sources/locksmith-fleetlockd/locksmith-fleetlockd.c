@@ -932,10 +932,35 @@ static void finished(void *cls, struct MHD_Connection *connection, void **state,
     }
 }
 
+/* libmicrohttpd has a line for every connection a client drops or the sweep shuts down: clients
+ * could fill the journal with them. At most MHD_LINES a minute, then how many were left out. */
+#define MHD_LINES 10
+static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static long long mhd_log_minute;
+static int mhd_log_said, mhd_log_dropped;
+
+/* Starts a new minute if this is one, saying how many lines the last left out. Under mhd_log_lock. */
+static void mhd_log_roll(void) {
+    long long minute = now_us() / 60000000;
+    if (minute == mhd_log_minute) return;
+    if (mhd_log_dropped)
+        fprintf(stderr, "locksmith-fleetlockd: libmicrohttpd: %d more messages in the last minute were left out\n", mhd_log_dropped);
+    mhd_log_minute = minute;
+    mhd_log_said = mhd_log_dropped = 0;
+}
+
 static void log_mhd(void *cls, const char *format, va_list ap) {
     (void)cls;
-    fputs("locksmith-fleetlockd: libmicrohttpd: ", stderr);
-    vfprintf(stderr, format, ap);
+    pthread_mutex_lock(&mhd_log_lock);
+    mhd_log_roll();
+    if (mhd_log_said < MHD_LINES) {
+        mhd_log_said++;
+        fputs("locksmith-fleetlockd: libmicrohttpd: ", stderr);
+        vfprintf(stderr, format, ap);
+    } else {
+        mhd_log_dropped++;
+    }
+    pthread_mutex_unlock(&mhd_log_lock);
 }
 
 /* Gives back the pages of the file mappings (program, libraries) that start-up touched and the
@@ -1292,6 +1317,9 @@ int main(int argc, char **argv) {
         struct timespec every = {1, 0};
         if (sigtimedwait(&signals, NULL, &every) >= 0) break;
         close_overdue();
+        pthread_mutex_lock(&mhd_log_lock);
+        mhd_log_roll();
+        pthread_mutex_unlock(&mhd_log_lock);
         if (tick % 5) continue;
         long long now = 0;
         for (int e = 0; e < EP_COUNT; e++)
