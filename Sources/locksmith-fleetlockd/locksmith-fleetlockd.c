@@ -593,7 +593,7 @@ static const char *certificate_refusal(struct MHD_Connection *connection, const 
  * which groups or secrets exist. */
 #define NOT_HERE "no FleetLock group at this base URL: check the URL (and its secret) and client_params.group"
 
-/* Whether the request may touch group: MHD_YES to go on, else the refusal was queued (r). */
+/* Whether the request may not touch group (1: its refusal is queued, and *r is what to return), or 0. */
 static int refused_here(struct MHD_Connection *connection, int endpoint, const struct request *rq, const char *id,
                         const char *group, enum MHD_Result *r) {
     char why[800];
