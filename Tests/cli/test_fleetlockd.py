@@ -62,11 +62,7 @@ class Server:
             raise RuntimeError("locksmith-fleetlockd did not start: %s" % self.stop())
 
     def _up(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
+        return accepts(self.port)
 
     def post(self, path, body, guard="true", headers=None, base=None):
         """Status and parsed body (None if not JSON) of a POST, as Zincati makes it."""
@@ -90,6 +86,15 @@ class Server:
         if self.proc in harness._running:
             harness._running.remove(self.proc)
         return err
+
+
+def accepts(port):
+    """Whether something accepts connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
 
 
 def request(req, context=None):
@@ -654,7 +659,7 @@ class Exposure(unittest.TestCase):
             p = subprocess.Popen([SERVER, "--listen", "%s:%d" % (host, port)] + list(args), env=environment(),
                                  stderr=subprocess.PIPE, text=True)
             try:
-                self.assertTrue(harness.wait_for(lambda: Server._up(type("S", (), {"port": port})()), timeout=10))
+                self.assertTrue(harness.wait_for(lambda: accepts(port), timeout=10))
             finally:
                 p.terminate()
                 err = p.communicate(timeout=10)[1]
