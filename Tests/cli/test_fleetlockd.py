@@ -852,7 +852,8 @@ class Memory(unittest.TestCase):
     def test_memory_and_tasks_stay_inside_the_units_limits(self):
         memory_max, tasks_max = unit_limit("MemoryMax"), unit_limit("TasksMax")
         group = made("memory", slots=100)
-        s = Server("v3", ["--group", group])
+        # The 64 clients come from one address: room for them beside the default limit of 64.
+        s = Server("v3", ["--group", group, "--connections-per-address", "128"])
         slow = None
         try:
             slow = harness.SlowConnections(s.port, 1100, heavy=True)
