@@ -179,11 +179,12 @@ TOOLS := locksmith-run locksmith-fleetlockd
 TOOL_RPATH := -Wl,-rpath,'$$ORIGIN/../lib'
 tools: $(addprefix $(BUILD)/tools/,$(TOOLS)) $(BUILD)/tools/pam_locksmith.so
 
-# The FleetLock server: libmicrohttpd for HTTP (docs/decisions.md), json-c, sd_notify.
+# The FleetLock server: libmicrohttpd for HTTP (docs/decisions.md), gnutls for its client
+# certificates, json-c, sd_notify.
 $(BUILD)/tools/locksmith-fleetlockd: Sources/locksmith-fleetlockd/locksmith-fleetlockd.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
 	mkdir -p $(BUILD)/tools
-	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread $$($(LOCKSMITH_PC) --cflags locksmith libmicrohttpd json-c libsystemd) -o $@ $< \
-	    $$($(LOCKSMITH_PC) --libs locksmith libmicrohttpd json-c libsystemd) $(TOOL_RPATH)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread $$($(LOCKSMITH_PC) --cflags locksmith libmicrohttpd gnutls json-c libsystemd) -o $@ $< \
+	    $$($(LOCKSMITH_PC) --libs locksmith libmicrohttpd gnutls json-c libsystemd) $(TOOL_RPATH)
 
 $(BUILD)/tools/locksmith-run: Sources/locksmith-run/locksmith-run.c include/locksmith.h $(BUILD)/lib/$(SONAME) $(BUILD)/pkgconfig/locksmith-uninstalled.pc
 	mkdir -p $(BUILD)/tools

@@ -28,8 +28,8 @@ public struct ClientOptions: Sendable {
     public static let help: [String: (valueName: String, description: String)] = [
         "endpoint": ("URL", "etcd endpoint; repeat the flag or give a comma-separated list (default http://127.0.0.1:2379,http://127.0.0.1:4001)."),
         "group": ("GROUP", "Group of machines whose semaphore to use (default: the daemon's group, else the default group)."),
-        "etcd-cafile": ("FILE", "CA certificate to verify etcd's TLS certificate with."),
-        "etcd-certfile": ("FILE", "Client TLS certificate to present to etcd."),
+        "etcd-cafile": ("FILE", "CA certificate to verify etcd's TLS certificate with (the FleetLock server's, with fleetlock-url)."),
+        "etcd-certfile": ("FILE", "Client TLS certificate to present to etcd (to the FleetLock server, with fleetlock-url)."),
         "etcd-keyfile": ("FILE", "Key of the client TLS certificate."),
         "etcd-username": ("USER", "User for etcd authentication."),
         "etcd-password": ("PASSWORD", "Password for etcd authentication (prefer -etcd-password-file or the environment: arguments are visible to other users)."),

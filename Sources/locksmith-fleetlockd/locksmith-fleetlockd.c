@@ -7,16 +7,22 @@
  * machines running Zincati share one max per group.
  *
  *   locksmith-fleetlockd [--listen ADDR:PORT]... [--threads N] [--tls-cert FILE --tls-key FILE]
- *                        [etcd options as locksmithctl's]
+ *                        [--tls-client-ca FILE] [--group NAME]... [--all-groups] [--group-secrets FILE]
+ *                        [--connections-per-address N] [etcd options as locksmithctl's]
  *
  * HTTP is libmicrohttpd's (a thread pool per listener). The requests for one group that arrive
  * while its semaphore is being written wait for the next write and go in it together
  * (locksmith_client_apply): one compare-and-swap answers a whole burst, so throughput is not
- * bounded by one write per request on one etcd key. Every request body is bounded (16 KiB), every
- * connection has an idle timeout and the number of connections is capped, so a bad or slow client
- * costs nothing lasting. Pre-reboot is recursive (a holder asking again gets 200) and steady-state
+ * bounded by one write per request on one etcd key. Every request body is bounded (4 KiB), every
+ * request has 10 s from its connection's start (or the answer before it) to its last byte,
+ * connections are capped in all and per address, so a bad or slow client costs nothing lasting. Pre-reboot is recursive (a holder asking again gets 200) and steady-state
  * idempotent (a non-holder gets 200); a compare-and-swap lost to another writer is retried, so a
  * refusal always means the slots are taken. Errors carry FleetLock's {"kind","value"} body.
+ *
+ * FleetLock has no authentication, and whoever reaches the server has its etcd trust over the
+ * groups it serves (docs/security.md, issue 26): it serves only the groups named (default: the
+ * default group), a secret per group in the base URL's path selects the group
+ * (--group-secrets), and with --tls-client-ca a client certificate must name the id.
  *
  * Its etcd settings follow the library's one rule, as locksmithctl's do: each from its flag, else
  * LOCKSMITHCTL_<OPTION>, else the daemon's LOCKSMITHD_<OPTION> from update.conf.
@@ -25,6 +31,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <json-c/json.h>
 #include <locksmith.h>
 #include <malloc.h>
@@ -37,7 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -46,14 +56,22 @@
 
 #define DEFAULT_LISTEN "127.0.0.1:3333"
 #define MAX_LISTEN 16
-#define MAX_BODY 16384          /* FleetLock bodies are well under 1 KiB */
+#define MAX_BODY 4096           /* FleetLock bodies are well under 1 KiB */
 #define MAX_ID 255              /* a locksmith holder id */
 #define MAX_GROUP 128
-#define CONNECTION_TIMEOUT_S 30 /* idle or slow connections are closed after this */
-#define CONNECTION_LIMIT 1024
+#define CONNECTION_TIMEOUT_S 30 /* libmicrohttpd's idle timeout; REQUEST_TIME_S closes them sooner */
+#define REQUEST_TIME_S 10       /* from a connection's start (or its last answer) to a whole request */
+#define CONNECTION_LIMIT 2048   /* per listener; the unit's LimitNOFILE leaves room for two */
+#define CONNECTION_MEMORY 4096  /* per connection: a FleetLock request's headers are under 1 KiB */
+#define PER_ADDRESS_DEFAULT 64  /* connections from one address; a NAT in front of a fleet needs more */
+#define MIN_SECRET 16
+#define MAX_SECRET 128
+#define MAX_SERVED 256
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 #define CONFLICT_RETRIES 50     /* compare-and-swap rounds lost to other writers before giving up */
 
-enum { OPT_LISTEN = 1000, OPT_THREADS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_HELP, OPT_VERSION, OPT_CLIENT };
+enum { OPT_LISTEN = 1000, OPT_THREADS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CLIENT_CA, OPT_GROUP, OPT_ALL_GROUPS,
+       OPT_GROUP_SECRETS, OPT_PER_ADDRESS, OPT_HELP, OPT_VERSION, OPT_CLIENT };
 #define MAX_CLIENT_OPTIONS 32
 
 /* The etcd settings given as flags, applied to each worker's client. */
@@ -71,7 +89,22 @@ enum { RES_OK, RES_BAD, RES_REFUSED, RES_ERROR, RES_COUNT };
 static const char *endpoint_names[EP_COUNT] = {"pre-reboot", "steady-state"};
 static const char *result_names[RES_COUNT] = {"ok", "bad_request", "slots_taken", "error"};
 static atomic_llong counts[EP_COUNT][RES_COUNT];
-static atomic_llong etcd_calls, etcd_micros, conflict_rounds;
+static atomic_llong etcd_calls, etcd_micros, conflict_rounds, overdue_closed;
+
+/* The groups served (FleetLock names: "default" for the default group) and their secrets; every
+ * group that has a semaphore with --all-groups. */
+static struct served {
+    char group[MAX_GROUP + 1];
+    char secret[MAX_SECRET + 1];
+    size_t secret_len;
+} served[MAX_SERVED];
+static int n_served, all_groups, with_secrets, with_client_ca;
+
+/* The last thing etcd said that went wrong, for the log and /metrics: clients get a generic text. */
+static pthread_mutex_t etcd_error_lock = PTHREAD_MUTEX_INITIALIZER;
+static char etcd_error[600];
+static long long etcd_error_at;
+static atomic_llong etcd_errors;
 
 static volatile sig_atomic_t stopping;
 
@@ -89,7 +122,19 @@ static void usage(FILE *f) {
           "  --threads N              worker threads per listener (default 32, 1 to 256): the\n"
           "                           requests in progress at once, which share each write\n"
           "  --tls-cert FILE, --tls-key FILE\n"
-          "                           serve HTTPS with this certificate chain and key (PEM)\n"
+          "                           serve HTTPS with this certificate chain and key (PEM);\n"
+          "                           TLS 1.2 and 1.3 only\n"
+          "  --tls-client-ca FILE     require a client certificate signed by these CAs (PEM) whose\n"
+          "                           CN or a DNS name is client_params.id, or its start before\n"
+          "                           a \"/\" (a machine's certificate covers MACHINE-ID/locksmith-run)\n"
+          "  --group NAME             serve this FleetLock group (repeat for more; a group other\n"
+          "                           than default needs a semaphore: locksmithctl -group NAME\n"
+          "                           set-max N). Without --group: only the default group\n"
+          "  --all-groups             serve every group that has a semaphore (a trusted network)\n"
+          "  --group-secrets FILE     lines \"GROUP SECRET\": each group is served at base URL\n"
+          "                           https://HOST:PORT/SECRET/ only (16 to 128 of A-Z a-z 0-9 . _ ~ -)\n"
+          "  --connections-per-address N\n"
+          "                           connections from one address (default 64, 1 to 2048)\n"
           "  --help, --version\n"
           "\n"
           "etcd options, as locksmithctl's (each from its flag, else LOCKSMITHCTL_<OPTION>, else the\n"
@@ -99,6 +144,8 @@ static void usage(FILE *f) {
           "  --request-timeout DURATION, --proxy URL\n"
           "\n"
           "Also: GET /health (200 when etcd answers, else 503) and GET /metrics (Prometheus text).\n"
+          "Beyond loopback, serve with TLS and --group-secrets or --tls-client-ca: whoever reaches\n"
+          "it can take and free the slots of the groups it serves.\n"
           "Errors answer with FleetLock's body {\"kind\": ..., \"value\": ...}.\n",
           f);
 }
@@ -132,9 +179,96 @@ static locksmith_client *make_client(void) {
     return c;
 }
 
+/* text as a JSON string, quotes included, for log lines: an id or a group with a newline or an
+ * escape sequence cannot forge a line or drive a terminal. Cut to fit size. */
+static const char *quoted(const char *text, char *buf, size_t size) {
+    json_object *s = json_object_new_string(text);
+    snprintf(buf, size, "%s", s ? json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN) : "\"?\"");
+    json_object_put(s);
+    return buf;
+}
+
+/* What etcd said when it failed, kept for the operator (/metrics) and logged when it changes (a
+ * health check every few seconds would otherwise repeat it); clients get ETCD_FAILED. */
+#define ETCD_FAILED "etcd is out of reach or refused the server; see the server's log"
+static void etcd_failed(const char *detail, int log) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    etcd_errors++;
+    pthread_mutex_lock(&etcd_error_lock);
+    int changed = strcmp(etcd_error, detail) != 0;
+    snprintf(etcd_error, sizeof etcd_error, "%s", detail);
+    etcd_error_at = ts.tv_sec;
+    pthread_mutex_unlock(&etcd_error_lock);
+    if (changed && log) fprintf(stderr, "locksmith-fleetlockd: etcd: %s\n", detail);
+}
+
+/* ---- connections: each request's reading time is bounded ---------------------------------- */
+
+/* libmicrohttpd's timeout counts idle time only: a client sending a header line every few seconds
+ * would hold its connection for ever. So each connection has a deadline, REQUEST_TIME_S from its
+ * start or from its last answer, for its whole next request; while a request is being answered
+ * it has none. Once a second, overdue connections are shut down (shutdown, not close: the
+ * descriptor stays libmicrohttpd's, which sees the end and closes it; the entry goes before it does). */
+struct watched {
+    struct watched *prev, *next;
+    int fd;
+    long long deadline_us;  /* 0 while a request is being answered */
+};
+static struct watched watched = {&watched, &watched, -1, 0};
+static pthread_mutex_t watched_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void notify_connection(void *cls, struct MHD_Connection *connection, void **context, enum MHD_ConnectionNotificationCode code) {
+    (void)cls;
+    struct watched *w = *context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!info || !(w = calloc(1, sizeof *w))) return;  /* unwatched: the idle timeout still holds */
+        w->fd = info->connect_fd;
+        w->deadline_us = now_us() + REQUEST_TIME_S * 1000000LL;
+        pthread_mutex_lock(&watched_lock);
+        w->next = watched.next;
+        w->prev = &watched;
+        watched.next->prev = w;
+        watched.next = w;
+        pthread_mutex_unlock(&watched_lock);
+        *context = w;
+    } else if (w) {
+        pthread_mutex_lock(&watched_lock);
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        pthread_mutex_unlock(&watched_lock);
+        free(w);
+        *context = NULL;
+    }
+}
+
+/* The connection's next deadline: none (0) while its request is answered, else REQUEST_TIME_S on. */
+static void set_deadline(struct MHD_Connection *connection, int reading) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct watched *w = info ? info->socket_context : NULL;
+    if (!w) return;
+    pthread_mutex_lock(&watched_lock);
+    w->deadline_us = reading ? now_us() + REQUEST_TIME_S * 1000000LL : 0;
+    pthread_mutex_unlock(&watched_lock);
+}
+
+static void close_overdue(void) {
+    long long now = now_us();
+    pthread_mutex_lock(&watched_lock);
+    for (struct watched *w = watched.next; w != &watched; w = w->next)
+        if (w->deadline_us && now > w->deadline_us) {
+            shutdown(w->fd, SHUT_RDWR);
+            w->deadline_us = 0;
+            overdue_closed++;
+        }
+    pthread_mutex_unlock(&watched_lock);
+}
+
 /* ---- answers ------------------------------------------------------------------------------- */
 
 static enum MHD_Result answer(struct MHD_Connection *connection, unsigned status, const char *body, const char *type) {
+    set_deadline(connection, 0);
     struct MHD_Response *response = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!response) return MHD_NO;
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -343,11 +477,13 @@ static void commit(struct group_queue *q, struct change *change) {
 
 /* ---- FleetLock ----------------------------------------------------------------------------- */
 
-/* The request body as it arrives, bounded. */
+/* The request body as it arrives, bounded, and the secret its path gave. */
 struct request {
     char *body;
     size_t size;
     int oversized;
+    int refused;  /* answered from its headers: its body is not read */
+    char secret[MAX_SECRET + 1];
 };
 
 /* FleetLock's ^[a-zA-Z0-9.-]+$, at most 128 bytes, and not "." or "..": as a path segment of the
@@ -392,6 +528,100 @@ static const char *client_params(const struct request *rq, json_object **root, c
     return NULL;
 }
 
+/* The group whose secret is given, or NULL. Every secret is compared whole, whatever matches:
+ * the time taken says nothing about how much of one was right. */
+static const char *group_of_secret(const char *given) {
+    size_t n = strlen(given);
+    const char *found = NULL;
+    for (int i = 0; i < n_served; i++) {
+        unsigned diff = n != served[i].secret_len;
+        for (size_t k = 0; k < served[i].secret_len; k++)
+            diff |= (unsigned char)served[i].secret[k] ^ (unsigned char)(k < n ? given[k] : 0);
+        if (diff == 0) found = served[i].group;
+    }
+    return found;
+}
+
+/* Whether name, a name of the client's certificate, covers id: the same, or id's start before a
+ * "/" (a machine's certificate covers MACHINE-ID/locksmith-run, its jobs' ids). */
+static int name_covers(const char *name, size_t n, const char *id) {
+    return n > 0 && strlen(name) == n && strncmp(id, name, n) == 0 && (id[n] == 0 || id[n] == '/');
+}
+
+/* NULL if the client's verified certificate names id (its CN or a DNS name), else why not. */
+static const char *certificate_refusal(struct MHD_Connection *connection, const char *id, char *why, size_t size) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t session = info ? (gnutls_session_t)info->tls_session : NULL;
+    unsigned count = 0, status = 0;
+    const gnutls_datum_t *chain = session ? gnutls_certificate_get_peers(session, &count) : NULL;
+    if (!chain || count == 0) return "this server requires a client certificate (signed by a CA of its --tls-client-ca)";
+    if (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0) {
+        gnutls_datum_t text = {0};
+        gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0);
+        snprintf(why, size, "the client certificate is not trusted: %s", text.data ? (char *)text.data : "verification failed");
+        gnutls_free(text.data);
+        return why;
+    }
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) < 0) return "out of memory";
+    int covered = 0;
+    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) >= 0) {
+        char name[MAX_ID + 2];
+        size_t n = sizeof name - 1;
+        if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, name, &n) == 0 && n < sizeof name) {
+            name[n] = 0;
+            covered = name_covers(name, n, id);
+        }
+        for (unsigned seq = 0; !covered; seq++) {
+            n = sizeof name - 1;
+            int type = gnutls_x509_crt_get_subject_alt_name(crt, seq, name, &n, NULL);
+            if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) break;
+            if (type != GNUTLS_SAN_DNSNAME || n >= sizeof name) continue;
+            name[n] = 0;
+            covered = name_covers(name, n, id);
+        }
+    }
+    gnutls_x509_crt_deinit(crt);
+    if (covered) return NULL;
+    char shown[2 * MAX_ID + 8];
+    snprintf(why, size, "client_params.id %s is not a name of the client certificate (its CN or a DNS name, or one of them "
+             "followed by /...)", quoted(id, shown, sizeof shown));
+    return why;
+}
+
+/* The same answer for a wrong secret, a missing one, and another group's: it says nothing about
+ * which groups or secrets exist. */
+#define NOT_HERE "no FleetLock group at this base URL: check the URL (and its secret) and client_params.group"
+
+/* Whether the request may not touch group (1: its refusal is queued, and *r is what to return), or 0. */
+static int refused_here(struct MHD_Connection *connection, int endpoint, const struct request *rq, const char *id,
+                        const char *group, enum MHD_Result *r) {
+    char why[800];
+    if (with_secrets) {
+        const char *own = group_of_secret(rq->secret);
+        if (!own || strcmp(own, group) != 0) {
+            counts[endpoint][RES_BAD]++;
+            *r = refuse(connection, MHD_HTTP_NOT_FOUND, "invalid_client_identity", NOT_HERE);
+            return 1;
+        }
+    } else if (!all_groups) {
+        int known = 0;
+        for (int i = 0; i < n_served && !known; i++) known = strcmp(served[i].group, group) == 0;
+        if (!known) {
+            counts[endpoint][RES_BAD]++;
+            *r = refuse(connection, MHD_HTTP_FORBIDDEN, "unknown_group", "this server does not serve the group in client_params.group");
+            return 1;
+        }
+    }
+    const char *no = with_client_ca ? certificate_refusal(connection, id, why, sizeof why) : NULL;
+    if (no) {
+        counts[endpoint][RES_BAD]++;
+        *r = refuse(connection, MHD_HTTP_FORBIDDEN, "invalid_client_identity", no);
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result fleetlock(struct MHD_Connection *connection, int endpoint, const struct request *rq) {
     const char *guard = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "fleet-lock-protocol");
     if (!guard || strcmp(guard, "true") != 0) {
@@ -401,7 +631,7 @@ static enum MHD_Result fleetlock(struct MHD_Connection *connection, int endpoint
     }
     if (rq->oversized) {
         counts[endpoint][RES_BAD]++;
-        return refuse(connection, MHD_HTTP_CONTENT_TOO_LARGE, "invalid_client_identity", "the body is larger than 16 KiB");
+        return refuse(connection, MHD_HTTP_CONTENT_TOO_LARGE, "invalid_client_identity", "the body is larger than 4 KiB");
     }
     json_object *root = NULL;
     const char *id = NULL, *group = NULL;
@@ -416,6 +646,11 @@ static enum MHD_Result fleetlock(struct MHD_Connection *connection, int endpoint
         counts[endpoint][RES_BAD]++;
         return refuse(connection, MHD_HTTP_BAD_REQUEST, "unknown_group",
                       "client_params.group must be 1 to 128 of the characters a-z A-Z 0-9 . - (and not . or ..)");
+    }
+    enum MHD_Result refusal;
+    if (refused_here(connection, endpoint, rq, id, group, &refusal)) {
+        json_object_put(root);
+        return refusal;
     }
     const char *name = strcmp(group, "default") == 0 ? "" : group;
     char reason[600];
@@ -436,7 +671,8 @@ static enum MHD_Result fleetlock(struct MHD_Connection *connection, int endpoint
     if (exists < 0) {
         json_object_put(root);
         counts[endpoint][RES_ERROR]++;
-        return refuse(connection, MHD_HTTP_SERVICE_UNAVAILABLE, endpoint == EP_PRE ? "failed_lock" : "failed_unlock", reason);
+        etcd_failed(reason, 1);
+        return refuse(connection, MHD_HTTP_SERVICE_UNAVAILABLE, endpoint == EP_PRE ? "failed_lock" : "failed_unlock", ETCD_FAILED);
     }
     struct change change = {.id = id, .give_back = endpoint == EP_STEADY};
     commit(q ? q : queue_for(name, 1), &change);
@@ -462,7 +698,14 @@ static enum MHD_Result fleetlock(struct MHD_Connection *connection, int endpoint
         counts[endpoint][RES_REFUSED]++;
         return refuse(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed_lock", text);
     }
-    fprintf(stderr, "locksmith-fleetlockd: %s %s (group %s): %s\n", endpoint_names[endpoint], id, group, text);
+    char id_shown[2 * MAX_ID + 8], group_shown[2 * MAX_GROUP + 8];
+    fprintf(stderr, "locksmith-fleetlockd: %s %s (group %s): %s\n", endpoint_names[endpoint], quoted(id, id_shown, sizeof id_shown),
+            quoted(group, group_shown, sizeof group_shown), text);
+    /* What etcd said stays with the operator; a stored value that is not a semaphore names its key. */
+    if (r != -EBADMSG) {
+        etcd_failed(text, 0);
+        text = ETCD_FAILED;
+    }
     json_object_put(root);
     counts[endpoint][RES_ERROR]++;
     /* A stored value that is not a semaphore is reported, never overwritten. etcd out of reach is
@@ -482,10 +725,13 @@ static enum MHD_Result health(struct MHD_Connection *connection) {
     locksmith_groups *g = NULL;
     /* Listing the groups asks etcd without creating anything. */
     int r = admin ? locksmith_client_groups(admin, &g) : -ENOMEM;
-    if (r < 0) snprintf(text, sizeof text, "etcd does not answer: %s\n", admin ? locksmith_client_last_error(admin) : "no client (see the log)");
+    if (r < 0) snprintf(text, sizeof text, "%s", admin ? locksmith_client_last_error(admin) : "cannot make an etcd client");
     pthread_mutex_unlock(&admin_lock);
     locksmith_groups_free(g);
-    if (r < 0) return answer(connection, MHD_HTTP_SERVICE_UNAVAILABLE, text, "text/plain; charset=utf-8");
+    if (r < 0) {
+        etcd_failed(text, 1);
+        return answer(connection, MHD_HTTP_SERVICE_UNAVAILABLE, ETCD_FAILED "\n", "text/plain; charset=utf-8");
+    }
     return answer(connection, MHD_HTTP_OK, "ok\n", "text/plain; charset=utf-8");
 }
 
@@ -525,9 +771,25 @@ static enum MHD_Result metrics(struct MHD_Connection *connection) {
     pthread_mutex_lock(&admin_lock);
     if (!admin) admin = make_client();
     int up = admin && locksmith_client_groups(admin, &g) >= 0;
+    char why[600] = "";
+    if (!up) snprintf(why, sizeof why, "%s", admin ? locksmith_client_last_error(admin) : "cannot make an etcd client");
     pthread_mutex_unlock(&admin_lock);
+    if (!up) etcd_failed(why, 1);
     fprintf(out, "# HELP locksmith_fleetlock_etcd_up Whether etcd answered the listing of the groups for this scrape.\n"
-                 "# TYPE locksmith_fleetlock_etcd_up gauge\nlocksmith_fleetlock_etcd_up %d\n", up);
+                 "# TYPE locksmith_fleetlock_etcd_up gauge\nlocksmith_fleetlock_etcd_up %d\n"
+                 "# HELP locksmith_fleetlock_etcd_errors_total etcd operations that failed (clients are told only that etcd failed).\n"
+                 "# TYPE locksmith_fleetlock_etcd_errors_total counter\nlocksmith_fleetlock_etcd_errors_total %lld\n"
+                 "# HELP locksmith_fleetlock_overdue_connections_total Connections closed for not sending a whole request within %d s.\n"
+                 "# TYPE locksmith_fleetlock_overdue_connections_total counter\nlocksmith_fleetlock_overdue_connections_total %lld\n",
+            up, (long long)etcd_errors, REQUEST_TIME_S, (long long)overdue_closed);
+    pthread_mutex_lock(&etcd_error_lock);
+    if (etcd_error_at) {
+        fputs("# HELP locksmith_fleetlock_etcd_last_error The last etcd failure (label error), at this Unix time.\n"
+              "# TYPE locksmith_fleetlock_etcd_last_error gauge\nlocksmith_fleetlock_etcd_last_error{error=\"", out);
+        label(out, etcd_error);
+        fprintf(out, "\"} %lld\n", etcd_error_at);
+    }
+    pthread_mutex_unlock(&etcd_error_lock);
     if (up) {
         fputs("# HELP locksmith_fleetlock_slots Reboot slots by group (FleetLock group default is locksmith's default group \"\").\n"
               "# TYPE locksmith_fleetlock_slots gauge\n", out);
@@ -557,19 +819,75 @@ static enum MHD_Result metrics(struct MHD_Connection *connection) {
 
 /* ---- the HTTP handler ---------------------------------------------------------------------- */
 
+/* The FleetLock call a path names (EP_PRE, EP_STEADY, or -1): /v1/CALL at the root, or with
+ * --group-secrets /SECRET/v1/CALL (the secret is copied to secret; "" when the path has none, or
+ * none that could be one, which no group's secret matches). */
+static int endpoint_of(const char *url, char *secret) {
+    static const char *calls[EP_COUNT] = {"/v1/pre-reboot", "/v1/steady-state"};
+    size_t n = strlen(url);
+    *secret = 0;
+    for (int e = 0; e < EP_COUNT; e++) {
+        size_t c = strlen(calls[e]);
+        if (n < c || strcmp(url + n - c, calls[e]) != 0) continue;
+        size_t p = n - c;
+        if (p == 0) return e;
+        if (!with_secrets) return -1;
+        if (url[0] == '/' && p - 1 <= MAX_SECRET && !memchr(url + 1, '/', p - 1)) {
+            memcpy(secret, url + 1, p - 1);
+            secret[p - 1] = 0;
+        }
+        return e;
+    }
+    return -1;
+}
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    (void)value;
+    int *n = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) n[0]++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) n[1]++;
+    return MHD_YES;
+}
+
+/* Why a request's length is ambiguous, or NULL: two lengths, or a length and chunks, are read one
+ * way here and perhaps another by a proxy in front (request smuggling). */
+static const char *ambiguous_framing(struct MHD_Connection *connection) {
+    int n[2] = {0, 0};
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, count_framing, n);
+    if (n[0] > 1) return "the request has more than one Content-Length header";
+    if (n[1] > 1) return "the request has more than one Transfer-Encoding header";
+    if (n[0] && n[1]) return "the request has both Content-Length and Transfer-Encoding: its length is ambiguous";
+    return NULL;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **state) {
     (void)cls;
     (void)version;
-    int endpoint = strcmp(url, "/v1/pre-reboot") == 0 ? EP_PRE : strcmp(url, "/v1/steady-state") == 0 ? EP_STEADY : -1;
-    if (endpoint >= 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
-        struct request *rq = *state;
-        if (!rq) {
-            /* The first call: only the headers are in. */
-            if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
-            *state = rq;
+    char secret[MAX_SECRET + 1];
+    int endpoint = endpoint_of(url, secret);
+    int fleetlock_call = endpoint >= 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    struct request *rq = *state;
+    if (!rq) {
+        /* The first call: only the headers are in. */
+        if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
+        *state = rq;
+        const char *ambiguous = ambiguous_framing(connection);
+        if (ambiguous) {
+            rq->refused = 1;
+            return refuse(connection, MHD_HTTP_BAD_REQUEST, "invalid_client_identity", ambiguous);
+        }
+        if (fleetlock_call) {
+            memcpy(rq->secret, secret, sizeof rq->secret);
             return MHD_YES;
         }
+    }
+    if (rq->refused) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (fleetlock_call) {
         if (*upload_size) {
             if (!rq->oversized && rq->size + *upload_size <= MAX_BODY) {
                 char *grown = realloc(rq->body, rq->size + *upload_size + 1);
@@ -588,6 +906,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
             *upload_size = 0;
             return MHD_YES;
         }
+        set_deadline(connection, 0);  /* the whole request is in: its answer may wait for etcd */
         return fleetlock(connection, endpoint, rq);
     }
     if (*upload_size) {
@@ -603,8 +922,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
 
 static void finished(void *cls, struct MHD_Connection *connection, void **state, enum MHD_RequestTerminationCode why) {
     (void)cls;
-    (void)connection;
     (void)why;
+    set_deadline(connection, 1);  /* the next request on the connection has its own time */
     struct request *rq = *state;
     if (rq) {
         free(rq->body);
@@ -613,10 +932,35 @@ static void finished(void *cls, struct MHD_Connection *connection, void **state,
     }
 }
 
+/* libmicrohttpd has a line for every connection a client drops or the sweep shuts down: clients
+ * could fill the journal with them. At most MHD_LINES a minute, then how many were left out. */
+#define MHD_LINES 10
+static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static long long mhd_log_minute;
+static int mhd_log_said, mhd_log_dropped;
+
+/* Starts a new minute if this is one, saying how many lines the last left out. Under mhd_log_lock. */
+static void mhd_log_roll(void) {
+    long long minute = now_us() / 60000000;
+    if (minute == mhd_log_minute) return;
+    if (mhd_log_dropped)
+        fprintf(stderr, "locksmith-fleetlockd: libmicrohttpd: %d more messages in the last minute were left out\n", mhd_log_dropped);
+    mhd_log_minute = minute;
+    mhd_log_said = mhd_log_dropped = 0;
+}
+
 static void log_mhd(void *cls, const char *format, va_list ap) {
     (void)cls;
-    fputs("locksmith-fleetlockd: libmicrohttpd: ", stderr);
-    vfprintf(stderr, format, ap);
+    pthread_mutex_lock(&mhd_log_lock);
+    mhd_log_roll();
+    if (mhd_log_said < MHD_LINES) {
+        mhd_log_said++;
+        fputs("locksmith-fleetlockd: libmicrohttpd: ", stderr);
+        vfprintf(stderr, format, ap);
+    } else {
+        mhd_log_dropped++;
+    }
+    pthread_mutex_unlock(&mhd_log_lock);
 }
 
 /* Gives back the pages of the file mappings (program, libraries) that start-up touched and the
@@ -696,16 +1040,89 @@ static char *read_file(const char *path, const char *what) {
     return data;
 }
 
+/* Adds group to the groups served (once); 0, or -1 when there are too many. */
+static int serve(const char *group) {
+    for (int i = 0; i < n_served; i++)
+        if (strcmp(served[i].group, group) == 0) return 0;
+    if (n_served == MAX_SERVED) return -1;
+    snprintf(served[n_served++].group, sizeof served[0].group, "%s", group);
+    return 0;
+}
+
+static int secret_char(char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '~' || ch == '-';
+}
+
+/* Reads --group-secrets: lines "GROUP SECRET", blank lines and # comments; each group is served
+ * with its secret. 0, or -1 with a message naming the file and line. */
+static int load_secrets(const char *path) {
+    char *text = read_file(path, "--group-secrets");
+    if (!text) return -1;
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & S_IROTH))
+        fprintf(stderr, "locksmith-fleetlockd: warning: --group-secrets %s: every user can read it (mode %04o): chmod o-r it\n", path,
+                (unsigned)(st.st_mode & 07777));
+    int line_no = 0, bad = 0;
+    char *save = NULL;
+    for (char *line = text, *next; line && !bad; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        line_no++;
+        char *group = strtok_r(line, " \t\r", &save), *secret = group ? strtok_r(NULL, " \t\r", &save) : NULL;
+        if (!group || group[0] == '#') continue;
+        const char *why = NULL;
+        if (!secret || strtok_r(NULL, " \t\r", &save)) why = "want a line GROUP SECRET";
+        else if (!valid_group(group)) why = "the group must be 1 to 128 of a-z A-Z 0-9 . - (default: the default group)";
+        else if (strlen(secret) < MIN_SECRET || strlen(secret) > MAX_SECRET) why = "a secret is at least 16 and at most 128 characters";
+        for (const char *c = secret; !why && *c; c++)
+            if (!secret_char(*c)) why = "a secret is made of A-Z a-z 0-9 . _ ~ - (it goes in a URL's path as it is)";
+        for (int i = 0; !why && i < n_served; i++) {
+            if (strcmp(served[i].group, group) == 0) why = "the group is named twice";
+            else if (strcmp(served[i].secret, secret) == 0) why = "two groups have the same secret";
+        }
+        if (!why && serve(group) < 0) why = "too many groups";
+        if (why) {
+            fprintf(stderr, "locksmith-fleetlockd: --group-secrets %s:%d: %s\n", path, line_no, why);
+            bad = 1;
+            break;
+        }
+        struct served *s = &served[n_served - 1];
+        snprintf(s->secret, sizeof s->secret, "%s", secret);
+        s->secret_len = strlen(secret);
+    }
+    explicit_bzero(text, strlen(text) + 1);
+    free(text);
+    if (!bad && n_served == 0) {
+        fprintf(stderr, "locksmith-fleetlockd: --group-secrets %s names no group (want lines GROUP SECRET)\n", path);
+        bad = 1;
+    }
+    return bad ? -1 : 0;
+}
+
+/* Whether a listening address is this machine's loopback (only local users reach it). */
+static int loopback(const struct sockaddr_storage *a) {
+    if (a->ss_family == AF_INET) return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    if (a->ss_family == AF_INET6) {
+        const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(x) || (IN6_IS_ADDR_V4MAPPED(x) && x->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     struct option options[MAX_CLIENT_OPTIONS + 8] = {
         {"listen", required_argument, 0, OPT_LISTEN}, {"threads", required_argument, 0, OPT_THREADS},
         {"tls-cert", required_argument, 0, OPT_TLS_CERT}, {"tls-key", required_argument, 0, OPT_TLS_KEY},
+        {"tls-client-ca", required_argument, 0, OPT_TLS_CLIENT_CA}, {"group", required_argument, 0, OPT_GROUP},
+        {"all-groups", no_argument, 0, OPT_ALL_GROUPS}, {"group-secrets", required_argument, 0, OPT_GROUP_SECRETS},
+        {"connections-per-address", required_argument, 0, OPT_PER_ADDRESS},
         {"help", no_argument, 0, OPT_HELP}, {"version", no_argument, 0, OPT_VERSION},
     };
     const char *names[MAX_CLIENT_OPTIONS] = {0};
     const char *listen[MAX_LISTEN];
-    const char *cert_path = NULL, *key_path = NULL;
-    int n_listen = 0, threads = 32, n_options = 6, opt;
+    const char *cert_path = NULL, *key_path = NULL, *client_ca_path = NULL, *secrets_path = NULL;
+    const char *groups[MAX_SERVED];
+    int n_listen = 0, threads = 32, per_address = PER_ADDRESS_DEFAULT, n_groups = 0, n_options = 11, opt;
 
     /* One malloc arena for all threads: the workers' allocations are small and short, and an
      * arena per thread would keep megabytes resident after a burst of load. */
@@ -723,18 +1140,35 @@ int main(int argc, char **argv) {
             }
             listen[n_listen++] = optarg;
             break;
-        case OPT_THREADS: {
+        case OPT_THREADS:
+        case OPT_PER_ADDRESS: {
             char *end = NULL;
-            long n = strtol(optarg, &end, 10);
-            if (*end || n < 1 || n > 256) {
-                fprintf(stderr, "locksmith-fleetlockd: --threads \"%s\": want 1 to 256\n", optarg);
+            long n = strtol(optarg, &end, 10), most = opt == OPT_THREADS ? 256 : CONNECTION_LIMIT;
+            if (!*optarg || *end || n < 1 || n > most) {
+                fprintf(stderr, "locksmith-fleetlockd: --%s \"%s\": want 1 to %ld\n", opt == OPT_THREADS ? "threads" : "connections-per-address",
+                        optarg, most);
                 return 2;
             }
-            threads = (int)n;
+            *(opt == OPT_THREADS ? &threads : &per_address) = (int)n;
             break;
         }
         case OPT_TLS_CERT: cert_path = optarg; break;
         case OPT_TLS_KEY: key_path = optarg; break;
+        case OPT_TLS_CLIENT_CA: client_ca_path = optarg; break;
+        case OPT_GROUP_SECRETS: secrets_path = optarg; break;
+        case OPT_ALL_GROUPS: all_groups = 1; break;
+        case OPT_GROUP:
+            if (!valid_group(optarg)) {
+                fprintf(stderr, "locksmith-fleetlockd: --group \"%s\": a FleetLock group is 1 to 128 of a-z A-Z 0-9 . - "
+                                "(default: the default group)\n", optarg);
+                return 2;
+            }
+            if (n_groups == MAX_SERVED) {
+                fprintf(stderr, "locksmith-fleetlockd: at most %d --group names\n", MAX_SERVED);
+                return 2;
+            }
+            groups[n_groups++] = optarg;
+            break;
         default: {
             if (opt < OPT_CLIENT || opt >= OPT_CLIENT + MAX_CLIENT_OPTIONS || !names[opt - OPT_CLIENT]) {
                 usage(stderr);
@@ -773,6 +1207,14 @@ int main(int argc, char **argv) {
         fputs("locksmith-fleetlockd: --tls-cert and --tls-key go together\n", stderr);
         return 2;
     }
+    if (client_ca_path && !cert_path) {
+        fputs("locksmith-fleetlockd: --tls-client-ca needs --tls-cert and --tls-key (client certificates are a TLS matter)\n", stderr);
+        return 2;
+    }
+    if (all_groups && (n_groups || secrets_path)) {
+        fputs("locksmith-fleetlockd: --all-groups serves every group: it goes with neither --group nor --group-secrets\n", stderr);
+        return 2;
+    }
     if (n_listen == 0) listen[n_listen++] = DEFAULT_LISTEN;
     struct sockaddr_storage addrs[MAX_LISTEN];
     socklen_t lens[MAX_LISTEN];
@@ -793,10 +1235,41 @@ int main(int argc, char **argv) {
         fprintf(stderr, "locksmith-fleetlockd: warning: %s\n", locksmith_client_warning(first, i));
     locksmith_client_free(first);
 
-    char *cert = NULL, *key = NULL;
-    if (cert_path && (!(cert = read_file(cert_path, "--tls-cert")) || !(key = read_file(key_path, "--tls-key")))) {
+    if (secrets_path) {
+        if (load_secrets(secrets_path) < 0) return 1;
+        with_secrets = 1;
+        /* A group named on the command line must have a secret: else it would be served nowhere. */
+        for (int i = 0; i < n_groups; i++) {
+            int found = 0;
+            for (int k = 0; k < n_served && !found; k++) found = strcmp(served[k].group, groups[i]) == 0;
+            if (!found) {
+                fprintf(stderr, "locksmith-fleetlockd: --group %s has no secret in --group-secrets %s\n", groups[i], secrets_path);
+                return 2;
+            }
+        }
+    } else {
+        for (int i = 0; i < n_groups; i++) serve(groups[i]);
+        if (!all_groups && n_groups == 0) serve("default");
+    }
+    char *cert = NULL, *key = NULL, *client_ca = NULL;
+    if (cert_path && (!(cert = read_file(cert_path, "--tls-cert")) || !(key = read_file(key_path, "--tls-key")) ||
+                      (client_ca_path && !(client_ca = read_file(client_ca_path, "--tls-client-ca"))))) {
         free(cert);
+        free(key);
         return 1;
+    }
+    with_client_ca = client_ca != NULL;
+    for (int i = 0; i < n_listen; i++)
+        if (!loopback(&addrs[i]) && !(cert && (with_secrets || with_client_ca))) {
+            fprintf(stderr, "locksmith-fleetlockd: warning: %s: anyone who can reach it can take and free the reboot slots of the "
+                            "groups it serves: give it TLS and --group-secrets or --tls-client-ca (locksmith-fleetlockd(8))\n", listen[i]);
+            break;
+        }
+    /* As many descriptors as its connections need (the unit sets both limits). */
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
     }
     sigset_t signals;
     sigemptyset(&signals);
@@ -809,16 +1282,21 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_listen; i++) {
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                          (addrs[i].ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) | (cert ? MHD_USE_TLS : 0);
-        /* TLS settings only with a certificate (libmicrohttpd refuses them without MHD_USE_TLS). */
+        /* TLS settings only with a certificate (libmicrohttpd refuses them without MHD_USE_TLS); a
+         * trust list makes it ask for the client's certificate, checked in refused_here. */
         struct MHD_OptionItem tls[] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, cert}, {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+                                       {MHD_OPTION_HTTPS_PRIORITIES, 0, TLS_PRIORITIES},
+                                       {client_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, client_ca},
                                        {MHD_OPTION_END, 0, NULL}};
         daemons[i] = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addrs[i], MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
                                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
                                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
-                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+                                      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per_address,
+                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
                                       MHD_OPTION_NOTIFY_COMPLETED, finished, NULL,
-                                      MHD_OPTION_ARRAY, cert ? tls : &tls[2], MHD_OPTION_END);
+                                      MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
+                                      MHD_OPTION_ARRAY, cert ? tls : &tls[4], MHD_OPTION_END);
         if (!daemons[i]) {
             fprintf(stderr, "locksmith-fleetlockd: cannot listen on %s (in use, or not an address of this machine?)\n", listen[i]);
             for (int j = 0; j < i; j++) MHD_stop_daemon(daemons[j]);
@@ -829,14 +1307,20 @@ int main(int argc, char **argv) {
     page_out_code();
     sd_notify(0, "READY=1\nSTATUS=serving FleetLock");
 
-    /* Until a signal: once a burst of requests is over (some since the last look, none in the
-     * last 5 s), hand back what it left: the heap it freed (glibc keeps it otherwise) and the code
-     * pages it read in, as at start-up. The server's size after a load is then its size at rest;
-     * the next burst reads back the code it uses from the page cache. */
+    /* Until a signal: every second, overdue connections are closed; once a burst of requests is
+     * over (some since the last look, none in the last 5 s), hand back what it left: the heap it
+     * freed (glibc keeps it otherwise) and the code pages it read in, as at start-up. The
+     * server's size after a load is then its size at rest; the next burst reads back the code it
+     * uses from the page cache. */
     long long seen = 0, trimmed = 0;
-    for (;;) {
-        struct timespec every = {5, 0};
+    for (int tick = 1;; tick++) {
+        struct timespec every = {1, 0};
         if (sigtimedwait(&signals, NULL, &every) >= 0) break;
+        close_overdue();
+        pthread_mutex_lock(&mhd_log_lock);
+        mhd_log_roll();
+        pthread_mutex_unlock(&mhd_log_lock);
+        if (tick % 5) continue;
         long long now = 0;
         for (int e = 0; e < EP_COUNT; e++)
             for (int r = 0; r < RES_COUNT; r++) now += counts[e][r];
@@ -856,5 +1340,6 @@ int main(int argc, char **argv) {
     if (key) explicit_bzero(key, strlen(key));
     free(cert);
     free(key);
+    free(client_ca);
     return 0;
 }

@@ -37,15 +37,16 @@ def ctl(*args, env=None):
 
 class FleetLockd:
     """locksmith-fleetlockd on a free loopback port, on the test etcd (the API chosen as the
-    daemons and locksmithctl choose it: auto)."""
+    daemons and locksmithctl choose it: auto), serving every group with a semaphore unless args
+    say otherwise."""
 
-    def __init__(self):
+    def __init__(self, args=("--all-groups",), scheme="http"):
         self.port = harness.free_port()
-        self.url = "http://127.0.0.1:%d/" % self.port
+        self.url = "%s://127.0.0.1:%d/" % (scheme, self.port)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSMITH") and k != "NOTIFY_SOCKET"}
         env.update(LOCKSMITH_ROOT="/nonexistent", LD_LIBRARY_PATH=os.path.join(harness.ROOT, "build", "lib"),
                    LOCKSMITHCTL_ENDPOINT=daemon_tests.etcd.endpoint)
-        self.proc = subprocess.Popen([SERVER, "--listen", "127.0.0.1:%d" % self.port], env=env,
+        self.proc = subprocess.Popen([SERVER, "--listen", "127.0.0.1:%d" % self.port] + list(args), env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         harness._running.append(self.proc)
 
@@ -213,6 +214,45 @@ class FleetLockDaemon(daemon_tests.DaemonTest):
         etcd_node.start()
         self.assertTrue(wait_for(lambda: len(logind.calls()) == 2, timeout=25), fleet.output())
         self.assertEqual(holders(g), [fleet.id])
+
+
+class ClientCertificate(daemon_tests.DaemonTest):
+    """Finding 28: locksmithd presents a client certificate to a server that requires one (its TLS
+    files, LOCKSMITHD_ETCD_CAFILE/CERTFILE/KEYFILE, serve the FleetLock server: a daemon with
+    REBOOT_STRATEGY=fleetlock never talks to etcd), at a base URL carrying its group's secret."""
+
+    def test_locksmithd_through_a_server_with_client_certificates_and_a_secret(self):
+        import tempfile
+        from test_fleetlockd import PKI, write_secrets
+        g = group()
+        self.assertEqual(ctl("-group", g, "set-max", "1").returncode, 0)
+        ue, logind = self.service(UpdateEngine(NEED)), self.service(Logind())
+        with tempfile.TemporaryDirectory() as d:
+            pki = PKI(d)
+            cert, key = pki.issue("node", "/CN=fleet-node-7", "subjectAltName=DNS:fleet-node-7")
+            secrets = write_secrets(d, "%s s3cret-0123456789abcdef\n" % g)
+            server = FleetLockd(["--tls-cert", pki.cert, "--tls-key", pki.key, "--tls-client-ca", pki.ca, "--group-secrets", secrets],
+                                scheme="https")
+            try:
+                tls = {"LOCKSMITHD_FLEETLOCK_URL": server.url + "s3cret-0123456789abcdef/", "LOCKSMITHD_ETCD_CAFILE": pki.ca}
+                # Without its certificate: refused, and nothing is held.
+                n = self.node(g, strategy="fleetlock", env=dict(tls, LOCKSMITHD_FLEETLOCK_ID="fleet-node-7")).start()
+                self.assertTrue(wait_for(lambda: "requires a client certificate" in n.output(), timeout=15), n.output())
+                self.assertEqual(n.stop(), 0)
+                self.assertEqual(holders(g), [])
+                # A certificate for another id: refused.
+                n = self.node(g, strategy="fleetlock", env=dict(tls, LOCKSMITHD_FLEETLOCK_ID="fleet-node-8",
+                                                                LOCKSMITHD_ETCD_CERTFILE=cert, LOCKSMITHD_ETCD_KEYFILE=key)).start()
+                self.assertTrue(wait_for(lambda: "is not a name of the client certificate" in n.output(), timeout=15), n.output())
+                self.assertEqual(n.stop(), 0)
+                self.assertEqual(holders(g), [])
+                # Its own: it takes the slot and reboots.
+                n = self.node(g, strategy="fleetlock", env=dict(tls, LOCKSMITHD_FLEETLOCK_ID="fleet-node-7",
+                                                                LOCKSMITHD_ETCD_CERTFILE=cert, LOCKSMITHD_ETCD_KEYFILE=key)).start()
+                self.assertTrue(wait_for(lambda: logind.calls(), timeout=15), n.output())
+                self.assertEqual(holders(g), ["fleet-node-7"])
+            finally:
+                server.stop()
 
 
 class Configuration(daemon_tests.DaemonTest):

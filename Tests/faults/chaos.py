@@ -874,7 +874,7 @@ def fleetlock_run(results, api, clients, duration, maximum, work):
         log_path = os.path.join(work, "fleetlockd-%s.log" % api)
         with open(log_path, "w") as server_log:
             server = subprocess.Popen([FLEETLOCKD, "--listen", "127.0.0.1:%d" % port, "--endpoint", cluster.endpoints,
-                                       "--etcd-api", api, "--request-timeout", "1s", "--threads", "16"],
+                                       "--etcd-api", api, "--request-timeout", "1s", "--threads", "16", "--group", group],
                                       env=env, stdout=server_log, stderr=server_log)
         base = "http://127.0.0.1:%d" % port
         deadline = time.monotonic() + 10

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -54,6 +55,80 @@ def wait_for(predicate, timeout=10.0, step=0.02):
             return value
         time.sleep(step)
     return predicate()
+
+
+class SlowConnections:
+    """n connections to a server on 127.0.0.1:port from loopback addresses 127.0.0.2, 127.0.0.3,
+    ... (per_address from each, under a server's limit per address) that send a request's first
+    lines and then one header line now and then, never finishing it; heavy ones send long headers
+    and most of a 4 KiB body first. For locksmith-fleetlockd's tests and tools/bench/fleetlock."""
+
+    def __init__(self, port, n, per_address=50, heavy=False):
+        self.port, self.per_address, self.heavy = port, per_address, heavy
+        self.sockets = [self._connect(i) for i in range(n)]
+        for c in self.sockets:
+            self._start(c)
+
+    def _connect(self, i):
+        c = socket.socket()
+        c.bind(("127.0.0.%d" % (2 + i // self.per_address), 0))
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", self.port))
+        except BlockingIOError:
+            pass
+        return c
+
+    def _start(self, c):
+        self.send(c, b"POST /v1/pre-reboot HTTP/1.1\r\nHost: x\r\nfleet-lock-protocol: true\r\n")
+        if self.heavy:
+            self.send(c, b"X-Pad: %s\r\nContent-Length: 4000\r\n\r\n%s" % (b"p" * 2500, b"b" * 3900))
+
+    @staticmethod
+    def ready(c, events):
+        """Whether c is ready for events now (poll: descriptors past 1023 are fine)."""
+        p = select.poll()
+        p.register(c, events)
+        return bool(p.poll(0))
+
+    def send(self, c, data):
+        try:
+            wait_for(lambda: self.ready(c, select.POLLOUT), timeout=5)
+            c.send(data)
+            return True
+        except OSError:
+            return False
+
+    def trickle(self):
+        """One more header line on each; how many the server still took."""
+        return sum(self.send(c, b"X-Slow: 1\r\n") for c in self.sockets)
+
+    def _open(self, c):
+        if not self.ready(c, select.POLLIN):
+            return True
+        try:
+            return bool(c.recv(4096))
+        except OSError:
+            return False
+
+    def open_count(self):
+        """How many the server has not closed (a read that finds neither data nor end)."""
+        return sum(self._open(c) for c in self.sockets)
+
+    def reopen(self):
+        """Opens again those the server closed, as a persistent attacker would; how many."""
+        n = 0
+        for i, c in enumerate(self.sockets):
+            if not self._open(c):
+                c.close()
+                self.sockets[i] = self._connect(i)
+                self._start(self.sockets[i])
+                n += 1
+        return n
+
+    def close(self):
+        for c in self.sockets:
+            c.close()
 
 
 def read(path):
