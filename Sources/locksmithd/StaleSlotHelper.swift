@@ -5,8 +5,31 @@ import CGlibc
 import Glibc
 import LocksmithDaemon
 
-struct StaleSlotHelper {
+final class StaleSlotHelper: @unchecked Sendable {
     let pid: pid_t
+    /// The helper's wait status once a thread of the daemon reaped it (nil while it runs): it is
+    /// reaped as soon as it ends, so that no zombie stays beside the daemon for as long as it runs.
+    private var ended: Int32?
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    private init(pid: pid_t) {
+        self.pid = pid
+        pthread_mutex_init(lock, nil)
+        pthread_cond_init(changed, nil)
+    }
+
+    /// Reaps the helper when it ends, on a thread of its own.
+    private func reapWhenDone() {
+        spawnThread { [self] in
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            pthread_mutex_lock(lock)
+            ended = status
+            pthread_cond_broadcast(changed)
+            pthread_mutex_unlock(lock)
+        }
+    }
 
     /// Starts the helper; returns once it has made its client, or throws why it could not (no
     /// usable libcurl: the daemon must not start, since it could never take a slot). Call before
@@ -70,16 +93,19 @@ struct StaleSlotHelper {
             waitpid(pid, &status, 0)
             throw FileError(String(decoding: message, as: UTF8.self), ELIBACC)
         }
-        return StaleSlotHelper(pid: pid)
+        let helper = StaleSlotHelper(pid: pid)
+        helper.reapWhenDone()
+        return helper
     }
 
     /// Stops the helper if it still runs (etcd unreachable all along); true if it finished its
     /// work (the slot given back, or none to give back).
     func finish() -> Bool {
-        var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { return status == 0 }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        if let ended { return ended == 0 }
         kill(pid, SIGTERM)
-        waitpid(pid, &status, 0)
+        while ended == nil { pthread_cond_wait(changed, lock) }
         return false
     }
 }

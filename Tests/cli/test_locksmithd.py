@@ -451,6 +451,37 @@ class Environment(DaemonTest):
             for f in held:
                 f.close()
 
+    def test_no_zombie_child_while_it_runs(self):
+        # Issue 25: the start-up helper (it gives the slot from before back) ended and stayed a
+        # "[locksmithd] <defunct>" child for as long as the daemon ran.
+        self.service(UpdateEngine())
+        g = group()
+        n = self.node(g)
+        self.assertEqual(ctl(g, "lock", n.id).returncode, 0)
+        n.start()
+        self.assertTrue(wait_for(lambda: n.saw("READY=1") and holders(g) == []), n.output())
+
+        def children():
+            found = []
+            for task in os.listdir("/proc/%d/task" % n.proc.pid):
+                with open("/proc/%d/task/%s/children" % (n.proc.pid, task)) as f:
+                    found += f.read().split()
+            return found
+
+        def zombies():
+            out = []
+            for pid in children():
+                try:
+                    with open("/proc/%s/stat" % pid) as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                            out.append(pid)
+                except FileNotFoundError:
+                    pass
+            return out
+        self.assertTrue(wait_for(lambda: children() == [], timeout=10), "children %s, zombies %s" % (children(), zombies()))
+        self.assertEqual(zombies(), [])
+        self.assertEqual(n.stop(), 0)
+
     def test_unit_file_verifies(self):
         unit = os.path.join(tempfile.mkdtemp(prefix="locksmith-test-unit-"), "locksmithd.service")
         with open(os.path.join(harness.ROOT, "systemd", "locksmithd.service.in")) as f:
