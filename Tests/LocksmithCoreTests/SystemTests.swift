@@ -139,9 +139,18 @@ final class ScratchRoot {
         let file = root.path + DaemonFiles.statePath
         var contents = try DaemonFiles.read(DaemonFiles.statePath, root: root.path)
         #expect(contents.liveness == .leftOver && contents.values["STATE"] == "running")
-        let fd = open(file, O_RDONLY)
-        defer { close(fd) }
-        #expect(flock(fd, LOCK_EX) == 0)
+        // An flock, which any reader can take, proves nothing (issue 26).
+        let reader = open(file, O_RDONLY)
+        defer { close(reader) }
+        #expect(flock(reader, LOCK_EX) == 0)
+        #expect(try DaemonFiles.read(DaemonFiles.statePath, root: root.path).liveness == .leftOver)
+        // The daemon's write lock (an open-file-description lock: F_OFD_SETLK is 37) does.
+        let writer = open(file, O_RDWR)
+        defer { close(writer) }
+        var lock = Glibc.flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        #expect(fcntl(writer, 37, &lock) == 0)
         contents = try DaemonFiles.read(DaemonFiles.statePath, root: root.path)
         #expect(contents.liveness == .running)
         #expect(contents.modified > 0)

@@ -46,9 +46,16 @@ def free_port():
     return port
 
 
+# How much longer than its own bound a test waits for a state before it gives up: waiting costs
+# nothing when the state comes, and on a machine busy with other work (CI beside builds, two
+# cores) everything takes longer. The bounds the product promises are asserted on measured
+# times, never through wait_for.
+SLACK = float(os.environ.get("LOCKSMITH_TEST_SLACK", "3"))
+
+
 def wait_for(predicate, timeout=10.0, step=0.02):
-    """predicate()'s first true value within timeout seconds, else its last value."""
-    deadline = time.time() + timeout
+    """predicate()'s first true value within timeout seconds (times SLACK), else its last value."""
+    deadline = time.time() + timeout * SLACK
     while time.time() < deadline:
         value = predicate()
         if value:

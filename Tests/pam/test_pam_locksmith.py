@@ -341,6 +341,19 @@ class PamTest(unittest.TestCase):
         seconds = time.monotonic() - start
         return Result(p.returncode, p.stdout, p.stderr, seconds, syslog.of(service))
 
+    def beyond_baseline(self, service, root, limit=60):
+        """A session open of `service`, and the seconds it took beyond the same open with the
+        module asking nothing of etcd (lock=never), the lesser of one measured just before and
+        one just after: on a busy machine starting pamtester alone can take seconds, and what
+        the module promises is a bound on its own wait."""
+        never = self.service("root=%s lock=never" % root)
+        before = self.pamtester(never).seconds
+        try:
+            r = self.pamtester(service, timeout=limit)
+        except subprocess.TimeoutExpired:
+            self.fail("the session open took more than %d s" % limit)
+        return r, r.seconds - min(before, self.pamtester(never).seconds)
+
     def assertOpened(self, r):
         self.assertEqual(r.rc, 0, r)
         self.assertIn("successfully opened a session", r.out, r)
@@ -440,7 +453,7 @@ class States(PamTest):
         self.assertNotEqual(r.rc, 0, r)
         self.assertIn("Permission denied", r.err, r)
         self.assertNotIn("successfully opened", r.out, r)
-        self.assertRegex(r.err, r"This machine is rebooting \(since .* UTC, 3\d seconds ago\)\. Only root may log in until it is back\.")
+        self.assertRegex(r.err, r"This machine is rebooting \(since .* UTC, [3-5]\d seconds ago\)\. Only root may log in until it is back\.")
         self.assertLogged(r, "refusing the session of nobody: the machine is rebooting")
         r = self.pamtester(service, user="root")
         self.assertOpened(r)
@@ -513,11 +526,11 @@ class LocalState(PamTest):
         r = self.pamtester(service)
         self.assertOpened(r)
         self.assertRegex(r.messages[0], r"^A reboot of this machine is planned \(since .* UTC, 3 minutes ago\), to finish an update\.$")
-        self.assertRegex(r.messages[1], r"^This machine holds the reboot lock of the default group \(since .* UTC, 3\d seconds ago\): it may reboot at any moment\.$")
+        self.assertRegex(r.messages[1], r"^This machine holds the reboot lock of the default group \(since .* UTC, [3-5]\d seconds ago\): it may reboot at any moment\.$")
         n.set_local("rebooting", slot_group="", state_age=40)
         r = self.pamtester(service, user="nobody")
         self.assertNotEqual(r.rc, 0, r)
-        self.assertRegex(r.err, r"This machine is rebooting \(since .* UTC, 4\d seconds ago\)\. Only root may log in")
+        self.assertRegex(r.err, r"This machine is rebooting \(since .* UTC, [45]\d seconds ago\)\. Only root may log in")
         r = self.pamtester(service, user="root")
         self.assertOpened(r)
         self.assertEqual(r.messages[1], "This machine holds the reboot lock of the default group.", r)  # since not known
@@ -682,22 +695,24 @@ class Failures(PamTest):
         endpoint = "http://127.0.0.1:%d" % silent.getsockname()[1]
         n = self.node(self.etcd_conf("g", endpoint=endpoint))
         n.set_state("reboot-planned")
-        r = self.pamtester(self.service("root=%s lock=always" % n.root))
+        # What the same login costs without asking etcd, measured beside each run: on a busy
+        # machine starting pamtester alone can take seconds; the module's wait is what is bounded.
+        r, extra = self.beyond_baseline(self.service("root=%s lock=always" % n.root), n.root)
         self.assertOpened(r)
-        self.assertLess(r.seconds, 3.0, r)
+        self.assertLess(extra, 2.0, r)  # the default 1s request timeout, and no more than one
         self.assertGreater(r.seconds, 0.9, r)  # the default 1s request timeout was waited out
         self.assertEqual(len(r.messages), 1, r)  # the state is still told
         self.assertLogged(r, "cannot read the reboot lock of group \"g\" from etcd")
-        r = self.pamtester(self.service("root=%s lock=always timeout=200ms" % n.root))
+        r, extra = self.beyond_baseline(self.service("root=%s lock=always timeout=200ms" % n.root), n.root)
         self.assertOpened(r)
-        self.assertLess(r.seconds, 0.9, r)
+        self.assertLess(extra, 0.8, r)
         self.assertLogged(r, "cannot read the reboot lock")
 
     def test_etcd_refusing_connections(self):
         n = self.node(self.etcd_conf("g", endpoint="http://127.0.0.1:%d" % harness.free_port()))
-        r = self.pamtester(self.service("root=%s lock=always" % n.root))
+        r, extra = self.beyond_baseline(self.service("root=%s lock=always" % n.root), n.root)
         self.assertOpened(r)
-        self.assertLess(r.seconds, 3.0, r)
+        self.assertLess(extra, 2.0, r)
         self.assertLogged(r, "cannot read the reboot lock")
 
     def test_bad_options_are_logged_and_skipped(self):
@@ -980,9 +995,9 @@ class Deadline(PamTest):
         # retried 64 times (128 requests, about 40 s) before the fix.
         fake = self.fake_etcd(delay=0.3)
         n = self.node(self.etcd_conf("g", endpoint=fake.endpoint))
-        r = self.open_bounded(self.service("root=%s lock=always timeout=1s debug" % n.root))
+        r, extra = self.beyond_baseline(self.service("root=%s lock=always timeout=1s debug" % n.root), n.root, limit=10)
         self.assertOpened(r)
-        self.assertLess(r.seconds, 2.0, r)
+        self.assertLess(extra, 1.5, r)
         self.assertEqual(fake.writes, [], "the module wrote to etcd")
         self.assertEqual(r.messages, [], r)
         self.assertLogged(r, 'does not hold the reboot lock of group "g"')
@@ -997,10 +1012,10 @@ class Deadline(PamTest):
             self.cleanups.append(silent.close)
             endpoints.append("http://127.0.0.1:%d" % silent.getsockname()[1])
         n = self.node(self.etcd_conf("g", endpoint=",".join(endpoints)))
-        r = self.open_bounded(self.service("root=%s lock=always timeout=1s" % n.root))
+        r, extra = self.beyond_baseline(self.service("root=%s lock=always timeout=1s" % n.root), n.root, limit=10)
         self.assertOpened(r)
         self.assertGreater(r.seconds, 0.9, r)
-        self.assertLess(r.seconds, 1.8, r)
+        self.assertLess(extra, 1.5, r)
         self.assertLogged(r, 'cannot read the reboot lock of group "g" from etcd')
 
     def test_missing_key_is_not_created(self):
