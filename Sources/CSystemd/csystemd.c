@@ -30,6 +30,7 @@ static struct {
     const char *(*message_get_sender)(sd_bus_message *);
     int (*error_has_name)(const sd_bus_error *, const char *);
     int (*notify)(int, const char *);
+    int (*notify_barrier)(int, uint64_t);
     int (*watchdog_enabled)(int, uint64_t *);
     int (*journal_sendv)(const struct iovec *, int);
 } api;
@@ -52,6 +53,7 @@ static const struct cloader_symbol symbols[] = {
     {"sd_bus_message_get_sender", (void **)&api.message_get_sender},
     {"sd_bus_error_has_name", (void **)&api.error_has_name},
     {"sd_notify", (void **)&api.notify},
+    {"sd_notify_barrier", (void **)&api.notify_barrier},
     {"sd_watchdog_enabled", (void **)&api.watchdog_enabled},
     {"sd_journal_sendv", (void **)&api.journal_sendv},
 };
@@ -205,6 +207,11 @@ const char *csd_message_sender(sd_bus_message *m) {
 int csd_notify(const char *state) {
     READY_OR_RETURN(-ELIBACC);
     return api.notify(0, state);
+}
+
+int csd_notify_barrier(uint64_t usec) {
+    READY_OR_RETURN(-ELIBACC);
+    return api.notify_barrier(0, usec);
 }
 
 int csd_watchdog_enabled(uint64_t *usec) {

@@ -44,4 +44,11 @@ enum Notify {
     }
 
     static func status(_ text: String) { send("STATUS=" + text) }
+
+    /// Waits (at most 5 s) until the service manager has read what was sent: before an exit
+    /// right after READY=1, which it would otherwise be free to see first.
+    static func barrier() {
+        guard getenv("NOTIFY_SOCKET") != nil else { return }
+        _ = csd_notify_barrier(5_000_000)
+    }
 }

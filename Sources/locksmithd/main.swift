@@ -78,9 +78,12 @@ do {
 }
 if settings.strategy == "off" {
     // Started and done: a Type=notify unit ends as inactive, not as failed (the Debian package
-    // ships REBOOT_STRATEGY=off until the machine is configured).
+    // ships REBOOT_STRATEGY=off until the machine is configured). READY=1 alone, read by systemd
+    // before the exit: with STOPPING=1 in the same message, systemd 252 and 257 failed the unit
+    // with result 'protocol' and restarted it every 10 s.
     Log.info("REBOOT_STRATEGY is off: nothing to do")
-    Notify.send("READY=1\nSTATUS=REBOOT_STRATEGY is off: nothing to do\nSTOPPING=1")
+    Notify.send("READY=1\nSTATUS=REBOOT_STRATEGY is off: nothing to do")
+    Notify.barrier()
     exit(0)
 }
 

@@ -48,6 +48,11 @@ const char *csd_message_sender(sd_bus_message *m);
 
 /* sd_notify(3): 0 if there is no service manager to tell, > 0 if told. */
 int csd_notify(const char *state);
+
+/* sd_notify_barrier(3): returns once the service manager has read every notification sent
+ * before (or after usec): a process that exits right after READY=1 is then not taken for one
+ * that exited before it. 0 if there is no service manager, > 0 once done, or -errno. */
+int csd_notify_barrier(uint64_t usec);
 /* sd_watchdog_enabled(3): > 0 and the interval in *usec if the unit has WatchdogSec. */
 int csd_watchdog_enabled(uint64_t *usec);
 /* One journal entry: MESSAGE, PRIORITY and SYSLOG_IDENTIFIER, plus optional "KEY=value" fields
