@@ -184,8 +184,9 @@ int locksmith_backoff_delay(int attempt, int64_t *ret_seconds);
  * line continuations). */
 
 /* Loads this node's configuration: /usr/share/coreos/update.conf, /usr/share/flatcar/update.conf,
- * /etc/coreos/update.conf, /etc/flatcar/update.conf (those that exist, under the root; later
- * files win), then the process environment, which wins over every file.
+ * /etc/coreos/update.conf, /etc/flatcar/update.conf and /etc/default/locksmithd (the Debian
+ * unit's; those that exist, under the root; later files win), then the process environment,
+ * which wins over every file.
  * Returns 0; -EINVAL if ret is NULL; -EBADMSG if a file is not UTF-8 text; another -errno if a
  * file exists but cannot be read (locksmith_last_error() names it). */
 int locksmith_config_load(locksmith_config **ret);

@@ -179,7 +179,7 @@ public final class Configuration {
     /// The update.conf files the library reads, in order (later files win), as locksmith.h's
     /// locksmith_config_load() lists them.
     public static let files = ["/usr/share/coreos/update.conf", "/usr/share/flatcar/update.conf",
-                               "/etc/coreos/update.conf", "/etc/flatcar/update.conf"]
+                               "/etc/coreos/update.conf", "/etc/flatcar/update.conf", "/etc/default/locksmithd"]
 
     /// The node's configuration: files under `root` (nil: $LOCKSMITH_ROOT, else "/"), then the
     /// environment when `environment`.

@@ -11,13 +11,16 @@ public struct Configuration: Sendable {
         public var line: Int = 0
     }
 
-    /// The update.conf files, in the order they are read (later wins): the distribution's
-    /// defaults first, then the administrator's; CoreOS before Flatcar.
+    /// The settings files, in the order they are read (later wins): the update.conf files, the
+    /// distribution's defaults first, then the administrator's, CoreOS before Flatcar; then
+    /// /etc/default/locksmithd, which the Debian package's unit reads last (issue 27: the CLI on a
+    /// node resolves settings exactly as the unit does, from the same files in the same order).
     public static let updateConfPaths = [
         "/usr/share/coreos/update.conf",
         "/usr/share/flatcar/update.conf",
         "/etc/coreos/update.conf",
         "/etc/flatcar/update.conf",
+        "/etc/default/locksmithd",
     ]
 
     public private(set) var settings: [String: Setting] = [:]

@@ -59,7 +59,7 @@ private final class Checker {
             return
         }
         if present.isEmpty {
-            add("configuration", .ok, "no update.conf file (\(Configuration.files.joined(separator: ", "))): the defaults and the environment apply")
+            add("configuration", .ok, "no settings file (\(Configuration.files.joined(separator: ", "))): the defaults and the environment apply")
         } else {
             add("configuration", .ok, "read \(present.map(underRoot).joined(separator: ", "))")
         }

@@ -224,6 +224,30 @@ class Configuration(CheckTest):
         c = self.assertOnly(m.findings(), "settings", "error", "REBOOT_WINDOW_LENGTH", "1x")
         self.assertIn("REBOOT_WINDOW_LENGTH at %s/etc/coreos/update.conf:4" % m.root, c["fix"])
 
+    def test_etc_default_locksmithd_is_read_last_as_the_unit_does(self):
+        # Issue 27: the Debian unit reads /etc/default/locksmithd after the update.conf files;
+        # locksmithctl and check ignored it (status went to 127.0.0.1:2379, check said the
+        # default strategy, and told to restart a daemon that ran with the file's).
+        self.update_engine()
+        g = new_group()
+        m = self.machine('REBOOT_STRATEGY=reboot\nLOCKSMITHD_GROUP=from-update-conf\n')
+        os.makedirs(m.root + "/etc/default")
+        with open(m.root + "/etc/default/locksmithd", "w") as f:
+            f.write('# as the README tells a Debian operator\nREBOOT_STRATEGY=etcd-lock\nLOCKSMITHD_ENDPOINT=%s\nLOCKSMITHD_GROUP="%s"\n' % (etcd.endpoint, g))
+        doc = m.findings()
+        self.assertOnly(doc, "strategy", "ok", "REBOOT_STRATEGY=etcd-lock (%s/etc/default/locksmithd:2)" % m.root)
+        self.assertOnly(doc, "semaphore", "ok", 'group "%s"' % g)
+        # The daemon running with the file's strategy is in order: no "restart it".
+        m.state_file("STRATEGY=etcd-lock\nSTATE=running\nSTATE_SINCE=%d\nSLOT_HELD=no\n" % int(time.time()))
+        doc = m.findings()
+        self.assertFalse([c for c in self.find(doc, "locksmithd") if c["status"] != "ok"], doc)
+        # locksmithctl on the node goes to the file's endpoint and group.
+        p = subprocess.run([LOCKSMITHCTL, "-debug", "status"], capture_output=True, text=True, env=m.env, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("Available: 1\nMax: 1\n"), p.stdout)
+        self.assertIn("LOCKSMITHD_GROUP in %s/etc/default/locksmithd" % m.root, p.stderr)
+        self.assertIn("LOCKSMITHD_ENDPOINT in %s/etc/default/locksmithd" % m.root, p.stderr)
+
     def test_strategy_off_and_the_window(self):
         m = self.machine('REBOOT_STRATEGY=off\nREBOOT_WINDOW_START="Thu 23:00"\nREBOOT_WINDOW_LENGTH=1h30m\n')
         doc = m.findings()

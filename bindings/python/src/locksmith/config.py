@@ -26,7 +26,8 @@ class Config(Handle):
     @classmethod
     def load(cls, root: Optional[Union[str, bytes, "os.PathLike[str]"]] = None, environment: bool = True) -> "Config":
         """This node's configuration: /usr/share/coreos/update.conf, /usr/share/flatcar/update.conf,
-        /etc/coreos/update.conf, /etc/flatcar/update.conf (later files win), then the process
+        /etc/coreos/update.conf, /etc/flatcar/update.conf, /etc/default/locksmithd (later files
+        win), then the process
         environment, which wins over every file.
 
         The files are read under root, an absolute directory; by default under $LOCKSMITH_ROOT
