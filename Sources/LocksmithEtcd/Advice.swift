@@ -56,6 +56,20 @@ enum Advice {
             + "check that the endpoint is the URL of etcd's client port (--advertise-client-urls, port 2379 by default)"
     }
 
+    /// etcd's JSON gateway (the /v3/ HTTP API) cannot connect to etcd itself: with
+    /// --client-cert-auth, etcd 3.4's gateway presents etcd's own server certificate to etcd,
+    /// which refuses it unless --trusted-ca-file trusts it and it is for client use too (Flatcar's
+    /// test layout has one CA for the server and another for clients).
+    static func gatewayCannotConnect(status: Int, etcdSaid: String) -> String {
+        "etcd's JSON gateway (its v3 API over HTTP) cannot connect to etcd itself: etcd 3.4's gateway connects to etcd's "
+            + "client port as a client, with etcd's own server certificate (--cert-file), and etcd refuses it. Either use "
+            + "the v2 API, as the original locksmith does: set \(settings("etcd-api")) to v2, with etcd started with "
+            + "--enable-v2=true; or let etcd accept its own certificate: sign the server's and the clients' certificates "
+            + "with one CA (or list both CAs in --trusted-ca-file), and give the server's certificate client use too "
+            + "(extendedKeyUsage serverAuth,clientAuth); or, on etcd 3.5 and later, give etcd a client certificate for its "
+            + "own connections with --client-cert-file and --client-key-file (HTTP \(status) \(excerpt(etcdSaid)))"
+    }
+
     // MARK: Stored data
 
     /// How to repair a stored value at `key` that is not a semaphore document, which locksmith

@@ -642,7 +642,7 @@ public final class EtcdClient {
                     continue
                 }
                 if response.status >= 500 {
-                    failures.append("\(endpoint): HTTP \(response.status) \(excerpt(response.text, limit: 60))")
+                    failures.append("\(endpoint): \(EtcdClient.serverFailure(response))")
                     allTimedOut = false
                     noneServed = false
                     continue
@@ -682,6 +682,13 @@ public final class EtcdClient {
             return nil
         }
         return Advice.notEtcd(status: response.status, method: method, path: path, body: response.text)
+    }
+
+    /// What a 5xx answer (an endpoint that failed) says, and what to do where that is known:
+    /// etcd's JSON gateway that cannot connect to etcd itself.
+    static func serverFailure(_ response: HTTPResponse, to request: String? = nil) -> String {
+        if let etcdSaid = V3.gatewayCannotConnect(response) { return Advice.gatewayCannotConnect(status: response.status, etcdSaid: etcdSaid) }
+        return "HTTP \(response.status) " + (request.map { "to " + $0 } ?? excerpt(response.text, limit: 60))
     }
 
     /// Whether `body` starts with `prefix` after any blanks.
@@ -734,7 +741,8 @@ public final class EtcdClient {
                                             body: V3.authenticate(user: user, password: options.password ?? ""),
                                             timeoutMilliseconds: options.timeoutMilliseconds)
             if response.status >= 500 {
-                throw LocksmithError(.connectionFailed, "\(endpoint): HTTP \(response.status) to authentication")
+                // send() names the endpoint.
+                throw LocksmithError(.connectionFailed, EtcdClient.serverFailure(response, to: "authentication"))
             }
             let answered: String
             do {

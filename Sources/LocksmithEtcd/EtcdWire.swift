@@ -262,6 +262,21 @@ enum V3 {
         return nil
     }
 
+    /// etcd's own words when a v3 answer shows its JSON gateway unable to connect to etcd (the
+    /// gateway is a gRPC client of etcd's own port): HTTP 503, gRPC code 14 (unavailable), and
+    /// a text of gRPC's transport or Go's network, not of etcd. nil for anything else, above all
+    /// etcd itself unavailable (no leader, a request that timed out), which comes with the same
+    /// code but a text that starts "etcdserver: ".
+    static func gatewayCannotConnect(_ response: HTTPResponse) -> String? {
+        guard response.status == 503, let tree = JSONTree(response.body), tree.node["code"]?.int64 == 14,
+              let message = tree.node["message"]?.string ?? tree.node["error"]?.string,
+              !message.hasPrefix("etcdserver:") else { return nil }
+        let transport = ["connection closed", "use of closed network connection", "transport is closing", "transport: ",
+                         "connection error", "all SubConns are in TransientFailure", "handshake failed",
+                         "write tcp ", "read tcp ", "broken pipe", "connection reset by peer"]
+        return transport.contains { message.contains($0) } ? message : nil
+    }
+
     /// Checks the HTTP status and error body of a gateway answer and returns the parsed tree.
     static func answer(_ response: HTTPResponse, key: String) throws -> JSONTree {
         let tree = JSONTree(response.body)

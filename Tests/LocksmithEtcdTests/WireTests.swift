@@ -20,6 +20,21 @@ import LocksmithCore
         #expect(V2.watch(GroupKey.defaultKey, after: 7).path.hasSuffix("?wait=true&waitIndex=8"))
     }
 
+    /// etcd 3.4's JSON gateway that cannot connect to etcd itself (issue 25, item 5), told apart
+    /// from etcd unavailable (the same HTTP status and gRPC code, etcd's own words).
+    @Test func aGatewayThatCannotConnectIsNotAnUnavailableEtcd() {
+        func answer(_ status: Int, _ text: String) -> HTTPResponse { HTTPResponse(status: status, body: Array(text.utf8)) }
+        #expect(V3.gatewayCannotConnect(answer(503, #"{"error":"connection closed","message":"connection closed","code":14}"#)) == "connection closed")
+        let pipe = #"{"error":"write tcp 127.0.0.1:51422->127.0.0.1:2379: write: broken pipe","message":"write tcp 127.0.0.1:51422->127.0.0.1:2379: write: broken pipe","code":14}"#
+        #expect(V3.gatewayCannotConnect(answer(503, pipe)) == "write tcp 127.0.0.1:51422->127.0.0.1:2379: write: broken pipe")
+        for unavailable in ["etcdserver: no leader", "etcdserver: request timed out", "etcdserver: leader changed"] {
+            #expect(V3.gatewayCannotConnect(answer(503, #"{"error":"\#(unavailable)","message":"\#(unavailable)","code":14}"#)) == nil)
+        }
+        #expect(V3.gatewayCannotConnect(answer(500, #"{"error":"connection closed","message":"connection closed","code":14}"#)) == nil)
+        #expect(V3.gatewayCannotConnect(answer(503, #"{"error":"connection closed","message":"connection closed","code":2}"#)) == nil)
+        #expect(V3.gatewayCannotConnect(answer(503, "connection closed")) == nil)
+    }
+
     @Test func v2AnswersAreRead() throws {
         func answer(_ status: Int, _ text: String) -> HTTPResponse { HTTPResponse(status: status, body: Array(text.utf8)) }
         let key = GroupKey.defaultKey

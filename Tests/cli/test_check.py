@@ -1,10 +1,11 @@
 """`locksmithctl check` (issue 18, part 2): a preflight of one machine. Every check is made to fail
 by its real cause (a bad update.conf line and setting, no machine id, no daemon or a left-over
 state file, no update engine on a private system bus, a sentinel directory or a command that is
-not there, hooks root would refuse, etcd endpoints down, a corrupt or paused semaphore, a v2
-semaphore beside the v3 one, a slot held under the machine id that the daemon did not take), and
-once everything is in order (a real locksmithd, etcd, the stand-in update engine) it says ok
-throughout and exits 0. Also: --json, exit statuses 0/1/2, TLS with its CA, nothing written."""
+not there, hooks root would refuse, etcd endpoints down, or with a v3 gateway that cannot connect
+to etcd itself (Flatcar's TLS layout), a corrupt or paused semaphore, a v2 semaphore beside the v3
+one, a slot held under the machine id that the daemon did not take), and once everything is in
+order (a real locksmithd, etcd, the stand-in update engine) it says ok throughout and exits 0.
+Also: --json, exit statuses 0/1/2, TLS with its CA, nothing written."""
 import fcntl
 import json
 import os
@@ -413,6 +414,27 @@ class Etcd(CheckTest):
         self.assertOnly(m.findings(), "etcd", "ok", "TLS verified against %s" % certs.ca)
         m = self.machine(etcd_conf(new_group(), endpoint=tls.endpoint, extra="LOCKSMITHD_ETCD_CAFILE=%s\n" % certs.other_ca))
         self.assertOnly(m.findings(), "etcd", "error", tls.endpoint)
+
+    def test_a_v3_gateway_that_cannot_connect_to_its_own_etcd(self):
+        # Flatcar's kola TLS layout on an etcd without v2: its JSON gateway cannot connect to
+        # etcd itself, and the endpoint's line says so with the ways out (issue 25, item 5).
+        self.update_engine()
+        directory = tempfile.mkdtemp(prefix="locksmith-test-check-kola-")
+        _dirs.append(directory)
+        certs = harness.kola_certificates(directory)
+        kola = harness.kola_etcd(certs, enable_v2=False)
+        self.addCleanup(kola.stop)
+        endpoint = "https://localhost:%d" % kola.port
+        tls = "LOCKSMITHD_ETCD_CAFILE=%s\nLOCKSMITHD_ETCD_CERTFILE=%s\nLOCKSMITHD_ETCD_KEYFILE=%s\n" % (
+            certs["ca-etcd-cert"], certs["locksmith-cert"], certs["locksmith-key"])
+        m = self.machine(etcd_conf(new_group(), endpoint=endpoint, extra=tls))
+        doc = m.findings()
+        self.assertEqual(m.code, 2, doc)
+        c = self.assertOnly(doc, "etcd", "error", endpoint + ": ", "etcd's JSON gateway (its v3 API over HTTP) cannot connect to etcd itself",
+                            "set etcd-api (flag -etcd-api, or LOCKSMITHD_ETCD_API) to v2, with etcd started with --enable-v2=true",
+                            "sign the server's and the clients' certificates with one CA", "extendedKeyUsage serverAuth,clientAuth",
+                            "--client-cert-file and --client-key-file")
+        self.assertIsNotNone(c["fix"])
 
 
 class Authentication(CheckTest):

@@ -441,6 +441,41 @@ class Etcd:
                                                             "value": base64.b64encode(value.encode()).decode()}).encode())
 
 
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def kola_certificates(directory):
+    """The certificates of kola's certgen.service: an etcd CA and a locksmith CA; etcd's server
+    certificate (localhost, 127.0.0.1) from the first, locksmith's client certificate from the
+    second. Returns the paths by kola's names."""
+    with open(os.path.join(directory, "openssl.cnf"), "w") as f:
+        f.write("[req]\ndistinguished_name=req\n[etcd_ca]\nbasicConstraints=CA:true\nkeyUsage=keyCertSign,cRLSign\n"
+                "subjectKeyIdentifier=hash\n[etcd_client]\nbasicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+                "keyUsage=digitalSignature,keyEncipherment\n[etcd_server]\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\nsubjectAltName=@sans\n"
+                "[sans]\nDNS.1=localhost\nIP.1=127.0.0.1\n")
+    conf = ["-config", "openssl.cnf"]
+    for ca, cn in (("ca-etcd", "etcd CA"), ("ca-locksmith", "locksmith CA")):
+        _openssl("req", *conf, "-x509", "-nodes", "-newkey", "rsa:2048", "-sha256", "-days", "3", "-extensions", "etcd_ca",
+                 "-subj", "/CN=" + cn, "-out", ca + "-cert.pem", "-keyout", ca + "-key.pem", cwd=directory)
+    for name, ca, ext, cn in (("etcd", "ca-etcd", "etcd_server", "localhost"), ("locksmith", "ca-locksmith", "etcd_client", "locksmith client")):
+        _openssl("req", *conf, "-new", "-nodes", "-newkey", "rsa:2048", "-subj", "/CN=" + cn, "-out", name + ".csr",
+                 "-keyout", name + "-key.pem", cwd=directory)
+        _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + "-cert.pem", "-CAkey", ca + "-key.pem", "-CAcreateserial",
+                 "-sha256", "-days", "3", "-extfile", "openssl.cnf", "-extensions", ext, "-out", name + "-cert.pem", cwd=directory)
+    return {name: os.path.join(directory, name + ".pem") for name in
+            ("ca-etcd-cert", "ca-locksmith-cert", "etcd-cert", "etcd-key", "locksmith-cert", "locksmith-key")}
+
+
+def kola_etcd(certs, enable_v2=True):
+    """etcd as kola starts it with kola_certificates: https with etcd's certificate, and client
+    certificates required from the locksmith CA (--trusted-ca-file: not the CA of etcd's own)."""
+    return Etcd(tls=(certs["etcd-cert"], certs["etcd-key"], certs["ca-etcd-cert"]),
+                client_certificate=(certs["locksmith-cert"], certs["locksmith-key"]),
+                client_ca=certs["ca-locksmith-cert"], enable_v2=enable_v2)
+
+
 class Bus:
     """A private bus that plays the system bus: DBUS_SYSTEM_BUS_ADDRESS points programs at it."""
 
