@@ -224,31 +224,47 @@ class Hooks(d.DaemonTest):
         self.assertEqual(d.holders(g), [])
         self.assertEqual(logind.calls(), [])
 
-    def test_hooks_others_could_change_are_refused(self):
-        for mode, owner, why in [(0o757, 0, "writable by every user"), (0o775, 0, "writable by its group"),
-                                 (0o644, 0, "not executable"), (0o755, 65534, "owned by uid 65534, not root")]:
-            g = d.group()
-            ue, logind = d.UpdateEngine(d.NEED), d.Logind()
-            n = self.node(g)
-            ran = n.root + "/ran"
-            path = write_hook(n, "pre-lock", "40-check", "touch %s" % ran, mode=mode)
-            os.chown(path, owner, owner)
-            n.start()
-            self.assertTrue(wait_for(lambda: "pre-lock hook 40-check refused: %s" % why in n.output()), n.output())
+    def assertRefusedAndNothingRuns(self, change, refusal):
+        """A node with the pre-lock hook 40-check (it would leave a file), changed by change(node,
+        hook path) before it starts: the daemon logs refusal(node), the hook never runs, no slot
+        is taken and nothing reboots."""
+        g = d.group()
+        ue, logind = d.UpdateEngine(d.NEED), d.Logind()
+        n = self.node(g)
+        ran = n.root + "/ran"
+        change(n, write_hook(n, "pre-lock", "40-check", "touch %s" % ran))
+        n.start()
+        try:
+            self.assertTrue(wait_for(lambda: refusal(n) in n.output()), n.output())
             self.assertFalse(os.path.exists(ran))
             self.assertEqual(d.holders(g), [])
             self.assertEqual(logind.calls(), [])
+        finally:
             n.stop()
             ue.stop()
             logind.stop()
-        # A directory others can write to: nothing in it runs.
+
+    def started_with_a_pre_reboot_hook(self, change):
+        """A node needing a reboot, with the pre-reboot hook 50-ok, changed by change(node), started;
+        returns it, its group and logind."""
         g = d.group()
-        ue = self.service(d.UpdateEngine(d.NEED))
+        self.service(d.UpdateEngine(d.NEED))
         logind = self.service(d.Logind())
         n = self.node(g)
         write_hook(n, "pre-reboot", "50-ok", "exit 0")
-        os.chmod(n.root + "/etc/locksmith/pre-reboot.d", 0o777)
+        change(n)
         n.start()
+        return n, g, logind
+
+    def test_hooks_others_could_change_are_refused(self):
+        for mode, owner, why in [(0o757, 0, "writable by every user"), (0o775, 0, "writable by its group"),
+                                 (0o644, 0, "not executable"), (0o755, 65534, "owned by uid 65534, not root")]:
+            def change(n, path):
+                os.chmod(path, mode)
+                os.chown(path, owner, owner)
+            self.assertRefusedAndNothingRuns(change, lambda n: "pre-lock hook 40-check refused: %s" % why)
+        # A directory others can write to: nothing in it runs.
+        n, g, logind = self.started_with_a_pre_reboot_hook(lambda n: os.chmod(n.root + "/etc/locksmith/pre-reboot.d", 0o777))
         self.assertTrue(wait_for(lambda: "pre-reboot hook %s/etc/locksmith/pre-reboot.d refused: writable by every user" % n.root in n.output()),
                         n.output())
         self.assertTrue(wait_for(lambda: d.holders(g) == []), n.output())
@@ -258,29 +274,12 @@ class Hooks(d.DaemonTest):
         # Issue 26, item 7: a user who may write /etc/locksmith could move pre-reboot.d away (a
         # missing phase directory passes) or put their own there. Nothing under it runs, and the
         # phases that would have gated the reboot fail.
-        for change, why in [(lambda p: os.chmod(p, 0o777), "writable by every user"),
-                            (lambda p: os.chown(p, 65534, 65534), "owned by uid 65534, not root")]:
-            g = d.group()
-            ue, logind = d.UpdateEngine(d.NEED), d.Logind()
-            n = self.node(g)
-            write_hook(n, "pre-lock", "10-ok", "exit 0")
-            change(n.root + "/etc/locksmith")
-            n.start()
-            self.assertTrue(wait_for(lambda: "hook %s/etc/locksmith refused: %s" % (n.root, why) in n.output()), n.output())
-            self.assertEqual(d.holders(g), [])
-            self.assertEqual(logind.calls(), [])
-            n.stop()
-            ue.stop()
-            logind.stop()
+        for change, why in [(lambda n, _: os.chmod(n.root + "/etc/locksmith", 0o777), "writable by every user"),
+                            (lambda n, _: os.chown(n.root + "/etc/locksmith", 65534, 65534), "owned by uid 65534, not root")]:
+            self.assertRefusedAndNothingRuns(change, lambda n: "hook %s/etc/locksmith refused: %s" % (n.root, why))
         # A sticky directory others may write (as /tmp) is fine on the way: they cannot move root's
         # directories in it.
-        g = d.group()
-        ue = self.service(d.UpdateEngine(d.NEED))
-        logind = self.service(d.Logind())
-        n = self.node(g)
-        write_hook(n, "pre-reboot", "50-ok", "exit 0")
-        os.chmod(n.root + "/etc", 0o1777)
-        n.start()
+        n, g, logind = self.started_with_a_pre_reboot_hook(lambda n: os.chmod(n.root + "/etc", 0o1777))
         self.assertTrue(wait_for(lambda: logind.calls(), timeout=20), n.output())
 
     def test_hooks_run_in_name_order_and_leftovers_are_skipped(self):
