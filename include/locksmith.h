@@ -497,8 +497,9 @@ locksmith_groups *locksmith_groups_free(locksmith_groups *g);
  * When each holder took its slot, and from which host. This library's clients record it after
  * every lock (beside the semaphore, in `<semaphore key>.holders/<id>`, so that the semaphore
  * document stays what the original writes) and remove it after every unlock. A holder that took
- * its slot with the original locksmith has no record; a record may outlive a slot that the
- * original gave back: match records against the semaphore's holders. */
+ * its slot with the original locksmith has no record; a record outlives a slot that the
+ * original gave back until this library next writes the semaphore (any lock, unlock or set-max
+ * removes the records of ids that are no holder): match records against the semaphore's holders. */
 
 /* The records of c's group, sorted by id (records that are not valid are left out). Creates
  * nothing. Returns 0, or a negative errno as locksmith_client_get. */

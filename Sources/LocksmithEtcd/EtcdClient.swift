@@ -137,16 +137,14 @@ public final class EtcdClient {
         Int.random(in: 0...max(limit, 0), using: &random)
     }
 
-    /// Gives back `holder`'s slot. `.notFound` if it holds none.
+    /// Gives back `holder`'s slot. `.notFound` if it holds none. Its record goes with it (v3 in
+    /// the same transaction; v2 with the records of holders that are gone, after the write).
     public func unlock(_ holder: String) throws {
         if let fleetLock { return try fleetLockCall(fleetLock, "steady-state", holder: holder) }
         try SemaphoreDocument.validateHolder(holder)
-        if try resolvedAPI() == .v3 {
-            try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) }, also: { _ in [V3.deleteOp(self.holderRecordKey(holder))] })
-            return
-        }
-        try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) })
-        forgetHolder(holder)
+        let api = try resolvedAPI()
+        try modify({ try $0.unlock(holder) }, done: { !$0.holders.contains(holder) },
+                   also: { _ in api == .v3 ? [V3.deleteOp(self.holderRecordKey(holder))] : [] })
     }
 
     // MARK: Many changes in one write
@@ -155,7 +153,8 @@ public final class EtcdClient {
     /// change is applied in order to the document as the ones before it left it, and its result is
     /// what it alone would have given (nil for done; `.busy`, `.exists`, `.notFound`, `.invalid`).
     /// The document is written once if any change was made (v3: with the holder records in the
-    /// same transaction; v2: the records after it, best effort), and not at all if none was.
+    /// same transaction; v2: the records of the holders taken after it, best effort, and those of
+    /// the holders gone with the others that are), and not at all if none was.
     /// A lost compare-and-swap is retried with the fresh document, every result computed again.
     /// Throws for the whole batch (etcd unreachable, a stored value that is not a semaphore).
     /// A refusal always rests on a document read in this call (a server answers for now, not for
@@ -215,10 +214,12 @@ public final class EtcdClient {
             return results
         }
         if api == .v2 {
-            // The records after the write, best effort, once per holder (its last change).
+            // The records of the holders taken after the write, best effort, once per holder (its
+            // last change; a holder whose last change gave its slot back lost its record with
+            // those of the other holders gone, in the write).
             var done = Set<String>()
             for (change, result) in zip(changes, results).reversed() where result == nil && done.insert(change.holder).inserted {
-                if change.take { recordHolder(change.holder) } else { forgetHolder(change.holder) }
+                if change.take { recordHolder(change.holder) }
             }
         }
         return results
@@ -367,6 +368,8 @@ public final class EtcdClient {
     /// lost the compare-and-swap), a refusal on a document that shows the change is our own
     /// write seen again, and the call succeeded. `unchanged` (v3): more keys the write is
     /// conditional on (a refusal for them reads as a lost compare-and-swap: `change` must find out).
+    /// A write that is stored removes the holder records of ids it leaves no holder
+    /// (`cleanHolderRecords`).
     @discardableResult
     func modify<T>(_ change: (inout SemaphoreDocument) throws -> T, done: (SemaphoreDocument) -> Bool,
                    also: (T) -> [String] = { _ in [] }, unchanged: [(key: String, revision: Int64)] = [],
@@ -399,9 +402,10 @@ public final class EtcdClient {
             }
             let json = document.json
             let outcome: WireResult
+            let listed: [(key: String, index: Int64)]?
             do {
                 failedBeforeAnswer = false
-                outcome = try write(json, over: current.index, also: also(result), unchanged: unchanged)
+                (outcome, listed) = try write(json, over: current.index, holders: document.holders.count, also: also(result), unchanged: unchanged)
                 if failedBeforeAnswer { unheard = result }
             } catch {
                 // No answer (a lost reply, a timeout, a 5xx): the write may have been applied.
@@ -416,6 +420,7 @@ public final class EtcdClient {
                 let stored = StoredValue(bytes: Array(json.utf8), index: index)
                 remember(stored)
                 lastDecoded = (stored, document)
+                cleanHolderRecords(after: document, at: index, listed: listed)
                 return result
             case .conflict(let newer?), .value(let newer):
                 current = newer
@@ -565,16 +570,22 @@ public final class EtcdClient {
         }
     }
 
-    private func write(_ json: String, over index: Int64, also: [String] = [], unchanged: [(key: String, revision: Int64)] = []) throws -> WireResult {
+    /// The compare-and-swap of the document over `index`, and (v3) the holder record keys after it:
+    /// a keys-only range at the end of the transaction, of at most `holders` (the document's) and
+    /// `recordsCleanedPerWrite` more, so that it finds that many stale ones if there are any.
+    private func write(_ json: String, over index: Int64, holders: Int, also: [String] = [],
+                       unchanged: [(key: String, revision: Int64)] = []) throws -> (WireResult, [(key: String, index: Int64)]?) {
         switch try resolvedAPI() {
         case .v2:
             let request = V2.compareAndSwap(key, json, index: index)
             let result = try V2.parse(try send(request.method, request.path, body: request.body, headers: [V2.formHeader]), key: key)
-            if case .missing = result { return .conflict(nil) }
-            return result
+            if case .missing = result { return (.conflict(nil), nil) }
+            return (result, nil)
         case .v3:
-            return try V3.parseTxn(try send("POST", V3.txnPath, body: V3.putIf(key, json, target: "MOD", revision: index, also: also, unchanged: unchanged)),
-                                   key: key)
+            let records = V3.rangePrefix(holderRecordsPrefix, keysOnly: true, limit: holders + EtcdClient.recordsCleanedPerWrite)
+            let body = V3.putIf(key, json, target: "MOD", revision: index, also: also + [V3.rangeOp(String(decoding: records, as: UTF8.self))],
+                                unchanged: unchanged)
+            return try V3.parseTxn(try send("POST", V3.txnPath, body: body), key: key, listing: 1 + also.count)
         }
     }
 
@@ -586,16 +597,6 @@ public final class EtcdClient {
             _ = try V2.check(try send(request.method, request.path, body: request.body, headers: [V2.formHeader]), key: key)
         case .v3:
             _ = try V3.answer(try send("POST", V3.putPath, body: V3.put(key, value)), key: key)
-        }
-    }
-
-    /// Removes `key` (holder records; never the semaphore); a missing key is no error.
-    func remove(_ key: String) throws {
-        switch try resolvedAPI() {
-        case .v2:
-            _ = try V2.check(try send("DELETE", V2.keyPath(key)), key: key)
-        case .v3:
-            _ = try V3.answer(try send("POST", V3.deleteRangePath, body: V3.range(key)), key: key)
         }
     }
 

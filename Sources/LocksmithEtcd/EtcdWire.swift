@@ -69,6 +69,11 @@ enum V2 {
         ("GET", keyPath(key) + "?wait=true&waitIndex=\(index + 1)")
     }
 
+    /// `DELETE /v2/keys/<key>?prevIndex=<index>`: delete only if the key is still at `index`.
+    static func compareAndDelete(_ key: String, index: Int64) -> (method: String, path: String) {
+        ("DELETE", keyPath(key) + "?prevIndex=\(index)")
+    }
+
     /// `PUT /v2/keys/<key>` with `value=<value>`: set, whatever is there.
     static func set(_ key: String, _ value: String) -> (method: String, path: String, body: [UInt8]) {
         ("PUT", keyPath(key), form(value))
@@ -189,11 +194,13 @@ enum V3 {
         Array(#"{"key":"\#(Base64.encode(key))"}"#.utf8)
     }
 
-    /// All keys under `prefix`.
-    static func rangePrefix(_ prefix: String) -> [UInt8] {
+    /// All keys under `prefix`; `keysOnly`: without their values; `limit`: the first so many, in
+    /// key order.
+    static func rangePrefix(_ prefix: String, keysOnly: Bool = false, limit: Int? = nil) -> [UInt8] {
         var end = Array(prefix.utf8)
         end[end.count - 1] += 1
-        return Array(#"{"key":"\#(Base64.encode(prefix))","range_end":"\#(Base64.encode(end))"}"#.utf8)
+        return Array((#"{"key":"\#(Base64.encode(prefix))","range_end":"\#(Base64.encode(end))""# + (keysOnly ? #","keys_only":true"# : "")
+            + (limit.map { #","limit":"\#($0)""# } ?? "") + "}").utf8)
     }
 
     /// A transaction that puts `json` if the key's `target` revision equals `revision`
@@ -206,7 +213,7 @@ enum V3 {
                       unchanged: [(key: String, revision: Int64)] = []) -> [UInt8] {
         let k = Base64.encode(key), v = Base64.encode(json)
         let field = target == "CREATE" ? "create_revision" : "mod_revision"
-        let more = unchanged.map { ",{\"key\":\"\(Base64.encode($0.key))\",\"result\":\"EQUAL\",\"target\":\"MOD\",\"mod_revision\":\"\($0.revision)\"}" }
+        let more = unchanged.map { "," + unchangedCompare($0.key, $0.revision) }
         return Array(("{\"compare\":[{\"key\":\"\(k)\",\"result\":\"EQUAL\",\"target\":\"\(target)\",\"\(field)\":\"\(revision)\"}" + more.joined() + "],"
             + "\"success\":[" + (["{\"request_put\":{\"key\":\"\(k)\",\"value\":\"\(v)\"}}"] + also).joined(separator: ",") + "],"
             + "\"failure\":[{\"request_range\":{\"key\":\"\(k)\"}}]}").utf8)
@@ -227,9 +234,16 @@ enum V3 {
         "{\"request_range\":" + body + "}"
     }
 
-    /// A transaction without conditions: `operations` in one step (reads see the writes before them).
-    static func txn(_ operations: [String]) -> [UInt8] {
-        Array(("{\"success\":[" + operations.joined(separator: ",") + "]}").utf8)
+    /// The compare that `key` is still at mod_revision `revision` (a missing key is at 0).
+    static func unchangedCompare(_ key: String, _ revision: Int64) -> String {
+        "{\"key\":\"\(Base64.encode(key))\",\"result\":\"EQUAL\",\"target\":\"MOD\",\"mod_revision\":\"\(revision)\"}"
+    }
+
+    /// A transaction: `operations` in one step (reads see the writes before them), only if every
+    /// key of `unchanged` is still at its mod_revision.
+    static func txn(_ operations: [String], unchanged: [(key: String, revision: Int64)] = []) -> [UInt8] {
+        let compare = unchanged.isEmpty ? "" : "\"compare\":[" + unchanged.map { unchangedCompare($0.key, $0.revision) }.joined(separator: ",") + "],"
+        return Array(("{" + compare + "\"success\":[" + operations.joined(separator: ",") + "]}").utf8)
     }
 
     /// A delete of a transaction's branch.
@@ -313,7 +327,19 @@ enum V3 {
     }
 
     static func parseTxn(_ response: HTTPResponse, key: String) throws -> WireResult {
+        try parseTxn(answer(response, key: key), key: key)
+    }
+
+    /// A compare-and-swap's answer, and the keys and mod_revisions that the range at `listing` of
+    /// its success branch found (nil if it did not succeed or has no such response).
+    static func parseTxn(_ response: HTTPResponse, key: String, listing: Int) throws -> (WireResult, [(key: String, index: Int64)]?) {
         let tree = try answer(response, key: key)
+        let result = try parseTxn(tree, key: key)
+        guard case .stored = result, let range = tree.node["responses"]?[listing]?["response_range"] else { return (result, nil) }
+        return (result, keyValues(range).map { ($0.key, $0.index) })
+    }
+
+    private static func parseTxn(_ tree: JSONTree, key: String) throws -> WireResult {
         if tree.node["succeeded"]?.bool == true {
             guard let revision = tree.node["header"]?["revision"]?.int64 else {
                 throw LocksmithError(.protocolError, "\(key): the v3 answer has no revision")
@@ -327,8 +353,12 @@ enum V3 {
 
     /// Every key, value and mod_revision of a prefix range answer.
     static func parseRangeAll(_ response: HTTPResponse, key: String) throws -> [(key: String, value: [UInt8]?, index: Int64)] {
-        let tree = try answer(response, key: key)
-        guard let kvs = tree.node["kvs"] else { return [] }
+        keyValues(try answer(response, key: key).node)
+    }
+
+    /// The `kvs` of a range answer (`node`: the answer, or a response_range of a transaction).
+    private static func keyValues(_ node: JSONNode?) -> [(key: String, value: [UInt8]?, index: Int64)] {
+        guard let kvs = node?["kvs"] else { return [] }
         return (0..<kvs.count).compactMap { i in
             guard let kv = kvs[i], let k = kv["key"]?.string.flatMap(Base64.decode) else { return nil }
             return (String(decoding: k, as: UTF8.self), (Base64.decode(kv["value"]?.string ?? "") ?? []) as [UInt8]?,

@@ -4,7 +4,9 @@
 // Beside the document rather than in it, so that the document stays byte for byte what the
 // original writes (docs/decisions.md, issue 14). The original neither writes nor removes these
 // keys: a holder that took its slot with the original has no record ("unknown"), and a record
-// can outlive a slot given back by the original; readers match records against the holders.
+// outlives a slot given back by the original until this library next writes the document, which
+// removes the records of ids it leaves no holder (issue 25); readers match records against the
+// holders.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -107,9 +109,9 @@ extension EtcdClient {
                 throw LocksmithError(.changed, "\(holder) gave its slot back and took one again since its record was read (at \(revision))")
             }
         }
+        // (v2: the record goes with those of the other holders gone, after the write.)
         try modify(change, done: { !$0.holders.contains(holder) }, also: { _ in api == .v3 ? [V3.deleteOp(recordKey)] : [] },
                    unchanged: api == .v3 ? [(recordKey, revision)] : [])
-        if api == .v2 { forgetHolder(holder) }
     }
 
     /// The modification index (v2) or revision (v3) of `key`, nil if it is missing.
@@ -132,8 +134,42 @@ extension EtcdClient {
         _ = try? put(holderRecordKey(id), HolderRecord.now(id).json)
     }
 
-    /// After an unlock: removes the record. Best effort.
-    func forgetHolder(_ id: String) {
-        _ = try? remove(holderRecordKey(id))
+    /// Most stale records removed after one write: each write costs a bounded amount, and what is
+    /// left goes at the next writes.
+    static let recordsCleanedPerWrite = 16
+
+    /// After a write of `document` that etcd stored at `index`: removes the records of ids that
+    /// are no holder in it, such as one whose slot the original (which writes only the document)
+    /// gave back. `listed`: the record keys and revisions the write's transaction read (v3); nil
+    /// on v2, which lists them now (one request). A record is judged only if it was written at or
+    /// before `index`: a later one may be that of a new holder missing from `document`. Each
+    /// removal is conditional on the record still being the one listed (v3: its mod_revision in
+    /// one transaction; v2: `prevIndex`), so a holder that locked since keeps its new record.
+    /// Best effort, never an error: what is left is tried again at the next write.
+    func cleanHolderRecords(after document: SemaphoreDocument, at index: Int64, listed: [(key: String, index: Int64)]?) {
+        guard let api else { return }
+        var listed = listed
+        if api == .v2, listed == nil {
+            let request = V2.list(String(holderRecordsPrefix.dropLast()))  // the directory
+            listed = (try? V2.parseList(try send(request.method, request.path), key: holderRecordsPrefix))?
+                .compactMap { $0.value == nil ? nil : ($0.key, $0.index) }
+        }
+        let holders = Set(document.holders)
+        let stale = (listed ?? []).filter { entry in
+            guard entry.index <= index, entry.key.hasPrefix(holderRecordsPrefix) else { return false }
+            // A key that names no valid id is no holder's record either.
+            guard let id = GroupKey.queryUnescape(String(entry.key.dropFirst(holderRecordsPrefix.count))) else { return true }
+            return !holders.contains(id)
+        }.prefix(EtcdClient.recordsCleanedPerWrite)
+        guard !stale.isEmpty else { return }
+        switch api {
+        case .v2:
+            for entry in stale {
+                let request = V2.compareAndDelete(entry.key, index: entry.index)
+                _ = try? send(request.method, request.path)
+            }
+        case .v3:
+            _ = try? send("POST", V3.txnPath, body: V3.txn(stale.map { V3.deleteOp($0.key) }, unchanged: stale.map { ($0.key, $0.index) }))
+        }
     }
 }

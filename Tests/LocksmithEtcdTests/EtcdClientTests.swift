@@ -136,6 +136,25 @@ func concurrently(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
         }
     }
 
+    /// Issue 25, item 3: records left by slots given back by a client that writes only the
+    /// document (the original) go at the next write, a bounded number per write; a holder's stays.
+    @Test(arguments: bothAPIs)
+    func aWriteRemovesTheRecordsOfHoldersThatAreGoneAFewAtATime(api: EtcdAPI) throws {
+        let client = try makeClient(api, group: uniqueGroup("stale-records"))
+        let raw = try RawEtcd(sharedEtcd)
+        try client.setMax(3)
+        try client.lock("kept")
+        let kept = try client.holderRecords()
+        for i in 0..<20 { try raw.put(api, client.holderRecordKey("gone\(i)"), #"{"since":1,"host":"h"}"#) }
+        #expect(try client.holderRecords().count == 21)
+        #expect(try client.apply([(holder: "new", take: true)]).allSatisfy { $0 == nil })
+        let left = try client.holderRecords().map(\.id)
+        #expect(left.count == 22 - EtcdClient.recordsCleanedPerWrite)
+        #expect(left.contains("kept") && left.contains("new"))
+        #expect(try client.apply([(holder: "new", take: false)]).allSatisfy { $0 == nil })
+        #expect(try client.holderRecords() == kept)
+    }
+
     @Test func aV2DirectoryIsReportedAndKept() throws {
         let raw = try RawEtcd(sharedEtcd)
         let client = try makeClient(.v2, group: uniqueGroup("dir"))

@@ -2,6 +2,7 @@
 send-need-reboot): the original's outputs and exit codes byte for byte, for etcd v2 and v3,
 flags, environment, configuration files and bad input."""
 import itertools
+import json
 import os
 import re
 import shutil
@@ -441,6 +442,109 @@ class Views(unittest.TestCase):
             self.assertIn(marker, out)
             self.assertIn("send-need-reboot", out)
         self.assertTrue(ctl("man").out.startswith(".TH LOCKSMITHCTL 1"))
+
+
+class StaleHolderRecords(unittest.TestCase):
+    """Issue 25, item 3: a slot given back by a client that writes only the document (the
+    original locksmithctl) leaves its holder record behind; the next write of the document by
+    this library removes the records of ids that are no holder, never a holder's."""
+
+    def original_writes(self, api, g, holders, max_=3):
+        """What the original's lock or unlock leaves: the document alone, with these holders."""
+        etcd.put(api, harness.group_key(g), '{"semaphore":%d,"max":%d,"holders":%s}' % (
+            max_ - len(holders), max_, json.dumps(holders, separators=(",", ":")) if holders else "null"))
+
+    def record(self, api, g, holder):
+        return etcd.get(api, harness.group_key(g) + ".holders/" + holder)
+
+    def test_a_record_left_by_the_original_goes_at_the_next_lock_unlock_or_set_max(self):
+        for api in ("v2", "v3"):
+            with self.subTest(api=api):
+                g = unique("stale-" + api)
+                base = ["-etcd-api", api, "-group", g]
+                self.assertEqual(ctl(*base, "set-max", "3").code, 0)
+                for holder in ("kept", "gone1"):
+                    self.assertEqual(ctl(*base, "lock", holder).code, 0)
+                kept = self.record(api, g, "kept")
+                self.assertIsNotNone(kept)
+                self.original_writes(api, g, ["kept"])
+                self.assertIsNotNone(self.record(api, g, "gone1"), "the original leaves the record")
+                # Readers show current holders only, the stale record or not.
+                self.assertNotIn("gone1", ctl(*base, "status", "--ages").out)
+                self.assertEqual([a["id"] for a in json.loads(ctl(*base, "status", "--json").out)["holder_ages"]], ["kept"])
+                # The next lock removes it; the holder's own record stays as it was.
+                self.assertEqual(ctl(*base, "lock", "new").code, 0)
+                self.assertIsNone(self.record(api, g, "gone1"))
+                self.assertEqual(self.record(api, g, "kept"), kept)
+                self.assertIsNotNone(self.record(api, g, "new"))
+                # So does the next unlock (of another holder), and the next set-max.
+                self.assertEqual(ctl(*base, "lock", "gone2").code, 0)
+                self.original_writes(api, g, ["kept", "new"])
+                self.assertEqual(ctl(*base, "unlock", "new").code, 0)
+                self.assertEqual((self.record(api, g, "gone2"), self.record(api, g, "new")), (None, None))
+                self.assertEqual(ctl(*base, "lock", "gone3").code, 0)
+                self.original_writes(api, g, ["kept"])
+                self.assertEqual(ctl(*base, "set-max", "4").code, 0)
+                self.assertIsNone(self.record(api, g, "gone3"))
+                self.assertEqual(self.record(api, g, "kept"), kept)
+                self.assertEqual(etcd.holders(api, harness.group_key(g)), ["kept"])
+
+    def test_a_holder_that_took_its_slot_again_with_the_original_is_not_aged_by_its_old_record(self):
+        # The original gives m's slot back, one of our clients writes, the original takes a slot
+        # for m again: m's age is unknown. Before, the record of m's first slot (three hours old)
+        # was shown as the age of the second, and unlock --older-than gave back the fresh slot.
+        for api in ("v2", "v3"):
+            with self.subTest(api=api):
+                g = unique("retaken-by-original-" + api)
+                base = ["-etcd-api", api, "-group", g]
+                ctl(*base, "set-max", "3")
+                self.assertEqual(ctl(*base, "lock", "m").code, 0)
+                etcd.put(api, harness.group_key(g) + ".holders/m", '{"since":%d,"host":"web-7"}' % (time.time() - 3 * 3600))
+                self.original_writes(api, g, [])
+                self.assertEqual(ctl(*base, "lock", "x").code, 0)
+                self.original_writes(api, g, ["x", "m"])
+                r = ctl(*base, "status", "--ages")
+                self.assertEqual(r.code, 0, r.err)
+                self.assertRegex(r.out, r"\nm +unknown +- +-\n")
+                ages = {a["id"]: a for a in json.loads(ctl(*base, "status", "--json").out)["holder_ages"]}
+                self.assertEqual(ages["m"], {"id": "m", "since": None, "held_seconds": None, "host": None})
+                r = ctl(*base, "unlock", "--older-than=2h")
+                self.assertEqual(r.code, 0, r.err)
+                self.assertNotIn("Released", r.out)
+                self.assertEqual(etcd.holders(api, harness.group_key(g)), ["x", "m"])
+
+    def test_the_cleanup_never_removes_the_record_of_a_holder_that_locked_meanwhile(self):
+        # A proxy runs another client just before one of the cleanup's requests: one that takes a
+        # slot for the id whose stale record is about to go (its record is then new: the
+        # conditional delete must miss it); and on v2, whose listing is a request after the write,
+        # one that takes a slot for an id missing from the document just written (its record is
+        # newer than that write: not judged by it).
+        cases = [("v2", "gone", lambda method, path, body: method == "DELETE"),
+                 ("v3", "gone", lambda method, path, body: path == "/v3/kv/txn" and b"request_delete_range" in body),
+                 ("v2", "late", lambda method, path, body: method == "GET" and ".holders?recursive" in path)]
+        for api, meanwhile, before in cases:
+            with self.subTest(api=api, meanwhile=meanwhile):
+                g = unique("cleanup-race-" + api)
+                base = ["-etcd-api", api, "-group", g]
+                ctl(*base, "set-max", "3")
+                if meanwhile == "gone":
+                    ctl(*base, "lock", "gone")
+                    self.original_writes(api, g, [])
+                ran = []
+
+                def lock_meanwhile(method, path, body):
+                    if before(method, path, body) and not ran:
+                        ran.append(ctl(*base, "lock", meanwhile).code)
+                proxy = harness.CountingProxy(before=lock_meanwhile)
+                self.addCleanup(proxy.stop)
+                endpoint = "http://etcd.invalid:%d" % urllib.parse.urlsplit(etcd.endpoint).port
+                r = ctl(*base, "lock", "other", env={"LOCKSMITHCTL_ENDPOINT": endpoint, "LOCKSMITHCTL_PROXY": proxy.url})
+                self.assertEqual((r.code, r.err, ran), (0, "", [0]))
+                self.assertEqual(sorted(etcd.holders(api, harness.group_key(g))), sorted(["other", meanwhile]))
+                for holder in ("other", meanwhile):
+                    record = self.record(api, g, holder)
+                    self.assertIsNotNone(record, holder)
+                    self.assertLess(time.time() - json.loads(record)["since"], 60)
 
 
 class Bus(unittest.TestCase):
