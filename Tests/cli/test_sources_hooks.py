@@ -361,7 +361,7 @@ class Metrics(d.DaemonTest):
         self.assertEqual(m['locksmithd_group_free_slots{group="%s"}' % g], "0")
         self.assertEqual(m["locksmithd_slot_held"], "1", "the slot is kept through the reboot")
         self.assertEqual(m['locksmithd_state{state="running"}'], "0")
-        self.assertEqual(sorted(os.listdir(n.root + "/run/locksmith")), ["metrics.prom", "state"], "no temporary file left")
+        self.assertEqual(sorted(os.listdir(n.root + "/run/locksmith")), ["locksmithd.lock", "metrics.prom", "state"], "no temporary file left")
 
     def test_a_relative_metrics_file_is_refused(self):
         n = self.node(d.group(), env={"LOCKSMITHD_METRICS_FILE": "metrics.prom"}).start()
