@@ -67,6 +67,11 @@ if let unknown = arguments.first {
 // Under systemd (its journal on our stderr), log to the journal with priorities and fields.
 Log.toJournal = getenv("JOURNAL_STREAM") != nil
 
+/// The exit status of a configuration the daemon cannot use (EX_CONFIG, which systemd calls
+/// "CONFIG"): the unit's RestartPreventExitStatus=78 then leaves it failed, once, with the
+/// setting named in the journal, instead of restarting it every 10 s for ever.
+let exitConfiguration: Int32 = 78
+
 // The settings, read and checked by liblocksmith: environment over the update.conf files.
 let root = Library.root
 let settings: DaemonSettings
@@ -75,7 +80,7 @@ do {
     for warning in settings.warnings { Log.warning(warning) }
 } catch {
     Log.error("invalid configuration: \(error)")
-    exit(1)
+    exit(exitConfiguration)
 }
 if settings.strategy == "off" {
     // Started and done: a Type=notify unit ends as inactive, not as failed (the Debian package
@@ -102,7 +107,7 @@ do {
     machineID = try Library.machineID(root: root)
 } catch {
     Log.error("cannot start: \(error)")
-    exit(1)
+    exit(exitConfiguration)
 }
 
 let hooks: Hooks
@@ -112,7 +117,7 @@ do {
                   environment: Hooks.environment(group: settings.group, machineID: machineID, root: root, etcd: etcd))
 } catch {
     Log.error("cannot start: \(error)")
-    exit(1)
+    exit(exitConfiguration)
 }
 
 var watchdogUsec: UInt64 = 0

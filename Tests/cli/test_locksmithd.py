@@ -130,13 +130,13 @@ class Strategies(DaemonTest):
 
     def test_invalid_configuration_names_variable_and_file(self):
         n = self.node(group(), strategy=None, conf="REBOOT_STRATEGY=sometimes\n").start()
-        self.assertEqual(n.wait_exit(5), 1)
+        self.assertEqual(n.wait_exit(5), 78)
         self.assertIn('REBOOT_STRATEGY="sometimes" (from %s/etc/coreos/update.conf)' % n.root, n.output())
         n2 = self.node(group(), env={"LOCKSMITHD_REBOOT_WINDOW_START": "Thu 23:00"}).start()
-        self.assertEqual(n2.wait_exit(5), 1)
+        self.assertEqual(n2.wait_exit(5), 78)
         self.assertIn("LOCKSMITHD_REBOOT_WINDOW_LENGTH is not", n2.output())
         n3 = self.node(group(), conf='LOCKSMITHD_TIMEOUT="soon"\n').start()
-        self.assertEqual(n3.wait_exit(5), 1)
+        self.assertEqual(n3.wait_exit(5), 78)
         self.assertIn("LOCKSMITHD_TIMEOUT", n3.output())
         self.assertIn("/etc/coreos/update.conf", n3.output())
 

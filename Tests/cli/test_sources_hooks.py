@@ -124,12 +124,12 @@ class Sources(d.DaemonTest):
                            ("file:/run/../etc/x", "is not an absolute path"), ("command:", "names no command"),
                            ("command:  ", "names no command")]:
             n = self.node(d.group(), strategy="reboot", env={"LOCKSMITHD_REBOOT_SOURCE": value}).start()
-            self.assertEqual(n.wait_exit(5), 1, value)
+            self.assertEqual(n.wait_exit(5), 78, value)
             self.assertIn("LOCKSMITHD_REBOOT_SOURCE=", n.output())
             self.assertIn(why, n.output())
         for variable in ["LOCKSMITHD_REBOOT_CHECK_INTERVAL", "LOCKSMITHD_HOOK_TIMEOUT"]:
             n = self.node(d.group(), strategy="reboot", env={variable: "10ms"}).start()
-            self.assertEqual(n.wait_exit(5), 1)
+            self.assertEqual(n.wait_exit(5), 78)
             self.assertIn('%s="10ms" (from the environment) is shorter than 1s' % variable, n.output())
 
 
@@ -365,7 +365,7 @@ class Metrics(d.DaemonTest):
 
     def test_a_relative_metrics_file_is_refused(self):
         n = self.node(d.group(), env={"LOCKSMITHD_METRICS_FILE": "metrics.prom"}).start()
-        self.assertEqual(n.wait_exit(5), 1)
+        self.assertEqual(n.wait_exit(5), 78)
         self.assertIn('LOCKSMITHD_METRICS_FILE="metrics.prom" (from the environment) is not an absolute path', n.output())
 
 
@@ -409,7 +409,7 @@ class WindowZone(d.DaemonTest):
     def test_a_zone_that_does_not_exist_stops_the_daemon(self):
         n = self.node(d.group(), strategy="reboot", env={"LOCKSMITHD_REBOOT_WINDOW_START": "02:00", "LOCKSMITHD_REBOOT_WINDOW_LENGTH": "1h",
                                                          "LOCKSMITHD_REBOOT_WINDOW_TZ": "Europe/Atlantis"}).start()
-        self.assertEqual(n.wait_exit(5), 1)
+        self.assertEqual(n.wait_exit(5), 78)
         self.assertIn('LOCKSMITHD_REBOOT_WINDOW_TZ="Europe/Atlantis" (from the environment): time zone "Europe/Atlantis": no such zone',
                       n.output())
 
