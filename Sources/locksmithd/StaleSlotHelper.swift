@@ -19,8 +19,14 @@ final class StaleSlotHelper: @unchecked Sendable {
         pthread_cond_init(changed, nil)
     }
 
-    /// Reaps the helper when it ends, on a thread of its own.
+    /// Reaps the helper when it ends, on a thread of its own, which takes no signal: it starts
+    /// before the signal thread blocks SIGTERM in every thread, and a SIGTERM delivered to it
+    /// would end the daemon without giving a slot back.
     private func reapWhenDone() {
+        var all = sigset_t(), previous = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         spawnThread { [self] in
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}

@@ -239,7 +239,7 @@ class EndpointErrorsSayWhatToDo(unittest.TestCase):
         # The daemon names the variable and the file it came from.
         node = sec.Node(strategy="etcd-lock", conf="LOCKSMITHD_ENDPOINT=127.0.0.1:2379\n")
         try:
-            self.assertEqual(node.proc.wait(10), 1, node.output())
+            self.assertEqual(node.proc.wait(10), 78, node.output())  # EX_CONFIG: not restarted
         finally:
             node.stop()
         self.assertIn('LOCKSMITHD_ENDPOINT: endpoint "127.0.0.1:2379" has no http:// or https:// scheme: write it as '

@@ -269,7 +269,7 @@ class Configuration(daemon_tests.DaemonTest):
                 e = {"LOCKSMITHD_GROUP": ""}
                 e.update(env)
                 n = self.node("", strategy="fleetlock", env=e).start()
-                self.assertEqual(n.wait_exit(10), 1, n.output())
+                self.assertEqual(n.wait_exit(10), 78, n.output())  # EX_CONFIG: not restarted
                 self.assertIn(expected, n.output())
                 self.assertNotIn("secret", n.output())
 

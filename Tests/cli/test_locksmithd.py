@@ -486,6 +486,17 @@ class Environment(DaemonTest):
         self.assertEqual(zombies(), [])
         self.assertEqual(n.stop(), 0)
 
+    def test_sigterm_right_after_start_is_a_clean_stop(self):
+        # The start-up helper's reaper thread began before the signal thread blocked SIGTERM in
+        # every thread: a SIGTERM delivered to it ended the daemon by the signal (-15), without
+        # giving a slot back. Started and stopped at once, many times: always exit 0.
+        self.service(UpdateEngine())
+        g = group()
+        for _ in range(12):
+            n = self.node(g).start()
+            self.assertTrue(wait_for(lambda: n.saw("READY=1")), n.output())
+            self.assertEqual(n.stop(), 0, n.output())
+
     def test_unit_file_verifies(self):
         unit = os.path.join(tempfile.mkdtemp(prefix="locksmith-test-unit-"), "locksmithd.service")
         with open(os.path.join(harness.ROOT, "systemd", "locksmithd.service.in")) as f:
