@@ -37,6 +37,12 @@ MAX_AGE_DAYS = float(os.environ.get("LOCKSMITH_MACHINES_MAX_AGE_DAYS", "14"))
 # logind. Installed by debootstrap, so that installing the .debs later needs no network.
 INCLUDE = ["systemd", "systemd-sysv", "dbus", "libcurl4", "libsystemd0", "libpam-runtime", "libpam-modules",
            "libmicrohttpd12", "libjson-c5", "libgnutls30", "procps", "iproute2"]
+# trixie renamed the libraries of the 64-bit time_t transition (they provide the old names).
+RENAMED = {"trixie": {"libcurl4": "libcurl4t64", "libmicrohttpd12": "libmicrohttpd12t64", "libgnutls30": "libgnutls30t64"}}
+
+
+def include(release):
+    return [RENAMED.get(release, {}).get(p, p) for p in INCLUDE]
 # The packages installed in every machine (python3-locksmith would bring python3: not needed here).
 PACKAGES = ["liblocksmith1", "locksmith", "locksmith-fleetlockd", "libpam-locksmith"]
 ENV = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "SYSTEMD_COLORS=0", "SYSTEMD_PAGER=cat"]
@@ -84,7 +90,7 @@ def base_root(release, log_file=None):
     os.makedirs(CACHE, exist_ok=True)
     root = os.path.join(CACHE, release + "-base")
     stamp = root + ".stamp"
-    want = "%s %s %s\n" % (release, MIRROR, ",".join(INCLUDE))
+    want = "%s %s %s\n" % (release, MIRROR, ",".join(include(release)))
     try:
         with open(stamp) as f:
             have = f.read()
@@ -98,7 +104,7 @@ def base_root(release, log_file=None):
     log("debootstrap %s (cached afterwards in %s)" % (release, root))
     t = time.monotonic()
     out = open(log_file or os.devnull, "w")
-    r = subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(INCLUDE), release, new, MIRROR],
+    r = subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(include(release)), release, new, MIRROR],
                        stdout=out, stderr=subprocess.STDOUT)
     if r.returncode != 0:
         shutil.rmtree(new, ignore_errors=True)
