@@ -266,7 +266,7 @@ test-machines: deps lib programs tools
 
 # The same for a person to watch: the slot's holders as they change, and each step's times.
 machines-demo: deps lib programs tools
-	@Tests/machines/test-machines --watch $(or $(MACHINES_ARGS),--machines 5)
+	@Tests/machines/test-machines --watch $(or $(MACHINES_ARGS),--release bookworm --machines 5)
 
 test-swift:
 	TZ=America/Los_Angeles $(SWIFT) test
