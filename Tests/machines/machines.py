@@ -20,6 +20,7 @@ Commands run inside through `nsenter -t LEADER -a` with a clean environment. nsp
 when the machine asks to reboot: a watcher boots the machine again, as systemd-nspawn@.service does
 (RestartForceExitStatus=133), and records when.
 """
+import fcntl
 import os
 import shutil
 import signal
@@ -88,17 +89,49 @@ def base_root(release, log_file=None):
     """The cached minimal root of `release` (a directory), made with debootstrap when missing,
     when it was made with another package list, or when older than MAX_AGE_DAYS."""
     os.makedirs(CACHE, exist_ok=True)
+    # Two runs at once: one makes the base while the other waits, and a base in use (overlays
+    # on it) is never made again under a run: each run holds a shared lock on it until it exits.
+    lock = open(os.path.join(CACHE, release + "-base.lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    root = _fresh_base(release)
+    if not root:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            root = _fresh_base(release) or _make_base(release, log_file)
+        except BaseException:
+            lock.close()
+            raise
+        fcntl.flock(lock, fcntl.LOCK_SH)
+    _held_locks.append(lock)
+    return root
+
+
+_held_locks = []
+
+
+def _stamp(release):
+    return "%s %s %s\n" % (release, MIRROR, ",".join(include(release)))
+
+
+def _fresh_base(release):
+    """The cached base of release if it is there, made with this package list and not too old."""
+    root = os.path.join(CACHE, release + "-base")
+    try:
+        with open(root + ".stamp") as f:
+            have = f.read()
+        age = (time.time() - os.stat(root + ".stamp").st_mtime) / 86400
+    except FileNotFoundError:
+        return None
+    if have == _stamp(release) and age < MAX_AGE_DAYS and os.path.isdir(root + "/usr/lib/systemd"):
+        return root
+    return None
+
+
+def _make_base(release, log_file):
     root = os.path.join(CACHE, release + "-base")
     stamp = root + ".stamp"
-    want = "%s %s %s\n" % (release, MIRROR, ",".join(include(release)))
-    try:
-        with open(stamp) as f:
-            have = f.read()
-        age = (time.time() - os.stat(stamp).st_mtime) / 86400
-        if have == want and age < MAX_AGE_DAYS and os.path.isdir(root + "/usr/lib/systemd"):
-            return root
-    except FileNotFoundError:
-        pass
+    want = _stamp(release)
     new = root + ".new"
     shutil.rmtree(new, ignore_errors=True)
     log("debootstrap %s (cached afterwards in %s)" % (release, root))
@@ -109,8 +142,8 @@ def base_root(release, log_file=None):
     if r.returncode != 0:
         shutil.rmtree(new, ignore_errors=True)
         raise Skip("debootstrap %s from %s failed (exit %d; no archive reachable?)" % (release, MIRROR, r.returncode))
-    # Each machine gets its own id; an empty file in the base would make systemd treat every boot
-    # as a first boot (presets), so the machines write theirs.
+    # No machine id in the base (debootstrap's would be every machine's): each machine writes its
+    # own over the empty file.
     os.unlink(new + "/etc/machine-id")
     open(new + "/etc/machine-id", "w").close()
     try:
@@ -155,22 +188,40 @@ class Fleet:
         self.closed = False
         layer = os.path.join(self.dir, "packages")
         root = os.path.join(self.dir, "packages-root")
-        _mount_overlay([base], layer, os.path.join(self.dir, "packages-work"), root)
-        self.mounts.append(root)
+        try:
+            _mount_overlay([base], layer, os.path.join(self.dir, "packages-work"), root)
+            self.mounts.append(root)
+            self.install_log = self._install(root, debs)
+            _umount(root)
+            self.mounts.remove(root)
+        except BaseException:
+            self.close()
+            raise
+        self.packages = layer
+
+    @staticmethod
+    def _install(root, debs):
+        """Installs debs in root. dpkg in a chroot: no systemd runs there, so the maintainer
+        scripts enable the unit (deb-systemd-helper) and start nothing, as on a machine being
+        installed. The base has every dependency the packages had when INCLUDE was written; one
+        added since is fetched with apt-get -f install (the Debian archive)."""
         os.makedirs(root + "/tmp/debs", exist_ok=True)
         for d in debs:
             shutil.copy(d, root + "/tmp/debs/")
         names = " ".join("/tmp/debs/" + os.path.basename(d) for d in debs)
-        # dpkg in a chroot: no systemd runs there, so the maintainer scripts enable the unit
-        # (deb-systemd-helper) and start nothing, as on a machine being installed.
-        r = subprocess.run(["chroot", root] + ENV + ["sh", "-c", "dpkg -i %s && rm -rf /tmp/debs" % names],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        r = subprocess.run(["chroot", root] + ENV + ["dpkg", "-i"] + names.split(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        out = r.stdout
         if r.returncode != 0:
-            raise RuntimeError("dpkg -i in the packages layer failed:\n" + r.stdout[-3000:])
-        self.install_log = r.stdout
-        _umount(root)
-        self.mounts.remove(root)
-        self.packages = layer
+            shutil.copy("/etc/resolv.conf", root + "/etc/resolv.conf")
+            r = subprocess.run(["chroot", root] + ENV + ["sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+                               "apt-get -f install -y -qq --no-install-recommends && apt-get clean"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            out += r.stdout
+            if r.returncode != 0:
+                raise RuntimeError("the packages do not install in the base (dpkg -i, then apt-get -f install):\n" + out[-3000:])
+        shutil.rmtree(root + "/tmp/debs")
+        return out
 
     def machine(self, name):
         m = Machine(self, name)
