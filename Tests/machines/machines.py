@@ -69,9 +69,16 @@ def preflight():
     for tool in ("systemd-nspawn", "debootstrap", "nsenter", "chroot"):
         if not shutil.which(tool):
             raise Skip("%s is missing (tools/build/install-deps installs systemd-container and debootstrap)" % tool)
-    with open("/proc/filesystems") as f:
-        if "overlay" not in f.read():
-            raise Skip("the kernel has no overlay file system")
+    # An overlay mount, tried (the module may load on first use; a container may forbid it).
+    probe = tempfile.mkdtemp(prefix="locksmith-machines-probe-", dir="/var/tmp")
+    try:
+        try:
+            _mount_overlay([probe + "/lower"], probe + "/upper", probe + "/work", probe + "/mnt")
+        except (subprocess.CalledProcessError, OSError) as e:
+            raise Skip("cannot mount an overlay file system here (%s)" % e)
+        _umount(probe + "/mnt")
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
     for h in _hierarchies():
         if not os.access(h, os.W_OK):
             raise Skip("cannot make a cgroup under %s" % h)
@@ -164,7 +171,7 @@ def _make_base(release, log_file):
 
 
 def _mount_overlay(lowers, upper, work, target):
-    for d in (upper, work, target):
+    for d in lowers + [upper, work, target]:
         os.makedirs(d, exist_ok=True)
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
                     "lowerdir=%s,upperdir=%s,workdir=%s" % (":".join(lowers), upper, work), target], check=True)
