@@ -248,6 +248,11 @@ class Fleet:
             m.remove()
         for target in self.mounts:
             _umount(target)
+        for h in _hierarchies():
+            try:
+                os.rmdir(os.path.join(h, CGROUP, str(os.getpid())))
+            except OSError:  # another fleet of this process still has machines there
+                pass
         t2 = time.monotonic()
         shutil.rmtree(self.dir, ignore_errors=True)
         if os.environ.get("LOCKSMITH_MACHINES_DEBUG"):
