@@ -5,6 +5,7 @@
 #   make install          install under $(DESTDIR)$(PREFIX)
 #   make test             install missing Debian packages, build, run every test suite
 #   make demo             a simulated fleet of real daemons does a rolling reboot
+#   make machines-demo    three Debian machines (systemd-nspawn) with the packages really reboot
 #
 # The shared library is linked here rather than in Package.swift, because its flags
 # (-static-stdlib, the version script, the soname) are "unsafe" to SwiftPM and would break
@@ -73,7 +74,7 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs tools standins deps install uninstall test deb test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo clean
+.PHONY: all lib programs tools standins deps install uninstall test deb test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo test-machines machines-demo clean
 
 all: lib programs tools
 
@@ -256,6 +257,16 @@ deb: deps
 demo: deps
 	@$(MAKE) --no-print-directory lib programs standins >/dev/null
 	@tools/fleet-sim $(DEMO_ARGS)
+
+# The packages under real systemd: minimal Debian machines booted with systemd-nspawn (root;
+# the base root is made once with debootstrap and cached in /var/cache/locksmith-machines).
+# MACHINES_ARGS: --release trixie, --machines N, --debs DIR (Tests/machines/test-machines --help).
+test-machines: deps lib programs tools
+	@Tests/machines/test-machines $(MACHINES_ARGS)
+
+# The same for a person to watch: the slot's holders as they change, and each step's times.
+machines-demo: deps lib programs tools
+	@Tests/machines/test-machines --watch $(or $(MACHINES_ARGS),--release bookworm --machines 5)
 
 test-swift:
 	TZ=America/Los_Angeles $(SWIFT) test
