@@ -37,7 +37,18 @@ public enum Logind {
 public struct BusError: Error, CustomStringConvertible, Sendable {
     public let code: Int32
     public let message: String
+    /// The D-Bus error name of the answer, if one came (org.freedesktop.DBus.Error.AccessDenied).
+    public var name: String? = nil
     public var description: String { message }
+
+    /// No answer came: the connection went away or the call timed out. A method call may still
+    /// have been carried out (logind starts a reboot, and its shutdown closes the bus before the
+    /// answer is sent), so this is no refusal.
+    public var answerLost: Bool {
+        if [ECONNRESET, ENOTCONN, EPIPE, ETIMEDOUT, ESHUTDOWN].contains(code) { return true }
+        return ["org.freedesktop.DBus.Error.Disconnected", "org.freedesktop.DBus.Error.NoReply",
+                "org.freedesktop.DBus.Error.Timeout", "org.freedesktop.DBus.Error.TimedOut"].contains(name ?? "")
+    }
 }
 
 /// A connection to the system bus. Belongs to one thread at a time.
@@ -111,6 +122,6 @@ public final class SystemBus {
         if let e = busError?.pointee, let message = e.message {
             detail = String(cString: message) + (e.name.map { " (" + String(cString: $0) + ")" } ?? "")
         }
-        return BusError(code: -r, message: "\(what): \(detail)")
+        return BusError(code: -r, message: "\(what): \(detail)", name: busError?.pointee.name.map { String(cString: $0) })
     }
 }

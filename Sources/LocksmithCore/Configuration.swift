@@ -38,9 +38,13 @@ public struct Configuration: Sendable {
         warnings += parsed.warnings.map { "\(origin): \($0)" }
     }
 
-    /// Adds process environment variables; they override everything merged before.
+    /// Adds process environment variables; they override everything merged before. A variable
+    /// whose value is the one a file already gave keeps the file as its origin: under the unit
+    /// the files reach the daemon as variables too (EnvironmentFile=), and a message should name
+    /// the file where the setting is to be changed, not "the environment".
     public mutating func merge(environment: some Sequence<(key: String, value: String)>) {
         for (key, value) in environment {
+            if let known = settings[key], known.value == value { continue }
             settings[key] = Setting(value: value, origin: "environment")
         }
     }

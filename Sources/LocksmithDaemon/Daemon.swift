@@ -117,6 +117,11 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         }
         if stopping { return true }
         if case .failed(let hook, let reason) = hooks(.preReboot) {
+            if stopping {
+                // Stopped while the hook ran (it was stopped too): no failure of the hook's.
+                releaseTakenSlot()
+                return true
+            }
             let wait = world.backoff(preRebootFailures)
             preRebootFailures += 1
             log(.error, "pre-reboot hook \(hook) failed (\(reason)): not rebooting; giving the slot back and trying again in \(Daemon.human(Int64(wait / 1000)))",
@@ -136,17 +141,36 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             pause(milliseconds: delay) { _ in false }
             if stopping { return true }
         }
-        do {
-            try world.reboot()
-        } catch {
-            log(.error, "the reboot was refused: \(error)")
-            releaseTakenSlot()
-            setState(.running, "the reboot was refused; trying again")
-            pause(milliseconds: world.backoff(0)) { _ in false }
-            return stopping
+        // Rebooting from the request on: logind may stop the daemon before its answer comes.
+        setState(.rebooting, "asking logind to reboot")
+        var lost = 0
+        while true {
+            do {
+                try world.reboot()
+            } catch let error as RebootAnswerLost {
+                // Perhaps rebooting already: the slot stays this machine's (recorded), as after an
+                // answer. Still up a minute later, it was not: ask again.
+                if lost == 0 {
+                    log(.warning, "logind's answer to the reboot request was lost (\(error)): keeping the reboot slot, the reboot may be under way")
+                }
+                lost += 1
+                slot = .none
+                status("rebooting (logind's answer was lost; asking again in a minute if still up)")
+                pause(milliseconds: 60_000) { _ in false }
+                if stopping { return true }
+                slot = .taken
+                continue
+            } catch {
+                log(.error, "the reboot was refused: \(error)")
+                releaseTakenSlot()
+                setState(.running, "the reboot was refused; trying again")
+                pause(milliseconds: world.backoff(0)) { _ in false }
+                return stopping
+            }
+            break
         }
         slot = .none  // kept through the reboot: the record makes the next start give it back
-        setState(.rebooting, "rebooting")
+        status("rebooting")
         log(.notice, "reboot requested")
         pause(milliseconds: nil) { _ in false }
         return true
@@ -426,6 +450,9 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// Gives back the slot this run took (or may have taken), retrying a few times.
     func releaseTakenSlot() {
         guard slot != .none, let client = clientLock.locked({ madeClient }) else { return }
+        // A stop cancels the client's requests (to end waits at once); giving the slot back must
+        // go through all the same.
+        client.cancel(false)
         for attempt in 0..<5 {
             do {
                 try client.unlock(machineID)

@@ -58,11 +58,19 @@ public enum HookOutcome: Equatable, Sendable {
     case failed(hook: String, reason: String)
 }
 
+/// The reboot request's answer was lost (the bus connection closed, no reply): logind may be
+/// rebooting the machine already, since its shutdown closes the bus before the answer is sent.
+/// Not a refusal: the slot is kept, as after an answer.
+public struct RebootAnswerLost: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// Everything the state machine acts through.
 public struct DaemonWorld {
     /// A client of the semaphore at `key` (nil: the configured group's); made when first needed.
     public var makeClient: (_ key: String?) throws -> SlotClient
-    /// Asks for the reboot (logind).
+    /// Asks for the reboot (logind); throws RebootAnswerLost when no answer came.
     public var reboot: () throws -> Void
     /// Warns logged-in users with `text`; returns how many terminals were reached.
     public var broadcast: (_ text: String) -> Int

@@ -137,7 +137,13 @@ let world = DaemonWorld(
         try client.prepare()  // libcurl now: a client that cannot work is an error here
         return client
     },
-    reboot: { try SystemBus().reboot() },
+    reboot: {
+        do {
+            try SystemBus().reboot()
+        } catch let error as BusError where error.answerLost {
+            throw RebootAnswerLost(error.message)
+        }
+    },
     broadcast: { text in Broadcast.send(text, utmp: settings.utmp, root: root).count },
     setState: { try coordinator.set($0) },
     recordSlot: { held in

@@ -65,4 +65,15 @@ import Testing
         #expect(c["C"] == nil)
         #expect(c.warnings == ["/etc/coreos/update.conf: line 2: no \"=\" in \"bad line\", line ignored"])
     }
+
+    @Test func aVariableWithAFilesValueNamesTheFile() {
+        // Under the unit the files reach the daemon as variables too (EnvironmentFile=): a
+        // message names the file where the setting is, not "the environment" (issue 27).
+        var c = Configuration()
+        c.merge(fileText: "REBOOT_STRATEGY=sometimes\n", origin: "/etc/default/locksmithd")
+        c.merge(environment: [(key: "REBOOT_STRATEGY", value: "sometimes")])
+        #expect(c.settings["REBOOT_STRATEGY"] == .init(value: "sometimes", origin: "/etc/default/locksmithd", line: 1))
+        c.merge(environment: [(key: "REBOOT_STRATEGY", value: "reboot")])
+        #expect(c.settings["REBOOT_STRATEGY"]?.origin == "environment")
+    }
 }

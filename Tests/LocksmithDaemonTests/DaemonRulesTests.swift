@@ -111,7 +111,7 @@ final class Harness: @unchecked Sendable {
     let metricsText = Locked<String?>(nil)
 
     init(strategy: String = "etcd-lock", client: @escaping () throws -> SlotClient, recordFails: Bool = false,
-         rebootFails: Bool = false, window: (start: String, length: String)? = nil, broadcastDelay: Int64 = 0, reached: Int = 0,
+         rebootFails: Bool = false, rebootAnswerLost: Bool = false, window: (start: String, length: String)? = nil, broadcastDelay: Int64 = 0, reached: Int = 0,
          hooks: [HookPhase: [HookOutcome]] = [:], slotWait: String = "watch", extra: String = "") {
         let log = self.log, events = self.events, reboots = self.reboots
         let hookAnswers = self.hookAnswers, hookRuns = self.hookRuns, metricsText = self.metricsText
@@ -121,6 +121,7 @@ final class Harness: @unchecked Sendable {
             reboot: {
                 if rebootFails { throw LocksmithFailure(code: EACCES, message: "logind refused") }
                 reboots.withLock { $0 += 1 }
+                if rebootAnswerLost { throw RebootAnswerLost("logind refused to reboot: Connection reset by peer") }
             },
             broadcast: { text in events.withLock { $0.append("broadcast " + text) }; return reached },
             setState: { state in events.withLock { $0.append("state " + state.rawValue) } },
@@ -297,6 +298,20 @@ final class Harness: @unchecked Sendable {
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(client.unlocks == [machine, "job"])
         #expect(client.locks == [machine])
+    }
+
+    @Test func aRebootWhoseAnswerWasLostKeepsTheSlot() {
+        // Issue 27: logind's shutdown closed the bus before its answer to Reboot came, and the
+        // daemon took that for a refusal: it gave the slot back while its machine went down, and
+        // the next machine took it. A lost answer keeps the slot, as an answer does; the stop
+        // that comes with the shutdown gives nothing back.
+        let client = ScriptedClient(lockAnswers: [nil])
+        let h = Harness(client: { client }, rebootAnswerLost: true)
+        h.run(for: 3) { h.rebootCount > 0 && h.logged.contains { $0.contains("answer to the reboot request was lost") } }
+        #expect(h.rebootCount == 1)
+        #expect(client.unlocks.isEmpty, "the slot was given back")
+        #expect(h.recorded == ["record \(machine)"])
+        #expect(h.states.last == "state rebooting")
     }
 
     @Test func stoppingAfterTakingASlotGivesItBack() {
