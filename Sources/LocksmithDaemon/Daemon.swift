@@ -434,14 +434,16 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             machineSlot = nil
             return
         }
+        func giveBack(_ target: (key: String, id: String)) throws {
+            let owner = target.key == client.key ? client : try world.makeClient(target.key)
+            try Daemon.giveBack(owner, id: target.id, fleetLock: settings.usesFleetLock, log: world.log)
+        }
         if let own = machineSlot {
-            let owner = own.key == client.key ? client : try world.makeClient(own.key)
-            try Daemon.giveBack(owner, id: own.id, fleetLock: settings.usesFleetLock, log: world.log)
+            try giveBack(own)
             machineSlot = nil
         }
         if let stale = staleSlot {
-            let owner = stale.key == client.key ? client : try world.makeClient(stale.key)
-            try Daemon.giveBack(owner, id: stale.id, fleetLock: settings.usesFleetLock, log: world.log)
+            try giveBack(stale)
             staleSlot = nil
             record(nil)
         }

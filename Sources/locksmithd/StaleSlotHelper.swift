@@ -1,6 +1,6 @@
 // The start-up helper process: it makes an etcd client (loading libcurl) and gives back the slot
-// the record names and the machine id's, while the daemon itself waits for an update without ever loading libcurl and
-// the TLS libraries. It tells the daemon through a pipe whether it could make its client.
+// the record names and the machine id's, while the daemon itself waits for an update without ever
+// loading libcurl and the TLS libraries. It tells the daemon through a pipe whether it could make its client.
 import CGlibc
 import Glibc
 import LocksmithDaemon
