@@ -489,7 +489,16 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
 
     /// Runs a phase's hooks, counting a failure.
     func hooks(_ phase: HookPhase) -> HookOutcome {
-        let outcome = world.runHooks(phase) { [inputs] in inputs.current.stopRequested }
+        // A hook may run for minutes (LOCKSMITHD_HOOK_TIMEOUT): the watchdog is pinged meanwhile,
+        // as often as it wants, from the runner's checks for a stop (four a second).
+        var lastPing = monotonicMilliseconds()
+        let outcome = world.runHooks(phase) { [self] in
+            if let w = world.watchdogMilliseconds, monotonicMilliseconds() - lastPing >= w {
+                ping()
+                lastPing = monotonicMilliseconds()
+            }
+            return inputs.current.stopRequested
+        }
         if case .failed = outcome {
             updateMetrics {
                 $0.hookFailures[phase, default: 0] += 1

@@ -209,6 +209,28 @@ class Hooks(d.DaemonTest):
         self.assertTrue(wait_for(lambda: logind.calls(), timeout=20), n.output())
         self.assertEqual(d.holders(g), [n.id])
 
+    def test_the_watchdog_is_pinged_while_a_hook_runs(self):
+        # A hook may run for minutes: the unit's watchdog must not kill the daemon meanwhile.
+        g = d.group()
+        ue = self.service(d.UpdateEngine(d.NEED))
+        logind = self.service(d.Logind())
+        n = self.node(g, env={"WATCHDOG_USEC": "400000"})
+        marker = n.root + "/hook-running"
+        write_hook(n, "pre-reboot", "10-slow", "touch %s\nwhile [ -e %s ]; do sleep 0.1; done" % (marker, marker))
+        n.start()
+        self.assertTrue(wait_for(lambda: os.path.exists(marker)), n.output())
+        def pings():
+            return sum(1 for m in n.drain() if "WATCHDOG=1" in m)
+        before, started = pings(), time.monotonic()
+        time.sleep(1.5)
+        pinged = pings() - before
+        elapsed = time.monotonic() - started
+        self.assertEqual(logind.calls(), [])
+        # Half of WATCHDOG_USEC is 0.2 s: at least one ping per 0.5 s, however busy the machine.
+        self.assertGreaterEqual(pinged, int(elapsed / 0.5), n.messages)
+        os.unlink(marker)
+        self.assertTrue(wait_for(lambda: logind.calls()), n.output())
+
     def test_a_hook_that_runs_too_long_is_stopped_with_its_children(self):
         g = d.group()
         ue = self.service(d.UpdateEngine(d.NEED))
