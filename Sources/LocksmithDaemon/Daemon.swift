@@ -1,7 +1,10 @@
 // The daemon's state machine: wait for "reboot needed", wait for the reboot window, take a slot,
-// warn the users, reboot; give the slot back once the machine is up again. Every wait is a state
-// visible in coordinator.conf, in the log and in sd_notify STATUS. It acts only through its
-// `DaemonWorld`, so its rules are unit-tested (Tests/LocksmithDaemonTests) as well as run.
+// warn the users, reboot; give the slot back once the machine is up again. As in systemd's
+// service.c: one state type (`Phase`, within `State`), one step per phase (`step`), and one
+// function that changes state and owns every side effect of it (`transition`: coordinator.conf,
+// the slot record, STATUS, the metrics, the journal). Every wait is a phase visible in the log and
+// in sd_notify STATUS. It acts only through its `DaemonWorld`, time and waiting included, so its
+// rules are unit-tested on a virtual clock (Tests/LocksmithDaemonTests) as well as run.
 import Glibc
 import Locksmith
 
@@ -16,10 +19,6 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// cancels it.
     private let clientLock = Mutex()
     private var madeClient: SlotClient?
-    /// A slot of this run that is not given back yet (and no reboot was asked for yet): taken,
-    /// or perhaps taken (a lock request whose answer was lost).
-    enum Slot { case none, maybe, taken }
-    private(set) var slot = Slot.none
     /// The slot left from before, to give back before taking one (from the slot record at
     /// start-up); nil once done, or when there is none.
     public var staleSlot: (key: String, id: String)?
@@ -31,11 +30,11 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// Stops the start-up helper that gives back the stale slot, if it still runs; true if it
     /// finished that work (the program sets it; the default has no helper).
     public var staleHelperDone: () -> Bool = { false }
+    /// Where the daemon is; changed only by `transition`.
+    private(set) var state = State()
     private var lastStatus = ""
     /// What the metrics file says, rewritten when it changes.
     private(set) var metrics = Metrics()
-    /// Failed runs of pre-reboot hooks in a row (for the backoff).
-    private var preRebootFailures = 0
 
     public init(settings: DaemonSettings, world: DaemonWorld, inputs: SharedInputs, machineID: String) {
         self.settings = settings
@@ -48,29 +47,163 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
 
     // MARK: The states
 
+    /// The daemon's phases: each is one wait or one action, done by `step`. `recorded` is the
+    /// state it belongs to, the one coordinator.conf, the metrics and the journal name (the
+    /// original's four).
+    enum Phase: Equatable {
+        /// After a reboot, with post-reboot hooks: they run (again, with backoff) until they all
+        /// pass, the slot from before the reboot kept meanwhile.
+        case checkingHealth
+        /// The post-reboot hooks passed: the slot from before the reboot is given back.
+        case givingBackSlot
+        case waitingForUpdate
+        case waitingForWindow
+        /// No slot to take (REBOOT_STRATEGY=reboot): the pre-lock hooks say when.
+        case askingPreLockHooks
+        /// In the group's queue (or polling), pre-lock hooks run before each attempt.
+        case takingSlot
+        case runningPreRebootHooks
+        /// Logged-in users are warned, and given LOCKSMITHD_REBOOT_BROADCAST_DELAY.
+        case warningUsers
+        /// Asking logind; again a minute later if its answer was lost and the machine is still up.
+        case rebooting
+        /// logind said yes: waiting to be stopped by the shutdown.
+        case rebootRequested
+        case stopped
+
+        var recorded: DaemonState? {
+            switch self {
+            case .checkingHealth, .givingBackSlot, .waitingForUpdate, .waitingForWindow: return .running
+            case .askingPreLockHooks, .takingSlot, .runningPreRebootHooks, .warningUsers: return .rebootPlanned
+            case .rebooting, .rebootRequested: return .rebooting
+            case .stopped: return nil  // coordinator.conf keeps the last state (as the original)
+            }
+        }
+
+        /// The retries a phase counts from zero each time it is entered. (Failed pre-reboot
+        /// hooks count across attempts, until they pass.)
+        var counts: [Retry] {
+            switch self {
+            case .checkingHealth: return [.healthCheck]
+            case .givingBackSlot: return [.giveBack]
+            case .askingPreLockHooks: return [.preLockHook]
+            case .takingSlot: return [.preLockHook, .slotBusy, .slotError]
+            default: return []
+            }
+        }
+    }
+
+    /// What is retried with backoff, each with its own count of attempts.
+    enum Retry: Hashable { case preLockHook, slotBusy, slotError, preRebootHook, healthCheck, giveBack }
+
+    /// A slot of this run that is not given back yet (and no reboot was asked for yet): taken,
+    /// or perhaps taken (a lock request whose answer was lost).
+    enum Slot { case none, maybe, taken }
+
+    /// Everything the daemon's rules decide on, besides its inputs and the start-up slots.
+    struct State {
+        var phase = Phase.waitingForUpdate
+        /// As coordinator.conf has it (the program wrote "starting" before the daemon ran).
+        var recorded = DaemonState.starting
+        var slot = Slot.none
+        var attempts: [Retry: Int] = [:]
+        /// The first wait for an update gave the bus thread a moment (then the daemon went idle).
+        var settled = false
+        /// The last error taking a slot, logged once until another comes.
+        var lastSlotError = ""
+        /// Reboot requests whose answer was lost, this attempt.
+        var answersLost = 0
+    }
+
+    /// The changes of this run's slot (`State.slot`) and of the slot record.
+    enum SlotChange {
+        /// A lock request's answer was lost: perhaps taken. Recorded (best effort), so that a
+        /// crash or a reboot still gives it back.
+        case maybe(key: String)
+        /// Taken: recorded first, and kept only if the record was written.
+        case taken(key: String)
+        /// Held again without a word: a slot whose record failed, about to be given back; the
+        /// reboot asked for again after a lost answer.
+        case held
+        /// A lost request that did not land after all: record cleared.
+        case didNotLand
+        /// Given back: record cleared.
+        case givenBack
+        /// Kept through the reboot: no longer this run's to give back; the record makes the next
+        /// start give it back.
+        case keptThroughReboot
+        /// The slot from before this start was given back: record cleared.
+        case staleGivenBack
+    }
+
+    /// The one function that changes the daemon's state, and owns the side effects: a new
+    /// recorded state is written to coordinator.conf, the metrics and the journal; a slot change
+    /// to the slot record and the metrics; `text` becomes the STATUS line (and a journal entry)
+    /// when it changed. Entering a phase starts its retry counts from zero. Returns why the
+    /// record of a slot taken could not be written (the slot is then not kept).
+    @discardableResult
+    func transition(to phase: Phase? = nil, slot change: SlotChange? = nil, status text: String? = nil) -> (any Error)? {
+        var failure: (any Error)?
+        switch change {
+        case nil: break
+        case .maybe(let key):
+            state.slot = .maybe
+            record((key, machineID))
+        case .taken(let key):
+            do {
+                try world.recordSlot((key, machineID))
+                state.slot = .taken
+                updateMetrics { $0.slotHeld = true }
+            } catch {
+                state.slot = .taken
+                failure = error
+            }
+        case .held: state.slot = .taken
+        case .didNotLand:
+            state.slot = .none
+            record(nil)
+        case .givenBack:
+            state.slot = .none
+            updateMetrics { $0.slotHeld = false }
+            record(nil)
+        case .keptThroughReboot: state.slot = .none
+        case .staleGivenBack: record(nil)
+        }
+        if let phase, phase != state.phase {
+            for retry in phase.counts { state.attempts[retry] = nil }
+            if phase == .takingSlot { state.lastSlotError = "" }
+            if phase == .rebooting { state.answersLost = 0 }
+            state.phase = phase
+            if let recorded = phase.recorded, recorded != state.recorded {
+                state.recorded = recorded
+                do {
+                    try world.setState(recorded)
+                } catch {
+                    log(.warning, "\(error)")
+                }
+                updateMetrics {
+                    if $0.state != recorded { $0.stateSince = world.clock.now() }
+                    $0.state = recorded
+                    if recorded == .running && !inputs.current.rebootNeeded { $0.rebootNeeded = false }
+                }
+                log(.info, "state \(recorded.rawValue)", ["LOCKSMITHD_STATE=\(recorded.rawValue)", "LOCKSMITHD_STRATEGY=\(settings.strategy)",
+                                                         "LOCKSMITHD_GROUP=\(settings.group)", "LOCKSMITHD_MACHINE_ID=\(machineID)"])
+            }
+        }
+        if let text { status(text) }
+        return failure
+    }
+
     /// Runs until asked to stop; returns the exit status.
     public func run() -> Int32 {
-        setState(.running, "waiting for an update")
+        transition(to: .waitingForUpdate, status: "waiting for an update")
         world.notify("READY=1")
         if settings.takesSlot, staleSlot != nil, world.hasHooks(.postReboot) {
-            healthGate()
+            updateMetrics { $0.slotHeld = true }
+            transition(to: .checkingHealth)
         }
-        var settled = false
-        while !stopping {
-            status("waiting for an update")
-            if !settled && !inputs.current.rebootNeeded {
-                // Give the bus thread a moment to read the update engine's status first.
-                pause(milliseconds: 1000) { $0.rebootNeeded }
-                if !inputs.current.rebootNeeded && !stopping { world.idle() }
-                settled = true
-            }
-            pause(milliseconds: nil) { $0.rebootNeeded }
-            if stopping { break }
-            updateMetrics { $0.rebootNeeded = true }
-            let by = inputs.current.rebootNeededBy
-            log(.notice, by.isEmpty ? "an update was applied and needs a reboot" : "a reboot is needed (\(by))")
-            if rebootOnce() { break }
-        }
+        while !stopping && state.phase != .stopped { step() }
+        transition(to: .stopped)
         return finish()
     }
 
@@ -80,181 +213,226 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         inputs.update { $0.stopRequested = true }
     }
 
-    /// One attempt at rebooting: window, slot, warning, logind. True once a reboot was asked for
-    /// (or a stop), false to try again.
-    func rebootOnce() -> Bool {
-        guard waitForWindow() else { return true }
-        setState(.rebootPlanned, "reboot planned")
-        if !settings.takesSlot {
-            // No slot to take: the pre-lock hooks still decide whether now is the time.
-            var attempt = 0
-            while case .failed(let hook, let reason) = hooks(.preLock) {
-                status("not rebooting yet: pre-lock hook \(hook) says not now (\(reason)); asking again in \(Daemon.human(Int64(world.backoff(attempt) / 1000)))")
-                pause(milliseconds: world.backoff(attempt)) { _ in false }
-                attempt += 1
-                if stopping { return true }
-                if let window = settings.window, (try? window.secondsToStart(now: world.now())) ?? 1 > 0 {
-                    setState(.running, "the reboot window closed while a pre-lock hook said not now")
-                    return false
-                }
-            }
+    /// Does the current phase's one wait or action; each leads to the next phase by `transition`
+    /// (or stays, to wait or try again). A stop is seen between steps.
+    func step() {
+        switch state.phase {
+        case .checkingHealth: checkHealth()
+        case .givingBackSlot: giveBackAfterHealthCheck()
+        case .waitingForUpdate: waitForUpdate()
+        case .waitingForWindow: waitForWindow()
+        case .askingPreLockHooks: askPreLockHooks()
+        case .takingSlot: takeSlot()
+        case .runningPreRebootHooks: runPreRebootHooks()
+        case .warningUsers: warnUsers()
+        case .rebooting: reboot()
+        case .rebootRequested: pause(milliseconds: nil)
+        case .stopped: break
         }
-        if settings.takesSlot {
-            switch acquireSlot() {
-            case .stopped: return true
-            case .windowClosed:
-                setState(.running, "the reboot window closed before a slot was free")
-                return false
-            case .held: break
+    }
+
+    private func waitForUpdate() {
+        status("waiting for an update")
+        if !state.settled && !inputs.current.rebootNeeded {
+            // Give the bus thread a moment to read the update engine's status first.
+            pause(milliseconds: 1000) { $0.rebootNeeded }
+            if !inputs.current.rebootNeeded && !stopping { world.idle() }
+            state.settled = true
+        }
+        pause(milliseconds: nil) { $0.rebootNeeded }
+        if stopping { return }
+        updateMetrics { $0.rebootNeeded = true }
+        let by = inputs.current.rebootNeededBy
+        log(.notice, by.isEmpty ? "an update was applied and needs a reboot" : "a reboot is needed (\(by))")
+        transition(to: .waitingForWindow)
+    }
+
+    /// Until the reboot window is open (at once without a window).
+    private func waitForWindow() {
+        switch windowNow() {
+        case .open:
+            transition(to: settings.takesSlot ? .takingSlot : .askingPreLockHooks, status: "reboot planned")
+        case .unplaceable(let error):
+            // Wait for the clock to be set right.
+            status("cannot place the reboot window in the current time (\(error)); waiting")
+            pause(milliseconds: 300_000)
+        case .closed(let seconds, let window):
+            let zone = window.zone.map { " \($0) time" } ?? ""
+            status("waiting for reboot window \(window.text.start)\(zone), opens in \(Daemon.human(seconds))")
+            // Wake at least every 5 minutes: the wall clock may jump.
+            pause(milliseconds: Int(min(seconds, 300)) * 1000)
+        }
+    }
+
+    /// No slot to take: the pre-lock hooks still decide whether now is the time.
+    private func askPreLockHooks() {
+        guard case .failed(let hook, let reason) = hooks(.preLock) else {
+            transition(to: .runningPreRebootHooks)
+            return
+        }
+        retry(.preLockHook) { status("not rebooting yet: pre-lock hook \(hook) says not now (\(reason)); asking again in \($0)") }
+        if stopping { return }
+        if !windowOpen {
+            transition(to: .waitingForUpdate, status: "the reboot window closed while a pre-lock hook said not now")
+        }
+    }
+
+    /// One attempt at taking a slot: with the queue's watch (or polling), errors retried with
+    /// backoff. Only a slot this run took counts: "holder exists" is this run's own lock only
+    /// after a lock request whose answer was lost; otherwise someone else holds a slot under
+    /// this machine's id, and the daemon waits for it as for a full semaphore. Every error
+    /// (etcd unreachable, a bad document, no libcurl) means "no slot", never "held".
+    private func takeSlot() {
+        let outcome: SlotOutcome?
+        do {
+            let client = try etcdClient()
+            try giveBackStaleSlot(client)
+            outcome = settings.slotWait == "watch" ? try queueForSlot(client) : try pollForSlot(client)
+        } catch {
+            if stopping { return }
+            updateMetrics { $0.lastErrorTime = world.clock.now() }
+            let message = "\(error)"
+            if message != state.lastSlotError {
+                log(.warning, "cannot take a reboot slot: \(message); retrying")
+                state.lastSlotError = message
             }
+            retry(.slotError) { _ in status(Daemon.retryStatus(error, "take a slot", fleetLock: settings.usesFleetLock)) }
+            return
+        }
+        switch outcome {
+        case nil: return  // again
+        case .stopped?: transition(to: .stopped)
+        case .windowClosed?: transition(to: .waitingForUpdate, status: "the reboot window closed before a slot was free")
+        case .held?:
             // The slot may have come late: reboot only inside the window.
-            if let window = settings.window, (try? window.secondsToStart(now: world.now())) ?? 1 > 0 {
+            if !windowOpen {
                 log(.notice, "the reboot window closed while waiting for a slot; giving the slot back")
                 releaseTakenSlot()
-                setState(.running, "waiting for the next reboot window")
-                return false
+                transition(to: .waitingForUpdate, status: "waiting for the next reboot window")
+                return
             }
+            transition(to: .runningPreRebootHooks)
         }
-        if stopping { return true }
-        if case .failed(let hook, let reason) = hooks(.preReboot) {
-            if stopping {
-                // Stopped while the hook ran (it was stopped too): no failure of the hook's.
-                releaseTakenSlot()
-                return true
-            }
-            let wait = world.backoff(preRebootFailures)
-            preRebootFailures += 1
-            log(.error, "pre-reboot hook \(hook) failed (\(reason)): not rebooting; giving the slot back and trying again in \(Daemon.human(Int64(wait / 1000)))",
+    }
+
+    private func runPreRebootHooks() {
+        guard case .failed(let hook, let reason) = hooks(.preReboot) else {
+            state.attempts[.preRebootHook] = nil
+            transition(to: .warningUsers)
+            return
+        }
+        if stopping {
+            // Stopped while the hook ran (it was stopped too): no failure of the hook's.
+            releaseTakenSlot()
+            return
+        }
+        retry(.preRebootHook) { wait in
+            log(.error, "pre-reboot hook \(hook) failed (\(reason)): not rebooting; giving the slot back and trying again in \(wait)",
                 ["LOCKSMITHD_HOOK=\(hook)", "LOCKSMITHD_HOOK_PHASE=pre-reboot"])
             releaseTakenSlot()
-            setState(.running, "pre-reboot hook \(hook) failed (\(reason)); trying again in \(Daemon.human(Int64(wait / 1000)))")
-            pause(milliseconds: wait) { _ in false }
-            return stopping
+            transition(to: .waitingForUpdate, status: "pre-reboot hook \(hook) failed (\(reason)); trying again in \(wait)")
         }
-        preRebootFailures = 0
+    }
+
+    private func warnUsers() {
         let delay = Int(settings.broadcastDelay / 1_000_000)
         let reached = world.broadcast(Daemon.warning(delayMilliseconds: delay))
         if reached > 0 {
             let text = Library.formatDuration(Int64(delay) * 1_000_000)
             log(.notice, "told \(reached) logged-in terminal(s) that the machine reboots in \(text)")
             status("rebooting in \(text): users were warned")
-            pause(milliseconds: delay) { _ in false }
-            if stopping { return true }
+            pause(milliseconds: delay)
+            if stopping { return }
         }
         // Rebooting from the request on: logind may stop the daemon before its answer comes.
-        setState(.rebooting, "asking logind to reboot")
-        var lost = 0
-        while true {
-            do {
-                try world.reboot()
-            } catch let error as RebootAnswerLost {
-                // Perhaps rebooting already: the slot stays this machine's (recorded), as after an
-                // answer. Still up a minute later, it was not: ask again.
-                if lost == 0 {
-                    log(.warning, "logind's answer to the reboot request was lost (\(error)): keeping the reboot slot, the reboot may be under way")
-                }
-                lost += 1
-                slot = .none
-                status("rebooting (logind's answer was lost; asking again in a minute if still up)")
-                pause(milliseconds: 60_000) { _ in false }
-                if stopping { return true }
-                slot = .taken
-                continue
-            } catch {
-                log(.error, "the reboot was refused: \(error)")
-                releaseTakenSlot()
-                setState(.running, "the reboot was refused; trying again")
-                pause(milliseconds: world.backoff(0)) { _ in false }
-                return stopping
-            }
-            break
-        }
-        slot = .none  // kept through the reboot: the record makes the next start give it back
-        status("rebooting")
-        log(.notice, "reboot requested")
-        pause(milliseconds: nil) { _ in false }
-        return true
+        transition(to: .rebooting, status: "asking logind to reboot")
     }
 
-    /// Waits until the reboot window is open (at once without a window). False if stopped.
-    func waitForWindow() -> Bool {
-        guard let window = settings.window else { return true }
-        while !stopping {
-            let seconds: Int64
-            do {
-                seconds = try window.secondsToStart(now: world.now())
-            } catch {
-                // A clock the window cannot be placed in (outside the years 1 to 9999) is not an
-                // open window: wait for the clock to be set right.
-                status("cannot place the reboot window in the current time (\(error)); waiting")
-                pause(milliseconds: 300_000) { _ in false }
-                continue
+    private func reboot() {
+        do {
+            try world.reboot()
+        } catch let error as RebootAnswerLost {
+            // Perhaps rebooting already: the slot stays this machine's (recorded), as after an
+            // answer. Still up a minute later, it was not: ask again.
+            if state.answersLost == 0 {
+                log(.warning, "logind's answer to the reboot request was lost (\(error)): keeping the reboot slot, the reboot may be under way")
             }
-            if seconds <= 0 { return true }
-            let zone = window.zone.map { " \($0) time" } ?? ""
-            status("waiting for reboot window \(window.text.start)\(zone), opens in \(Daemon.human(seconds))")
-            // Wake at least every 5 minutes: the wall clock may jump.
-            pause(milliseconds: Int(min(seconds, 300)) * 1000) { _ in false }
+            state.answersLost += 1
+            transition(slot: .keptThroughReboot, status: "rebooting (logind's answer was lost; asking again in a minute if still up)")
+            pause(milliseconds: 60_000)
+            if stopping { return }
+            transition(slot: .held)
+            return
+        } catch {
+            log(.error, "the reboot was refused: \(error)")
+            releaseTakenSlot()
+            transition(to: .waitingForUpdate, status: "the reboot was refused; trying again")
+            pause(milliseconds: world.backoff(0))
+            return
         }
+        // Kept through the reboot: the record makes the next start give it back.
+        transition(to: .rebootRequested, slot: .keptThroughReboot, status: "rebooting")
+        log(.notice, "reboot requested")
+    }
+
+    // MARK: The window
+
+    /// Where the reboot window stands.
+    enum WindowNow {
+        /// Open (no window: always).
+        case open
+        case closed(opensIn: Int64, window: Window)
+        /// The clock cannot be placed in the window (outside the years 1 to 9999).
+        case unplaceable(any Error)
+    }
+
+    /// The one rule for "is the reboot window open?": a clock the window cannot be placed in
+    /// is never an open window.
+    func windowNow() -> WindowNow {
+        guard let window = settings.window else { return .open }
+        do {
+            let seconds = try window.secondsToStart(now: world.clock.now())
+            return seconds <= 0 ? .open : .closed(opensIn: seconds, window: window)
+        } catch {
+            return .unplaceable(error)
+        }
+    }
+
+    var windowOpen: Bool {
+        if case .open = windowNow() { return true }
         return false
     }
 
+    /// How long a wait for a slot may last: until the open window closes (and a second), nil
+    /// without a window; nil too when the window is not open (the caller's `windowOpen` says so).
+    func windowLeftMilliseconds() -> Int? {
+        guard let window = settings.window, windowOpen, let open = try? window.occurrence(now: world.clock.now()) else { return nil }
+        return Int(open.end - world.clock.now()) * 1000 + 1000
+    }
+
+    // MARK: Taking the slot
+
     enum SlotOutcome { case held, windowClosed, stopped }
 
-    /// Takes a slot, waiting for one with the watch (or backoff polling), retrying errors with
-    /// backoff. Only a slot this run took counts: "holder exists" is this run's own lock only
-    /// after a lock request whose answer was lost; otherwise someone else holds a slot under
-    /// this machine's id, and the daemon waits for it as for a full semaphore. Every error
-    /// (etcd unreachable, a bad document, no libcurl) means "no slot", never "held".
-    func acquireSlot() -> SlotOutcome {
-        var busyAttempt = 0, errorAttempt = 0, hookAttempt = 0
-        var lastError = ""
-        while !stopping {
-            do {
-                let client = try etcdClient()
-                try giveBackStaleSlot(client)
-                if settings.slotWait == "watch" {
-                    if let outcome = try queueForSlot(client, hookAttempt: &hookAttempt) { return outcome }
-                    continue
-                }
-                // Polling, as the original: the pre-lock hooks run before each attempt that may
-                // take a slot, not while the
-                // semaphore has none free for this machine.
-                if slot == .none && world.hasHooks(.preLock) {
-                    // (A FleetLock server cannot be read: the hooks run before every attempt.)
-                    let current = settings.usesFleetLock ? nil : try client.read()  // nil: no semaphore yet (the lock makes it)
-                    noteSeen(current)
-                    if let document = current, document.available <= 0, !document.holders.contains(machineID) {
-                        waitingStatus(document)
-                        if let outcome = waitForFreeSlot(client, attempt: &busyAttempt) { return outcome }
-                        continue
-                    }
-                    if case .failed(let hook, let reason) = hooks(.preLock) {
-                        let wait = world.backoff(hookAttempt)
-                        hookAttempt += 1
-                        status("not taking a slot: pre-lock hook \(hook) says not now (\(reason)); asking again in \(Daemon.human(Int64(wait / 1000)))")
-                        pause(milliseconds: wait) { _ in false }
-                        if let window = settings.window, let open = try? window.occurrence(now: world.now()),
-                           open.start > world.now() || open.end < world.now() {
-                            return .windowClosed
-                        }
-                        continue
-                    }
-                    hookAttempt = 0
-                }
-                if try lock(client) { return .held }
-                if let outcome = waitForFreeSlot(client, attempt: &busyAttempt) { return outcome }
-            } catch {
-                if stopping { break }
-                updateMetrics { $0.lastErrorTime = world.now() }
-                let message = "\(error)"
-                if message != lastError { log(.warning, "cannot take a reboot slot: \(message); retrying"); lastError = message }
-                status(Daemon.retryStatus(error, "take a slot", fleetLock: settings.usesFleetLock))
-                pause(milliseconds: world.backoff(errorAttempt)) { _ in false }
-                errorAttempt += 1
+    /// Polling, as the original: the pre-lock hooks run before each attempt that may take a
+    /// slot, not while the semaphore has none free for this machine. Nil to go round again.
+    private func pollForSlot(_ client: SlotClient) throws -> SlotOutcome? {
+        if state.slot == .none && world.hasHooks(.preLock) {
+            // (A FleetLock server cannot be read: the hooks run before every attempt.)
+            let current = settings.usesFleetLock ? nil : try client.read()  // nil: no semaphore yet (the lock makes it)
+            noteSeen(current)
+            if let document = current, document.available <= 0, !document.holders.contains(machineID) {
+                waitingStatus(document)
+                return waitForFreeSlot(client)
             }
+            if case .failed(let hook, let reason) = hooks(.preLock) {
+                retry(.preLockHook) { status("not taking a slot: pre-lock hook \(hook) says not now (\(reason)); asking again in \($0)") }
+                return windowOpen ? nil : .windowClosed
+            }
+            state.attempts[.preLockHook] = nil
         }
-        return .stopped
+        if try lock(client) { return .held }
+        return waitForFreeSlot(client)
     }
 
     /// One lock request: true once the slot is this run's and recorded, false when there is
@@ -266,46 +444,42 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             try client.lock(machineID)
             ours = true
         } catch let error as LocksmithFailure where error.code == EEXIST {
-            ours = slot == .maybe
-            if !ours { status("waiting for a slot: this machine's id already holds one that locksmithd did not take (locksmithctl lock, or locksmith-run --id); waiting for it to be given back") }
+            ours = state.slot == .maybe
+            if !ours { status(Daemon.someoneElsesSlot) }
         } catch let error as LocksmithFailure where error.code == EBUSY {
             // "semaphore is at 0" is checked before "holder exists" (as in the original), so a
             // full semaphore that lists this machine after a lost answer is ours.
             let seen: SemaphoreDocument? = (try? client.lastSeen()) ?? nil
             noteSeen(seen)
-            ours = slot == .maybe && seen?.holders.contains(machineID) == true
+            ours = state.slot == .maybe && seen?.holders.contains(machineID) == true
             if !ours, let document = seen { waitingStatus(document) }
             // A FleetLock server shows no semaphore: its refusal says what there is to say.
             if !ours, seen == nil, settings.usesFleetLock { status("waiting for a slot: \(error.message)") }
         } catch let error as LocksmithFailure where error.code == ECONNREFUSED || error.code == ETIMEDOUT {
-            if slot == .none {
-                slot = .maybe
-                record((client.key, machineID))
-            }
+            answerLost(client)
             throw error
         }
         guard ours else {
-            if slot == .maybe {
-                // The lost request did not land after all.
-                slot = .none
-                record(nil)
-            }
+            if state.slot == .maybe { transition(slot: .didNotLand) }
             return false
         }
-        _ = try tookSlot(client)
+        try tookSlot(client)
         return true
+    }
+
+    static let someoneElsesSlot = "waiting for a slot: this machine's id already holds one that locksmithd did not take (locksmithctl lock, or locksmith-run --id); waiting for it to be given back"
+
+    /// The answer to a lock request may have been lost: the slot may be ours.
+    private func answerLost(_ client: SlotClient) {
+        if state.slot == .none { transition(slot: .maybe(key: client.key)) }
     }
 
     /// Waits in the group's fair queue for a slot: the waiter just ahead is watched, and at the
     /// head of the queue the pre-lock hooks run before each attempt to take a free slot. Returns
     /// .held, .windowClosed, or nil to go round again (after a declined turn or a timeout).
-    func queueForSlot(_ client: SlotClient, hookAttempt: inout Int) throws -> SlotOutcome? {
-        var limit: Int?
-        if let window = settings.window, let open = try? window.occurrence(now: world.now()) {
-            let now = world.now()
-            if open.start > now || open.end < now { return .windowClosed }
-            limit = Int(open.end - now) * 1000 + 1000
-        }
+    func queueForSlot(_ client: SlotClient) throws -> SlotOutcome? {
+        guard windowOpen else { return .windowClosed }
+        let limit = windowLeftMilliseconds()
         var refusal: (hook: String, reason: String)?
         var windowClosed = false
         let outcome: Client.QueueOutcome
@@ -313,7 +487,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
             outcome = try client.acquire(machineID, milliseconds: limit) { [self] ahead in
                 ping()
                 if stopping { return false }
-                if let window = settings.window, (try? window.secondsToStart(now: world.now())) ?? 1 > 0 {
+                if !windowOpen {
                     windowClosed = true
                     return false
                 }
@@ -337,34 +511,29 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
                 return true
             }
         } catch let error as LocksmithFailure where error.code == EEXIST {
-            guard slot == .maybe else {
-                status("waiting for a slot: this machine's id already holds one that locksmithd did not take (locksmithctl lock, or locksmith-run --id); waiting for it to be given back")
+            guard state.slot == .maybe else {
+                status(Daemon.someoneElsesSlot)
                 _ = try? client.wait(milliseconds: min(limit ?? 300_000, world.watchdogMilliseconds ?? 300_000))
                 ping()
                 return nil
             }
-            return try tookSlot(client)
+            try tookSlot(client)
+            return .held
         } catch let error as LocksmithFailure where error.code == ECONNREFUSED || error.code == ETIMEDOUT {
-            // The answer to a lock request may have been lost: the slot may be ours.
-            if slot == .none {
-                slot = .maybe
-                record((client.key, machineID))
-            }
+            answerLost(client)
             throw error
         }
         switch outcome {
         case .taken:
-            return try tookSlot(client)
+            try tookSlot(client)
+            return .held
         case .timedOut:
             return windowClosed ? .windowClosed : nil
         case .declined:
             if stopping { return .stopped }
             if windowClosed { return .windowClosed }
             if let (hook, reason) = refusal {
-                let wait = world.backoff(hookAttempt)
-                hookAttempt += 1
-                status("not taking a slot: pre-lock hook \(hook) says not now (\(reason)); asking again in \(Daemon.human(Int64(wait / 1000)))")
-                pause(milliseconds: wait) { _ in false }
+                retry(.preLockHook) { status("not taking a slot: pre-lock hook \(hook) says not now (\(reason)); asking again in \($0)") }
             }
             return nil
         }
@@ -373,40 +542,23 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// After a slot was taken (or found ours after a lost answer). The record comes before the
     /// reboot: without it, the next start would not give the slot back. If it cannot be
     /// written, the slot is not kept.
-    private func tookSlot(_ client: SlotClient) throws -> SlotOutcome {
-        do {
-            try world.recordSlot((client.key, machineID))
-        } catch {
-            slot = .taken
+    private func tookSlot(_ client: SlotClient) throws {
+        if let error = transition(slot: .taken(key: client.key)) {
             releaseTakenSlot()
             throw LocksmithFailure(code: EIO, message: "took a slot but cannot record it, so gave it back: \(error)")
         }
-        slot = .taken
         noteSeen((try? client.lastSeen()) ?? nil)
-        updateMetrics { $0.slotHeld = true }
         log(.notice, "took a reboot slot")
-        return .held
-    }
-
-    /// "1st", "2nd", "3rd", "11th", "22nd".
-    public static func ordinal(_ n: Int) -> String {
-        let suffix = (11...13).contains(n % 100) ? "th" : n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th"
-        return "\(n)\(suffix)"
     }
 
     /// Waits for the semaphore to change (or the backoff, with LOCKSMITHD_SLOT_WAIT=poll). Returns
     /// .windowClosed when the reboot window closes first, nil to try again.
-    func waitForFreeSlot(_ client: SlotClient, attempt: inout Int) -> SlotOutcome? {
-        var limit = 300_000
-        if let window = settings.window, let open = try? window.occurrence(now: world.now()) {
-            let now = world.now()
-            let left = open.end - now
-            if open.start > now || left < 0 { return .windowClosed }
-            limit = min(limit, Int(left) * 1000 + 1000)
-        }
+    func waitForFreeSlot(_ client: SlotClient) -> SlotOutcome? {
+        guard windowOpen else { return .windowClosed }
+        let limit = min(300_000, windowLeftMilliseconds() ?? 300_000)
         if settings.slotWait == "poll" {
-            pause(milliseconds: min(world.backoff(attempt), limit)) { _ in false }
-            attempt += 1
+            pause(milliseconds: min(world.backoff(state.attempts[.slotBusy, default: 0]), limit))
+            state.attempts[.slotBusy, default: 0] += 1
         } else {
             _ = try? client.wait(milliseconds: min(limit, world.watchdogMilliseconds ?? limit))
             ping()
@@ -445,13 +597,13 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         if let stale = staleSlot {
             try giveBack(stale)
             staleSlot = nil
-            record(nil)
+            transition(slot: .staleGivenBack)
         }
     }
 
     /// Gives back the slot this run took (or may have taken), retrying a few times.
     func releaseTakenSlot() {
-        guard slot != .none, let client = clientLock.locked({ madeClient }) else { return }
+        guard state.slot != .none, let client = clientLock.locked({ madeClient }) else { return }
         // A stop cancels the client's requests (to end waits at once); giving the slot back must
         // go through all the same.
         client.cancel(false)
@@ -463,19 +615,17 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
                 // Not held: a lost lock that never landed, or given back by hand.
             } catch {
                 log(.warning, "cannot give the reboot slot back: \(error)")
-                usleep(UInt32(200_000 << attempt))
+                world.clock.sleep(milliseconds: 200 << attempt)
                 continue
             }
-            slot = .none
-            updateMetrics { $0.slotHeld = false }
-            record(nil)
+            transition(slot: .givenBack)
             return
         }
     }
 
     func finish() -> Int32 {
         world.notify("STOPPING=1")
-        if slot != .none {
+        if state.slot != .none {
             // Asked to stop after taking a slot and before asking for a reboot: give it back.
             // The stop cancelled the client's requests; this one must go through.
             clientLock.locked { madeClient?.cancel(false) }
@@ -491,18 +641,19 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     func hooks(_ phase: HookPhase) -> HookOutcome {
         // A hook may run for minutes (LOCKSMITHD_HOOK_TIMEOUT): the watchdog is pinged meanwhile,
         // as often as it wants, from the runner's checks for a stop (four a second).
-        var lastPing = monotonicMilliseconds()
+        let clock = world.clock
+        var lastPing = clock.monotonic()
         let outcome = world.runHooks(phase) { [self] in
-            if let w = world.watchdogMilliseconds, monotonicMilliseconds() - lastPing >= w {
+            if let w = world.watchdogMilliseconds, clock.monotonic() - lastPing >= w {
                 ping()
-                lastPing = monotonicMilliseconds()
+                lastPing = clock.monotonic()
             }
             return inputs.current.stopRequested
         }
         if case .failed = outcome {
             updateMetrics {
                 $0.hookFailures[phase, default: 0] += 1
-                $0.lastErrorTime = world.now()
+                $0.lastErrorTime = world.clock.now()
             }
         }
         return outcome
@@ -511,46 +662,39 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// After a reboot: the slot from before it is given back only once the post-reboot hooks all
     /// pass. A machine that comes back broken keeps its slot, so the rollout stops here instead
     /// of breaking the next machine; the hooks are retried with backoff.
-    func healthGate() {
-        var attempt = 0
-        updateMetrics { $0.slotHeld = true }
-        while !stopping {
-            status("running the post-reboot hooks before giving the reboot slot back")
-            switch hooks(.postReboot) {
-            case .passed:
-                updateMetrics { $0.heldForHealth = false }
-                log(.notice, "the post-reboot hooks passed")
-                giveBackAfterHealthCheck()
-                return
-            case .failed(let hook, let reason):
-                let wait = world.backoff(attempt)
-                attempt += 1
+    private func checkHealth() {
+        status("running the post-reboot hooks before giving the reboot slot back")
+        switch hooks(.postReboot) {
+        case .passed:
+            updateMetrics { $0.heldForHealth = false }
+            log(.notice, "the post-reboot hooks passed")
+            transition(to: .givingBackSlot)
+        case .failed(let hook, let reason):
+            retry(.healthCheck) { wait in
                 if !metrics.heldForHealth {
                     log(.error, "post-reboot hook \(hook) failed (\(reason)): keeping the reboot slot so that no other machine reboots until this one is healthy",
                         ["LOCKSMITHD_HOOK=\(hook)", "LOCKSMITHD_HOOK_PHASE=post-reboot"])
                 }
                 updateMetrics { $0.heldForHealth = true }
-                status("holding the reboot slot: post-reboot health check \(hook) failed (\(reason)); trying again in \(Daemon.human(Int64(wait / 1000)))")
-                pause(milliseconds: wait) { _ in false }
+                status("holding the reboot slot: post-reboot health check \(hook) failed (\(reason)); trying again in \(wait)")
             }
         }
     }
 
     /// Gives back the slot from before the reboot, retrying errors with backoff.
     private func giveBackAfterHealthCheck() {
-        var attempt = 0
-        while !stopping, staleSlot != nil {
-            do {
-                try giveBackStaleSlot(try etcdClient())
-                updateMetrics { $0.slotHeld = false }
-                return
-            } catch {
-                if stopping { return }
-                updateMetrics { $0.lastErrorTime = world.now() }
-                status(Daemon.retryStatus(error, "give the reboot slot back", fleetLock: settings.usesFleetLock))
-                pause(milliseconds: world.backoff(attempt)) { _ in false }
-                attempt += 1
-            }
+        guard staleSlot != nil else {
+            transition(to: .waitingForUpdate)
+            return
+        }
+        do {
+            try giveBackStaleSlot(try etcdClient())
+            updateMetrics { $0.slotHeld = false }
+            transition(to: .waitingForUpdate)
+        } catch {
+            if stopping { return }
+            updateMetrics { $0.lastErrorTime = world.clock.now() }
+            retry(.giveBack) { _ in status(Daemon.retryStatus(error, "give the reboot slot back", fleetLock: settings.usesFleetLock)) }
         }
     }
 
@@ -598,14 +742,25 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
 
     var stopping: Bool { inputs.current.stopRequested }
 
+    /// The one retry with backoff: the wait before attempt number `attempts[what]` is counted,
+    /// said by `say` (given it as people say it: a status line, a log entry, a transition), then
+    /// waited (a stop ends it).
+    private func retry(_ what: Retry, _ say: (_ wait: String) -> Void) {
+        let wait = world.backoff(state.attempts[what, default: 0])
+        state.attempts[what, default: 0] += 1
+        say(Daemon.human(Int64(wait / 1000)))
+        pause(milliseconds: wait)
+    }
+
     /// Waits up to `milliseconds` (nil: no limit) for `done`, or a stop; pings the watchdog.
-    func pause(milliseconds: Int?, until done: @escaping (Inputs) -> Bool) {
-        let deadline = milliseconds.map { monotonicMilliseconds() + $0 }
+    func pause(milliseconds: Int?, until done: (Inputs) -> Bool = { _ in false }) {
+        let clock = world.clock
+        let deadline = milliseconds.map { clock.monotonic() + $0 }
         while true {
-            var step = deadline.map { $0 - monotonicMilliseconds() }
+            var step = deadline.map { $0 - clock.monotonic() }
             if let s = step, s <= 0 { return }
             if let w = world.watchdogMilliseconds { step = min(step ?? w, w) }
-            let seen = inputs.wait(milliseconds: step, until: done)
+            let seen = clock.wait(inputs, milliseconds: step, until: done)
             ping()
             if seen.stopRequested || done(seen) { return }
         }
@@ -617,27 +772,17 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
 
     private func log(_ level: LogLevel, _ text: String, _ fields: [String] = []) { world.log(level, text, fields) }
 
-    private func setState(_ state: DaemonState, _ text: String) {
-        do {
-            try world.setState(state)
-        } catch {
-            log(.warning, "\(error)")
-        }
-        updateMetrics {
-            if $0.state != state { $0.stateSince = world.now() }
-            $0.state = state
-            if state == .running && !inputs.current.rebootNeeded { $0.rebootNeeded = false }
-        }
-        log(.info, "state \(state.rawValue)", ["LOCKSMITHD_STATE=\(state.rawValue)", "LOCKSMITHD_STRATEGY=\(settings.strategy)",
-                                              "LOCKSMITHD_GROUP=\(settings.group)", "LOCKSMITHD_MACHINE_ID=\(machineID)"])
-        status(text)
-    }
-
     private func status(_ text: String) {
         guard text != lastStatus else { return }
         lastStatus = text
         log(.info, text)
         world.status(text)
+    }
+
+    /// "1st", "2nd", "3rd", "11th", "22nd".
+    public static func ordinal(_ n: Int) -> String {
+        let suffix = (11...13).contains(n % 100) ? "th" : n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th"
+        return "\(n)\(suffix)"
     }
 
     // MARK: Rules without state

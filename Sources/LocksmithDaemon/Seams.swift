@@ -1,5 +1,5 @@
 // What the daemon's state machine needs from the world, as values it is given: the lock client,
-// the reboot, the warning to users, the state file, the slot record, the clock and the log. The
+// the reboot, the warning to users, the state file, the slot record, time and waiting, the log. The
 // program (Sources/locksmithd) passes the real ones: liblocksmith's client, logind, utmp
 // terminals, coordinator.conf, the journal. The unit tests pass their own, so that the rules
 // are tested without processes (the end-to-end tests run the real daemon).
@@ -78,8 +78,8 @@ public struct DaemonWorld {
     public var setState: (DaemonState) throws -> Void
     /// Records the slot taken (nil: none held), for the next start.
     public var recordSlot: ((key: String, id: String)?) throws -> Void
-    /// The wall clock, in Unix seconds.
-    public var now: () -> Int64
+    /// Time and waiting: the system's (`SystemClock`), or a test's virtual clock.
+    public var clock: DaemonClock
     /// One log entry, with journal fields ("KEY=value").
     public var log: (LogLevel, String, [String]) -> Void
     /// The one-line status for the service manager (sd_notify STATUS=).
@@ -102,7 +102,7 @@ public struct DaemonWorld {
 
     public init(makeClient: @escaping (String?) throws -> SlotClient, reboot: @escaping () throws -> Void,
                 broadcast: @escaping (String) -> Int, setState: @escaping (DaemonState) throws -> Void,
-                recordSlot: @escaping ((key: String, id: String)?) throws -> Void, now: @escaping () -> Int64,
+                recordSlot: @escaping ((key: String, id: String)?) throws -> Void, clock: DaemonClock = SystemClock(),
                 log: @escaping (LogLevel, String, [String]) -> Void, status: @escaping (String) -> Void,
                 notify: @escaping (String) -> Void, backoff: @escaping (Int) -> Int = { Int(Library.backoff(attempt: $0)) * 1000 },
                 watchdogMilliseconds: Int? = nil, idle: @escaping () -> Void = {},
@@ -113,7 +113,7 @@ public struct DaemonWorld {
         self.broadcast = broadcast
         self.setState = setState
         self.recordSlot = recordSlot
-        self.now = now
+        self.clock = clock
         self.log = log
         self.status = status
         self.notify = notify
@@ -124,6 +124,31 @@ public struct DaemonWorld {
         self.hasHooks = hasHooks
         self.writeMetrics = writeMetrics
     }
+}
+
+/// Time and waiting, as the daemon sees them. Every wait of the daemon goes through one, so that
+/// its tests run on a virtual clock: a wait there passes at once, and nothing sleeps.
+public protocol DaemonClock: AnyObject {
+    /// The wall clock, in Unix seconds (the reboot window is placed on it).
+    func now() -> Int64
+    /// Monotonic milliseconds, for waits that the wall clock must not stretch.
+    func monotonic() -> Int
+    /// Waits until `done(inputs)` or a stop request, or until `milliseconds` pass (nil: no
+    /// limit); returns the inputs as last seen.
+    func wait(_ inputs: SharedInputs, milliseconds: Int?, until done: (Inputs) -> Bool) -> Inputs
+    /// Waits `milliseconds`, stop or not (a slot being given back must go through).
+    func sleep(milliseconds: Int)
+}
+
+/// The system's clocks; waits on the inputs' condition variable.
+public final class SystemClock: DaemonClock, @unchecked Sendable {
+    public init() {}
+    public func now() -> Int64 { Int64(time(nil)) }
+    public func monotonic() -> Int { monotonicMilliseconds() }
+    public func wait(_ inputs: SharedInputs, milliseconds: Int?, until done: (Inputs) -> Bool) -> Inputs {
+        inputs.wait(milliseconds: milliseconds, until: done)
+    }
+    public func sleep(milliseconds: Int) { usleep(UInt32(max(milliseconds, 0)) * 1000) }
 }
 
 /// Monotonic milliseconds, for waits that the wall clock must not stretch.

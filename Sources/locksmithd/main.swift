@@ -150,7 +150,6 @@ let world = DaemonWorld(
         try Library.recordSlot(held, root: root)
         coordinator.setSlot(held, since: Int64(time(nil)))
     },
-    now: { Int64(time(nil)) },
     log: { level, text, fields in Log.write(level, text, fields) },
     status: { Notify.status($0) },
     notify: { Notify.send($0) },

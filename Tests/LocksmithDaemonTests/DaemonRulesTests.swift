@@ -1,13 +1,14 @@
-// The daemon's rules, through its seams: a lock client that answers what each test says, a
-// reboot that is only counted, a state file and a slot record kept in memory, and the real
-// inputs and clock. The end-to-end tests (Tests/cli/test_locksmithd.py, test_daemon_attacks.py)
-// run the real program against etcd and D-Bus; these pin the decisions one by one.
+// The daemon's rules, through its seams: a lock client whose answers come from a script, a
+// reboot that is only counted, a state file and a slot record kept in memory, and a virtual
+// clock: every wait of the daemon passes at once, so the tests are deterministic and never sleep.
+// The end-to-end tests (Tests/cli/test_locksmithd.py, test_daemon_attacks.py) run the real program
+// against etcd and D-Bus; these pin the decisions one by one.
 import Glibc
 import Locksmith
 import LocksmithDaemon
 import Testing
 
-/// A value shared between the test and the daemon's thread.
+/// A value the test and the daemon's seams share.
 final class Locked<T>: @unchecked Sendable {
     private var value: T
     private var mutex = pthread_mutex_t()
@@ -22,26 +23,94 @@ final class Locked<T>: @unchecked Sendable {
     }
 }
 
-/// A lock client whose answers come from a script; it records what it was asked.
+/// The daemon's time in these tests: a wait passes at once, by moving the clock on. The run ends
+/// (a stop request, as SIGTERM would make) at the first wait where `until` holds, or when the
+/// run's virtual time is over.
+final class VirtualClock: DaemonClock, @unchecked Sendable {
+    private(set) var elapsed = 0
+    /// The wall clock at the start: 2026-01-01 00:00 UTC, a Thursday.
+    var wallStart: Int64 = 1_767_225_600
+    /// A jump of the wall clock (to `wall`, Unix seconds) once `at` milliseconds have passed.
+    var jump: (at: Int, wall: Int64)?
+    var end = Int.max
+    var until: () -> Bool = { false }
+    var stop: () -> Void = {}
+    private var waits = 0
+
+    func now() -> Int64 {
+        if let jump, elapsed >= jump.at { return jump.wall + Int64((elapsed - jump.at) / 1000) }
+        return wallStart + Int64(elapsed / 1000)
+    }
+    func monotonic() -> Int { elapsed }
+
+    /// Moves the clock on by `milliseconds` (nil: to the end of the run); false once the run is over.
+    @discardableResult
+    func pass(_ milliseconds: Int?) -> Bool {
+        waits += 1
+        // A daemon that waits without end at no cost would be a bug: stop it rather than hang.
+        if until() || waits > 100_000 {
+            stop()
+            return false
+        }
+        let target = milliseconds.map { elapsed + max($0, 0) } ?? end
+        if target >= end {
+            elapsed = max(elapsed, end)
+            stop()
+            return false
+        }
+        elapsed = target
+        return true
+    }
+
+    func wait(_ inputs: SharedInputs, milliseconds: Int?, until done: (Inputs) -> Bool) -> Inputs {
+        let seen = inputs.current
+        if done(seen) || seen.stopRequested { return seen }
+        pass(milliseconds)
+        return inputs.current
+    }
+
+    func sleep(milliseconds: Int) { elapsed += milliseconds }
+}
+
+/// A lock client that answers from a script and records what it was asked. It keeps no
+/// semaphore and no queue of its own: what etcd and the library would answer is the test's to say.
 final class ScriptedClient: SlotClient, @unchecked Sendable {
     let key = "coreos.com/updateengine/rebootlock/semaphore"
+    let clock: VirtualClock
+    /// One turn in the group's queue (a call of `acquire`): the places in line reported to the
+    /// daemon (0: at the head, -1: still waiting), then the outcome, unless the daemon declines.
+    struct Turn {
+        enum Outcome { case taken, timedOut, fails(LocksmithFailure) }
+        var reports: [Int] = []
+        var outcome: Outcome
+        static let taken = Turn(outcome: .taken)
+        /// At the head, where the pre-lock hooks run, then taken.
+        static let atHead = Turn(reports: [0], outcome: .taken)
+        static func fails(_ failure: LocksmithFailure) -> Turn { Turn(outcome: .fails(failure)) }
+    }
     private let state = Locked(State())
     struct State {
         var lockAnswers: [LocksmithFailure?] = []
+        var turns: [Turn] = []
         var locks: [String] = []
+        var acquires: [String] = []
+        var takes = 0
         var unlocks: [String] = []
         var seen: SemaphoreDocument?
-        var unlockFailure: LocksmithFailure?
         var reads = 0
     }
 
-    init(lockAnswers: [LocksmithFailure?] = [], seen: SemaphoreDocument? = nil) {
-        state.withLock { $0.lockAnswers = lockAnswers; $0.seen = seen }
+    init(clock: VirtualClock, lockAnswers: [LocksmithFailure?] = [], turns: [Turn] = [], seen: SemaphoreDocument? = nil) {
+        self.clock = clock
+        state.withLock { $0.lockAnswers = lockAnswers; $0.turns = turns; $0.seen = seen }
     }
 
     var locks: [String] { state.withLock { $0.locks } }
+    var acquires: [String] { state.withLock { $0.acquires } }
+    /// Turns that ended with the slot taken.
+    var takes: Int { state.withLock { $0.takes } }
     var unlocks: [String] { state.withLock { $0.unlocks } }
-    func answer(_ failure: LocksmithFailure?) { state.withLock { $0.lockAnswers.append(failure) } }
+    var reads: Int { state.withLock { $0.reads } }
 
     func lock(_ id: String) throws {
         let answer: LocksmithFailure? = state.withLock {
@@ -52,42 +121,43 @@ final class ScriptedClient: SlotClient, @unchecked Sendable {
         if let answer { throw answer }
     }
 
-    func unlock(_ id: String) throws {
-        let failure: LocksmithFailure? = state.withLock { $0.unlocks.append(id); return $0.unlockFailure }
-        if let failure { throw failure }
-    }
+    func unlock(_ id: String) throws { state.withLock { $0.unlocks.append(id) } }
 
+    /// Nothing changes: the wait times out.
     func wait(milliseconds: Int) throws -> Bool {
-        usleep(UInt32(min(milliseconds, 20)) * 1000)
-        return true
+        clock.pass(milliseconds)
+        return false
     }
 
-    /// The queue as the library runs it, on the scripted answers: at the head (always, here),
-    /// progress(0) before each attempt that may take a slot (not while the semaphore is seen
-    /// full), then the lock; a busy answer waits a moment.
+    /// The next turn of the script; past it, the turn never comes: a heartbeat (-1) every 20 s
+    /// until the time limit.
     func acquire(_ id: String, milliseconds: Int?, progress: ((Int) -> Bool)?) throws -> Client.QueueOutcome {
-        let deadline = milliseconds.map { monotonicMilliseconds() + $0 }
-        while true {
-            let seen = state.withLock { $0.seen }
-            let full = seen.map { $0.available <= 0 && !$0.holders.contains(id) } ?? false
-            if !full {
-                if progress?(0) == false { return .declined }
-                do {
-                    try lock(id)
-                    return .taken
-                } catch let failure as LocksmithFailure where failure.code == EBUSY {
-                    if seen?.holders.contains(id) == true { throw exists }
-                }
+        let turn: Turn? = state.withLock {
+            $0.acquires.append(id)
+            return $0.turns.isEmpty ? nil : $0.turns.removeFirst()
+        }
+        if let turn {
+            for place in turn.reports where progress?(place) == false { return .declined }
+            switch turn.outcome {
+            case .taken:
+                state.withLock { $0.takes += 1 }
+                return .taken
+            case .timedOut:
+                clock.pass(milliseconds)
+                return .timedOut
+            case .fails(let failure): throw failure
             }
-            if progress?(-1) == false { return .declined }  // still waiting
-            if let deadline, monotonicMilliseconds() >= deadline { return .timedOut }
-            usleep(20_000)
+        }
+        let deadline = milliseconds.map { clock.monotonic() + $0 }
+        while true {
+            let going = clock.pass(deadline.map { min(20_000, $0 - clock.monotonic()) } ?? 20_000)
+            if progress?(-1) == false || !going { return .declined }
+            if let deadline, clock.monotonic() >= deadline { return .timedOut }
         }
     }
 
     func lastSeen() throws -> SemaphoreDocument? { state.withLock { $0.seen } }
     func read() throws -> SemaphoreDocument? { state.withLock { $0.reads += 1; return $0.seen } }
-    var reads: Int { state.withLock { $0.reads } }
     func cancel(_ cancelled: Bool) {}
 }
 
@@ -96,31 +166,34 @@ let exists = LocksmithFailure(code: EEXIST, message: "holder exists")
 let unreachable = LocksmithFailure(code: ECONNREFUSED, message: "no etcd endpoint answered")
 let machine = "0123456789abcdef0123456789abcdef"
 
-/// A daemon run on its own thread with recording seams.
+/// A daemon run on the test's thread, on a virtual clock, with recording seams.
 final class Harness: @unchecked Sendable {
     let inputs = SharedInputs()
+    let clock = VirtualClock()
     let daemon: Daemon
     private let log = Locked<[String]>([])
     private let events = Locked<[String]>([])
     let reboots = Locked(0)
-    let finished = Locked(false)
+    /// The wall clock at each reboot request.
+    let rebootTimes = Locked<[Int64]>([])
 
     /// What each phase's hooks answer, in turn (past the script: passed); the runs, in order.
     let hookAnswers = Locked<[HookPhase: [HookOutcome]]>([:])
     let hookRuns = Locked<[HookPhase]>([])
     let metricsText = Locked<String?>(nil)
 
-    init(strategy: String = "etcd-lock", client: @escaping () throws -> SlotClient, recordFails: Bool = false,
+    init(strategy: String = "etcd-lock", client: @escaping (VirtualClock) throws -> SlotClient, recordFails: Bool = false,
          rebootFails: Bool = false, rebootAnswerLost: Bool = false, window: (start: String, length: String)? = nil, broadcastDelay: Int64 = 0, reached: Int = 0,
          hooks: [HookPhase: [HookOutcome]] = [:], slotWait: String = "watch", extra: String = "") {
-        let log = self.log, events = self.events, reboots = self.reboots
+        let log = self.log, events = self.events, reboots = self.reboots, rebootTimes = self.rebootTimes, clock = self.clock
         let hookAnswers = self.hookAnswers, hookRuns = self.hookRuns, metricsText = self.metricsText
         hookAnswers.withLock { $0 = hooks }
         let world = DaemonWorld(
-            makeClient: { _ in try client() },
+            makeClient: { _ in try client(clock) },
             reboot: {
                 if rebootFails { throw LocksmithFailure(code: EACCES, message: "logind refused") }
                 reboots.withLock { $0 += 1 }
+                rebootTimes.withLock { $0.append(clock.now()) }
                 if rebootAnswerLost { throw RebootAnswerLost("logind refused to reboot: Connection reset by peer") }
             },
             broadcast: { text in events.withLock { $0.append("broadcast " + text) }; return reached },
@@ -129,7 +202,7 @@ final class Harness: @unchecked Sendable {
                 if recordFails && held != nil { throw LocksmithFailure(code: EROFS, message: "read-only file system") }
                 events.withLock { $0.append(held.map { "record " + $0.id } ?? "record none") }
             },
-            now: { Int64(time(nil)) },
+            clock: clock,
             log: { _, text, _ in log.withLock { $0.append(text) } },
             status: { _ in }, notify: { _ in },
             backoff: { _ in 20 },
@@ -146,7 +219,7 @@ final class Harness: @unchecked Sendable {
             writeMetrics: { text in metricsText.withLock { $0 = text } })
         // The daemon's settings as the library reads them from an update.conf.
         let text = "REBOOT_STRATEGY=\(strategy)\nLOCKSMITHD_REBOOT_BROADCAST_DELAY=\(broadcastDelay / 1_000_000)ms\nLOCKSMITHD_SLOT_WAIT=\(slotWait)\n"
-            + (window.map { "REBOOT_WINDOW_START=\($0.start)\nREBOOT_WINDOW_LENGTH=\($0.length)\n" } ?? "") + extra
+            + (window.map { "REBOOT_WINDOW_START=\($0.start)\nREBOOT_WINDOW_LENGTH=\($0.length)\nLOCKSMITHD_REBOOT_WINDOW_TZ=UTC\n" } ?? "") + extra
         let settings = try! DaemonSettings(Configuration(parsing: text, origin: "test"), root: "/")
         daemon = Daemon(settings: settings, world: world, inputs: inputs, machineID: machine)
     }
@@ -156,22 +229,14 @@ final class Harness: @unchecked Sendable {
     var recorded: [String] { events.withLock { $0.filter { $0.hasPrefix("record") } } }
     var states: [String] { events.withLock { $0.filter { $0.hasPrefix("state") } } }
 
-    /// Runs the daemon with a reboot needed from the start, until `until` holds or `seconds` pass,
-    /// then stops it and waits for it to end.
+    /// Runs the daemon with a reboot needed from the start, until `until` holds at one of its
+    /// waits or `seconds` of virtual time pass; then it is stopped, and ends.
     func run(for seconds: Double, until: @escaping () -> Bool = { false }) {
         inputs.update { $0.rebootNeeded = true }
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { p in
-            let h = Unmanaged<Harness>.fromOpaque(p!).takeRetainedValue()
-            _ = h.daemon.run()
-            h.finished.withLock { $0 = true }
-            return nil
-        }, box.toOpaque())
-        let deadline = monotonicMilliseconds() + Int(seconds * 1000)
-        while monotonicMilliseconds() < deadline && !until() && !finished.withLock({ $0 }) { usleep(10_000) }
-        daemon.requestStop()
-        pthread_join(thread, nil)
+        clock.end = clock.monotonic() + Int(seconds * 1000)
+        clock.until = until
+        clock.stop = { [weak daemon] in daemon?.requestStop() }
+        _ = daemon.run()
     }
 }
 
@@ -180,8 +245,10 @@ final class Harness: @unchecked Sendable {
     static let settings = "LOCKSMITHD_FLEETLOCK_URL=http://fleetlock.example/\n"
 
     @Test func refusalsArePolledAndThePreLockHooksRunBeforeEachAttempt() {
-        let client = ScriptedClient(lockAnswers: [busy, busy, nil])
-        let h = Harness(strategy: "fleetlock", client: { client }, hooks: [.preLock: []], slotWait: "watch", extra: ThroughAFleetLockServer.settings)
+        let box = ClientBox { ScriptedClient(clock: $0, lockAnswers: [busy, busy, nil]) }
+        let h = Harness(strategy: "fleetlock", client: { box.get($0) }, hooks: [.preLock: []], slotWait: "watch",
+                        extra: ThroughAFleetLockServer.settings)
+        let client = box.get(h.clock)
         #expect(h.daemon.settings.slotWait == "poll")
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(h.rebootCount == 1)
@@ -192,43 +259,71 @@ final class Harness: @unchecked Sendable {
     }
 
     @Test func aLostAnswerIsRecordedAndARefusalAfterItClearsTheRecord() {
-        let client = ScriptedClient(lockAnswers: [unreachable, busy])
-        let h = Harness(strategy: "fleetlock", client: { client }, extra: ThroughAFleetLockServer.settings)
+        let h = Harness(strategy: "fleetlock", client: { ScriptedClient(clock: $0, lockAnswers: [unreachable, busy]) },
+                        extra: ThroughAFleetLockServer.settings)
         h.run(for: 0.5)
         #expect(h.rebootCount == 0)
         #expect(h.recorded.prefix(2) == ["record \(machine)", "record none"])
     }
 }
 
+/// One client per harness, made on the harness's clock when the daemon first asks.
+final class ClientBox: @unchecked Sendable {
+    var client: ScriptedClient?
+    let make: (VirtualClock) -> ScriptedClient
+    init(_ make: @escaping (VirtualClock) -> ScriptedClient) { self.make = make }
+    func get(_ clock: VirtualClock) -> ScriptedClient {
+        if let client { return client }
+        client = make(clock)
+        return client!
+    }
+}
+
+/// A harness with a scripted client (`turns` in the queue, `lockAnswers` when polling).
+func harness(lockAnswers: [LocksmithFailure?] = [], turns: [ScriptedClient.Turn] = [], seen: SemaphoreDocument? = nil,
+             recordFails: Bool = false, rebootFails: Bool = false, rebootAnswerLost: Bool = false,
+             window: (start: String, length: String)? = nil, broadcastDelay: Int64 = 0, reached: Int = 0,
+             hooks: [HookPhase: [HookOutcome]] = [:], slotWait: String = "watch") -> (Harness, ScriptedClient) {
+    let box = ClientBox { ScriptedClient(clock: $0, lockAnswers: lockAnswers, turns: turns, seen: seen) }
+    let h = Harness(client: { box.get($0) }, recordFails: recordFails, rebootFails: rebootFails, rebootAnswerLost: rebootAnswerLost,
+                    window: window, broadcastDelay: broadcastDelay, reached: reached, hooks: hooks, slotWait: slotWait)
+    return (h, box.get(h.clock))
+}
+
 @Suite struct NoRebootWithoutTheLock {
     @Test func aClientThatCannotBeMadeIsRetriedNeverHeld() {
-        let h = Harness(client: { throw LocksmithFailure(code: ELIBACC, message: "cannot load libcurl.so.4") })
+        let h = Harness(client: { _ in throw LocksmithFailure(code: ELIBACC, message: "cannot load libcurl.so.4") })
         h.run(for: 0.5)
         #expect(h.rebootCount == 0)
         #expect(h.logged.contains { $0.contains("cannot make the etcd client: cannot load libcurl.so.4") })
         #expect(h.recorded.isEmpty)
     }
 
-    @Test func aFullSemaphoreIsWaitedFor() {
-        let client = ScriptedClient(lockAnswers: [busy, busy, busy])
-        let h = Harness(client: { client })
+    @Test func aFullSemaphoreIsWaitedForInTheQueue() {
+        let (h, client) = harness()
+        h.run(for: 3600)
+        #expect(h.rebootCount == 0)
+        #expect(client.acquires == [machine], "one turn, waited for an hour")
+        #expect(h.recorded.isEmpty)
+    }
+
+    @Test func aFullSemaphoreIsPolled() {
+        let (h, client) = harness(lockAnswers: [busy, busy, busy], slotWait: "poll")
         h.run(for: 0.3)
         #expect(h.rebootCount == 0)
         #expect(client.locks.count >= 2)
     }
 
     @Test func aSlotTakenIsRecordedBeforeTheReboot() {
-        let client = ScriptedClient(lockAnswers: [busy, nil])
-        let h = Harness(client: { client })
+        let (h, _) = harness(turns: [.taken])
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(h.rebootCount == 1)
         #expect(h.recorded == ["record \(machine)"])
-        #expect(h.states.suffix(1) == ["state rebooting"])
+        #expect(h.states == ["state running", "state reboot-planned", "state rebooting"])
     }
 
     @Test func aSlotThatCannotBeRecordedIsGivenBack() {
-        let client = ScriptedClient(lockAnswers: [nil, busy])
-        let h = Harness(client: { client }, recordFails: true)
+        let (h, client) = harness(turns: [.taken], recordFails: true)
         h.run(for: 0.5)
         #expect(h.rebootCount == 0)
         #expect(client.unlocks.first == machine)
@@ -236,26 +331,25 @@ final class Harness: @unchecked Sendable {
     }
 
     @Test func aRefusedRebootGivesTheSlotBack() {
-        let client = ScriptedClient(lockAnswers: [nil, busy])
-        let h = Harness(client: { client }, rebootFails: true)
+        let (h, client) = harness(turns: [.taken], rebootFails: true)
         h.run(for: 1) { !client.unlocks.isEmpty }
         #expect(client.unlocks == [machine])
         #expect(h.recorded.suffix(1) == ["record none"])
+        #expect(h.states.suffix(1) == ["state running"])
     }
 }
 
 @Suite struct OnlyItsOwnSlot {
     @Test func holderExistsWithoutALostAnswerIsSomeoneElses() {
-        let client = ScriptedClient(lockAnswers: [exists, exists, exists])
-        let h = Harness(client: { client })
-        h.run(for: 0.3)
+        let (h, client) = harness(turns: [.fails(exists), .fails(exists), .fails(exists)])
+        h.run(for: 3600)
         #expect(h.rebootCount == 0)
+        #expect(client.acquires.count == 4, "waited for it three times, then in line")
         #expect(client.unlocks.isEmpty, "never gives back a slot it did not take")
     }
 
     @Test func holderExistsAfterALostAnswerIsOurs() {
-        let client = ScriptedClient(lockAnswers: [unreachable, exists])
-        let h = Harness(client: { client })
+        let (h, _) = harness(turns: [.fails(unreachable), .fails(exists)])
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(h.rebootCount == 1)
         // Recorded as perhaps held at the lost answer, then as held.
@@ -263,52 +357,48 @@ final class Harness: @unchecked Sendable {
     }
 
     @Test func aFullSemaphoreListingUsAfterALostAnswerIsOurs() {
-        let client = ScriptedClient(lockAnswers: [unreachable, busy],
-                                    seen: try! SemaphoreDocument(parsing: #"{"semaphore":0,"max":1,"holders":["\#(machine)"]}"#))
-        let h = Harness(client: { client })
+        let (h, _) = harness(lockAnswers: [unreachable, busy],
+                             seen: try! SemaphoreDocument(parsing: #"{"semaphore":0,"max":1,"holders":["\#(machine)"]}"#), slotWait: "poll")
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(h.rebootCount == 1)
     }
 
     @Test func aLostAnswerThatDidNotLandIsRecordedAsNone() {
-        let client = ScriptedClient(lockAnswers: [unreachable, busy, busy])
-        let h = Harness(client: { client })
+        let (h, _) = harness(lockAnswers: [unreachable, busy, busy], slotWait: "poll")
         h.run(for: 0.4)
         #expect(h.rebootCount == 0)
         #expect(h.recorded.prefix(2) == ["record \(machine)", "record none"])
     }
 
     @Test func theStaleSlotIsGivenBackBeforeLocking() {
-        let client = ScriptedClient(lockAnswers: [nil])
-        let h = Harness(client: { client })
+        let (h, client) = harness(turns: [.taken])
         h.daemon.staleSlot = (client.key, machine)
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(client.unlocks == [machine])
-        #expect(client.locks == [machine])
+        #expect(client.acquires == [machine])
         #expect(h.recorded == ["record none", "record \(machine)"])
     }
 
     @Test func theMachinesOwnSlotIsGivenBackTooBeforeLocking() {
         // Issue 25: `locksmithctl lock` by hand, then a restart: the machine id's slot goes back
         // even though the record names another (or none).
-        let client = ScriptedClient(lockAnswers: [nil])
-        let h = Harness(client: { client })
+        let (h, client) = harness(turns: [.taken])
         h.daemon.staleSlot = (client.key, "job")
         h.daemon.machineSlot = (client.key, machine)
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(client.unlocks == [machine, "job"])
-        #expect(client.locks == [machine])
+        #expect(client.acquires == [machine])
     }
 
     @Test func aRebootWhoseAnswerWasLostKeepsTheSlot() {
         // Issue 27: logind's shutdown closed the bus before its answer to Reboot came, and the
         // daemon took that for a refusal: it gave the slot back while its machine went down, and
         // the next machine took it. A lost answer keeps the slot, as an answer does; the stop
-        // that comes with the shutdown gives nothing back.
-        let client = ScriptedClient(lockAnswers: [nil])
-        let h = Harness(client: { client }, rebootAnswerLost: true)
-        h.run(for: 3) { h.rebootCount > 0 && h.logged.contains { $0.contains("answer to the reboot request was lost") } }
-        #expect(h.rebootCount == 1)
+        // that comes with the shutdown gives nothing back. Still up a minute later, it asks again.
+        let (h, client) = harness(turns: [.taken], rebootAnswerLost: true)
+        h.run(for: 150)
+        #expect(h.rebootCount == 3, "at 0, 60 and 120 s")
+        #expect(h.logged.filter { $0.contains("answer to the reboot request was lost") }.count == 1)
         #expect(client.unlocks.isEmpty, "the slot was given back")
         #expect(h.recorded == ["record \(machine)"])
         #expect(h.states.last == "state rebooting")
@@ -316,8 +406,7 @@ final class Harness: @unchecked Sendable {
 
     @Test func stoppingAfterTakingASlotGivesItBack() {
         // A logged-in user makes the daemon wait a minute before the reboot; it is stopped first.
-        let client = ScriptedClient(lockAnswers: [nil])
-        let h = Harness(client: { client }, broadcastDelay: 60_000_000_000, reached: 1)
+        let (h, client) = harness(turns: [.taken], broadcastDelay: 60_000_000_000, reached: 1)
         h.run(for: 3) { h.recorded.contains("record \(machine)") }
         #expect(h.rebootCount == 0)
         #expect(client.unlocks == [machine])
@@ -366,27 +455,27 @@ let notNow = HookOutcome.failed(hook: "10-check", reason: "exit status 1")
 
 @Suite struct Hooks {
     @Test func aFailingPreLockHookTakesNoSlotUntilItPasses() {
-        let client = ScriptedClient(lockAnswers: [nil])
-        let h = Harness(client: { client }, hooks: [.preLock: [notNow, notNow]])
+        let (h, client) = harness(turns: [.atHead, .atHead, .atHead], hooks: [.preLock: [notNow, notNow]])
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(h.hookRuns.withLock { $0.prefix(3) } == [.preLock, .preLock, .preLock])
-        #expect(client.locks == [machine], "one lock, after the hooks passed")
+        #expect(client.acquires.count == 3, "a declined turn leaves the queue; the next joins again")
+        #expect(client.takes == 1, "one slot, after the hooks passed")
         #expect(h.rebootCount == 1)
     }
 
     @Test func preLockHooksDoNotRunWhileNoSlotIsFree() {
         let full = try! SemaphoreDocument(parsing: #"{"semaphore":0,"max":1,"holders":["other"]}"#)
-        let client = ScriptedClient(lockAnswers: [], seen: full)
-        let h = Harness(client: { client }, hooks: [.preLock: []])
-        h.run(for: 0.4)
+        let (h, client) = harness(turns: [ScriptedClient.Turn(reports: [1, -1], outcome: .timedOut)], seen: full, hooks: [.preLock: []])
+        h.run(for: 600)
         #expect(h.hookRuns.withLock { $0 }.isEmpty)
-        #expect(client.locks.isEmpty)
+        #expect(client.takes == 0)
+        #expect(h.logged.contains("waiting for a slot: 2nd in line"))
+        #expect(h.logged.contains("waiting for a slot: 0 of 1 free, held by other"))
     }
 
     @Test func pollingReadsTheSemaphoreBeforeThePreLockHooks() {
         let full = try! SemaphoreDocument(parsing: #"{"semaphore":0,"max":1,"holders":["other"]}"#)
-        let client = ScriptedClient(lockAnswers: [], seen: full)
-        let h = Harness(client: { client }, hooks: [.preLock: []], slotWait: "poll")
+        let (h, client) = harness(seen: full, hooks: [.preLock: []], slotWait: "poll")
         h.run(for: 0.4)
         #expect(h.hookRuns.withLock { $0 }.isEmpty)
         #expect(client.locks.isEmpty)
@@ -394,25 +483,24 @@ let notNow = HookOutcome.failed(hook: "10-check", reason: "exit status 1")
     }
 
     @Test func withoutEtcdAFailingPreLockHookHoldsTheReboot() {
-        let h = Harness(strategy: "reboot", client: { ScriptedClient() }, hooks: [.preLock: [notNow]])
+        let h = Harness(strategy: "reboot", client: { ScriptedClient(clock: $0) }, hooks: [.preLock: [notNow]])
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(h.hookRuns.withLock { $0 } == [.preLock, .preLock, .preReboot])
         #expect(h.rebootCount == 1)
     }
 
     @Test func aFailingPreRebootHookGivesTheSlotBack() {
-        let client = ScriptedClient(lockAnswers: [nil, nil])
-        let h = Harness(client: { client }, hooks: [.preReboot: [notNow]])
+        let (h, client) = harness(turns: [.taken, .taken], hooks: [.preReboot: [notNow]])
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(client.unlocks == [machine])
-        #expect(client.locks == [machine, machine])
+        #expect(client.takes == 2)
         #expect(h.rebootCount == 1)
         #expect(h.recorded == ["record \(machine)", "record none", "record \(machine)"])
+        #expect(h.logged.contains { $0.hasPrefix("pre-reboot hook 10-check failed (exit status 1): not rebooting; giving the slot back and trying again in 0s") })
     }
 
     @Test func theSlotFromBeforeTheRebootWaitsForThePostRebootHooks() {
-        let client = ScriptedClient()
-        let h = Harness(client: { client }, hooks: [.postReboot: [notNow, notNow, notNow]])
+        let (h, client) = harness(hooks: [.postReboot: [notNow, notNow, notNow]])
         h.daemon.staleSlot = (client.key, machine)
         h.run(for: 3) { !client.unlocks.isEmpty }
         #expect(h.hookRuns.withLock { $0.prefix(4) } == [.postReboot, .postReboot, .postReboot, .postReboot])
@@ -425,12 +513,46 @@ let notNow = HookOutcome.failed(hook: "10-check", reason: "exit status 1")
     }
 
     @Test func withoutPostRebootHooksNothingIsHeldBack() {
-        let client = ScriptedClient(lockAnswers: [nil])
-        let h = Harness(client: { client })
+        let (h, client) = harness(turns: [.taken])
         h.daemon.staleSlot = (client.key, machine)
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(h.hookRuns.withLock { $0 } == [.preReboot])
         #expect(client.unlocks == [machine])
+    }
+}
+
+/// The reboot window, on the virtual wall clock (2026-01-01 00:00 UTC at the start).
+@Suite struct TheWindow {
+    @Test func theRebootWaitsForTheWindowToOpen() {
+        let (h, client) = harness(turns: [.taken], window: ("02:00", "1h"))
+        h.run(for: 4 * 3600) { h.rebootCount > 0 }
+        #expect(h.rebootCount == 1)
+        let at = h.rebootTimes.withLock { $0 }.first ?? 0
+        #expect(at >= h.clock.wallStart + 7200 && at < h.clock.wallStart + 7200 + 300, "within 5 minutes of the opening")
+        #expect(h.logged.contains("waiting for reboot window 02:00 UTC time, opens in 2h0m"))
+        #expect(client.acquires == [machine], "no slot asked for before the window opened")
+    }
+
+    @Test func aSlotWaitEndsWhenTheWindowCloses() {
+        // The queue's wait is limited to what is left of the window (and a second).
+        let (h, client) = harness(window: ("00:00", "30m"))
+        h.run(for: 3600)
+        #expect(h.rebootCount == 0)
+        #expect(client.acquires == [machine])
+        #expect(h.logged.contains("the reboot window closed before a slot was free"))
+        #expect(h.states == ["state running", "state reboot-planned", "state running"])
+    }
+
+    @Test func aClockErrorNeverMeansOpen() {
+        // The wall clock jumps past the year 9999 while the daemon polls for a slot: the window
+        // cannot be placed, and that is a closed window, in the slot wait as everywhere.
+        let (h, client) = harness(lockAnswers: [busy], window: ("00:00", "1h"), slotWait: "poll")
+        h.clock.jump = (at: 10, wall: 253_402_300_800)
+        h.run(for: 3600)
+        #expect(h.rebootCount == 0)
+        #expect(client.locks == [machine, machine], "the lock that was under way is the last")
+        #expect(h.logged.contains("the reboot window closed before a slot was free"))
+        #expect(h.logged.contains { $0.hasPrefix("cannot place the reboot window in the current time") })
     }
 }
 
