@@ -51,6 +51,8 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// state it belongs to, the one coordinator.conf, the metrics and the journal name (the
     /// original's four).
     enum Phase: Equatable {
+        /// Before `run`: coordinator.conf says "starting" (the program wrote it).
+        case starting
         /// After a reboot, with post-reboot hooks: they run (again, with backoff) until they all
         /// pass, the slot from before the reboot kept meanwhile.
         case checkingHealth
@@ -73,6 +75,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
 
         var recorded: DaemonState? {
             switch self {
+            case .starting: return .starting
             case .checkingHealth, .givingBackSlot, .waitingForUpdate, .waitingForWindow: return .running
             case .askingPreLockHooks, .takingSlot, .runningPreRebootHooks, .warningUsers: return .rebootPlanned
             case .rebooting, .rebootRequested: return .rebooting
@@ -102,8 +105,8 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
 
     /// Everything the daemon's rules decide on, besides its inputs and the start-up slots.
     struct State {
-        var phase = Phase.waitingForUpdate
-        /// As coordinator.conf has it (the program wrote "starting" before the daemon ran).
+        var phase = Phase.starting
+        /// As coordinator.conf has it.
         var recorded = DaemonState.starting
         var slot = Slot.none
         var attempts: [Retry: Int] = [:]
@@ -227,7 +230,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         case .warningUsers: warnUsers()
         case .rebooting: reboot()
         case .rebootRequested: pause(milliseconds: nil)
-        case .stopped: break
+        case .starting, .stopped: break  // (run leaves the one at once, and ends at the other)
         }
     }
 

@@ -172,7 +172,7 @@ final class Harness: @unchecked Sendable {
     let clock = VirtualClock()
     let daemon: Daemon
     private let log = Locked<[String]>([])
-    private let events = Locked<[String]>([])
+    let events = Locked<[String]>([])
     let reboots = Locked(0)
     /// The wall clock at each reboot request.
     let rebootTimes = Locked<[Int64]>([])
@@ -204,7 +204,7 @@ final class Harness: @unchecked Sendable {
             },
             clock: clock,
             log: { _, text, _ in log.withLock { $0.append(text) } },
-            status: { _ in }, notify: { _ in },
+            status: { _ in }, notify: { text in events.withLock { $0.append("notify " + text) } },
             backoff: { _ in 20 },
             runHooks: { phase, _ in
                 hookRuns.withLock { $0.append(phase) }
@@ -229,10 +229,10 @@ final class Harness: @unchecked Sendable {
     var recorded: [String] { events.withLock { $0.filter { $0.hasPrefix("record") } } }
     var states: [String] { events.withLock { $0.filter { $0.hasPrefix("state") } } }
 
-    /// Runs the daemon with a reboot needed from the start, until `until` holds at one of its
+    /// Runs the daemon (a reboot needed from the start, unless said otherwise) until `until` holds at one of its
     /// waits or `seconds` of virtual time pass; then it is stopped, and ends.
-    func run(for seconds: Double, until: @escaping () -> Bool = { false }) {
-        inputs.update { $0.rebootNeeded = true }
+    func run(for seconds: Double, rebootNeeded: Bool = true, until: @escaping () -> Bool = { false }) {
+        inputs.update { $0.rebootNeeded = rebootNeeded }
         clock.end = clock.monotonic() + Int(seconds * 1000)
         clock.until = until
         clock.stop = { [weak daemon] in daemon?.requestStop() }
@@ -320,6 +320,14 @@ func harness(lockAnswers: [LocksmithFailure?] = [], turns: [ScriptedClient.Turn]
         #expect(h.rebootCount == 1)
         #expect(h.recorded == ["record \(machine)"])
         #expect(h.states == ["state running", "state reboot-planned", "state rebooting"])
+    }
+
+    @Test func runningIsRecordedBeforeReadyAndTheUpdateIsWaitedFor() {
+        let (h, _) = harness()
+        h.run(for: 3600, rebootNeeded: false)
+        #expect(h.events.withLock { $0.prefix(2) } == ["state running", "notify READY=1"])
+        #expect(h.logged.prefix(3) == ["state running", "waiting for an update", "stopped"])
+        #expect(h.events.withLock { $0.suffix(1) } == ["notify STOPPING=1"])
     }
 
     @Test func aSlotThatCannotBeRecordedIsGivenBack() {
