@@ -177,7 +177,7 @@ if settings.takesSlot {
     let stale = Daemon.staleTarget({ try Library.slotRecord(root: root) }, group: settings.group, machineID: holderID,
                                    log: { level, text, fields in Log.write(level, text, fields) })
     // With post-reboot hooks, the slot from before the reboot is the daemon's to give back, once
-    // they pass (Daemon.healthGate); the helper then only checks that libcurl loads.
+    // they pass (the daemon's checkingHealth phase); the helper then only checks that libcurl loads.
     let gated = stale != nil && hooks.has(.postReboot)
     // Held until the post-reboot hooks pass: the state file says so (since before this start).
     if gated, let stale { coordinator.setSlot(stale, since: nil) }
