@@ -33,6 +33,8 @@ static struct {
     int (*notify_barrier)(int, uint64_t);
     int (*watchdog_enabled)(int, uint64_t *);
     int (*journal_sendv)(const struct iovec *, int);
+    int (*get_sessions)(char ***);
+    int (*session_get_tty)(const char *, char **);
 } api;
 
 static const struct cloader_symbol symbols[] = {
@@ -56,6 +58,8 @@ static const struct cloader_symbol symbols[] = {
     {"sd_notify_barrier", (void **)&api.notify_barrier},
     {"sd_watchdog_enabled", (void **)&api.watchdog_enabled},
     {"sd_journal_sendv", (void **)&api.journal_sendv},
+    {"sd_get_sessions", (void **)&api.get_sessions},
+    {"sd_session_get_tty", (void **)&api.session_get_tty},
 };
 
 CLOADER_DLOPEN_NOTE(dlopen_note_libsystemd,
@@ -235,4 +239,32 @@ int csd_journal_print(int priority, const char *identifier, const char *message,
     r = api.journal_sendv(iov, n);
     free(msg);
     return r;
+}
+
+int csd_session_ttys(char ***ret) {
+    char **sessions = NULL, **ttys;
+    int n, found = 0;
+    if (!ret) return -EINVAL;
+    *ret = NULL;
+    READY_OR_RETURN(-ELIBACC);
+    n = api.get_sessions(&sessions);
+    if (n < 0) return n;
+    ttys = calloc((size_t)n + 1, sizeof *ttys);
+    if (!ttys) {
+        csd_strv_free(sessions);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n && sessions && sessions[i]; i++) {
+        char *tty = NULL;
+        if (api.session_get_tty(sessions[i], &tty) >= 0 && tty) ttys[found++] = tty;
+    }
+    csd_strv_free(sessions);
+    *ret = ttys;
+    return found;
+}
+
+void csd_strv_free(char **v) {
+    if (!v) return;
+    for (char **p = v; *p; p++) free(*p);
+    free(v);
 }

@@ -58,5 +58,10 @@ int csd_watchdog_enabled(uint64_t *usec);
 /* One journal entry: MESSAGE, PRIORITY and SYSLOG_IDENTIFIER, plus optional "KEY=value" fields
  * (NULL-terminated list, may be NULL). */
 int csd_journal_print(int priority, const char *identifier, const char *message, const char *const *fields);
+/* The terminals of logind's sessions (sd_get_sessions(3), sd_session_get_tty(3)), as "pts/0" or
+ * "tty1": a NULL-terminated list in *ret, to be freed with csd_strv_free; the number of them, or
+ * a negative errno. Sessions without a terminal are left out. */
+int csd_session_ttys(char ***ret);
+void csd_strv_free(char **v);
 
 #endif
