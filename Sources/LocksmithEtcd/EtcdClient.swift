@@ -244,7 +244,8 @@ public final class EtcdClient {
     /// `timeoutMilliseconds` pass. Returns true for a change (or when etcd can no longer tell,
     /// so the caller should read again), false on timeout. While no endpoint can be reached it
     /// keeps trying until the deadline: etcd may be restarting, and the watch resumes from the
-    /// index last seen, so no change in between is missed.
+    /// index last seen, so no change in between is missed. With the `wait-errors` option `fail`,
+    /// a request that gets no answer ends the wait with its error instead.
     public func wait(timeoutMilliseconds: Int) throws -> Bool {
         // (`auto` decides with the read the wait starts from.)
         if backend == nil { _ = try readOrCreate() }
@@ -276,6 +277,7 @@ public final class EtcdClient {
                     try checkClientDeadline()
                     return false
                 } catch let error as LocksmithError where error.kind == .connectionFailed {
+                    if options.waitFailsFast && transport.http.lastRequestFailed { throw error }
                     continue
                 }
             }
