@@ -120,7 +120,7 @@ final class QueueSession {
     /// How often the entry is renewed, in milliseconds (up to a tenth earlier, at random: waiters
     /// that joined together do not all renew at once).
     let period: Int
-    /// The entry.
+    /// The entry (none until the first `join`).
     private(set) var ticket = QueueTicket(key: "", order: 0)
     /// When the entry was last made or renewed (monotonic milliseconds).
     private(set) var renewed = 0
@@ -131,7 +131,6 @@ final class QueueSession {
         self.ttl = ttl
         let period = ClientOptions.queueRenewalMilliseconds(ttlSeconds: ttl)
         self.period = period - jitter(period / 10)
-        // (In effect when `join` returns.)
     }
 
     /// Whether the entry is due for renewal.
