@@ -249,6 +249,7 @@ int locksmith_client_new(locksmith_client **ret);
  *                       the FleetLock group ("" as "default"; only ASCII letters, digits, '.'
  *                       and '-'). The TLS files and proxy apply to it; etcd credentials are
  *                       never sent. "" goes back to etcd
+ *   wait-errors         "fail": locksmith_client_wait returns the -errno of a request with no answer at once ("retry": default)
  * Set options before the first request. Returns 0; -EINVAL for an unknown option or a bad value
  * (the message names it); -EACCES if a file cannot be read for lack of permission. */
 int locksmith_client_set(locksmith_client *c, const char *option, const char *value);

@@ -53,6 +53,11 @@ public struct ClientOptions: Sendable {
     public var fleetLockURL: String?
     /// The time to live of this client's queue entries, in seconds.
     public var queueTTLSeconds = ClientOptions.defaultQueueTTLSeconds
+    /// Whether a wait ends at the first request that gets no answer, with its error (the
+    /// `wait-errors` option, `fail`), rather than trying again until its timeout (`retry`, the
+    /// default). A program's choice, not a setting: no flag or variable sets it, and it is not
+    /// listed with the settings.
+    public var waitFailsFast = false
 
     /// How often a waiter renews its queue entry, in milliseconds: 20 s before it would run out,
     /// and at least every third of its time to live (every 40 s for the default 60 s; every 10 s
@@ -130,6 +135,12 @@ public struct ClientOptions: Sendable {
             queueTTLSeconds = Int(try ClientOptions.duration(name, value, from: 5_000_000_000, "5s", to: 3_600_000_000_000, "1h") / 1_000_000_000)
         case "fleetlock-url":
             fleetLockURL = value.isEmpty ? nil : try ClientOptions.checkedURL(value, what: "fleetlock-url", of: "a FleetLock server")
+        case "wait-errors":
+            switch value {
+            case "retry": waitFailsFast = false
+            case "fail": waitFailsFast = true
+            default: throw LocksmithError(.invalidArgument, "wait-errors: \(JSONText.quotedExcerpt(value)) is not one of retry, fail", option: "wait-errors")
+            }
         case "proxy":
             if value.isEmpty { proxy = ""; return }
             let lower = value.lowercased()

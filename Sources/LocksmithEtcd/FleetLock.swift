@@ -74,35 +74,52 @@ public struct FleetLockServer: Sendable {
     }
 }
 
-extension EtcdClient {
+/// A FleetLock server as the backend: lock is its pre-reboot call, unlock its steady-state call,
+/// acquire polls pre-reboot with the library's backoff, wait sleeps its whole time. It has nothing
+/// of etcd's keys: every other request fails with EOPNOTSUPP saying so.
+final class FleetLockBackend: Backend {
+    let server: FleetLockServer
+    let transport: EtcdTransport
+
+    init(server: FleetLockServer, transport: EtcdTransport) {
+        self.server = server
+        self.transport = transport
+    }
+
+    private var http: HTTPConnection { transport.http }
+
+    // MARK: The slots
+
+    func lock(_ holder: String, client: EtcdClient) throws {
+        try call("pre-reboot", holder: holder)
+    }
+
+    func unlock(_ holder: String, client: EtcdClient) throws {
+        try call("steady-state", holder: holder)
+    }
+
     /// One FleetLock call (`pre-reboot` or `steady-state`) for `holder`: no retry here (pre-reboot
     /// is recursive and steady-state idempotent, so the caller may simply ask again).
-    func fleetLockCall(_ server: FleetLockServer, _ call: String, holder: String) throws {
-        try SemaphoreDocument.validateHolder(holder)
+    private func call(_ call: String, holder: String) throws {
         let url = server.base + "v1/" + call
         let response: HTTPResponse
         do {
             response = try http.perform(method: "POST", url: url, body: server.body(id: holder),
                                         headers: ["fleet-lock-protocol: true", "Content-Type: application/json"],
-                                        timeoutMilliseconds: options.timeoutMilliseconds)
+                                        timeoutMilliseconds: transport.options.timeoutMilliseconds)
         } catch let error as LocksmithError where error.kind == .connectionFailed || error.kind == .timedOut {
             throw LocksmithError(error.kind, "the FleetLock server \(server.base) did not answer \(call): \(error.message)")
         }
-        endpointInUse = server.base
+        transport.endpointInUse = server.base
         if let error = server.outcome(of: response, call: call) { throw error }
-    }
-
-    /// What a FleetLock client cannot do: everything but taking and giving back a slot.
-    func fleetLockUnsupported(_ server: FleetLockServer) -> LocksmithError {
-        LocksmithError(.system(EOPNOTSUPP), "\(server.base) is a FleetLock server (fleetlock-url): it can only take a slot (lock) and give one back (unlock); it cannot show the semaphore, set max, list groups or holders, or report changes. Ask etcd for those (endpoint), or read the server's /metrics")
     }
 
     /// Waiting for a change, without a watch: FleetLock cannot tell, so this sleeps the whole
     /// time (ending early only for a cancel or the client's deadline) and says "no change".
-    func fleetLockWait(timeoutMilliseconds: Int) throws -> Bool {
+    func wait(timeoutMilliseconds: Int, client: EtcdClient) throws -> Bool {
         let end = Clock.monotonicMilliseconds() + max(timeoutMilliseconds, 0)
         while true {
-            try checkCancelled()
+            try client.checkCancelled()
             let now = Clock.monotonicMilliseconds()
             if let limit = http.deadline, now >= limit { throw LocksmithError(.timedOut, "the client's deadline passed") }
             if now >= end { return false }
@@ -110,18 +127,17 @@ extension EtcdClient {
         }
     }
 
-    /// `acquire` against a FleetLock server: pre-reboot, and while no slot is granted, again after
-    /// the library's backoff (5 s doubling to 5 min). `progress(0)` comes before each attempt
-    /// (false declines), `progress(-1)` after each refusal; there is no line to report.
-    func fleetLockAcquire(_ server: FleetLockServer, _ holder: String, timeoutMilliseconds: Int?, progress: ((Int) -> Bool)?) throws -> QueueOutcome {
-        try SemaphoreDocument.validateHolder(holder)
+    /// pre-reboot, and while no slot is granted, again after the library's backoff (5 s doubling
+    /// to 5 min). `progress(0)` comes before each attempt (false declines), `progress(-1)` after
+    /// each refusal; there is no line to report.
+    func acquire(_ holder: String, timeoutMilliseconds: Int?, progress: ((Int) -> Bool)?, client: EtcdClient) throws -> QueueOutcome {
         let deadline = timeoutMilliseconds.map { Clock.monotonicMilliseconds() + max($0, 0) }
         var attempt = 0
         while true {
-            try checkCancelled()
+            try client.checkCancelled()
             if progress?(0) == false { return .declined }
             do {
-                try fleetLockCall(server, "pre-reboot", holder: holder)
+                try call("pre-reboot", holder: holder)
                 return .taken
             } catch let error as LocksmithError where error.kind == .busy {
             }
@@ -131,7 +147,31 @@ extension EtcdClient {
             let left = deadline.map { $0 - Clock.monotonicMilliseconds() } ?? Int.max
             if left <= 0 { return .timedOut }
             // The last wait ends at the deadline; the attempt after it is the last one.
-            _ = try fleetLockWait(timeoutMilliseconds: min(pause, left))
+            _ = try wait(timeoutMilliseconds: min(pause, left), client: client)
         }
     }
+
+    // MARK: What FleetLock cannot do
+
+    /// Everything but taking and giving back a slot.
+    private var unsupported: LocksmithError {
+        LocksmithError(.system(EOPNOTSUPP), "\(server.base) is a FleetLock server (fleetlock-url): it can only take a slot (lock) and give one back (unlock); it cannot show the semaphore, set max, list groups or holders, or report changes. Ask etcd for those (endpoint), or read the server's /metrics")
+    }
+
+    func read(_ key: String) throws -> WireResult { throw unsupported }
+    func create(_ json: String) throws -> WireResult { throw unsupported }
+    func write(_ json: String, over index: Int64, holders: Int, side: [SideWrite],
+               unchanged: [(key: String, revision: Int64)]) throws -> (WireResult, ListedKeys?) { throw unsupported }
+    func afterWrite(_ side: [SideWrite]) {}
+    func put(_ key: String, _ value: String) throws { throw unsupported }
+    func list(_ directory: String, label: String) throws -> [(key: String, value: [UInt8]?, index: Int64)] { throw unsupported }
+    func removeRecords(_ stale: ListedKeys) {}
+    func watch(_ key: String, at endpoint: String, after index: Int64, timeoutMilliseconds: Int) throws -> WatchEvent { throw unsupported }
+    func join(value: String, ttl: Int) throws -> (QueueTicket, QueueListing) { throw unsupported }
+    func renew(_ ticket: QueueTicket, ttl: Int) throws -> Int64? { throw unsupported }
+    func leave(_ ticket: QueueTicket) {}
+    func listQueue(before ticket: QueueTicket?, semaphore: Bool) throws -> QueueListing { throw unsupported }
+    var historyEvents: Int64? { nil }
+    func watchStart(listing: Int64, entry: Int64) -> Int64 { listing }
+    var listsSemaphoreWithQueue: Bool { false }
 }

@@ -36,6 +36,9 @@ final class HTTPConnection {
     var deadline: Int?
     /// HTTP requests made, for statistics.
     private(set) var requestCount = 0
+    /// Whether the last request got no answer at all (refused, reset, a TLS failure; not a
+    /// timeout, not a cancel): the `wait-errors fail` option ends a wait on it.
+    private(set) var lastRequestFailed = false
 
     init(settings: ConnectionSettings, cancellation: Cancellation = Cancellation()) throws {
         self.cancellation = cancellation
@@ -136,6 +139,7 @@ final class HTTPConnection {
                  timeoutMilliseconds: Int, interruptible: Bool = false, evenIfCancelled: Bool = false,
                  onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> HTTPResponse {
         if let configurationError { throw configurationError }
+        lastRequestFailed = false
         if cancellation.isSet && !evenIfCancelled { throw LocksmithError(.system(ECANCELED), "cancelled") }
         var timeout = max(1, timeoutMilliseconds)
         if let deadline {
@@ -205,6 +209,7 @@ final class HTTPConnection {
             // Connected, then silence (a watch's timeout is its normal end, not this).
             reason = "\(Advice.noAnswerInTime) (\(reason))"
         }
+        lastRequestFailed = true
         throw LocksmithError(HTTPConnection.kind(of: code), reason)
     }
 

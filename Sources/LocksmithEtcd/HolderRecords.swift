@@ -63,22 +63,15 @@ public struct HolderRecord: Sendable, Equatable {
 
 extension EtcdClient {
     /// The prefix of the group's holder records.
-    public var holderRecordsPrefix: String { key + ".holders/" }
+    public var holderRecordsPrefix: String { keys.records }
 
     /// The etcd key of `id`'s record.
-    public func holderRecordKey(_ id: String) -> String { holderRecordsPrefix + URLEscape.query(id) }
+    public func holderRecordKey(_ id: String) -> String { keys.record(id) }
 
     /// The records of the group, sorted by id; records whose id or value is not valid are left
     /// out. Creates nothing.
     public func holderRecords() throws -> [HolderRecord] {
-        let entries: [(key: String, value: [UInt8]?, index: Int64)]
-        switch try resolvedAPI() {
-        case .v2:
-            let request = V2.list(String(holderRecordsPrefix.dropLast()))  // the directory
-            entries = try V2.parseList(try send(request.method, request.path), key: holderRecordsPrefix)
-        case .v3:
-            entries = try V3.parseRangeAll(try send("POST", V3.rangePath, body: V3.rangePrefix(holderRecordsPrefix)), key: holderRecordsPrefix)
-        }
+        let entries = try resolvedBackend().list(String(holderRecordsPrefix.dropLast()), label: holderRecordsPrefix)  // the directory
         var records: [HolderRecord] = []
         for entry in entries {
             let k = entry.key.hasPrefix("/") ? String(entry.key.dropFirst()) : entry.key
@@ -102,36 +95,23 @@ extension EtcdClient {
         try SemaphoreDocument.validateHolder(holder)
         guard revision > 0 else { throw LocksmithError(.invalidArgument, "a record's revision is more than 0, not \(revision)") }
         let recordKey = holderRecordKey(holder)
-        let api = try resolvedAPI()
+        _ = try resolvedBackend()  // (`auto` decides before the first change is computed)
         let change = { (document: inout SemaphoreDocument) throws in
             try document.unlock(holder)
             guard let now = try self.index(of: recordKey), now == revision else {
                 throw LocksmithError(.changed, "\(holder) gave its slot back and took one again since its record was read (at \(revision))")
             }
         }
-        // (v2: the record goes with those of the other holders gone, after the write.)
-        try modify(change, done: { !$0.holders.contains(holder) }, also: { _ in api == .v3 ? [V3.deleteOp(recordKey)] : [] },
-                   unchanged: api == .v3 ? [(recordKey, revision)] : [])
+        // (v2: the record goes with those of the other holders gone, after the write; the
+        // revision is no condition of the write, which has none but the document's index.)
+        try modify(change, done: { !$0.holders.contains(holder) }, side: { _ in [.record(holder: holder, taken: false)] },
+                   unchanged: [(recordKey, revision)])
     }
 
     /// The modification index (v2) or revision (v3) of `key`, nil if it is missing.
     private func index(of key: String) throws -> Int64? {
-        let result: WireResult
-        switch try resolvedAPI() {
-        case .v2:
-            let request = V2.get(key)
-            result = try V2.parse(try send(request.method, request.path), key: key)
-        case .v3:
-            result = try V3.parseRange(try send("POST", V3.rangePath, body: V3.range(key)), key: key)
-        }
-        if case .value(let value) = result { return value.index }
+        if case .value(let value) = try resolvedBackend().read(key) { return value.index }
         return nil
-    }
-
-    /// After a lock: records when and from where. Best effort: the slot is taken whether or
-    /// not the record is written.
-    func recordHolder(_ id: String) {
-        _ = try? put(holderRecordKey(id), HolderRecord.now(id).json)
     }
 
     /// Most stale records removed after one write: each write costs a bounded amount, and what is
@@ -140,20 +120,13 @@ extension EtcdClient {
 
     /// After a write of `document` that etcd stored at `index`: removes the records of ids that
     /// are no holder in it, such as one whose slot the original (which writes only the document)
-    /// gave back. `listed`: the record keys and revisions the write's transaction read (v3); nil
-    /// on v2, which lists them now (one request). A record is judged only if it was written at or
-    /// before `index`: a later one may be that of a new holder missing from `document`. Each
+    /// gave back. `listed`: the record keys and revisions as the backend's write found them (v3 in
+    /// its transaction, v2 with a listing after it). A record is judged only if it was written at
+    /// or before `index`: a later one may be that of a new holder missing from `document`. Each
     /// removal is conditional on the record still being the one listed (v3: its mod_revision in
     /// one transaction; v2: `prevIndex`), so a holder that locked since keeps its new record.
     /// Best effort, never an error: what is left is tried again at the next write.
-    func cleanHolderRecords(after document: SemaphoreDocument, at index: Int64, listed: [(key: String, index: Int64)]?) {
-        guard let api else { return }
-        var listed = listed
-        if api == .v2, listed == nil {
-            let request = V2.list(String(holderRecordsPrefix.dropLast()))  // the directory
-            listed = (try? V2.parseList(try send(request.method, request.path), key: holderRecordsPrefix))?
-                .compactMap { $0.value == nil ? nil : ($0.key, $0.index) }
-        }
+    func cleanHolderRecords(after document: SemaphoreDocument, at index: Int64, listed: ListedKeys?) {
         let holders = Set(document.holders)
         let stale = (listed ?? []).filter { entry in
             guard entry.index <= index, entry.key.hasPrefix(holderRecordsPrefix) else { return false }
@@ -161,15 +134,7 @@ extension EtcdClient {
             guard let id = GroupKey.queryUnescape(String(entry.key.dropFirst(holderRecordsPrefix.count))) else { return true }
             return !holders.contains(id)
         }.prefix(EtcdClient.recordsCleanedPerWrite)
-        guard !stale.isEmpty else { return }
-        switch api {
-        case .v2:
-            for entry in stale {
-                let request = V2.compareAndDelete(entry.key, index: entry.index)
-                _ = try? send(request.method, request.path)
-            }
-        case .v3:
-            _ = try? send("POST", V3.txnPath, body: V3.txn(stale.map { V3.deleteOp($0.key) }, unchanged: stale.map { ($0.key, $0.index) }))
-        }
+        guard !stale.isEmpty, let backend = try? resolvedBackend() else { return }
+        backend.removeRecords(Array(stale))
     }
 }

@@ -5,14 +5,16 @@
 // that do not queue (the original, `locksmithctl lock`) may take a free slot before the head,
 // never more than max.
 //
-// v3: each entry is `<prefix><lease id in hex>`, put with a lease the waiter keeps alive; entries
-// are ordered by create revision, and the one ahead is the newest created before ours (etcd's
-// own lock recipe). v2: each entry is made with POST (an in-order key named by its index) and a
-// TTL the waiter refreshes. An entry whose waiter died goes when its lease or TTL runs out
-// (`queue-ttl`, default 60 s, renewed 20 s before it runs out), and the waiter behind it moves up.
-// An entry that can never run out (no lease; no TTL, or one longer than any queue-ttl) or whose
-// value is not an entry was not made by a waiter: waiters skip it at once (docs/decisions.md,
-// issue 26), and `queue()` lists it marked as such.
+// In two parts, as etcd's own client splits its `Session` from `waitDeletes`: QueueSession keeps
+// the waiter's entry alive (joins, renews it before its lease or TTL runs out, joins again at the
+// back if it ran out, leaves); `waitInQueue` waits for the entry just ahead to go and takes the
+// slot at the head. The requests are the backend's: v3 puts each entry as `<prefix><lease id in
+// hex>` with a lease and orders entries by create revision (etcd's own lock recipe); v2 makes
+// each with POST (an in-order key named by its index) and a TTL. An entry whose waiter died goes
+// when its lease or TTL runs out (`queue-ttl`, default 60 s, renewed 20 s before it runs out), and
+// the waiter behind it moves up. An entry that can never run out (no lease; no TTL, or one longer
+// than any queue-ttl) or whose value is not an entry was not made by a waiter: waiters skip it at
+// once (docs/decisions.md, issue 26), and `queue()` lists it marked as such.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,6 +67,8 @@ struct QueueListing {
     var unlisted = 0
     /// Entries ahead that waiters skip, left out of `entries`.
     var skipped = 0
+    /// The semaphore, when it was read in the same step (v3).
+    var semaphore: StoredValue? = nil
 
     /// Adds an entry; with a ticket, one that waiters skip is only counted.
     mutating func add(_ key: String, _ index: Int64, _ value: [UInt8]?, expires: Bool, waiting: Bool) {
@@ -105,15 +109,69 @@ struct QueueTicket {
     var lease: String?
 }
 
+/// A waiter's entry, kept alive (etcd's `concurrency.Session`): joined at the back, renewed
+/// before its lease or TTL runs out, joined again at the back when it ran out, left on the way
+/// out. Knows nothing of the order of the queue.
+final class QueueSession {
+    let backend: Backend
+    let holder: String
+    /// The entry's time to live, in seconds.
+    let ttl: Int
+    /// How often the entry is renewed, in milliseconds (up to a tenth earlier, at random: waiters
+    /// that joined together do not all renew at once).
+    let period: Int
+    /// The entry (none until the first `join`).
+    private(set) var ticket = QueueTicket(key: "", order: 0)
+    /// When the entry was last made or renewed (monotonic milliseconds).
+    private(set) var renewed = 0
+
+    init(_ backend: Backend, holder: String, ttl: Int, jitter: (Int) -> Int) {
+        self.backend = backend
+        self.holder = holder
+        self.ttl = ttl
+        let period = ClientOptions.queueRenewalMilliseconds(ttlSeconds: ttl)
+        self.period = period - jitter(period / 10)
+    }
+
+    /// Whether the entry is due for renewal.
+    var due: Bool { Clock.monotonicMilliseconds() - renewed >= period }
+
+    /// Milliseconds until the entry is due for renewal.
+    var untilDue: Int { period - (Clock.monotonicMilliseconds() - renewed) }
+
+    /// Joins at the back: the waiters ahead of the new entry.
+    func join() throws -> QueueListing {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let value = "{\"id\":" + JSONText.quoted(holder) + ",\"since\":\(now.tv_sec),\"host\":" + JSONText.quoted(HolderRecord.hostName) + "}"
+        let listing: QueueListing
+        (ticket, listing) = try backend.join(value: value, ttl: ttl)
+        renewed = Clock.monotonicMilliseconds()
+        return listing
+    }
+
+    /// Renews the entry: nil if it was gone (then the caller joins again), else etcd's index or
+    /// revision then.
+    func renew() throws -> Int64? {
+        let index = try backend.renew(ticket, ttl: ttl)
+        renewed = Clock.monotonicMilliseconds()
+        return index
+    }
+
+    /// Removes the entry. Best effort: if etcd cannot be reached, it goes when its time runs out.
+    func leave() {
+        backend.leave(ticket)
+    }
+}
+
 extension EtcdClient {
     /// The prefix of the group's queue entries.
-    public var queuePrefix: String { key + ".queue/" }
+    public var queuePrefix: String { keys.queue }
 
     /// Every entry of the group's queue, first in line first; those waiters skip are marked
     /// (`ignored`). Creates nothing.
     public func queue() throws -> [QueueEntry] {
-        let api = try resolvedAPI()
-        let listed = try listQueue(api, before: nil)
+        let listed = try resolvedBackend().listQueue(before: nil, semaphore: false)
         return listed.entries.map { entry in
             let record = entry.value.flatMap { HolderRecord(id: nil, value: $0) }
             return QueueEntry(key: entry.key, id: record?.id ?? "", since: record?.since ?? 0, host: record?.host ?? "",
@@ -138,56 +196,55 @@ extension EtcdClient {
     /// semaphore while it is full (its event carries the document), then the compare-and-swap.
     @discardableResult
     public func acquire(_ holder: String, timeoutMilliseconds: Int?, progress: ((Int) -> Bool)? = nil) throws -> QueueOutcome {
-        if let fleetLock { return try fleetLockAcquire(fleetLock, holder, timeoutMilliseconds: timeoutMilliseconds, progress: progress) }
         try SemaphoreDocument.validateHolder(holder)
+        return try resolvedBackend().acquire(holder, timeoutMilliseconds: timeoutMilliseconds, progress: progress, client: self)
+    }
+
+    /// etcd's acquire: the session keeps the entry alive, this loop waits for the entry ahead.
+    func waitInQueue(_ holder: String, timeoutMilliseconds: Int?, progress: ((Int) -> Bool)?) throws -> QueueOutcome {
         let deadline = timeoutMilliseconds.map { Clock.monotonicMilliseconds() + max($0, 0) }
-        let api = try resolvedAPI()
-        let ttl = options.queueTTLSeconds
-        // (Up to a tenth earlier, at random: waiters that joined together do not all renew at once.)
-        let period = ClientOptions.queueRenewalMilliseconds(ttlSeconds: ttl) - jitter(upTo: ClientOptions.queueRenewalMilliseconds(ttlSeconds: ttl) / 10)
-        var (ticket, ahead) = try joinQueue(api, holder: holder, ttl: ttl)
-        var renewed = Clock.monotonicMilliseconds()
+        let backend = try resolvedBackend()
+        let session = QueueSession(backend, holder: holder, ttl: options.queueTTLSeconds, jitter: jitter)
+        var ahead = try joined(session)
         var lastPosition = -1
         var gone = false  // the entry was removed already
         // Whether the listing in `ahead` must be read again before it is used: not after a wait
         // that saw no change, nor when the only waiter ahead went (new waiters join behind).
         var stale = false
-        defer { if !gone { leaveQueue(api, ticket) } }
+        defer { if !gone { session.leave() } }
         while true {
             try checkCancelled()
-            if Clock.monotonicMilliseconds() - renewed >= period {
-                switch try renewQueue(api, ticket, ttl: ttl) {
+            if session.due {
+                switch try session.renew() {
                 case nil:
                     // Our entry ran out (a long stall): join again, at the back.
-                    (ticket, ahead) = try joinQueue(api, holder: holder, ttl: ttl)
+                    ahead = try joined(session)
                     lastPosition = -1
                     stale = false
-                case let index? where api == .v2 && index - ahead.revision > EtcdClient.v2HistoryEvents * 9 / 10:
-                    // v2 keeps the last 1,000 events: a watch from the listing's index would be
-                    // refused as cleared. List again instead of asking.
+                case let index? where backend.historyEvents.map({ index - ahead.revision > $0 * 9 / 10 }) ?? false:
+                    // etcd keeps only so many events (v2: 1,000): a watch from the listing's
+                    // index would be refused as cleared. List again instead of asking.
                     stale = true
                 case _?:
                     break
                 }
-                renewed = Clock.monotonicMilliseconds()
                 if progress?(-1) == false { return .declined }
             }
             if stale {
-                ahead = try listQueue(api, before: ticket, semaphore: true)
+                ahead = try listed(backend, before: session.ticket)
                 stale = false
             }
             if !ahead.mine {
                 // Our entry is gone (it ran out, or someone removed it): join again, at the back;
                 // not more than once a second, whatever the server does.
                 if let deadline, Clock.monotonicMilliseconds() >= deadline { return .timedOut }
-                let since = Clock.monotonicMilliseconds() - renewed
+                let since = Clock.monotonicMilliseconds() - session.renewed
                 if since < 1000 {
                     Clock.sleep(milliseconds: 1000 - since)
                     try checkCancelled()
                 }
-                leaveQueue(api, ticket)
-                (ticket, ahead) = try joinQueue(api, holder: holder, ttl: ttl)
-                renewed = Clock.monotonicMilliseconds()
+                session.leave()
+                ahead = try joined(session)
                 lastPosition = -1
                 continue
             }
@@ -211,17 +268,10 @@ extension EtcdClient {
                 lastPosition = 0
                 if progress?(0) == false { return .declined }
                 do {
-                    if api == .v3 {
-                        // The slot, its holder record and the end of the entry in one
-                        // transaction: the waiter behind moves up as the slot is taken. (The
-                        // lease, holding no key now, runs out by itself.)
-                        try takeSlot(holder, also: [V3.deleteOp(ticket.key)], reserve: ahead.count)
-                    } else {
-                        try takeSlot(holder, record: false, reserve: ahead.count)
-                        // The waiter behind moves up first; the holder record can wait a moment.
-                        leaveQueue(api, ticket)
-                        recordHolder(holder)
-                    }
+                    // The slot, its holder record and the end of the entry (v3 in one
+                    // transaction; v2 the end of the entry first: the waiter behind moves up,
+                    // the holder record can wait a moment).
+                    try takeSlot(holder, also: [.endEntry(session.ticket)], reserve: ahead.count)
                     gone = true
                     return .taken
                 } catch let error as LocksmithError where error.kind == .busy {
@@ -240,18 +290,17 @@ extension EtcdClient {
             // Wait (at most until the entry must be renewed, or the time given runs out).
             let now = Clock.monotonicMilliseconds()
             if let deadline, now >= deadline { return .timedOut }
-            let left = min(period - (now - renewed), deadline.map { $0 - now } ?? Int.max)
+            let left = min(session.untilDue, deadline.map { $0 - now } ?? Int.max)
             guard left > 0 else { continue }
             if let predecessor = ahead.entries.last {
                 // The entry just ahead goes when its waiter takes a slot, leaves or dies (its
                 // renewals make no event).
-                // (From the listing's index: v2 keeps only the last 1,000 events, and a watch
-                // from the entry's own, older index would soon be refused.)
-                switch try waitForChange(api, key: predecessor.key, after: max(ahead.revision, api == .v3 ? 0 : predecessor.index),
-                                         timeoutMilliseconds: left) {
+                switch try waitDeletes(backend, key: predecessor.key,
+                                       after: backend.watchStart(listing: ahead.revision, entry: predecessor.index),
+                                       timeoutMilliseconds: left) {
                 case .gone where ahead.count == 1:
                     ahead.atHead()  // it was the only one ahead: this waiter is at the head
-                case .gone where api == .v2:
+                case .gone where !backend.listsSemaphoreWithQueue:
                     // If the waiter ahead went because it took a slot, it was at the head: so is
                     // this one now. The semaphore says (and is read at the head anyway; v3 reads
                     // it with the listing).
@@ -273,177 +322,37 @@ extension EtcdClient {
         }
     }
 
-    // MARK: The entries
-
-    /// Joins the queue at the back: the ticket, and the waiters ahead of it. v3 reads the
-    /// semaphore in the same transaction.
-    private func joinQueue(_ api: EtcdAPI, holder: String, ttl: Int) throws -> (QueueTicket, QueueListing) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let value = "{\"id\":" + JSONText.quoted(holder) + ",\"since\":\(now.tv_sec),\"host\":" + JSONText.quoted(HolderRecord.hostName) + "}"
-        switch api {
-        case .v2:
-            let response = try send("POST", V2.keyPath(String(queuePrefix.dropLast())) + "?ttl=\(ttl)",
-                                    body: Array(("value=" + URLEscape.query(value)).utf8), headers: [V2.formHeader])
-            guard let tree = JSONTree(response.body), tree.node["errorCode"] == nil,
-                  let node = tree.node["node"], let created = node["key"]?.string, let index = node["createdIndex"]?.int64 else {
-                throw LocksmithError(.protocolError, "\(queuePrefix): etcd did not make a queue entry: \(excerpt(response.text))")
-            }
-            let ticket = QueueTicket(key: created.hasPrefix("/") ? String(created.dropFirst()) : created, order: index, lease: nil)
-            return (ticket, try listQueue(api, before: ticket))
-        case .v3:
-            let granted = try V3.answer(try send("POST", V3.leaseGrantPath, body: Array("{\"TTL\":\"\(ttl)\"}".utf8)), key: queuePrefix)
-            guard let lease = granted.node["ID"]?.int64, lease > 0 else {
-                throw LocksmithError(.protocolError, "\(queuePrefix): etcd granted no lease")
-            }
-            let entryKey = queuePrefix + EtcdClient.hex16(lease)
-            // The entry is the newest, so every other one is ahead: the transaction reads the two
-            // newest entries (this one and the one to watch) and how many there are, not the
-            // whole queue (a crowd joining together would cost etcd the square of its size).
-            let tree = try V3.answer(try send("POST", V3.txnPath, body: V3.txn([
-                V3.putOp(entryKey, value, lease: "\(lease)"), V3.rangeOp(queueRange(newest: 2)), V3.rangeOp(queueRange(countOnly: true)),
-                V3.rangeOp(String(decoding: V3.range(key), as: UTF8.self)),
-            ])), key: entryKey)
-            guard let revision = tree.node["header"]?["revision"]?.int64 else {
-                throw LocksmithError(.protocolError, "\(entryKey): the v3 answer has no revision")
-            }
-            let ticket = QueueTicket(key: entryKey, order: revision, lease: "\(lease)")
-            if let semaphore = try V3.firstValue(tree.node["responses"]?[3]?["response_range"], key: key, at: revision) {
-                noteSemaphore(semaphore)
-            }
-            var listing = queueListing(tree.node["responses"]?[1]?["response_range"], ticket: ticket, revision: revision)
-            if listing.skipped > 0 {
-                // The entry just ahead is one waiters skip: the waiter to watch is further ahead.
-                return (ticket, try listQueue(api, before: ticket))
-            }
-            // (Entries further ahead that waiters skip are counted until the next listing: a
-            // waiter then waits for one more, never for one fewer.)
-            let total = tree.node["responses"]?[2]?["response_range"]?["count"]?.int64 ?? 0
-            listing.unlisted = max(0, Int(clamping: total) - 1 - listing.count)
-            return (ticket, listing)
-        }
+    /// Joins (again) at the back; remembers the semaphore if it was read in the same step.
+    private func joined(_ session: QueueSession) throws -> QueueListing {
+        let listing = try session.join()
+        if let semaphore = listing.semaphore { noteSemaphore(semaphore) }
+        return listing
     }
 
-    /// Keeps the entry alive: nil if it is gone, else etcd's index then (v2; 0 if the answer had
-    /// none) or revision (v3).
-    private func renewQueue(_ api: EtcdAPI, _ ticket: QueueTicket, ttl: Int) throws -> Int64? {
-        switch api {
-        case .v2:
-            let response = try send("PUT", V2.keyPath(ticket.key) + "?refresh=true&prevExist=true",
-                                    body: Array("ttl=\(ttl)".utf8), headers: [V2.formHeader])
-            return try V2.check(response, key: ticket.key) ? response.etcdIndex ?? 0 : nil
-        case .v3:
-            let answer = try V3.answer(try send("POST", V3.leaseKeepAlivePath, body: Array("{\"ID\":\"\(ticket.lease ?? "0")\"}".utf8)),
-                                       key: ticket.key)
-            // An expired lease answers with no TTL (or 0).
-            guard (answer.node["result"]?["TTL"]?.int64 ?? 0) > 0 else { return nil }
-            return answer.node["result"]?["header"]?["revision"]?.int64 ?? 0
-        }
-    }
-
-    /// Removes the entry (and its lease). Best effort.
-    private func leaveQueue(_ api: EtcdAPI, _ ticket: QueueTicket) {
-        switch api {
-        case .v2:
-            _ = try? send("DELETE", V2.keyPath(ticket.key), evenIfCancelled: true)
-        case .v3:
-            // Revoking the lease deletes the entry with it.
-            if let lease = ticket.lease {
-                _ = try? send("POST", V3.leaseRevokePath, body: Array("{\"ID\":\"\(lease)\"}".utf8), evenIfCancelled: true)
-            }
-        }
-    }
-
-    /// The waiters ahead of `ticket` (every entry for nil), first in line first, and whether the
-    /// ticket's own entry is still there; the revision or index the listing was read at, and with
-    /// `semaphore` the semaphore read in the same step (v2 lists only).
-    private func listQueue(_ api: EtcdAPI, before ticket: QueueTicket?, semaphore: Bool = false) throws -> QueueListing {
-        switch api {
-        case .v2:
-            let response = try send("GET", V2.keyPath(String(queuePrefix.dropLast())) + "?sorted=true&quorum=true")
-            guard let tree = JSONTree(response.body) else {
-                throw LocksmithError(.protocolError, "\(queuePrefix): the v2 answer is not JSON: \(excerpt(response.text))")
-            }
-            if let code = tree.node["errorCode"]?.int64 {
-                if code == 100 { return QueueListing(entries: [], mine: ticket == nil, revision: 0) }
-                throw LocksmithError(code == 110 ? .permissionDenied : .protocolError, "\(queuePrefix): etcd error \(code)")
-            }
-            var listing = QueueListing(entries: [], mine: ticket == nil, revision: response.etcdIndex ?? 0)
-            if let nodes = tree.node["node"]?["nodes"] {
-                for i in 0..<nodes.count {
-                    guard let node = nodes[i], var k = node["key"]?.string, let index = node["modifiedIndex"]?.int64,
-                          let created = node["createdIndex"]?.int64 else { continue }
-                    if k.hasPrefix("/") { k.removeFirst() }
-                    if let ticket {
-                        if k == ticket.key { listing.mine = true; break }
-                        if created > ticket.order { continue }
-                    }
-                    let ttl = node["ttl"]?.int64 ?? 0
-                    listing.add(k, index, node["value"]?.bytes, expires: ttl > 0 && ttl <= QueueEntry.maxTTLSeconds, waiting: ticket != nil)
-                }
-            }
-            return listing
-        case .v3 where semaphore:
-            let tree = try V3.answer(try send("POST", V3.txnPath, body: V3.txn([
-                V3.rangeOp(queueRange(before: ticket)), V3.rangeOp(String(decoding: V3.range(key), as: UTF8.self)),
-            ])), key: queuePrefix)
-            if let value = try V3.firstValue(tree.node["responses"]?[1]?["response_range"], key: key,
-                                             at: tree.node["header"]?["revision"]?.int64) {
-                noteSemaphore(value)
-            }
-            return queueListing(tree.node["responses"]?[0]?["response_range"], ticket: ticket,
-                                revision: tree.node["header"]?["revision"]?.int64 ?? 0)
-        case .v3:
-            let tree = try V3.answer(try send("POST", V3.rangePath, body: Array(queueRange(before: ticket).utf8)), key: queuePrefix)
-            return queueListing(tree.node, ticket: ticket, revision: tree.node["header"]?["revision"]?.int64 ?? 0)
-        }
-    }
-
-    /// The v3 range of the entries up to `ticket`'s (all of them for nil), in the order they
-    /// joined; or of the `newest` entries only, newest first; or only their number. With values:
-    /// waiters tell an entry they skip by its value and lease.
-    private func queueRange(before ticket: QueueTicket? = nil, newest: Int? = nil, countOnly: Bool = false) -> String {
-        var end = Array(queuePrefix.utf8)
-        end[end.count - 1] += 1
-        var body = "{\"key\":\"\(Base64.encode(queuePrefix))\",\"range_end\":\"\(Base64.encode(end))\""
-        if countOnly { return body + ",\"count_only\":true}" }
-        body += ",\"sort_order\":\"\(newest == nil ? "ASCEND" : "DESCEND")\",\"sort_target\":\"CREATE\""
-        if let newest { body += ",\"limit\":\"\(newest)\"" }
-        if let ticket { body += ",\"max_create_revision\":\"\(ticket.order)\"" }
-        return body + "}"
-    }
-
-    /// The entries of a v3 range answer (`node` holds its `kvs`), but the ticket's own (and with
-    /// a ticket, those waiters skip).
-    private func queueListing(_ node: JSONNode?, ticket: QueueTicket?, revision: Int64) -> QueueListing {
-        var listing = QueueListing(entries: [], mine: ticket == nil, revision: revision)
-        if let kvs = node?["kvs"] {
-            for i in 0..<kvs.count {
-                guard let kv = kvs[i], let k = kv["key"]?.string.flatMap(Base64.decode).map({ String(decoding: $0, as: UTF8.self) }),
-                      let index = kv["mod_revision"]?.int64 else { continue }
-                if k == ticket?.key { listing.mine = true; continue }
-                listing.add(k, index, Base64.decode(kv["value"]?.string ?? ""), expires: (kv["lease"]?.int64 ?? 0) != 0, waiting: ticket != nil)
-            }
-        }
+    /// The waiters ahead of `ticket`, with the semaphore where a listing reads it in the same step.
+    private func listed(_ backend: Backend, before ticket: QueueTicket) throws -> QueueListing {
+        let listing = try backend.listQueue(before: ticket, semaphore: true)
+        if let semaphore = listing.semaphore { noteSemaphore(semaphore) }
         return listing
     }
 
     /// How a wait on the entry ahead ended.
     private enum Watched { case gone, changed, quiet }
 
-    /// Waits until `key` changes after `index`: `.gone` when it was deleted (or ran out),
-    /// `.changed` for anything else that calls for a new listing (another change, a history etcd
-    /// no longer has, every endpoint failing), `.quiet` when `timeoutMilliseconds` pass without an
-    /// event. An endpoint that cannot be reached is left for the next.
-    private func waitForChange(_ api: EtcdAPI, key: String, after index: Int64, timeoutMilliseconds: Int) throws -> Watched {
+    /// Waits until `key` changes after `index` (etcd's `waitDeletes`, for one key): `.gone` when
+    /// it was deleted (or ran out), `.changed` for anything else that calls for a new listing
+    /// (another change, a history etcd no longer has, every endpoint failing), `.quiet` when
+    /// `timeoutMilliseconds` pass without an event. An endpoint that cannot be reached is left
+    /// for the next.
+    private func waitDeletes(_ backend: Backend, key: String, after index: Int64, timeoutMilliseconds: Int) throws -> Watched {
         let deadline = Clock.monotonicMilliseconds() + max(timeoutMilliseconds, 1)
         while true {
-            for endpoint in rotation() {
+            for endpoint in transport.rotation() {
                 try checkCancelled()
                 let remaining = deadline - Clock.monotonicMilliseconds()
                 if remaining <= 0 { return .quiet }
                 do {
-                    return try watchEvent(api, endpoint, key: key, after: index, timeoutMilliseconds: remaining) == .changed(nil) ? .gone : .changed
+                    return try backend.watch(key, at: endpoint, after: index, timeoutMilliseconds: remaining) == .changed(nil) ? .gone : .changed
                 } catch let error as LocksmithError where error.kind == .timedOut {
                     return .quiet
                 } catch let error as LocksmithError where error.kind == .connectionFailed {
@@ -455,11 +364,5 @@ extension EtcdClient {
             if remaining <= 0 { return .changed }
             Clock.sleep(milliseconds: min(250, remaining))
         }
-    }
-
-    /// A lease id as 16 hex digits (a v3 entry's name).
-    static func hex16(_ value: Int64) -> String {
-        let digits = String(UInt64(bitPattern: value), radix: 16)
-        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
     }
 }

@@ -131,9 +131,6 @@ private func spawnWatcher(_ body: @escaping @Sendable () -> Void) {
     pthread_detach(thread)
 }
 
-/// Whether the watcher's client is inside its wait (its trace then ends the wait on a failure).
-private final class WatchFlag: @unchecked Sendable { var waiting = false }
-
 /// The seconds before retry `attempt` while etcd cannot be reached: 1, 2, 4, 8, then 15. Shorter
 /// than the daemon's backoff (5 s to 5 min): someone is looking at this view.
 func watchRetryDelay(_ attempt: Int) -> Int { min(1 << min(attempt, 4), 15) }
@@ -142,14 +139,7 @@ func watchRetryDelay(_ attempt: Int) -> Int { min(1 << min(attempt, 4), 15) }
 /// group, post the view; while etcd cannot be reached, post that and retry with a backoff.
 /// `client` belongs to this thread from now on.
 private func watchGroup(_ client: Client, group: String, allGroups: Bool, mailbox: Mailbox, debug: Bool, readFirst: Bool) {
-    let flag = WatchFlag()
-    // wait() rides out an unreachable etcd silently until its deadline; the trace shows the
-    // failed request at once, and cancelling ends the wait so that the read below reports it.
-    // (A wait that ends quietly traces "timed out": that is no failure.)
-    client.trace { [unowned client] line in
-        if debug { standardError("locksmithctl: debug: \(line)\n") }
-        if flag.waiting && line.contains("-> error:") && !line.contains("timed out") { client.cancel() }
-    }
+    if debug { client.trace { line in standardError("locksmithctl: debug: \(line)\n") } }
     /// Why the group is to be read again: it changed (or the watch failed), or it is the one
     /// settling read after a change.
     enum Reason { case changed, settling }
@@ -185,14 +175,11 @@ private func watchGroup(_ client: Client, group: String, allGroups: Bool, mailbo
                 continue
             }
         }
-        flag.waiting = true
         do {
             reason = try client.wait(milliseconds: settling ? 500 : 600_000) ? .changed : settling ? .settling : nil
         } catch {
-            reason = .changed  // cancelled by the trace, or failed: the read says which
+            reason = .changed  // failed (wait-errors fail: at the first request with no answer): the read says why
         }
-        flag.waiting = false
-        client.cancel(false)
     }
 }
 
@@ -398,7 +385,10 @@ func runStatusWatch(_ context: Context, allGroups: Bool) throws {
     }
     let mailbox = try Mailbox()
     let debug = context.debug
+    // A wait would ride out an unreachable etcd silently until its timeout: the watchers' waits
+    // end at the first request with no answer instead, so that the read after it reports it.
     let main = try context.client()
+    try main.set("wait-errors", "fail")
     let now = currentTime()
     var first: [GroupView] = []
     var watchers: [(client: Client, group: String)] = []
@@ -406,6 +396,7 @@ func runStatusWatch(_ context: Context, allGroups: Bool) throws {
         let groups = try context.etcd("Error reading semaphores") { try $0.groups() }
         for entry in groups {
             let client = try context.client(group: entry.group)
+            try client.set("wait-errors", "fail")
             if let view = try context.etcd("Error reading semaphore", { _ in try readView(client, group: entry.group) }) {
                 first.append(view)
                 watchers.append((client, entry.group))

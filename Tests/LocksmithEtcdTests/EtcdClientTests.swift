@@ -334,4 +334,31 @@ func concurrently(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
         if let ms = Int(outcome.dropFirst(5)) { #expect(ms < 1500) }
         try waiter.lock("waiter")
     }
+
+    @Test(arguments: bothAPIs)
+    func waitErrorsFailEndsAWaitAtTheFirstRequestWithNoAnswer(api: EtcdAPI) throws {
+        let server = try EtcdServer()
+        let group = uniqueGroup("fail-fast")
+        let riding = try makeClient(api, group: group, server: server)
+        var options = try makeClient(api, group: group, server: server).options
+        #expect(throws: LocksmithError.self) { try options.set("wait-errors", "soon") }
+        try options.set("wait-errors", "fail")
+        let fast = try EtcdClient(options: options)
+        _ = try riding.get()
+        _ = try fast.get()
+        server.stop()
+        // The default rides it out until its timeout, "no change"...
+        var started = Clock.monotonicMilliseconds()
+        #expect(try riding.wait(timeoutMilliseconds: 600) == false)
+        #expect(Clock.monotonicMilliseconds() - started >= 550)
+        // ...`fail` ends at the first request with no answer, with its error.
+        started = Clock.monotonicMilliseconds()
+        do {
+            _ = try fast.wait(timeoutMilliseconds: 10_000)
+            Issue.record("no error")
+        } catch let error as LocksmithError {
+            #expect(error.kind == .connectionFailed, "\(error)")
+        }
+        #expect(Clock.monotonicMilliseconds() - started < 2000)
+    }
 }
