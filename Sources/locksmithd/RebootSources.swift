@@ -19,14 +19,22 @@ enum SentinelFile {
         }
         var staleSaid = false
         var buffer = [UInt8](repeating: 0, count: 4096)
+        // The directory watched and its watch: kept while it is still the nearest one. (Removing
+        // and adding the watch at each event would itself make an event, IN_IGNORED, for ever.)
+        var watched: (directory: String, wd: Int32)?
         while true {
             let directory = nearestDirectory(of: path)
-            let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
-            let wd = inotify_add_watch(fd, directory, mask)
-            if wd < 0 {
-                Log.warning("cannot watch \(directory) for \(path): \(String(cString: strerror(errno))); trying again in a minute")
-                sleep(60)
-                continue
+            if watched?.directory != directory {
+                if let old = watched { inotify_rm_watch(fd, old.wd) }
+                watched = nil
+                let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+                let wd = inotify_add_watch(fd, directory, mask)
+                if wd < 0 {
+                    Log.warning("cannot watch \(directory) for \(path): \(String(cString: strerror(errno))); trying again in a minute")
+                    sleep(60)
+                    continue
+                }
+                watched = (directory, wd)
             }
             // Checked after the watch is in place: a sentinel made in between is not missed.
             var st = stat()
@@ -41,8 +49,17 @@ enum SentinelFile {
                     staleSaid = true
                 }
             }
-            while read(fd, &buffer, buffer.count) < 0 && errno == EINTR {}
-            inotify_rm_watch(fd, wd)
+            var n = 0
+            repeat { n = read(fd, &buffer, buffer.count) } while n < 0 && errno == EINTR
+            // The watch is gone when its directory went (IN_IGNORED for it): made again above.
+            var offset = 0
+            while n > 0 && offset + 16 <= n {
+                let wd = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: Int32.self) }
+                let mask = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self) }
+                let length = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self) }
+                if wd == watched?.wd && mask & UInt32(IN_IGNORED) != 0 { watched = nil }
+                offset += 16 + Int(length)
+            }
         }
     }
 

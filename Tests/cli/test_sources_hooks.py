@@ -54,6 +54,30 @@ class Sources(d.DaemonTest):
         self.assertIn("a reboot is needed (%s/run/reboot-required exists)" % n.root, n.output())
         self.assertEqual(n.stop(), 0)
 
+    def test_other_files_beside_the_sentinel_leave_the_daemon_idle(self):
+        # Files come and go in /run all the time: each is one wake-up, not a busy loop (the
+        # watch was once removed and added at each event, and each removal is an event itself).
+        logind = self.service(d.Logind())
+        n = self.node(d.group(), strategy="reboot", env={"LOCKSMITHD_REBOOT_SOURCE": "file"}).start()
+        self.assertTrue(wait_for(lambda: n.saw("STATUS=waiting for an update")), n.output())
+        for i in range(3):
+            with open(n.root + "/run/other-%d" % i, "w") as f:
+                f.write("x")
+            os.unlink(n.root + "/run/other-%d" % i)
+
+        def cpu_seconds():
+            with open("/proc/%d/stat" % n.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        time.sleep(0.5)
+        before, started = cpu_seconds(), time.monotonic()
+        time.sleep(2)
+        used = cpu_seconds() - before
+        self.assertLess(used, 0.2 * (time.monotonic() - started), "the daemon used %.2f s of CPU in 2 s while idle" % used)
+        with open(n.root + "/run/reboot-required", "w") as f:
+            f.write("*** System restart required ***\n")
+        self.assertTrue(wait_for(lambda: logind.calls()), n.output())
+
     def test_auto_uses_the_sentinel_without_an_update_engine(self):
         logind = self.service(d.Logind())
         n = self.node(d.group(), strategy="reboot").start()
