@@ -36,14 +36,19 @@ MAX_AGE_DAYS = float(os.environ.get("LOCKSMITH_MACHINES_MAX_AGE_DAYS", "14"))
 # What the packages need (liblocksmith1: libcurl4, libsystemd0; locksmith-fleetlockd: libmicrohttpd,
 # gnutls, json-c; libpam-locksmith: libpam-runtime) and a booting system: systemd as init, dbus for
 # logind. Installed by debootstrap, so that installing the .debs later needs no network.
-INCLUDE = ["systemd", "systemd-sysv", "dbus", "libcurl4", "libsystemd0", "libpam-runtime", "libpam-modules",
-           "libmicrohttpd12", "libjson-c5", "libgnutls30", "procps", "iproute2"]
+# libpam-systemd registers login sessions with logind, as on any installed Debian (trixie has no
+# utmp: logind's sessions are the only list of who is logged in where).
+INCLUDE = ["systemd", "systemd-sysv", "dbus", "libpam-systemd", "libcurl4", "libsystemd0", "libpam-runtime",
+           "libpam-modules", "libmicrohttpd12", "libjson-c5", "libgnutls30", "procps", "iproute2"]
 # trixie renamed the libraries of the 64-bit time_t transition (they provide the old names).
 RENAMED = {"trixie": {"libcurl4": "libcurl4t64", "libmicrohttpd12": "libmicrohttpd12t64", "libgnutls30": "libgnutls30t64"}}
+# trixie's lintian checks the packages made for trixie (this host's lintian is bookworm's);
+# debootstrap does not resolve the virtual perl-openssl-abi-3 its dependencies need: named here.
+EXTRA = {"trixie": ["lintian", "perl-openssl-defaults"]}
 
 
 def include(release):
-    return [RENAMED.get(release, {}).get(p, p) for p in INCLUDE]
+    return [RENAMED.get(release, {}).get(p, p) for p in INCLUDE] + EXTRA.get(release, [])
 # The packages installed in every machine (python3-locksmith would bring python3: not needed here).
 PACKAGES = ["liblocksmith1", "locksmith", "locksmith-fleetlockd", "libpam-locksmith"]
 ENV = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "SYSTEMD_COLORS=0", "SYSTEMD_PAGER=cat"]
