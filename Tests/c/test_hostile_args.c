@@ -783,7 +783,7 @@ static void test_client_settings(void) {
         int r = locksmith_client_load_settings(d, "LOCKSMITHHOSTILE", NULL);
         if (r != -EINVAL || !strstr(locksmith_client_last_error(d), "LOCKSMITHHOSTILE_GROUP")) {
             const char *shown = NULL;
-            locksmith_client_setting(d, 1, &shown, NULL);
+            if (locksmith_client_setting(d, 1, &shown, NULL) < 0) shown = NULL;
             failed++;
             fprintf(stderr, "test_hostile_args.c:%d: FAILED: LOCKSMITHHOSTILE_GROUP=<bad value %zu>: load_settings returned %d, "
                     "the group is now \"%s\" (key %s)\n", __LINE__, i, r, shown ? shown : "(unset)",
