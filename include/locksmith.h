@@ -132,6 +132,14 @@ LOCKSMITH_WARN_UNUSED int locksmith_backoff_delay(int attempt, int64_t *ret_seco
  * [LOCKSMITH_2] */
 LOCKSMITH_WARN_UNUSED int locksmith_json_quote(const char *text, char **ret);
 
+/* Unix time t for people, by strftime(3) format (NULL: "%a %Y-%m-%d %H:%M %Z", as in
+ * "Thu 2026-11-26 23:00 CET"; at most 256 bytes), in the local time zone (TZ) or, with utc
+ * non-zero, in UTC: the one rule for times the programs show (a window in a named zone formats
+ * with locksmith_window_format_time). *ret is malloc()ed; it is the number t itself when the
+ * time cannot be shown (out of the C library's range, or longer than 255 bytes). Returns 0, or
+ * -EINVAL. Thread-safe. [LOCKSMITH_5] */
+LOCKSMITH_WARN_UNUSED int locksmith_time_format(int64_t t, const char *format, int utc, char **ret);
+
 /* ---- This node and its groups -----------------------------------------------------------------
  * System paths are read under the root named by the environment variable LOCKSMITH_ROOT when it
  * is set and not empty (for tests and containers), else under "/". The *_at functions take the
@@ -142,6 +150,12 @@ LOCKSMITH_WARN_UNUSED int locksmith_json_quote(const char *text, char **ret);
  * empty (never under secure execution), else "/". *ret is malloc()ed. Returns 0, or -EINVAL.
  * [LOCKSMITH_2] */
 LOCKSMITH_WARN_UNUSED int locksmith_root(char **ret);
+
+/* path (absolute) under root (an absolute directory; NULL or "/" is the system itself): the rule
+ * by which every system path is read under LOCKSMITH_ROOT ("/srv/node" and "/etc/machine-id"
+ * give "/srv/node/etc/machine-id"). *ret is malloc()ed. Returns 0, or -EINVAL for a NULL path or
+ * ret, or a root or path that is not absolute. Thread-safe. [LOCKSMITH_5] */
+LOCKSMITH_WARN_UNUSED int locksmith_root_path(const char *root, const char *path, char **ret);
 
 /* This machine's id: /etc/machine-id, trimmed, checked to be 32 lower-case hex digits.
  * Returns 0; -EINVAL if ret_id is NULL; -ENOENT if the file is missing; -EBADMSG if it holds no
@@ -286,6 +300,12 @@ locksmith_window *locksmith_window_free(locksmith_window *w);
  * Returns 0; -EINVAL if ret is NULL; -EBADMSG if a file is not UTF-8 text; another -errno if a
  * file exists but cannot be read (locksmith_last_error() names it). [LOCKSMITH_1] */
 LOCKSMITH_WARN_UNUSED int locksmith_config_load(locksmith_config **ret);
+
+/* Settings file number i of those locksmith_config_load() reads, in their order (later files
+ * win): "/usr/share/coreos/update.conf", ..., "/etc/default/locksmithd"; NULL past the last.
+ * Paths on the system itself (read them under a root with locksmith_root_path). A static string.
+ * Thread-safe. [LOCKSMITH_5] */
+LOCKSMITH_WARN_UNUSED const char *locksmith_config_file(int i);
 
 /* Loads the configuration as locksmith_config_load() does, with the update.conf files read under
  * root (an absolute directory; NULL is "/"; LOCKSMITH_ROOT is not consulted), and with flags

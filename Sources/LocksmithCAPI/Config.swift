@@ -17,6 +17,14 @@ public func locksmith_config_load(_ ret: UnsafeMutablePointer<OpaquePointer?>!) 
     }
 }
 
+/// The settings files as static C strings, made once.
+nonisolated(unsafe) private let configFiles: [UnsafeMutablePointer<CChar>] = Configuration.updateConfPaths.map { strdup($0)! }
+
+@c @implementation
+public func locksmith_config_file(_ i: Int32) -> UnsafePointer<CChar>! {
+    accessor(nil) { UnsafePointer(configFiles[try index(i, configFiles.count)]) }
+}
+
 @c @implementation
 public func locksmith_config_load_at(_ root: UnsafePointer<CChar>!, _ flags: UInt64, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
     call {

@@ -15,6 +15,17 @@ public func locksmith_root(_ ret: UnsafeMutablePointer<UnsafeMutablePointer<CCha
 }
 
 @c @implementation
+public func locksmith_root_path(_ root: UnsafePointer<CChar>!, _ path: UnsafePointer<CChar>!, _ ret: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
+    call {
+        let directory = try rootArgument(root)
+        let file = try text(path, "path", limit: 4096)
+        guard file.hasPrefix("/") else { throw invalid("path \(JSONText.quoted(file)) is not an absolute path") }
+        try out(ret, "ret").pointee = try copyOut(SystemRoot.resolve(file, root: directory))
+        return 0
+    }
+}
+
+@c @implementation
 public func locksmith_machine_id(_ ret_id: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
     call {
         let r = try out(ret_id, "ret_id")

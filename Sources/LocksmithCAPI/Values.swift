@@ -1,4 +1,4 @@
-// Values without an object: Go durations, the backoff, JSON strings.
+// Values without an object: Go durations, the backoff, JSON strings, times for people.
 // Ordered as include/locksmith.h.
 import CLocksmith
 import Glibc
@@ -38,6 +38,16 @@ public func locksmith_json_quote(_ text_: UnsafePointer<CChar>!, _ ret: UnsafeMu
     call {
         let r = try out(ret, "ret")
         r.pointee = try copyOut(JSONText.quoted(utf8: try bytes(text_, "text")))
+        return 0
+    }
+}
+
+@c @implementation
+public func locksmith_time_format(_ t: Int64, _ format: UnsafePointer<CChar>!, _ utc: Int32, _ ret: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>!) -> Int32 {
+    call {
+        let pattern = try format.map { try text($0, "format", limit: 256) } ?? LocalTime.defaultFormat
+        let r = try out(ret, "ret")
+        r.pointee = try copyOut(LocalTime.format(t, pattern, utc: utc != 0))
         return 0
     }
 }

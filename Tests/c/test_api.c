@@ -145,6 +145,49 @@ static void test_general(void) {
     CHECK_RC(locksmith_client_option_variable("LOCKSMITHD", NULL, &variable), -EINVAL);
     CHECK_RC(locksmith_client_option_variable("LOCKSMITHD", "group", NULL), -EINVAL);
     CHECK(variable == NULL);
+
+    /* The settings files, in their order (LOCKSMITH_5). */
+    CHECK_STR(locksmith_config_file(0), "/usr/share/coreos/update.conf");
+    CHECK_STR(locksmith_config_file(3), "/etc/flatcar/update.conf");
+    CHECK_STR(locksmith_config_file(4), "/etc/default/locksmithd");
+    CHECK(locksmith_config_file(5) == NULL);
+    CHECK(locksmith_config_file(-1) == NULL);
+
+    /* A path under a root (LOCKSMITH_5). */
+    char *path = NULL;
+    CHECK_RC(locksmith_root_path("/srv/node", "/etc/machine-id", &path), 0);
+    CHECK_STR(path, "/srv/node/etc/machine-id");
+    free(path);
+    path = NULL;
+    CHECK_RC(locksmith_root_path("/srv/node/", "/etc/machine-id", &path), 0);
+    CHECK_STR(path, "/srv/node/etc/machine-id");
+    free(path);
+    path = NULL;
+    CHECK_RC(locksmith_root_path(NULL, "/etc/machine-id", &path), 0);
+    CHECK_STR(path, "/etc/machine-id");
+    free(path);
+    path = NULL;
+    CHECK_RC(locksmith_root_path("/", "/etc/machine-id", &path), 0);
+    CHECK_STR(path, "/etc/machine-id");
+    free(path);
+    path = NULL;
+    CHECK_RC(locksmith_root_path("relative", "/etc/machine-id", &path), -EINVAL);
+    CHECK_RC(locksmith_root_path("/srv", "etc/machine-id", &path), -EINVAL);
+    CHECK_RC(locksmith_root_path("/srv", NULL, &path), -EINVAL);
+    CHECK_RC(locksmith_root_path("/srv", "/x", NULL), -EINVAL);
+    CHECK(path == NULL);
+
+    /* Times for people (LOCKSMITH_5). */
+    char *when = NULL;
+    CHECK_RC(locksmith_time_format(1764452103, "%Y-%m-%dT%H:%M:%SZ", 1, &when), 0);
+    CHECK_STR(when, "2025-11-29T21:35:03Z");
+    free(when);
+    when = NULL;
+    CHECK_RC(locksmith_time_format(0, NULL, 1, &when), 0);
+    CHECK_STR(when, "Thu 1970-01-01 00:00 GMT");
+    free(when);
+    when = NULL;
+    CHECK_RC(locksmith_time_format(0, "%H", 0, NULL), -EINVAL);
 }
 
 static void test_semaphore(void) {

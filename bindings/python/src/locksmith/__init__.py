@@ -110,11 +110,17 @@ def backoff_delay(attempt: int) -> int:
     return seconds.value
 
 
+def fleetlock_group_check(group: str) -> None:
+    """Raises InvalidArgument unless group can be named to a FleetLock server: the one rule of
+    the FleetLock client and locksmith-fleetlockd (1 to 128 of a-z A-Z 0-9 . -, not . or ..)."""
+    check(lib.locksmith_fleetlock_group_check(encode(group, "group")))
+
+
 __all__ = [
     "AccessDenied", "AlreadyHeld", "BadData", "Busy", "Cancelled", "Changed", "Client", "Config", "Contention",
     "CorruptSemaphore", "DEFAULT_KEY", "DaemonFile", "DaemonSettings", "Group", "HolderRecord", "InvalidArgument", "KEY_PREFIX",
     "LocksmithError", "NotFound", "NotHeld", "Opening", "OutOfRange", "ProtocolError", "Semaphore", "Setting",
     "QUEUE_NEVER_EXPIRES", "QUEUE_UNREADABLE", "SlotRecord", "Stats", "TimedOut", "Unreachable", "Window",
-    "backoff_delay", "daemon_file", "daemon_state_text", "default_root", "duration_format", "duration_parse", "group_key", "json_quote",
+    "backoff_delay", "daemon_file", "daemon_state_text", "default_root", "duration_format", "duration_parse", "fleetlock_group_check", "group_key", "json_quote",
     "key_group", "library_path", "machine_id", "option_help", "option_names", "record_slot", "slot_record", "version",
 ]

@@ -92,8 +92,10 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_duration_format": (c_int, [c_int64, OwnedStringOut]),
     "locksmith_backoff_delay": (c_int, [c_int, P(c_int64)]),
     "locksmith_json_quote": (c_int, [c_char_p, OwnedStringOut]),
+    "locksmith_time_format": (c_int, [c_int64, c_char_p, c_int, OwnedStringOut]),
     # This node and its groups
     "locksmith_root": (c_int, [OwnedStringOut]),
+    "locksmith_root_path": (c_int, [c_char_p, c_char_p, OwnedStringOut]),
     "locksmith_machine_id": (c_int, [OwnedStringOut]),
     "locksmith_machine_id_at": (c_int, [c_char_p, OwnedStringOut]),
     "locksmith_group_key": (c_int, [c_char_p, OwnedStringOut]),
@@ -123,6 +125,7 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_window_free": (WindowP, [WindowP]),
     # Configuration
     "locksmith_config_load": (c_int, [P(ConfigP)]),
+    "locksmith_config_file": (c_char_p, [c_int]),
     "locksmith_config_load_at": (c_int, [c_char_p, c_uint64, P(ConfigP)]),
     "locksmith_config_parse": (c_int, [c_char_p, c_char_p, P(ConfigP)]),
     "locksmith_config_get": (c_int, [ConfigP, c_char_p, BorrowedStringOut, BorrowedStringOut]),
