@@ -111,7 +111,7 @@ char **locksmith_strv_free(char **strv);
  * [LOCKSMITH_1] */
 LOCKSMITH_WARN_UNUSED const char *locksmith_last_error(void);
 
-/* ---- Values: durations, backoff, JSON -------------------------------------------------------- */
+/* ---- Values: durations, backoff, JSON, times ------------------------------------------------- */
 
 /* Parses a duration in Go syntax ("1h30m", "300ms", "-2s") into nanoseconds.
  * Returns 0; -EINVAL if text is NULL or not a duration (or overflows 64 bits). Thread-safe.

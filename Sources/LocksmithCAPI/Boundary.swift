@@ -210,6 +210,29 @@ final class Handle<Value> {
         }
     }
 
+    /// The number of items of a list the object behind `p` holds (a count accessor): -EINVAL for a
+    /// NULL object.
+    static func count<Item>(_ p: OpaquePointer?, _ name: String, _ list: (Value) -> [Item]) -> Int32 {
+        call { Int32(clamping: list(try from(p, name).value).count) }
+    }
+
+    /// Item `i` of a list the object behind `p` holds, for an accessor: nil for a NULL object or
+    /// an index out of range, with the reason in the thread's last error.
+    static func item<Item>(_ p: OpaquePointer?, _ name: String, _ i: Int32, _ list: (Value) -> [Item]) -> (Handle, Item)? {
+        guard let handle = accessed(p, name) else { return nil }
+        let items = list(handle.value)
+        guard inRange(i, items.count) else { return nil }
+        return (handle, items[Int(i)])
+    }
+
+    /// A text field of item `i` (see `item`), lent out as a C string in slot "`slot` `i`"; nil
+    /// also when the item has no such text.
+    static func lendItem<Item>(_ p: OpaquePointer?, _ name: String, _ i: Int32, _ slot: String,
+                               _ list: (Value) -> [Item], _ field: (Item) -> String?) -> UnsafePointer<CChar>? {
+        guard let (handle, item) = item(p, name, i, list), let text = field(item) else { return nil }
+        return handle.lend("\(slot) \(i)") { text }
+    }
+
     /// Releases the handle behind `p` (NULL is fine); returns NULL for `x = x_free(x)`.
     static func release(_ p: OpaquePointer?) -> OpaquePointer? {
         if let p { Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).release() }

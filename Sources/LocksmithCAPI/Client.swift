@@ -172,15 +172,12 @@ public func locksmith_client_environment(_ c: OpaquePointer!, _ prefix: UnsafePo
 
 @c @implementation
 public func locksmith_client_warning_count(_ c: OpaquePointer!) -> Int32 {
-    call { Int32(clamping: try ClientHandle.from(c, "c").value.options.warnings.count) }
+    ClientHandle.count(c, "c") { $0.options.warnings }
 }
 
 @c @implementation
 public func locksmith_client_warning(_ c: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
-    guard let handle = ClientHandle.accessed(c, "c") else { return nil }
-    let warnings = handle.value.options.warnings
-    guard inRange(i, warnings.count) else { return nil }
-    return handle.lend("client warning \(i)") { warnings[Int(i)] }
+    ClientHandle.lendItem(c, "c", i, "client warning", { $0.options.warnings }) { $0 }
 }
 
 @c @implementation

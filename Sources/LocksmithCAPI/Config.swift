@@ -73,15 +73,12 @@ public func locksmith_config_line(_ c: OpaquePointer!, _ key: UnsafePointer<CCha
 
 @c @implementation
 public func locksmith_config_warning_count(_ c: OpaquePointer!) -> Int32 {
-    call { Int32(clamping: try ConfigHandle.from(c, "c").value.warnings.count) }
+    ConfigHandle.count(c, "c") { $0.warnings }
 }
 
 @c @implementation
 public func locksmith_config_warning(_ c: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
-    guard let handle = ConfigHandle.accessed(c, "c") else { return nil }
-    let warnings = handle.value.warnings
-    guard inRange(i, warnings.count) else { return nil }
-    return handle.lend("warning \(i)") { warnings[Int(i)] }
+    ConfigHandle.lendItem(c, "c", i, "warning", { $0.warnings }) { $0 }
 }
 
 @c @implementation

@@ -60,15 +60,12 @@ public func locksmith_daemon_settings_get(_ s: OpaquePointer!, _ name: UnsafePoi
 
 @c @implementation
 public func locksmith_daemon_settings_warning_count(_ s: OpaquePointer!) -> Int32 {
-    call { Int32(clamping: try DaemonSettingsHandle.from(s, "s").value.settings.warnings.count) }
+    DaemonSettingsHandle.count(s, "s") { $0.settings.warnings }
 }
 
 @c @implementation
 public func locksmith_daemon_settings_warning(_ s: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
-    guard let handle = DaemonSettingsHandle.accessed(s, "s") else { return nil }
-    let warnings = handle.value.settings.warnings
-    guard inRange(i, warnings.count) else { return nil }
-    return handle.lend("warning \(i)") { warnings[Int(i)] }
+    DaemonSettingsHandle.lendItem(s, "s", i, "warning", { $0.settings.warnings }) { $0 }
 }
 
 @c @implementation

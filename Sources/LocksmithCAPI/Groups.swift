@@ -33,38 +33,29 @@ final class GroupsState {
 
 typealias GroupsHandle = Handle<GroupsState>
 
-/// Entry `i` of a groups listing, or nil (NULL handle, or out of range).
-private func groupEntry(_ g: OpaquePointer?, _ i: Int32) -> (GroupsHandle, GroupsState.Entry)? {
-    guard let handle = GroupsHandle.accessed(g, "g"), inRange(i, handle.value.entries.count) else { return nil }
-    return (handle, handle.value.entries[Int(i)])
-}
-
 @c @implementation
 public func locksmith_groups_count(_ g: OpaquePointer!) -> Int32 {
-    call { Int32(clamping: try GroupsHandle.from(g, "g").value.entries.count) }
+    GroupsHandle.count(g, "g") { $0.entries }
 }
 
 @c @implementation
 public func locksmith_groups_name(_ g: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
-    guard let (handle, entry) = groupEntry(g, i) else { return nil }
-    return handle.lend("name \(i)") { entry.name }
+    GroupsHandle.lendItem(g, "g", i, "name", { $0.entries }) { $0.name }
 }
 
 @c @implementation
 public func locksmith_groups_key(_ g: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
-    guard let (handle, entry) = groupEntry(g, i) else { return nil }
-    return handle.lend("key \(i)") { entry.key }
+    GroupsHandle.lendItem(g, "g", i, "key", { $0.entries }) { $0.key }
 }
 
 @c @implementation
 public func locksmith_groups_semaphore(_ g: OpaquePointer!, _ i: Int32) -> OpaquePointer! {
-    groupEntry(g, i)?.1.semaphore
+    GroupsHandle.item(g, "g", i) { $0.entries }?.1.semaphore
 }
 
 @c @implementation
 public func locksmith_groups_error(_ g: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
-    guard let (handle, entry) = groupEntry(g, i), let error = entry.error else { return nil }
-    return handle.lend("error \(i)") { error }
+    GroupsHandle.lendItem(g, "g", i, "error", { $0.entries }) { $0.error }
 }
 
 @c @implementation

@@ -31,55 +31,41 @@ struct ListedRecord {
 
 typealias HolderRecordsHandle = Handle<[ListedRecord]>
 
-/// Record `i`, or nil (NULL handle, or out of range).
-private func holderRecord(_ r: OpaquePointer?, _ i: Int32) -> (HolderRecordsHandle, HolderRecord)? {
-    listedRecord(r, i).map { ($0.0, $0.1.record) }
-}
-
-private func listedRecord(_ r: OpaquePointer?, _ i: Int32) -> (HolderRecordsHandle, ListedRecord)? {
-    guard let handle = HolderRecordsHandle.accessed(r, "r"), inRange(i, handle.value.count) else { return nil }
-    return (handle, handle.value[Int(i)])
-}
-
 @c @implementation
 public func locksmith_holder_records_count(_ r: OpaquePointer!) -> Int32 {
-    call { Int32(clamping: try HolderRecordsHandle.from(r, "r").value.count) }
+    HolderRecordsHandle.count(r, "r") { $0 }
 }
 
 @c @implementation
 public func locksmith_holder_records_id(_ r: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
-    guard let (handle, record) = holderRecord(r, i) else { return nil }
-    return handle.lend("id \(i)") { record.id }
+    HolderRecordsHandle.lendItem(r, "r", i, "id", { $0 }) { $0.record.id }
 }
 
 @c @implementation
 public func locksmith_holder_records_since(_ r: OpaquePointer!, _ i: Int32) -> Int64 {
-    holderRecord(r, i)?.1.since ?? -1
+    HolderRecordsHandle.item(r, "r", i) { $0 }?.1.record.since ?? -1
 }
 
 @c @implementation
 public func locksmith_holder_records_host(_ r: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
-    guard let (handle, record) = holderRecord(r, i) else { return nil }
-    return handle.lend("host \(i)") { record.host }
+    HolderRecordsHandle.lendItem(r, "r", i, "host", { $0 }) { $0.record.host }
 }
 
 @c @implementation
 public func locksmith_holder_records_key(_ r: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
-    guard let (handle, listed) = listedRecord(r, i) else { return nil }
-    return handle.lend("key \(i)") { listed.key }
+    HolderRecordsHandle.lendItem(r, "r", i, "key", { $0 }) { $0.key }
 }
 
 @c @implementation
 public func locksmith_holder_records_revision(_ r: OpaquePointer!, _ i: Int32) -> Int64 {
-    holderRecord(r, i)?.1.revision ?? -1
+    HolderRecordsHandle.item(r, "r", i) { $0 }?.1.record.revision ?? -1
 }
 
 @c @implementation
 public func locksmith_holder_records_ignored(_ r: OpaquePointer!, _ i: Int32) -> Int32 {
     call {
-        let handle = try HolderRecordsHandle.from(r, "r")
-        guard i >= 0, Int(i) < handle.value.count else { throw invalid("i \(i) is out of range (0..<\(handle.value.count))") }
-        return handle.value[Int(i)].ignored
+        let records = try HolderRecordsHandle.from(r, "r").value
+        return records[try index(i, records.count)].ignored
     }
 }
 

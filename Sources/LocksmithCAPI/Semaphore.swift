@@ -60,35 +60,33 @@ public func locksmith_semaphore_set_max(_ s: OpaquePointer!, _ max: Int32, _ ret
     }
 }
 
-@c @implementation
-public func locksmith_semaphore_get_available(_ s: OpaquePointer!, _ ret: UnsafeMutablePointer<Int32>!) -> Int32 {
+/// A count of the document, through `ret` (the _get_ functions).
+private func getCount(_ s: OpaquePointer?, _ ret: UnsafeMutablePointer<Int32>?, _ count: (SemaphoreDocument) -> Int) -> Int32 {
     call {
-        let value = try SemaphoreHandle.from(s, "s").value.available
+        let value = count(try SemaphoreHandle.from(s, "s").value)
         try out(ret, "ret").pointee = Int32(value)
         return 0
     }
+}
+
+@c @implementation
+public func locksmith_semaphore_get_available(_ s: OpaquePointer!, _ ret: UnsafeMutablePointer<Int32>!) -> Int32 {
+    getCount(s, ret) { $0.available }
 }
 
 @c @implementation
 public func locksmith_semaphore_get_max(_ s: OpaquePointer!, _ ret: UnsafeMutablePointer<Int32>!) -> Int32 {
-    call {
-        let value = try SemaphoreHandle.from(s, "s").value.max
-        try out(ret, "ret").pointee = Int32(value)
-        return 0
-    }
+    getCount(s, ret) { $0.max }
 }
 
 @c @implementation
 public func locksmith_semaphore_holder_count(_ s: OpaquePointer!) -> Int32 {
-    call { Int32(try SemaphoreHandle.from(s, "s").value.holders.count) }
+    SemaphoreHandle.count(s, "s") { $0.holders }
 }
 
 @c @implementation
 public func locksmith_semaphore_holder(_ s: OpaquePointer!, _ i: Int32) -> UnsafePointer<CChar>! {
-    guard let handle = SemaphoreHandle.accessed(s, "s") else { return nil }
-    let holders = handle.value.holders
-    guard inRange(i, holders.count) else { return nil }
-    return handle.lend("holder \(i)") { holders[Int(i)] }
+    SemaphoreHandle.lendItem(s, "s", i, "holder", { $0.holders }) { $0 }
 }
 
 @c @implementation

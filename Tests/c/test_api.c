@@ -67,6 +67,15 @@ static void check_str(const char *got, const char *want, const char *what, int l
     }
 }
 
+/* A function that hands out a malloc()ed string: 0 and want, or (want NULL) -EINVAL and nothing.
+ * Frees what it got. */
+static void check_made(int r, char *got, const char *want, const char *what, int line) {
+    check_rc(r, want ? 0 : -EINVAL, what, line);
+    if (want) check_str(got, want, what, line);
+    else check(got == NULL, what, "test_api.c", line);
+    free(got);
+}
+
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -130,21 +139,20 @@ static void test_general(void) {
     CHECK_RC(locksmith_fleetlock_group_check(long_group), -EINVAL);
 
     /* An option's variable (LOCKSMITH_5). */
-    char *variable = NULL;
-    CHECK_RC(locksmith_client_option_variable("LOCKSMITHD", "etcd-api", &variable), 0);
-    CHECK_STR(variable, "LOCKSMITHD_ETCD_API");
-    free(variable);
-    variable = NULL;
-    CHECK_RC(locksmith_client_option_variable("LOCKSMITHCTL", "etcd-password-file", &variable), 0);
-    CHECK_STR(variable, "LOCKSMITHCTL_ETCD_PASSWORD_FILE");
-    free(variable);
-    variable = NULL;
-    CHECK_RC(locksmith_client_option_variable("LOCKSMITHD", "no-such-option", &variable), -EINVAL);
-    CHECK_RC(locksmith_client_option_variable("locksmithd", "group", &variable), -EINVAL);
-    CHECK_RC(locksmith_client_option_variable(NULL, "group", &variable), -EINVAL);
-    CHECK_RC(locksmith_client_option_variable("LOCKSMITHD", NULL, &variable), -EINVAL);
+    static const struct { const char *prefix, *option, *want; } variables[] = {
+        {"LOCKSMITHD", "etcd-api", "LOCKSMITHD_ETCD_API"},
+        {"LOCKSMITHCTL", "etcd-password-file", "LOCKSMITHCTL_ETCD_PASSWORD_FILE"},
+        {"LOCKSMITHD", "no-such-option", NULL},
+        {"locksmithd", "group", NULL},
+        {NULL, "group", NULL},
+        {"LOCKSMITHD", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof variables / sizeof variables[0]; i++) {
+        char *variable = NULL;
+        int r = locksmith_client_option_variable(variables[i].prefix, variables[i].option, &variable);
+        check_made(r, variable, variables[i].want, "locksmith_client_option_variable", __LINE__);
+    }
     CHECK_RC(locksmith_client_option_variable("LOCKSMITHD", "group", NULL), -EINVAL);
-    CHECK(variable == NULL);
 
     /* The settings files, in their order (LOCKSMITH_5). */
     CHECK_STR(locksmith_config_file(0), "/usr/share/coreos/update.conf");
@@ -154,28 +162,21 @@ static void test_general(void) {
     CHECK(locksmith_config_file(-1) == NULL);
 
     /* A path under a root (LOCKSMITH_5). */
-    char *path = NULL;
-    CHECK_RC(locksmith_root_path("/srv/node", "/etc/machine-id", &path), 0);
-    CHECK_STR(path, "/srv/node/etc/machine-id");
-    free(path);
-    path = NULL;
-    CHECK_RC(locksmith_root_path("/srv/node/", "/etc/machine-id", &path), 0);
-    CHECK_STR(path, "/srv/node/etc/machine-id");
-    free(path);
-    path = NULL;
-    CHECK_RC(locksmith_root_path(NULL, "/etc/machine-id", &path), 0);
-    CHECK_STR(path, "/etc/machine-id");
-    free(path);
-    path = NULL;
-    CHECK_RC(locksmith_root_path("/", "/etc/machine-id", &path), 0);
-    CHECK_STR(path, "/etc/machine-id");
-    free(path);
-    path = NULL;
-    CHECK_RC(locksmith_root_path("relative", "/etc/machine-id", &path), -EINVAL);
-    CHECK_RC(locksmith_root_path("/srv", "etc/machine-id", &path), -EINVAL);
-    CHECK_RC(locksmith_root_path("/srv", NULL, &path), -EINVAL);
+    static const struct { const char *root, *path, *want; } paths[] = {
+        {"/srv/node", "/etc/machine-id", "/srv/node/etc/machine-id"},
+        {"/srv/node/", "/etc/machine-id", "/srv/node/etc/machine-id"},
+        {NULL, "/etc/machine-id", "/etc/machine-id"},
+        {"/", "/etc/machine-id", "/etc/machine-id"},
+        {"relative", "/etc/machine-id", NULL},
+        {"/srv", "etc/machine-id", NULL},
+        {"/srv", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char *path = NULL;
+        int r = locksmith_root_path(paths[i].root, paths[i].path, &path);
+        check_made(r, path, paths[i].want, "locksmith_root_path", __LINE__);
+    }
     CHECK_RC(locksmith_root_path("/srv", "/x", NULL), -EINVAL);
-    CHECK(path == NULL);
 
     /* Times for people (LOCKSMITH_5). */
     char *when = NULL;
