@@ -47,7 +47,7 @@ func list(_ count: Int32, _ item: (Int32) -> UnsafePointer<CChar>?) -> [String] 
 }
 
 public enum Library {
-    /// The library's version, e.g. "0.9.0".
+    /// The library's version, e.g. "0.10.0".
     public static var version: String { String(cString: locksmith_version()) }
 
     /// The root system paths are read under by default: $LOCKSMITH_ROOT, else "/".
@@ -104,6 +104,21 @@ public enum Library {
         var quoted: UnsafeMutablePointer<CChar>?
         guard locksmith_json_quote(text, &quoted) >= 0 else { return "\"\"" }
         return take(quoted)
+    }
+
+    /// `path` (absolute) under `root` ("/" or "": the system itself), by LOCKSMITH_ROOT's rule.
+    public static func path(_ path: String, under root: String) -> String {
+        var made: UnsafeMutablePointer<CChar>?
+        guard locksmith_root_path(root.isEmpty ? "/" : root, path, &made) >= 0 else { return path }
+        return take(made)
+    }
+
+    /// Unix time `t` for people, by strftime(3) `format` (nil: "Thu 2026-11-26 23:00 CET"), in
+    /// local time or UTC.
+    public static func formatTime(_ t: Int64, _ format: String? = nil, utc: Bool = false) -> String {
+        var made: UnsafeMutablePointer<CChar>?
+        guard locksmith_time_format(t, format, utc ? 1 : 0, &made) >= 0 else { return "\(t)" }
+        return take(made)
     }
 
     /// What /var/lib/locksmith/reboot-slot (under `root`) says.
@@ -176,10 +191,12 @@ public struct SemaphoreDocument: Sendable, Equatable {
 public final class Configuration {
     let handle: OpaquePointer
 
-    /// The update.conf files the library reads, in order (later files win), as locksmith.h's
-    /// locksmith_config_load() lists them.
-    public static let files = ["/usr/share/coreos/update.conf", "/usr/share/flatcar/update.conf",
-                               "/etc/coreos/update.conf", "/etc/flatcar/update.conf", "/etc/default/locksmithd"]
+    /// The settings files the library reads, in order (later files win).
+    public static let files: [String] = {
+        var files: [String] = []
+        while let file = locksmith_config_file(Int32(files.count)) { files.append(String(cString: file)) }
+        return files
+    }()
 
     /// The node's configuration: files under `root` (nil: $LOCKSMITH_ROOT, else "/"), then the
     /// environment when `environment`.
@@ -322,36 +339,69 @@ public final class DaemonSettings: @unchecked Sendable {
 
     deinit { _ = locksmith_daemon_settings_free(handle) }
 
-    /// "etcd-lock", "fleetlock", "reboot" or "off".
-    public var strategy: String { copy(locksmith_daemon_settings_strategy(handle)) ?? "" }
+    /// REBOOT_STRATEGY. (The C API gives it as the word; the programs compare cases.)
+    public enum Strategy: String, Sendable, CustomStringConvertible {
+        case etcdLock = "etcd-lock", fleetLock = "fleetlock", reboot, off
+        public var description: String { rawValue }
+    }
+
+    /// LOCKSMITHD_SLOT_WAIT: etcd's watch (the queue) or the original's backoff polling.
+    public enum SlotWait: String, Sendable, CustomStringConvertible {
+        case watch, poll
+        public var description: String { rawValue }
+    }
+
+    /// LOCKSMITHD_REBOOT_SOURCE: where "reboot needed" comes from (`rebootSourceArgument` is its
+    /// file or command).
+    public enum RebootSource: String, Sendable, CustomStringConvertible {
+        case auto, updateEngine = "update-engine", file, command
+        public var description: String { rawValue }
+    }
+
+    /// Setting `name` (locksmith_daemon_settings_get); nil when it is not set.
+    public func value(_ name: String) -> String? {
+        var value: UnsafePointer<CChar>?
+        guard locksmith_daemon_settings_get(handle, name, &value) >= 0 else { return nil }
+        return copy(value)
+    }
+
+    /// A setting the library always sets, as the overlay's type (the library checked the word).
+    private func word<T: RawRepresentable>(_ name: String) -> T where T.RawValue == String {
+        T(rawValue: value(name) ?? "")!
+    }
+
+    /// A duration setting, in nanoseconds.
+    private func nanoseconds(_ name: String) -> Int64 {
+        (try? Library.parseDuration(value(name) ?? "")) ?? -1
+    }
+
+    public var strategy: Strategy { word("strategy") }
     /// Whether reboots wait for a slot of the group's semaphore: in etcd, or through a FleetLock server.
-    public var takesSlot: Bool { strategy == "etcd-lock" || strategy == "fleetlock" }
+    public var takesSlot: Bool { strategy == .etcdLock || strategy == .fleetLock }
     /// Whether slots are taken through a FleetLock server (no watch, no status: polling).
-    public var usesFleetLock: Bool { strategy == "fleetlock" }
+    public var usesFleetLock: Bool { strategy == .fleetLock }
     /// The id FleetLock slots are taken under (LOCKSMITHD_FLEETLOCK_ID); nil: the machine id.
-    public var fleetLockID: String? { copy(locksmith_daemon_settings_fleetlock_id(handle)) }
+    public var fleetLockID: String? { value("fleetlock-id") }
     public var window: Window? { locksmith_daemon_settings_window(handle).map { Window(borrowing: $0) } }
     /// Nanoseconds.
-    public var broadcastDelay: Int64 { locksmith_daemon_settings_broadcast_delay(handle) }
-    /// "watch" or "poll".
-    public var slotWait: String { copy(locksmith_daemon_settings_slot_wait(handle)) ?? "watch" }
-    public var utmp: String { copy(locksmith_daemon_settings_utmp(handle)) ?? "" }
-    public var group: String { copy(locksmith_daemon_settings_group(handle)) ?? "" }
+    public var broadcastDelay: Int64 { nanoseconds("broadcast-delay") }
+    public var slotWait: SlotWait { word("slot-wait") }
+    public var utmp: String { value("utmp") ?? "" }
+    public var group: String { value("group") ?? "" }
     public var warnings: [String] {
         list(locksmith_daemon_settings_warning_count(handle)) { locksmith_daemon_settings_warning(handle, $0) }
     }
-    /// "auto", "update-engine", "file" or "command".
-    public var rebootSource: String { copy(locksmith_daemon_settings_reboot_source(handle)) ?? "auto" }
+    public var rebootSource: RebootSource { word("reboot-source") }
     /// The sentinel file (auto, file), the command line (command), or "".
-    public var rebootSourceArgument: String { copy(locksmith_daemon_settings_reboot_source_argument(handle)) ?? "" }
+    public var rebootSourceArgument: String { value("reboot-source-argument") ?? "" }
     /// Nanoseconds.
-    public var rebootCheckInterval: Int64 { locksmith_daemon_settings_reboot_check_interval(handle) }
+    public var rebootCheckInterval: Int64 { nanoseconds("reboot-check-interval") }
     /// Nanoseconds.
-    public var hookTimeout: Int64 { locksmith_daemon_settings_hook_timeout(handle) }
+    public var hookTimeout: Int64 { nanoseconds("hook-timeout") }
     /// The directory of pre-lock.d, pre-reboot.d and post-reboot.d.
-    public var hooksDirectory: String { copy(locksmith_daemon_settings_hooks_directory(handle)) ?? "/etc/locksmith" }
+    public var hooksDirectory: String { value("hooks-directory") ?? "" }
     /// nil: no metrics file.
-    public var metricsFile: String? { copy(locksmith_daemon_settings_metrics_file(handle)) }
+    public var metricsFile: String? { value("metrics-file") }
     /// The settings the window came from, as people read them ("LOCKSMITHD_REBOOT_WINDOW_START=...");
     /// zone is nil when the window is in local time.
     public var windowSources: (start: String, length: String, zone: String?)? {

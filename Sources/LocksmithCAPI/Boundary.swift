@@ -2,6 +2,7 @@
 // errno, the thread's last error message, checked conversion of C strings, and object handles.
 import Glibc
 import LocksmithCore
+import LocksmithSystem
 
 // MARK: Errors
 
@@ -119,6 +120,50 @@ func copyOut(_ strings: [String]) throws -> UnsafeMutablePointer<UnsafeMutablePo
     return array
 }
 
+/// Index `i` of a list of `count`: -EINVAL out of range.
+func index(_ i: Int32, _ count: Int) throws -> Int {
+    guard i >= 0, Int(i) < count else { throw invalid("index \(i) is out of range (\(count) items)") }
+    return Int(i)
+}
+
+/// Whether `i` indexes a list of `count`; when not, an accessor fails (the reason recorded).
+func inRange(_ i: Int32, _ count: Int) -> Bool {
+    guard i >= 0, Int(i) < count else {
+        setLastError("index \(i) is out of range (\(count) items)")
+        return false
+    }
+    return true
+}
+
+/// Runs an accessor (a function that returns the value asked for rather than a status): every
+/// failure of one is `failure`, the one failure value of its type (NULL, -1, -EINVAL), with the
+/// reason in the thread's last error, as the header's conventions say.
+func accessor<T>(_ failure: T, _ body: () throws -> T) -> T {
+    do {
+        return try body()
+    } catch {
+        _ = fail(error)
+        return failure
+    }
+}
+
+/// The flags the LOCKSMITH_2 functions know.
+let knownFlags: UInt64 = 1  // LOCKSMITH_NO_ENVIRONMENT
+
+/// Whether a call with `flags` may read the process environment (never under secure execution).
+func usesEnvironment(flags: UInt64) throws -> Bool {
+    guard flags & ~knownFlags == 0 else { throw invalid("flags has unknown bits: 0x\(String(flags, radix: 16))") }
+    return flags & 1 == 0 && !Syscalls.secureExecution
+}
+
+/// An explicit root argument: NULL is "/"; otherwise an absolute path.
+func rootArgument(_ root: UnsafePointer<CChar>?) throws -> String {
+    guard let root else { return "/" }
+    let path = try text(root, "root", limit: 4096)
+    guard path.hasPrefix("/") else { throw invalid("root \(JSONText.quoted(path)) is not an absolute path") }
+    return path
+}
+
 // MARK: Objects
 
 /// The object behind an opaque C pointer: a Swift value plus the C strings lent out from it.
@@ -154,6 +199,38 @@ final class Handle<Value> {
     static func from(_ p: OpaquePointer?, _ name: String) throws -> Handle {
         guard let p else { throw invalid("\(name) is NULL") }
         return Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+    }
+
+    /// The handle behind `p` for an accessor: nil if NULL, with the reason in the thread's last
+    /// error (see `accessor`).
+    static func accessed(_ p: OpaquePointer?, _ name: String) -> Handle? {
+        do { return try from(p, name) } catch {
+            _ = fail(error)
+            return nil
+        }
+    }
+
+    /// The number of items of a list the object behind `p` holds (a count accessor): -EINVAL for a
+    /// NULL object.
+    static func count<Item>(_ p: OpaquePointer?, _ name: String, _ list: (Value) -> [Item]) -> Int32 {
+        call { Int32(clamping: list(try from(p, name).value).count) }
+    }
+
+    /// Item `i` of a list the object behind `p` holds, for an accessor: nil for a NULL object or
+    /// an index out of range, with the reason in the thread's last error.
+    static func item<Item>(_ p: OpaquePointer?, _ name: String, _ i: Int32, _ list: (Value) -> [Item]) -> (Handle, Item)? {
+        guard let handle = accessed(p, name) else { return nil }
+        let items = list(handle.value)
+        guard inRange(i, items.count) else { return nil }
+        return (handle, items[Int(i)])
+    }
+
+    /// A text field of item `i` (see `item`), lent out as a C string in slot "`slot` `i`"; nil
+    /// also when the item has no such text.
+    static func lendItem<Item>(_ p: OpaquePointer?, _ name: String, _ i: Int32, _ slot: String,
+                               _ list: (Value) -> [Item], _ field: (Item) -> String?) -> UnsafePointer<CChar>? {
+        guard let (handle, item) = item(p, name, i, list), let text = field(item) else { return nil }
+        return handle.lend("\(slot) \(i)") { text }
     }
 
     /// Releases the handle behind `p` (NULL is fine); returns NULL for `x = x_free(x)`.

@@ -42,7 +42,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         self.inputs = inputs
         self.machineID = machineID
         metrics.group = settings.group
-        metrics.strategy = settings.strategy
+        metrics.strategy = settings.strategy.rawValue
     }
 
     // MARK: The states
@@ -290,7 +290,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         do {
             let client = try etcdClient()
             try giveBackStaleSlot(client)
-            outcome = settings.slotWait == "watch" ? try queueForSlot(client) : try pollForSlot(client)
+            outcome = settings.slotWait == .watch ? try queueForSlot(client) : try pollForSlot(client)
         } catch {
             if stopping { return }
             updateMetrics { $0.lastErrorTime = world.clock.now() }
@@ -559,7 +559,7 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     func waitForFreeSlot(_ client: SlotClient) -> SlotOutcome? {
         guard windowOpen else { return .windowClosed }
         let limit = min(300_000, windowLeftMilliseconds() ?? 300_000)
-        if settings.slotWait == "poll" {
+        if settings.slotWait == .poll {
             pause(milliseconds: min(world.backoff(state.attempts[.slotBusy, default: 0]), limit))
             state.attempts[.slotBusy, default: 0] += 1
         } else {

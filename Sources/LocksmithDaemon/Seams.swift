@@ -158,7 +158,5 @@ public func monotonicMilliseconds() -> Int {
     return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
 
-/// `path` (absolute) under `root` (LOCKSMITH_ROOT's rule: "/" or "" is the system itself).
-public func underRoot(_ path: String, _ root: String) -> String {
-    root == "/" || root.isEmpty ? path : (root.hasSuffix("/") ? String(root.dropLast()) : root) + path
-}
+/// `path` (absolute) under `root` (LOCKSMITH_ROOT's rule, the library's: "/" or "" is the system itself).
+public func underRoot(_ path: String, _ root: String) -> String { Library.path(path, under: root) }

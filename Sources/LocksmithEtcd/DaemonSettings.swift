@@ -77,6 +77,38 @@ public struct DaemonSettings: Sendable {
         case poll
     }
 
+    /// The settings by name, for locksmith_daemon_settings_get: the one table a new setting is
+    /// added to (the C API, the overlay and Python read it by name). Durations are Go durations;
+    /// nil: not set.
+    private static let table: [(name: String, value: @Sendable (DaemonSettings) -> String?)] = [
+        ("strategy", { $0.strategy.rawValue }),
+        ("window-start", { $0.window?.window.startText }),
+        ("window-length", { $0.window?.window.lengthText }),
+        ("window-zone", { $0.windowZone?.zone.name }),
+        ("broadcast-delay", { GoDuration.format($0.broadcastDelay) }),
+        ("slot-wait", { $0.slotWait.rawValue }),
+        ("utmp", { $0.utmp }),
+        ("group", { $0.etcd.group }),
+        ("reboot-source", { $0.rebootSource.kind }),
+        ("reboot-source-argument", { $0.rebootSource.argument }),
+        ("reboot-check-interval", { GoDuration.format($0.rebootCheckInterval) }),
+        ("hook-timeout", { GoDuration.format($0.hookTimeout) }),
+        ("hooks-directory", { $0.hooksDirectory }),
+        ("metrics-file", { $0.metricsFile }),
+        ("fleetlock-id", { $0.fleetLockID }),
+    ]
+
+    /// The names `value(_:)` knows, in a fixed order.
+    public static let names = table.map(\.name)
+
+    /// Setting `name` as text; nil when it is not set. -EINVAL for a name that is no setting.
+    public func value(_ name: String) throws -> String? {
+        guard let entry = DaemonSettings.table.first(where: { $0.name == name }) else {
+            throw LocksmithError(.invalidArgument, "\(JSONText.quotedExcerpt(name)) is not a daemon setting")
+        }
+        return entry.value(self)
+    }
+
     public static let defaultBroadcastDelay: Int64 = 300_000_000_000
     public static let defaultUtmp = "/var/run/utmp"
     public static let defaultSentinel = "/run/reboot-required"

@@ -19,14 +19,25 @@ public struct FleetLockServer: Sendable {
         self.group = try FleetLockServer.group(of: group)
     }
 
-    /// The FleetLock name of locksmith group `group` ("" is FleetLock's `default`). FleetLock
-    /// groups are ASCII letters, digits, '.' and '-'.
+    /// The FleetLock name of locksmith group `group` ("" is FleetLock's `default`).
     public static func group(of group: String) throws -> String {
         if group.isEmpty { return "default" }
-        guard group.utf8.count <= GroupKey.maxGroupBytes, group.utf8.allSatisfy({ isGroupByte($0) }) else {
-            throw LocksmithError(.invalidArgument, "group \(JSONText.quotedExcerpt(group)) cannot be named to a FleetLock server: FleetLock groups are ASCII letters, digits, '.' and '-'", option: "group")
-        }
+        try checkGroup(group)
         return group
+    }
+
+    /// The longest FleetLock group name.
+    public static let maxGroupBytes = 128
+
+    /// The one rule for FleetLock group names, the client's and locksmith-fleetlockd's
+    /// (locksmith_fleetlock_group_check): 1 to 128 bytes of ASCII letters, digits, '.' and '-'
+    /// (FleetLock's ^[a-zA-Z0-9.-]+$, bounded as the server bounds it), and not "." or "..",
+    /// which as a path segment of an etcd v2 key would name this directory or the one above.
+    public static func checkGroup(_ group: String) throws {
+        let bytes = group.utf8
+        guard !bytes.isEmpty, bytes.count <= maxGroupBytes, group != ".", group != "..", bytes.allSatisfy({ isGroupByte($0) }) else {
+            throw LocksmithError(.invalidArgument, "group \(JSONText.quotedExcerpt(group)) cannot be named to a FleetLock server: FleetLock groups are ASCII letters, digits, '.' and '-' (1 to \(maxGroupBytes) of them), and not . or ..", option: "group")
+        }
     }
 
     private static func isGroupByte(_ c: UInt8) -> Bool {

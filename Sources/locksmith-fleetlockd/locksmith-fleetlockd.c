@@ -486,17 +486,10 @@ struct request {
     char secret[MAX_SECRET + 1];
 };
 
-/* FleetLock's ^[a-zA-Z0-9.-]+$, at most 128 bytes, and not "." or "..": as a path segment of the
- * group's key, etcd's v2 API would read those as this directory or the one above (".." would be
- * the default semaphore). */
+/* A FleetLock group name by the library's one rule, the FleetLock client's too
+ * (locksmith_fleetlock_group_check: 1 to MAX_GROUP bytes of a-z A-Z 0-9 . -, not "." or ".."). */
 static int valid_group(const char *g) {
-    size_t n = strlen(g);
-    if (n == 0 || n > MAX_GROUP || strcmp(g, ".") == 0 || strcmp(g, "..") == 0) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = g[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-')) return 0;
-    }
-    return 1;
+    return locksmith_fleetlock_group_check(g) == 0;
 }
 
 /* The id and group of a FleetLock body, or a refusal text. */

@@ -205,7 +205,7 @@ static int say_place(int ahead, void *userdata) {
 static int no_slot(locksmith_client *c, int64_t wait_ns) {
     char *timeout = NULL;
     const char *why = locksmith_client_last_error(c);
-    locksmith_duration_format(wait_ns, &timeout);
+    if (locksmith_duration_format(wait_ns, &timeout) < 0) timeout = NULL;
     fprintf(stderr, "locksmith-run: no free slot within the timeout of %s%s%s\n", timeout ? timeout : "--timeout",
             why && *why ? ": " : "", why && *why ? why : "");
     locksmith_free(timeout);

@@ -82,14 +82,14 @@ private final class Checker {
         let strategy = settings!.strategy
         let origin = place(of: "REBOOT_STRATEGY").map { " (\($0))" } ?? " (the default)"
         switch strategy {
-        case "off":
+        case .off:
             add("strategy", .warning, "REBOOT_STRATEGY=off\(origin): locksmithd does nothing, and this machine never reboots for an update",
                 fix: "set REBOOT_STRATEGY=etcd-lock (or fleetlock, or reboot) in /etc/flatcar/update.conf or /etc/default/locksmithd")
-        case "reboot":
+        case .reboot:
             add("strategy", .ok, "REBOOT_STRATEGY=reboot\(origin): reboots when an update needs it, without asking anyone for a slot")
-        case "fleetlock":
+        case .fleetLock:
             add("strategy", .ok, "REBOOT_STRATEGY=fleetlock\(origin): takes a slot of group \(groupName(settings!.group)) through a FleetLock server first")
-        default:
+        case .etcdLock:
             add("strategy", .ok, "REBOOT_STRATEGY=\(strategy)\(origin): takes a slot of group \(groupName(settings!.group)) in etcd first")
         }
         checkWindow()
@@ -153,7 +153,7 @@ private final class Checker {
                 } else {
                     add("locksmithd", .ok, "running, \(state)\(since.map { " since \(ago($0))" } ?? "") (REBOOT_STRATEGY=\(running))")
                 }
-                if let strategy, running != strategy {
+                if let strategy, running != strategy.rawValue {
                     add("locksmithd", .warning, "it runs with REBOOT_STRATEGY=\(running), the configuration now says \(strategy)",
                         fix: "systemctl restart locksmithd")
                 }
@@ -168,7 +168,7 @@ private final class Checker {
             add("locksmithd", .error, "\(error)", fix: "remove the file: only locksmithd (root) writes it")
             return
         }
-        if strategy == "off" {
+        if strategy == .off {
             add("locksmithd", .ok, "not running (REBOOT_STRATEGY=off: it would have nothing to do)")
         } else {
             add("locksmithd", .warning, "not running: no update will lead to a reboot",
@@ -179,31 +179,31 @@ private final class Checker {
     // ---- where "reboot needed" comes from ----
 
     func checkRebootSource() {
-        guard let settings, settings.strategy != "off" else { return }
+        guard let settings, settings.strategy != .off else { return }
         let source = settings.rebootSource, argument = settings.rebootSourceArgument
         func engineOnBus() -> Result<Bool, Error> {
             Result { try SystemBus().owner(of: UpdateEngine.service) != nil }
         }
         switch source {
-        case "update-engine", "auto":
+        case .updateEngine, .auto:
             switch engineOnBus() {
             case .success(true):
                 add("reboot-source", .ok, "the update engine (\(UpdateEngine.service)) is on the system bus")
-            case .success(false) where source == "auto":
+            case .success(false) where source == .auto:
                 checkSentinel(argument, prefix: "the update engine is not on the system bus: ")
             case .success(false):
                 add("reboot-source", .error, "the update engine (\(UpdateEngine.service)) is not on the system bus: locksmithd will wait for it",
                     fix: "start the update engine, or set LOCKSMITHD_REBOOT_SOURCE=file (Debian: /run/reboot-required)")
             case .failure(let error):
-                if source == "auto" {
+                if source == .auto {
                     checkSentinel(argument, prefix: "the system bus cannot be asked (\(error)): ")
                 } else {
                     add("reboot-source", .error, "\(error)", fix: "start D-Bus (systemctl start dbus)")
                 }
             }
-        case "file":
+        case .file:
             checkSentinel(argument, prefix: "")
-        case "command":
+        case .command:
             let program = String(argument.split(separator: " ", maxSplits: 1).first ?? "")
             if let found = findProgram(program) {
                 add("reboot-source", .ok, "the command \(Library.jsonQuoted(argument)) (\(found)), every \(Library.formatDuration(settings.rebootCheckInterval))")
@@ -211,8 +211,6 @@ private final class Checker {
                 add("reboot-source", .error, "the command \(Library.jsonQuoted(argument)): \(Library.jsonQuoted(program)) is not an executable file",
                     fix: "install it, or correct LOCKSMITHD_REBOOT_SOURCE")
             }
-        default:
-            add("reboot-source", .ok, source)
         }
     }
 
@@ -260,8 +258,8 @@ private final class Checker {
 
     func checkEtcd() {
         guard let settings else { return }
-        guard settings.strategy == "etcd-lock" else {
-            if settings.strategy == "fleetlock" {
+        guard settings.strategy == .etcdLock else {
+            if settings.strategy == .fleetLock {
                 add("etcd", .ok, "not used: slots come from the FleetLock server, which can only be asked to take or give back one (not checked)")
             }
             return

@@ -164,7 +164,7 @@ func runManual(_ context: Context) throws {
     for flag in globalFlags {
         text += ".TP\n.B \\-\(roff(flag.name))" + (flag.isBoolean ? "" : " \\fI\(flag.valueName)\\fR") + "\n" + roff(flag.help) + "\n"
     }
-    text += ".SH ENVIRONMENT\n" + roff("Each flag may be set as LOCKSMITHCTL_<FLAG> (upper case, - as _). Settings given neither way come from the daemon's LOCKSMITHD_<FLAG> in the environment or in /usr/share/coreos/update.conf, /usr/share/flatcar/update.conf, /etc/coreos/update.conf, /etc/flatcar/update.conf and /etc/default/locksmithd (later files win), as the daemon's unit reads them. LOCKSMITH_ROOT reads /etc/machine-id and the update.conf files under another directory.") + "\n"
+    text += ".SH ENVIRONMENT\n" + roff("Each flag may be set as LOCKSMITHCTL_<FLAG> (upper case, - as _). Settings given neither way come from the daemon's LOCKSMITHD_<FLAG> in the environment or in \(Configuration.files.dropLast().joined(separator: ", ")) and \(Configuration.files.last ?? "") (later files win), as the daemon's unit reads them. LOCKSMITH_ROOT reads /etc/machine-id and the update.conf files under another directory.") + "\n"
     text += ".SH EXIT STATUS\n0 done, 1 the operation failed, 2 the command line was wrong.\n"
     text += ".SH SEE ALSO\n.BR locksmithd (8)\n"
     standardOutput(text)

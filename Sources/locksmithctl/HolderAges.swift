@@ -32,14 +32,7 @@ func currentTime() -> Int64 {
 func heldFor(_ seconds: Int64) -> String { Library.formatDuration(seconds * 1_000_000_000) }
 
 /// A time in the local time zone, for people: "Sun 2026-11-29 10:35 UTC".
-func localTime(_ t: Int64) -> String {
-    var seconds = time_t(t)
-    var tm = Glibc.tm()
-    guard localtime_r(&seconds, &tm) != nil else { return "\(t)" }
-    var buffer = [CChar](repeating: 0, count: 64)
-    let n = strftime(&buffer, buffer.count, "%a %Y-%m-%d %H:%M %Z", &tm)
-    return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
+func localTime(_ t: Int64) -> String { Library.formatTime(t) }
 
 /// The holder_ages member of `status --json`.
 func holderAgesJSON(_ ages: [HolderAge], now: Int64) -> String {

@@ -233,14 +233,7 @@ func groupName(_ group: String) -> String {
         : group.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) } ? Library.jsonQuoted(group) : group
 }
 
-func formatTime(_ t: Int64, _ format: String, utc: Bool) -> String {
-    var seconds = time_t(t)
-    var tm = Glibc.tm()
-    guard (utc ? gmtime_r(&seconds, &tm) : localtime_r(&seconds, &tm)) != nil else { return "\(t)" }
-    var buffer = [CChar](repeating: 0, count: 64)
-    let n = strftime(&buffer, buffer.count, format, &tm)
-    return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
+func formatTime(_ t: Int64, _ format: String, utc: Bool) -> String { Library.formatTime(t, format, utc: utc) }
 
 /// The terminal's size (columns, rows), or 80x24 if it does not say.
 func terminalSize() -> (columns: Int, rows: Int) {

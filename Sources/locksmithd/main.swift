@@ -82,7 +82,7 @@ do {
     Log.error("invalid configuration: \(error)")
     exit(exitConfiguration)
 }
-if settings.strategy == "off" {
+if settings.strategy == .off {
     // Started and done: a Type=notify unit ends as inactive, not as failed (the Debian package
     // ships REBOOT_STRATEGY=off until the machine is configured). READY=1 alone, read by systemd
     // before the exit: with STOPPING=1 in the same message, systemd 252 and 257 failed the unit
@@ -95,7 +95,7 @@ if settings.strategy == "off" {
 
 let coordinator: Coordinator
 do {
-    coordinator = try Coordinator(root: root, strategy: settings.strategy)
+    coordinator = try Coordinator(root: root, strategy: settings.strategy.rawValue)
     try coordinator.set(.starting)
 } catch {
     Log.error("\(error)")
@@ -199,7 +199,7 @@ startSignalThread(daemon)
 
 // Where "reboot needed" comes from (LOCKSMITHD_REBOOT_SOURCE).
 let source = settings.rebootSource, sourceArgument = settings.rebootSourceArgument
-if source == "file" || source == "auto" {
+if source == .file || source == .auto {
     if let warning = SentinelFile.openness(sourceArgument) { Log.warning(warning) }
     spawnThread {
         SentinelFile.watch(sourceArgument) { path in
@@ -210,7 +210,7 @@ if source == "file" || source == "auto" {
         }
     }
 }
-if source == "command" {
+if source == .command {
     spawnThread {
         CheckCommand.watch(sourceArgument, interval: settings.rebootCheckInterval, timeout: settings.hookTimeout,
                            environment: hooks.environment) {
@@ -223,7 +223,7 @@ if source == "command" {
 }
 
 // The update engine, followed on its own thread; a bus that fails is connected to again.
-if source == "update-engine" || source == "auto" { spawnThread {
+if source == .updateEngine || source == .auto { spawnThread {
     var attempt = 0
     var absentSaid = false
     while true {
@@ -239,7 +239,7 @@ if source == "update-engine" || source == "auto" { spawnThread {
                     }
                 case .absent:
                     // With the auto source, a machine without the update engine is normal.
-                    if !absentSaid && source == "update-engine" {
+                    if !absentSaid && source == .updateEngine {
                         Log.warning("the update engine (\(UpdateEngine.service)) is not on the system bus; waiting for it")
                     } else if !absentSaid {
                         Log.info("the update engine (\(UpdateEngine.service)) is not on the system bus; waiting for it, and for \(sourceArgument)")

@@ -216,15 +216,6 @@ static long long ms_since(uint64_t start_usec) {
     return (long long)((now_usec() - start_usec) / 1000u);
 }
 
-/* The daemon's variable for a client option, LOCKSMITHD_ETCD_API for etcd-api (the header's rule:
- * upper case, '-' as '_'), to name a bad setting in the log with the file it is in. */
-static void daemon_variable(const char *option, char *out, size_t size) {
-    snprintf(out, size, "LOCKSMITHD_%s", option);
-    for (char *p = out; *p; p++)
-        if (*p == '-') *p = '_';
-        else if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
-}
-
 /* Gives the client its settings: the module's options, then the library's rule for the rest (the
  * daemon's LOCKSMITHD_<OPTION> from the update.conf files in conf; nothing from the environment:
  * the client was made with LOCKSMITH_NO_ENVIRONMENT and conf loaded without it). The per-request
@@ -255,11 +246,12 @@ static int configure_client(pam_handle_t *pamh, const struct options *o, locksmi
         /* The only place left is conf (the client reads no environment), so the option names
          * the variable, and conf the file it is in. */
         const char *option = locksmith_client_last_error_option(client), *value, *origin = NULL;
-        char variable[64] = "a setting";
-        if (option) daemon_variable(option, variable, sizeof variable);
-        if (!option || !conf || locksmith_config_get(conf, variable, &value, &origin) < 0) origin = "the node's configuration";
-        pam_syslog(pamh, LOG_ERR, "bad etcd setting %s (from %s): %s; not asking etcd", variable, origin,
+        char *variable = NULL; /* the daemon's variable, by the library's rule (LOCKSMITHD_ETCD_API) */
+        if (!option || locksmith_client_option_variable("LOCKSMITHD", option, &variable) < 0) variable = NULL;
+        if (!variable || !conf || locksmith_config_get(conf, variable, &value, &origin) < 0) origin = "the node's configuration";
+        pam_syslog(pamh, LOG_ERR, "bad etcd setting %s (from %s): %s; not asking etcd", variable ? variable : "a setting", origin,
                    locksmith_client_last_error(client));
+        free(variable);
         return -1;
     }
     for (int i = 0, n = locksmith_client_warning_count(client); i < n; i++)

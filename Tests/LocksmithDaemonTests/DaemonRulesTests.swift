@@ -249,7 +249,7 @@ final class Harness: @unchecked Sendable {
         let h = Harness(strategy: "fleetlock", client: { box.get($0) }, hooks: [.preLock: []], slotWait: "watch",
                         extra: ThroughAFleetLockServer.settings)
         let client = box.get(h.clock)
-        #expect(h.daemon.settings.slotWait == "poll")
+        #expect(h.daemon.settings.slotWait == .poll)
         h.run(for: 3) { h.rebootCount > 0 }
         #expect(h.rebootCount == 1)
         #expect(client.reads == 0, "a FleetLock server is never read")

@@ -67,6 +67,15 @@ static void check_str(const char *got, const char *want, const char *what, int l
     }
 }
 
+/* A function that hands out a malloc()ed string: 0 and want, or (want NULL) -EINVAL and nothing.
+ * Frees what it got. */
+static void check_made(int r, char *got, const char *want, const char *what, int line) {
+    check_rc(r, want ? 0 : -EINVAL, what, line);
+    if (want) check_str(got, want, what, line);
+    else check(got == NULL, what, "test_api.c", line);
+    free(got);
+}
+
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -96,6 +105,90 @@ static void test_general(void) {
     locksmith_free(NULL);
     locksmith_free(malloc(16));
     CHECK(locksmith_last_error() != NULL);
+
+    /* The compile-time version is the library's (this test is built against the library's own
+     * header). */
+    char num[64];
+    CHECK_STR(v, LOCKSMITH_VERSION);
+    snprintf(num, sizeof num, "%d.%d.%d", LOCKSMITH_VERSION_MAJOR, LOCKSMITH_VERSION_MINOR, LOCKSMITH_VERSION_PATCH);
+    CHECK_STR(v, num);
+    CHECK(LOCKSMITH_VERSION_NUM == ((LOCKSMITH_VERSION_MAJOR << 16) | (LOCKSMITH_VERSION_MINOR << 8) | LOCKSMITH_VERSION_PATCH));
+    CHECK(LOCKSMITH_VERSION_AT_LEAST(0, 10, 0));
+    CHECK(LOCKSMITH_VERSION_AT_LEAST(LOCKSMITH_VERSION_MAJOR, LOCKSMITH_VERSION_MINOR, LOCKSMITH_VERSION_PATCH));
+    CHECK(!LOCKSMITH_VERSION_AT_LEAST(LOCKSMITH_VERSION_MAJOR, LOCKSMITH_VERSION_MINOR, LOCKSMITH_VERSION_PATCH + 1));
+
+    /* Accessors fail one way, and say why. */
+    CHECK(locksmith_semaphore_holder(NULL, 0) == NULL);
+    CHECK(strstr(locksmith_last_error(), "s is NULL") != NULL);
+    CHECK(locksmith_holder_records_since(NULL, 0) == -1);
+    CHECK(strstr(locksmith_last_error(), "r is NULL") != NULL);
+
+    /* FleetLock group names: the one rule of the client and the server (LOCKSMITH_5). */
+    static const char *const groups_ok[] = {"default", "web-1", "a.b", "...", "A9"};
+    static const char *const groups_bad[] = {"", ".", "..", "web_1", "a/b", "a b", "grüne"};
+    char long_group[130];
+    for (size_t i = 0; i < sizeof groups_ok / sizeof groups_ok[0]; i++) CHECK_RC(locksmith_fleetlock_group_check(groups_ok[i]), 0);
+    for (size_t i = 0; i < sizeof groups_bad / sizeof groups_bad[0]; i++) CHECK_RC(locksmith_fleetlock_group_check(groups_bad[i]), -EINVAL);
+    CHECK(strstr(locksmith_last_error(), "FleetLock groups are ASCII letters, digits") != NULL);
+    CHECK_RC(locksmith_fleetlock_group_check(NULL), -EINVAL);
+    memset(long_group, 'g', 128);
+    long_group[128] = 0;
+    CHECK_RC(locksmith_fleetlock_group_check(long_group), 0);
+    long_group[128] = 'g';
+    long_group[129] = 0;
+    CHECK_RC(locksmith_fleetlock_group_check(long_group), -EINVAL);
+
+    /* An option's variable (LOCKSMITH_5). */
+    static const struct { const char *prefix, *option, *want; } variables[] = {
+        {"LOCKSMITHD", "etcd-api", "LOCKSMITHD_ETCD_API"},
+        {"LOCKSMITHCTL", "etcd-password-file", "LOCKSMITHCTL_ETCD_PASSWORD_FILE"},
+        {"LOCKSMITHD", "no-such-option", NULL},
+        {"locksmithd", "group", NULL},
+        {NULL, "group", NULL},
+        {"LOCKSMITHD", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof variables / sizeof variables[0]; i++) {
+        char *variable = NULL;
+        int r = locksmith_client_option_variable(variables[i].prefix, variables[i].option, &variable);
+        check_made(r, variable, variables[i].want, "locksmith_client_option_variable", __LINE__);
+    }
+    CHECK_RC(locksmith_client_option_variable("LOCKSMITHD", "group", NULL), -EINVAL);
+
+    /* The settings files, in their order (LOCKSMITH_5). */
+    CHECK_STR(locksmith_config_file(0), "/usr/share/coreos/update.conf");
+    CHECK_STR(locksmith_config_file(3), "/etc/flatcar/update.conf");
+    CHECK_STR(locksmith_config_file(4), "/etc/default/locksmithd");
+    CHECK(locksmith_config_file(5) == NULL);
+    CHECK(locksmith_config_file(-1) == NULL);
+
+    /* A path under a root (LOCKSMITH_5). */
+    static const struct { const char *root, *path, *want; } paths[] = {
+        {"/srv/node", "/etc/machine-id", "/srv/node/etc/machine-id"},
+        {"/srv/node/", "/etc/machine-id", "/srv/node/etc/machine-id"},
+        {NULL, "/etc/machine-id", "/etc/machine-id"},
+        {"/", "/etc/machine-id", "/etc/machine-id"},
+        {"relative", "/etc/machine-id", NULL},
+        {"/srv", "etc/machine-id", NULL},
+        {"/srv", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char *path = NULL;
+        int r = locksmith_root_path(paths[i].root, paths[i].path, &path);
+        check_made(r, path, paths[i].want, "locksmith_root_path", __LINE__);
+    }
+    CHECK_RC(locksmith_root_path("/srv", "/x", NULL), -EINVAL);
+
+    /* Times for people (LOCKSMITH_5). */
+    char *when = NULL;
+    CHECK_RC(locksmith_time_format(1764452103, "%Y-%m-%dT%H:%M:%SZ", 1, &when), 0);
+    CHECK_STR(when, "2025-11-29T21:35:03Z");
+    free(when);
+    when = NULL;
+    CHECK_RC(locksmith_time_format(0, NULL, 1, &when), 0);
+    CHECK_STR(when, "Thu 1970-01-01 00:00 GMT");
+    free(when);
+    when = NULL;
+    CHECK_RC(locksmith_time_format(0, "%H", 0, NULL), -EINVAL);
 }
 
 static void test_semaphore(void) {
@@ -2408,6 +2501,32 @@ static void test_daemon_settings(const char *endpoint, const char *root) {
     CHECK(locksmith_daemon_settings_hook_timeout(d) == INT64_C(600000000000));
     CHECK_STR(locksmith_daemon_settings_hooks_directory(d), "/etc/locksmith");
     CHECK(locksmith_daemon_settings_metrics_file(d) == NULL);
+    /* Every setting by name (LOCKSMITH_5), the same values. */
+    {
+        static const struct { const char *name, *value; } defaults[] = {
+            {"strategy", "reboot"}, {"window-start", NULL}, {"window-length", NULL}, {"window-zone", NULL},
+            {"broadcast-delay", "5m0s"}, {"slot-wait", "watch"}, {"utmp", "/var/run/utmp"}, {"group", ""},
+            {"reboot-source", "auto"}, {"reboot-source-argument", "/run/reboot-required"},
+            {"reboot-check-interval", "1h0m0s"}, {"hook-timeout", "10m0s"}, {"hooks-directory", "/etc/locksmith"},
+            {"metrics-file", NULL}, {"fleetlock-id", NULL},
+        };
+        size_t n = sizeof defaults / sizeof defaults[0];
+        for (size_t i = 0; i < n; i++) {
+            const char *got = NULL;
+            CHECK_STR(locksmith_daemon_settings_name((int)i), defaults[i].name);
+            CHECK_RC(locksmith_daemon_settings_get(d, defaults[i].name, &got), defaults[i].value ? 0 : -ENOENT);
+            if (defaults[i].value) CHECK_STR(got, defaults[i].value);
+            else CHECK(got == NULL);
+        }
+        const char *got = NULL;
+        CHECK(locksmith_daemon_settings_name((int)n) == NULL);
+        CHECK(locksmith_daemon_settings_name(-1) == NULL);
+        CHECK_RC(locksmith_daemon_settings_get(d, "no-such-setting", &got), -EINVAL);
+        CHECK_RC(locksmith_daemon_settings_get(NULL, "strategy", &got), -EINVAL);
+        CHECK_RC(locksmith_daemon_settings_get(d, NULL, &got), -EINVAL);
+        CHECK_RC(locksmith_daemon_settings_get(d, "strategy", NULL), -EINVAL);
+        CHECK(got == NULL);
+    }
     d = locksmith_daemon_settings_free(d);
     conf = locksmith_config_free(conf);
 

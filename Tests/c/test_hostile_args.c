@@ -783,7 +783,7 @@ static void test_client_settings(void) {
         int r = locksmith_client_load_settings(d, "LOCKSMITHHOSTILE", NULL);
         if (r != -EINVAL || !strstr(locksmith_client_last_error(d), "LOCKSMITHHOSTILE_GROUP")) {
             const char *shown = NULL;
-            locksmith_client_setting(d, 1, &shown, NULL);
+            if (locksmith_client_setting(d, 1, &shown, NULL) < 0) shown = NULL;
             failed++;
             fprintf(stderr, "test_hostile_args.c:%d: FAILED: LOCKSMITHHOSTILE_GROUP=<bad value %zu>: load_settings returned %d, "
                     "the group is now \"%s\" (key %s)\n", __LINE__, i, r, shown ? shown : "(unset)",
@@ -1146,6 +1146,47 @@ static void test_daemon_files(const char *scratch) {
     CHECK(conf == SENTINEL && text == SENTINEL && modified == -7);
 }
 
+/* The LOCKSMITH_5 functions: every hostile string is -EINVAL where a value is required (a
+ * FleetLock group, an option name, a prefix, a path, a setting's name) and ret is untouched; the
+ * list accessors end at NULL whatever the index. */
+static void test_version_5(void) {
+    locksmith_config *conf = NULL;
+    locksmith_daemon_settings *d = NULL;
+    CHECK_RC(locksmith_config_parse("", NULL, &conf), 0);
+    CHECK_RC(locksmith_daemon_settings_load(conf, NULL, &d), 0);
+    for (int i = 0; i < H_COUNT; i++) {
+        const struct hostile *h = &hostiles[i];
+        char *out = SENTINEL;
+        const char *value = SENTINEL;
+        CHECK_RC_S(locksmith_fleetlock_group_check(h->s), -EINVAL, h);
+        CHECK_RC_S(locksmith_client_option_variable(h->s, "group", &out), -EINVAL, h);
+        CHECK_RC_S(locksmith_client_option_variable("LOCKSMITHD", h->s, &out), -EINVAL, h);
+        CHECK_RC_S(locksmith_root_path("/srv", h->s, &out), -EINVAL, h);
+        if (i != H_NULL) CHECK_RC_S(locksmith_root_path(h->s, "/etc/machine-id", &out), -EINVAL, h);
+        CHECK(out == SENTINEL);
+        CHECK_RC_S(locksmith_daemon_settings_get(d, h->s, &value), -EINVAL, h);
+        CHECK(value == SENTINEL);
+        /* A format: NULL is the default, anything valid is formatted; the rest is -EINVAL. */
+        int format_ok = i == H_NULL || i == H_EMPTY;
+        CHECK_RC_S(locksmith_time_format(0, h->s, 1, &out), format_ok ? 0 : -EINVAL, h);
+        if (format_ok) free(out);
+        else CHECK(out == SENTINEL);
+    }
+    static const int indexes[] = {-1, 5, 1000, INT32_MAX, INT32_MIN};
+    for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
+        CHECK(locksmith_config_file(indexes[i]) == NULL);
+        CHECK(locksmith_daemon_settings_name(indexes[i] == 5 ? 15 : indexes[i]) == NULL);
+    }
+    char *out = SENTINEL;
+    CHECK_RC(locksmith_time_format(INT64_MAX, NULL, 0, &out), 0); /* beyond the C library: the number */
+    CHECK(out != SENTINEL && strcmp(out, "9223372036854775807") == 0);
+    free(out);
+    CHECK_RC(locksmith_time_format(INT64_MIN, "%c", 1, &out), 0);
+    free(out);
+    d = locksmith_daemon_settings_free(d);
+    conf = locksmith_config_free(conf);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s SCRATCH_DIR\n", argv[0]);
@@ -1172,6 +1213,7 @@ int main(int argc, char **argv) {
     test_daemon_settings(scratch);
     test_slot_record(scratch);
     test_daemon_files(scratch);
+    test_version_5();
     free(scratch);
     free(huge);
     free(huge_root);

@@ -19,11 +19,12 @@ SCALARS = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_
 
 
 def header_text():
-    """The header without comments and preprocessor lines."""
+    """The header without comments, preprocessor lines and attribute macros (LOCKSMITH_WARN_UNUSED)."""
     with open(HEADER) as f:
         text = f.read()
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    return re.sub(r"^\s*#.*$", " ", text, flags=re.M)
+    text = re.sub(r"^\s*#.*$", " ", text, flags=re.M)
+    return re.sub(r"\bLOCKSMITH_WARN_UNUSED\b", " ", text)
 
 
 def split_parameters(params):
@@ -97,8 +98,8 @@ TYPEDEFS = function_typedefs()
 DECLARED = declarations()
 
 
-def test_the_header_declares_114_functions():
-    assert len(DECLARED) == 114  # 41 in LOCKSMITH_1, 63 in LOCKSMITH_2, 3 in LOCKSMITH_3, 7 in LOCKSMITH_4
+def test_the_header_declares_121_functions():
+    assert len(DECLARED) == 121  # 41 in LOCKSMITH_1, 63 in LOCKSMITH_2, 3 in LOCKSMITH_3, 7 in LOCKSMITH_4, 7 in LOCKSMITH_5
     assert "locksmith_progress_function" not in DECLARED
     assert "locksmith_client_free" in DECLARED and "locksmith_version" in DECLARED
     assert "locksmith_client_read" in DECLARED and "locksmith_config_load_at" in DECLARED
@@ -132,6 +133,18 @@ def test_the_flag_is_the_headers():
         m = re.search(r"#define LOCKSMITH_NO_ENVIRONMENT \(UINT64_C\(1\) << (\d+)\)", f.read())
     assert m, "LOCKSMITH_NO_ENVIRONMENT is not defined as (UINT64_C(1) << N)"
     assert _native.NO_ENVIRONMENT == 1 << int(m.group(1))
+
+
+def test_the_version_macros_are_the_librarys():
+    with open(HEADER) as f:
+        text = f.read()
+    macros = dict(re.findall(r"^#define (LOCKSMITH_VERSION\w*) (\S+)$", text, flags=re.M))
+    version = locksmith.version()
+    major, minor, patch = (int(x) for x in version.split("."))
+    assert macros["LOCKSMITH_VERSION"] == '"%s"' % version
+    assert (int(macros["LOCKSMITH_VERSION_MAJOR"]), int(macros["LOCKSMITH_VERSION_MINOR"]),
+            int(macros["LOCKSMITH_VERSION_PATCH"])) == (major, minor, patch)
+    assert int(macros["LOCKSMITH_VERSION_NUM"], 16) == major << 16 | minor << 8 | patch
 
 
 def test_the_binding_configures_exactly_the_declared_functions():

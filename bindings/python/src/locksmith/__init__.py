@@ -28,7 +28,7 @@ from .errors import (AccessDenied, AlreadyHeld, BadData, Busy, Cancelled, Change
 from .semaphore import Semaphore
 from .window import Opening, Window
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"
 
 #: The etcd key of the default group's semaphore; other groups live under KEY_PREFIX + "/groups/".
 KEY_PREFIX = "coreos.com/updateengine/rebootlock"
@@ -39,7 +39,7 @@ library_path: str = _native.path
 
 
 def version() -> str:
-    """The library's version, e.g. "0.9.0"."""
+    """The library's version, e.g. "0.10.0"."""
     text: bytes = lib.locksmith_version()
     return text.decode("utf-8")
 
@@ -110,11 +110,17 @@ def backoff_delay(attempt: int) -> int:
     return seconds.value
 
 
+def fleetlock_group_check(group: str) -> None:
+    """Raises InvalidArgument unless group can be named to a FleetLock server: the one rule of
+    the FleetLock client and locksmith-fleetlockd (1 to 128 of a-z A-Z 0-9 . -, not . or ..)."""
+    check(lib.locksmith_fleetlock_group_check(encode(group, "group")))
+
+
 __all__ = [
     "AccessDenied", "AlreadyHeld", "BadData", "Busy", "Cancelled", "Changed", "Client", "Config", "Contention",
     "CorruptSemaphore", "DEFAULT_KEY", "DaemonFile", "DaemonSettings", "Group", "HolderRecord", "InvalidArgument", "KEY_PREFIX",
     "LocksmithError", "NotFound", "NotHeld", "Opening", "OutOfRange", "ProtocolError", "Semaphore", "Setting",
     "QUEUE_NEVER_EXPIRES", "QUEUE_UNREADABLE", "SlotRecord", "Stats", "TimedOut", "Unreachable", "Window",
-    "backoff_delay", "daemon_file", "daemon_state_text", "default_root", "duration_format", "duration_parse", "group_key", "json_quote",
+    "backoff_delay", "daemon_file", "daemon_state_text", "default_root", "duration_format", "duration_parse", "fleetlock_group_check", "group_key", "json_quote",
     "key_group", "library_path", "machine_id", "option_help", "option_names", "record_slot", "slot_record", "version",
 ]

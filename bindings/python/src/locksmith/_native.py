@@ -1,5 +1,5 @@
 """Finding and loading liblocksmith.so.1, and the ctypes prototype of every function of
-include/locksmith.h (version nodes LOCKSMITH_1 to LOCKSMITH_4). Nothing else in the package
+include/locksmith.h (version nodes LOCKSMITH_1 to LOCKSMITH_5). Nothing else in the package
 touches ctypes' loader; every call goes through `lib`, whose functions all have argtypes and
 restype set from PROTOTYPES."""
 from __future__ import annotations
@@ -82,10 +82,25 @@ QUEUE_UNREADABLE = 2
 
 # name: (restype, argtypes), in the order of the header.
 PROTOTYPES: Dict[str, Prototype] = {
-    # General
+    # The library
     "locksmith_version": (c_char_p, []),
     "locksmith_free": (None, [c_void_p]),
+    "locksmith_strv_free": (P(c_void_p), [P(c_void_p)]),
     "locksmith_last_error": (c_char_p, []),
+    # Values: durations, backoff, JSON
+    "locksmith_duration_parse": (c_int, [c_char_p, P(c_int64)]),
+    "locksmith_duration_format": (c_int, [c_int64, OwnedStringOut]),
+    "locksmith_backoff_delay": (c_int, [c_int, P(c_int64)]),
+    "locksmith_json_quote": (c_int, [c_char_p, OwnedStringOut]),
+    "locksmith_time_format": (c_int, [c_int64, c_char_p, c_int, OwnedStringOut]),
+    # This node and its groups
+    "locksmith_root": (c_int, [OwnedStringOut]),
+    "locksmith_root_path": (c_int, [c_char_p, c_char_p, OwnedStringOut]),
+    "locksmith_machine_id": (c_int, [OwnedStringOut]),
+    "locksmith_machine_id_at": (c_int, [c_char_p, OwnedStringOut]),
+    "locksmith_group_key": (c_int, [c_char_p, OwnedStringOut]),
+    "locksmith_key_group": (c_int, [c_char_p, OwnedStringOut]),
+    "locksmith_fleetlock_group_check": (c_int, [c_char_p]),
     # The semaphore document
     "locksmith_semaphore_new": (c_int, [P(SemaphoreP)]),
     "locksmith_semaphore_parse": (c_int, [c_char_p, P(SemaphoreP)]),
@@ -101,90 +116,91 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_semaphore_free": (SemaphoreP, [SemaphoreP]),
     # Reboot windows
     "locksmith_window_parse": (c_int, [c_char_p, c_char_p, P(WindowP)]),
+    "locksmith_window_set_zone": (c_int, [WindowP, c_char_p]),
+    "locksmith_window_zone": (c_char_p, [WindowP]),
     "locksmith_window_seconds_to_start": (c_int, [WindowP, c_int64, P(c_int64)]),
     "locksmith_window_next": (c_int, [WindowP, c_int64, P(c_int64), P(c_int64)]),
     "locksmith_window_to_string": (c_int, [WindowP, OwnedStringOut, OwnedStringOut]),
-    "locksmith_window_free": (WindowP, [WindowP]),
-    "locksmith_window_set_zone": (c_int, [WindowP, c_char_p]),
-    "locksmith_window_zone": (c_char_p, [WindowP]),
     "locksmith_window_format_time": (c_int, [WindowP, c_int64, OwnedStringOut]),
-    "locksmith_duration_parse": (c_int, [c_char_p, P(c_int64)]),
-    # This node
-    "locksmith_machine_id": (c_int, [OwnedStringOut]),
-    "locksmith_group_key": (c_int, [c_char_p, OwnedStringOut]),
-    "locksmith_key_group": (c_int, [c_char_p, OwnedStringOut]),
-    "locksmith_backoff_delay": (c_int, [c_int, P(c_int64)]),
+    "locksmith_window_free": (WindowP, [WindowP]),
     # Configuration
     "locksmith_config_load": (c_int, [P(ConfigP)]),
+    "locksmith_config_file": (c_char_p, [c_int]),
+    "locksmith_config_load_at": (c_int, [c_char_p, c_uint64, P(ConfigP)]),
     "locksmith_config_parse": (c_int, [c_char_p, c_char_p, P(ConfigP)]),
     "locksmith_config_get": (c_int, [ConfigP, c_char_p, BorrowedStringOut, BorrowedStringOut]),
+    "locksmith_config_line": (c_int, [ConfigP, c_char_p]),
+    "locksmith_config_warning_count": (c_int, [ConfigP]),
+    "locksmith_config_warning": (c_char_p, [ConfigP, c_int]),
     "locksmith_config_free": (ConfigP, [ConfigP]),
     # The etcd lock client
     "locksmith_client_new": (c_int, [P(ClientP)]),
+    "locksmith_client_new_with_flags": (c_int, [c_uint64, P(ClientP)]),
     "locksmith_client_set": (c_int, [ClientP, c_char_p, c_char_p]),
     "locksmith_client_load_env": (c_int, [ClientP, c_char_p]),
+    "locksmith_client_load_settings": (c_int, [ClientP, c_char_p, ConfigP]),
+    "locksmith_client_option_name": (c_char_p, [c_int]),
+    "locksmith_client_option_help": (c_int, [c_int, BorrowedStringOut, BorrowedStringOut]),
+    "locksmith_client_option_variable": (c_int, [c_char_p, c_char_p, OwnedStringOut]),
+    "locksmith_client_setting": (c_int, [ClientP, c_int, BorrowedStringOut, BorrowedStringOut]),
+    "locksmith_client_environment": (c_int, [ClientP, c_char_p, P(P(c_void_p))]),
+    "locksmith_client_warning_count": (c_int, [ClientP]),
+    "locksmith_client_warning": (c_char_p, [ClientP, c_int]),
+    "locksmith_client_set_deadline": (c_int, [ClientP, c_uint64]),
+    "locksmith_client_set_trace": (c_int, [ClientP, TraceFunction, c_void_p]),
+    "locksmith_client_prepare": (c_int, [ClientP]),
+    "locksmith_client_cancel": (c_int, [ClientP, c_int]),
+    "locksmith_client_key": (c_char_p, [ClientP]),
     "locksmith_client_get": (c_int, [ClientP, P(SemaphoreP)]),
+    "locksmith_client_read": (c_int, [ClientP, P(SemaphoreP)]),
+    "locksmith_client_last_seen": (c_int, [ClientP, P(SemaphoreP)]),
     "locksmith_client_lock": (c_int, [ClientP, c_char_p]),
     "locksmith_client_unlock": (c_int, [ClientP, c_char_p]),
+    "locksmith_client_unlock_record": (c_int, [ClientP, c_char_p, c_int64]),
     "locksmith_client_apply": (c_int, [ClientP, c_int, P(c_char_p), P(c_int), P(c_int)]),
     "locksmith_client_set_max": (c_int, [ClientP, c_int, P(c_int)]),
     "locksmith_client_wait": (c_int, [ClientP, c_int64]),
     "locksmith_client_acquire": (c_int, [ClientP, c_char_p, c_int64, ProgressFunction, c_void_p]),
     "locksmith_client_queue": (c_int, [ClientP, P(HolderRecordsP)]),
+    "locksmith_client_queue_all": (c_int, [ClientP, P(HolderRecordsP)]),
+    "locksmith_client_holder_records": (c_int, [ClientP, P(HolderRecordsP)]),
+    "locksmith_client_groups": (c_int, [ClientP, P(GroupsP)]),
     "locksmith_client_last_error": (c_char_p, [ClientP]),
+    "locksmith_client_last_error_option": (c_char_p, [ClientP]),
     "locksmith_client_api": (c_char_p, [ClientP]),
     "locksmith_client_endpoint": (c_char_p, [ClientP]),
     "locksmith_client_stats": (c_int, [ClientP, P(c_int64), P(c_int64)]),
     "locksmith_client_free": (ClientP, [ClientP]),
-    # Version 2 (LOCKSMITH_2): explicit roots, no environment, deadlines
-    "locksmith_config_load_at": (c_int, [c_char_p, c_uint64, P(ConfigP)]),
-    "locksmith_machine_id_at": (c_int, [c_char_p, OwnedStringOut]),
-    "locksmith_client_new_with_flags": (c_int, [c_uint64, P(ClientP)]),
-    "locksmith_client_set_deadline": (c_int, [ClientP, c_uint64]),
-    "locksmith_client_read": (c_int, [ClientP, P(SemaphoreP)]),
-    # Version 2, continued: what a program built on the library needs
-    "locksmith_root": (c_int, [OwnedStringOut]),
-    "locksmith_duration_format": (c_int, [c_int64, OwnedStringOut]),
-    "locksmith_json_quote": (c_int, [c_char_p, OwnedStringOut]),
-    "locksmith_config_warning_count": (c_int, [ConfigP]),
-    "locksmith_config_warning": (c_char_p, [ConfigP, c_int]),
-    "locksmith_client_option_name": (c_char_p, [c_int]),
-    "locksmith_client_option_help": (c_int, [c_int, BorrowedStringOut, BorrowedStringOut]),
-    "locksmith_client_load_settings": (c_int, [ClientP, c_char_p, ConfigP]),
-    "locksmith_client_setting": (c_int, [ClientP, c_int, BorrowedStringOut, BorrowedStringOut]),
-    "locksmith_client_warning_count": (c_int, [ClientP]),
-    "locksmith_client_warning": (c_char_p, [ClientP, c_int]),
-    "locksmith_client_last_error_option": (c_char_p, [ClientP]),
-    "locksmith_client_key": (c_char_p, [ClientP]),
-    "locksmith_client_set_trace": (c_int, [ClientP, TraceFunction, c_void_p]),
-    "locksmith_client_prepare": (c_int, [ClientP]),
-    "locksmith_client_cancel": (c_int, [ClientP, c_int]),
-    "locksmith_client_last_seen": (c_int, [ClientP, P(SemaphoreP)]),
-    "locksmith_client_groups": (c_int, [ClientP, P(GroupsP)]),
+    # Groups and their semaphores
     "locksmith_groups_count": (c_int, [GroupsP]),
     "locksmith_groups_name": (c_char_p, [GroupsP, c_int]),
     "locksmith_groups_key": (c_char_p, [GroupsP, c_int]),
     "locksmith_groups_semaphore": (SemaphoreP, [GroupsP, c_int]),  # borrowed: never freed here
     "locksmith_groups_error": (c_char_p, [GroupsP, c_int]),
     "locksmith_groups_free": (GroupsP, [GroupsP]),
-    # Holder records
-    "locksmith_client_holder_records": (c_int, [ClientP, P(HolderRecordsP)]),
+    # Holder records and queue entries
     "locksmith_holder_records_count": (c_int, [HolderRecordsP]),
     "locksmith_holder_records_id": (c_char_p, [HolderRecordsP, c_int]),
     "locksmith_holder_records_since": (c_int64, [HolderRecordsP, c_int]),
     "locksmith_holder_records_host": (c_char_p, [HolderRecordsP, c_int]),
+    "locksmith_holder_records_key": (c_char_p, [HolderRecordsP, c_int]),
+    "locksmith_holder_records_revision": (c_int64, [HolderRecordsP, c_int]),
+    "locksmith_holder_records_ignored": (c_int, [HolderRecordsP, c_int]),
     "locksmith_holder_records_free": (HolderRecordsP, [HolderRecordsP]),
     # The daemon's settings
     "locksmith_daemon_settings_load": (c_int, [ConfigP, c_char_p, P(DaemonSettingsP)]),
-    "locksmith_daemon_settings_strategy": (c_char_p, [DaemonSettingsP]),
+    "locksmith_daemon_settings_name": (c_char_p, [c_int]),
+    "locksmith_daemon_settings_get": (c_int, [DaemonSettingsP, c_char_p, BorrowedStringOut]),
+    "locksmith_daemon_settings_warning_count": (c_int, [DaemonSettingsP]),
+    "locksmith_daemon_settings_warning": (c_char_p, [DaemonSettingsP, c_int]),
     "locksmith_daemon_settings_window": (WindowP, [DaemonSettingsP]),  # borrowed: never freed here
+    "locksmith_daemon_settings_window_source": (c_char_p, [DaemonSettingsP, c_int]),
+    "locksmith_daemon_settings_new_client": (c_int, [DaemonSettingsP, c_uint64, P(ClientP)]),
+    "locksmith_daemon_settings_strategy": (c_char_p, [DaemonSettingsP]),
     "locksmith_daemon_settings_broadcast_delay": (c_int64, [DaemonSettingsP]),
     "locksmith_daemon_settings_slot_wait": (c_char_p, [DaemonSettingsP]),
     "locksmith_daemon_settings_utmp": (c_char_p, [DaemonSettingsP]),
     "locksmith_daemon_settings_group": (c_char_p, [DaemonSettingsP]),
-    "locksmith_daemon_settings_window_source": (c_char_p, [DaemonSettingsP, c_int]),
-    "locksmith_daemon_settings_warning_count": (c_int, [DaemonSettingsP]),
-    "locksmith_daemon_settings_warning": (c_char_p, [DaemonSettingsP, c_int]),
     "locksmith_daemon_settings_reboot_source": (c_char_p, [DaemonSettingsP]),
     "locksmith_daemon_settings_reboot_source_argument": (c_char_p, [DaemonSettingsP]),
     "locksmith_daemon_settings_reboot_check_interval": (c_int64, [DaemonSettingsP]),
@@ -192,24 +208,13 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_daemon_settings_hooks_directory": (c_char_p, [DaemonSettingsP]),
     "locksmith_daemon_settings_metrics_file": (c_char_p, [DaemonSettingsP]),
     "locksmith_daemon_settings_fleetlock_id": (c_char_p, [DaemonSettingsP]),
-    "locksmith_daemon_settings_new_client": (c_int, [DaemonSettingsP, c_uint64, P(ClientP)]),
     "locksmith_daemon_settings_free": (DaemonSettingsP, [DaemonSettingsP]),
     # The reboot-slot record
     "locksmith_slot_record_write": (c_int, [c_char_p, c_char_p, c_char_p]),
     "locksmith_slot_record_read": (c_int, [c_char_p, OwnedStringOut, OwnedStringOut]),
-    # Version 3 (LOCKSMITH_3): locksmithd's files under /run
+    # locksmithd's files under /run
     "locksmith_daemon_file_read": (c_int, [c_char_p, c_char_p, P(ConfigP), P(c_int64)]),
     "locksmith_daemon_state_text": (c_int, [c_char_p, c_char_p, c_int64, c_char_p, c_char_p, c_int64, OwnedStringOut]),
-    "locksmith_config_line": (c_int, [ConfigP, c_char_p]),
-    # Version 4 (LOCKSMITH_4): what was read, exactly
-    "locksmith_holder_records_key": (c_char_p, [HolderRecordsP, c_int]),
-    "locksmith_holder_records_revision": (c_int64, [HolderRecordsP, c_int]),
-    "locksmith_holder_records_ignored": (c_int, [HolderRecordsP, c_int]),
-    "locksmith_client_queue_all": (c_int, [ClientP, P(HolderRecordsP)]),
-    "locksmith_client_unlock_record": (c_int, [ClientP, c_char_p, c_int64]),
-    # Version 4 (LOCKSMITH_4), continued: the settings passed on
-    "locksmith_client_environment": (c_int, [ClientP, c_char_p, P(P(c_void_p))]),
-    "locksmith_strv_free": (P(c_void_p), [P(c_void_p)]),
 }
 
 HOW_TO_FIX = ("install liblocksmith (`make install` in locksmith-swift, then `ldconfig`), or set "

@@ -48,6 +48,27 @@ class DaemonSettings(Handle):
         with self._lock:
             return decode(function(self._live())) or ""
 
+    def get(self, name: str) -> Optional[str]:
+        """Setting name (one of DaemonSettings.names()) as text, as locksmith_daemon_settings_get
+        gives it (durations as Go durations); None when it is not set."""
+        value = ctypes.c_char_p()
+        with self._lock:
+            r = lib.locksmith_daemon_settings_get(self._live(), encode(name, "name"), ctypes.byref(value))
+            if r == -errno.ENOENT:
+                return None
+            check(r)
+            return decode(value.value)
+
+    @staticmethod
+    def names() -> List[str]:
+        """The names get() takes, in the library's order."""
+        names: List[str] = []
+        while True:
+            name = lib.locksmith_daemon_settings_name(len(names))
+            if name is None:
+                return names
+            names.append(name.decode("utf-8"))
+
     @property
     def strategy(self) -> str:
         """REBOOT_STRATEGY: "etcd-lock", "reboot" or "off"."""
