@@ -608,14 +608,18 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     func releaseTakenSlot() {
         guard state.slot != .none, let client = clientLock.locked({ madeClient }) else { return }
         // A stop cancels the client's requests (to end waits at once); giving the slot back must
-        // go through all the same.
-        client.cancel(false)
+        // go through all the same, also when the stop comes while it is under way (systemctl
+        // stop during a pre-reboot hook: the hook fails on the same SIGTERM): a request the stop
+        // cancelled is made again at once.
         for attempt in 0..<5 {
+            client.cancel(false)
             do {
                 try client.unlock(machineID)
                 log(.notice, "gave the reboot slot back")
             } catch let error as LocksmithFailure where error.code == ENOENT {
                 // Not held: a lost lock that never landed, or given back by hand.
+            } catch let error as LocksmithFailure where error.code == ECANCELED && stopping && attempt < 4 {
+                continue
             } catch {
                 log(.warning, "cannot give the reboot slot back: \(error)")
                 world.clock.sleep(milliseconds: 200 << attempt)

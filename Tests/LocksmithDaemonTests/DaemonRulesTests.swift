@@ -88,7 +88,7 @@ final class ScriptedClient: SlotClient, @unchecked Sendable {
         static let atHead = Turn(reports: [0], outcome: .taken)
         static func fails(_ failure: LocksmithFailure) -> Turn { Turn(outcome: .fails(failure)) }
     }
-    private let state = Locked(State())
+    let state = Locked(State())
     struct State {
         var lockAnswers: [LocksmithFailure?] = []
         var turns: [Turn] = []
@@ -96,6 +96,8 @@ final class ScriptedClient: SlotClient, @unchecked Sendable {
         var acquires: [String] = []
         var takes = 0
         var unlocks: [String] = []
+        /// Answers to unlock, in turn (nil: given back); past them, given back.
+        var unlockAnswers: [LocksmithFailure?] = []
         var seen: SemaphoreDocument?
         var reads = 0
     }
@@ -121,7 +123,20 @@ final class ScriptedClient: SlotClient, @unchecked Sendable {
         if let answer { throw answer }
     }
 
-    func unlock(_ id: String) throws { state.withLock { $0.unlocks.append(id) } }
+    /// A scripted ECANCELED is the daemon's own stop arriving during the request (the stop is
+    /// requested, as the signal thread would, then the request fails).
+    var onCancelledUnlock: () -> Void = {}
+
+    func unlock(_ id: String) throws {
+        let answer: LocksmithFailure? = state.withLock {
+            $0.unlocks.append(id)
+            return $0.unlockAnswers.isEmpty ? nil : $0.unlockAnswers.removeFirst()
+        }
+        if let answer {
+            if answer.code == ECANCELED { onCancelledUnlock() }
+            throw answer
+        }
+    }
 
     /// Nothing changes: the wait times out.
     func wait(milliseconds: Int) throws -> Bool {
@@ -505,6 +520,20 @@ let notNow = HookOutcome.failed(hook: "10-check", reason: "exit status 1")
         #expect(h.rebootCount == 1)
         #expect(h.recorded == ["record \(machine)", "record none", "record \(machine)"])
         #expect(h.logged.contains { $0.hasPrefix("pre-reboot hook 10-check failed (exit status 1): not rebooting; giving the slot back and trying again in 0s") })
+    }
+
+    @Test func aStopDuringTheGiveBackAfterAFailedHookDoesNotDelayIt() {
+        // systemctl stop during a pre-reboot hook: the hook fails on the same SIGTERM, and the
+        // stop cancels the give-back under way. It is made again at once, not after backoff.
+        let (h, client) = harness(turns: [.taken], hooks: [.preReboot: [notNow]])
+        client.state.withLock { $0.unlockAnswers = [LocksmithFailure(code: ECANCELED, message: "cancelled")] }
+        client.onCancelledUnlock = { [weak h] in h?.clock.stop() }
+        h.run(for: 3)
+        #expect(client.unlocks == [machine, machine])
+        #expect(h.rebootCount == 0)
+        #expect(h.recorded == ["record \(machine)", "record none"])
+        #expect(!h.logged.contains { $0.hasPrefix("cannot give the reboot slot back") })
+        #expect(h.clock.monotonic() < 200)
     }
 
     @Test func theSlotFromBeforeTheRebootWaitsForThePostRebootHooks() {
