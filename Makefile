@@ -3,7 +3,8 @@
 #   make                  build liblocksmith.so.1 (static Swift runtime, version script, soname)
 #                         and the programs (locksmithctl), with man page and shell completions
 #   make install          install under $(DESTDIR)$(PREFIX)
-#   make test             install missing Debian packages, build, run every test suite
+#   make check            build, run the Swift, C API and programs' suites (a few minutes)
+#   make test             install missing Debian packages, build, run every test suite (CI)
 #   make demo             a simulated fleet of real daemons does a rolling reboot
 #   make machines-demo    three Debian machines (systemd-nspawn) with the packages really reboot
 #
@@ -74,7 +75,7 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs tools standins deps install uninstall test deb test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo test-machines machines-demo clean
+.PHONY: all lib programs tools standins deps install uninstall test check deb test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo test-machines machines-demo clean
 
 all: lib programs tools
 
@@ -241,8 +242,14 @@ uninstall:
 	      $(DESTDIR)$(UNITDIR)/locksmith-fleetlockd.service $(DESTDIR)$(MANDIR)/man8/locksmith-fleetlockd.8 \
 	      $(DESTDIR)$(MANDIR)/man8/locksmithd.8 $(DESTDIR)$(MANDIR)/man1/locksmith-run.1
 
+# Every stage (Tests/harness/run-tests: sanitizers, fuzzing, faults, packages, machines too): CI's run.
 test: deps
 	@Tests/harness/run-tests
+
+# The suites a person runs often: the build, the Swift tests, the library from outside (C API
+# under valgrind) and the programs' suites (Tests/cli), in a few minutes.
+check: deps
+	@Tests/harness/run-tests build swift abi cli
 
 # The Debian packages (debian/), built from a clean export of the committed tree into
 # build/deb/: liblocksmith1, liblocksmith-dev, locksmith, locksmith-fleetlockd, libpam-locksmith,

@@ -155,8 +155,10 @@ class FleetLockDaemon(daemon_tests.DaemonTest):
         ue.send("status UPDATE_STATUS_IDLE")
         a.start()
         self.assertTrue(wait_for(lambda: holders(g) != [a.id], timeout=15), a.output())
+        # The server gives the slot back in etcd before it answers; the daemon writes its record
+        # once it has the answer.
+        self.assertTrue(wait_for(lambda: "HELD=no" in read(a.root + a.STATE_FILE)), read(a.root + a.STATE_FILE))
         self.assertIn("told the FleetLock server this machine is up (steady-state)", a.output())
-        self.assertIn("HELD=no", read(a.root + a.STATE_FILE))
         # b asks again after its backoff (5 s, then 10 s): no watch through FleetLock.
         self.assertTrue(wait_for(lambda: len(logind.calls()) == 2, timeout=25), b.output())
         self.assertEqual(int(logind.calls()[1].split("pid=")[1]), b.proc.pid)

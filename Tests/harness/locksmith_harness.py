@@ -30,12 +30,27 @@ _running = []
 
 @atexit.register
 def _stop_all():
+    """Stops every process this process started and has not stopped yet: exactly those, by PID
+    (someone else's etcd on the same machine is not ours)."""
     for p in list(_running):
         try:
             p.kill()
             p.wait(5)
         except Exception:
             pass
+
+
+def _stop_all_and_die(sig, _frame):
+    # atexit does not run when a signal ends the process (a CI timeout, kill): stop our
+    # services first, then end by the same signal, so the caller sees what happened.
+    _stop_all()
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+
+
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_sig) == signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(_sig, _stop_all_and_die)
 
 
 def free_port():
