@@ -31,7 +31,10 @@ class FleetSim(unittest.TestCase):
         return [line for line in out.splitlines() if "pgrep" not in line]
 
     def test_small_fleet_drains_within_max(self):
-        r = self.run_sim("--nodes", "4", "--max", "2", "--reboot-time", "1", "--quiet")
+        # Reboots of 3 s: a daemon's start on a busy machine (a second or so) is then small
+        # beside them, while a fleet that polled with backoff (5 s and up) would still drain at
+        # more than 1.5 times the ideal.
+        r = self.run_sim("--nodes", "4", "--max", "2", "--reboot-time", "3", "--quiet")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         ratio = float(re.search(r"ratio ([0-9.]+)", r.stdout).group(1))
         self.assertLess(ratio, 1.5, r.stdout)
