@@ -156,8 +156,8 @@ static void *run(void *arg) {
     if (queue) printf("jobs %s %d\n", id, turns);
     fflush(stdout);
     pthread_mutex_unlock(&out_lock);
-    int64_t requests = 0, conflicts = 0;
-    locksmith_client_stats(c, &requests, &conflicts);
+    int64_t requests = -1, conflicts = -1;
+    if (locksmith_client_stats(c, &requests, &conflicts) < 0) requests = conflicts = -1;
     pthread_mutex_lock(&out_lock);
     printf("stats %s %lld %lld\n", id, (long long)requests, (long long)conflicts);
     fflush(stdout);

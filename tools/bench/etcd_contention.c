@@ -35,7 +35,7 @@ static void *worker(void *arg) {
     }
 out:;
     int64_t requests = 0, conflicts = 0;
-    locksmith_client_stats(c, &requests, &conflicts);
+    if (locksmith_client_stats(c, &requests, &conflicts) < 0) requests = conflicts = 0;
     pthread_mutex_lock(&mutex);
     total_requests += requests;
     total_conflicts += conflicts;
@@ -57,11 +57,9 @@ int main(int argc, char **argv) {
     rounds = atoi(argv[4]);
     snprintf(group, sizeof group, "bench-contention-%s-%ld", api, (long)time(NULL));
     locksmith_client *setup = NULL;
-    locksmith_client_new(&setup);
-    locksmith_client_set(setup, "endpoint", endpoint);
-    locksmith_client_set(setup, "etcd-api", api);
-    locksmith_client_set(setup, "group", group);
-    if (locksmith_client_set_max(setup, max, NULL) < 0) { fprintf(stderr, "%s\n", locksmith_client_last_error(setup)); return 1; }
+    if (locksmith_client_new(&setup) < 0 || locksmith_client_set(setup, "endpoint", endpoint) < 0 ||
+        locksmith_client_set(setup, "etcd-api", api) < 0 || locksmith_client_set(setup, "group", group) < 0 ||
+        locksmith_client_set_max(setup, max, NULL) < 0) { fprintf(stderr, "%s\n", locksmith_client_last_error(setup)); return 1; }
     locksmith_client_free(setup);
 
     pthread_t *threads = calloc(clients, sizeof *threads);
