@@ -307,11 +307,16 @@ struct change {
     int result;      /* 0 or a negative errno, as locksmith_client_lock / _unlock */
     int bad_group;   /* the group's name was refused (result -EINVAL) */
     char text[600];  /* why, when result < 0 */
+    pthread_cond_t wake;  /* its thread waits on it alone: done, or its turn to lead */
 };
 
 /* A group's waiting changes. The first request to find no write in progress makes one for all that
  * wait (the leader), with the group's client, which only the leader uses; the others wait for it.
- * So a burst of requests for one group costs one compare-and-swap, not one each. */
+ * So a burst of requests for one group costs one compare-and-swap, not one each. Each waiting
+ * thread sleeps on its change's own condition: a write's end wakes the threads of its batch and
+ * the first of those that came meanwhile (the next leader), not every thread that waits (with one
+ * condition for all, each write woke all 32 workers to find most of them still waiting: a third
+ * of the server's time went to switching threads). */
 #define MAX_BATCH 1024
 #define MAX_GROUPS 4096
 struct group_queue {
@@ -454,10 +459,11 @@ static void commit(struct group_queue *q, struct change *change) {
     }
     pthread_mutex_lock(&q->lock);
     while (q->n_waiting == MAX_BATCH) pthread_cond_wait(&q->changed, &q->lock);
+    pthread_cond_init(&change->wake, NULL);
     q->waiting[q->n_waiting++] = change;
     while (!change->done) {
         if (q->leading) {
-            pthread_cond_wait(&q->changed, &q->lock);
+            pthread_cond_wait(&change->wake, &q->lock);
             continue;
         }
         struct change *batch[MAX_BATCH];
@@ -465,14 +471,19 @@ static void commit(struct group_queue *q, struct change *change) {
         memcpy(batch, q->waiting, (size_t)n * sizeof *batch);
         q->n_waiting = 0;
         q->leading = 1;
+        pthread_cond_broadcast(&q->changed);  /* room in the queue again (rarely anyone waits) */
         pthread_mutex_unlock(&q->lock);
         write_batch(q, batch, n);
         pthread_mutex_lock(&q->lock);
-        for (int i = 0; i < n; i++) batch[i]->done = 1;
+        for (int i = 0; i < n; i++) {
+            batch[i]->done = 1;
+            if (batch[i] != change) pthread_cond_signal(&batch[i]->wake);
+        }
         q->leading = 0;
-        pthread_cond_broadcast(&q->changed);
+        if (q->n_waiting > 0) pthread_cond_signal(&q->waiting[0]->wake);  /* the next leader */
     }
     pthread_mutex_unlock(&q->lock);
+    pthread_cond_destroy(&change->wake);
 }
 
 /* ---- FleetLock ----------------------------------------------------------------------------- */
@@ -958,7 +969,11 @@ static void log_mhd(void *cls, const char *format, va_list ap) {
 
 /* Gives back the pages of the file mappings (program, libraries) that start-up touched and the
  * requests do not use: the kernel reads back what is used again (MADV_PAGEOUT, Linux 5.4+;
- * elsewhere nothing happens). Pages other processes map too stay where they are. */
+ * elsewhere nothing happens). Pages other processes map too stay where they are; of code
+ * (libcrypto, gnutls, libc: 8 MB of the server's resident pages on a machine where other
+ * processes map them), the server lets go of its own mappings (MADV_DONTNEED: the next use maps
+ * the page again from the page cache). Only code, which is never written: on data MADV_DONTNEED
+ * would throw away what was written. */
 static void page_out_code(void) {
     FILE *maps = fopen("/proc/self/maps", "re");
     if (!maps) return;
@@ -970,6 +985,7 @@ static void page_out_code(void) {
         if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path) < 3 || path == 0 || line[path] != '/') continue;
         if (strcmp(perms, "r-xp") && strcmp(perms, "r--p") && strcmp(perms, "rw-p")) continue;
         madvise((void *)start, end - start, 21 /* MADV_PAGEOUT */);
+        if (strcmp(perms, "r-xp") == 0) madvise((void *)start, end - start, MADV_DONTNEED);
     }
     fclose(maps);
 }

@@ -14,12 +14,14 @@ end
 function init(args)
     refused = 0
     kinds = {}
+    -- The URL's path is the base URL's (with --group-secrets, "/SECRET"): the calls go below it.
+    base = (wrk.path == "/" or wrk.path == nil) and "" or wrk.path:gsub("/$", "")
 end
 
 function request()
     counter = counter + 1
     local n = math.floor((counter + 1) / 2)
-    local path = (counter % 2 == 1) and "/v1/pre-reboot" or "/v1/steady-state"
+    local path = base .. ((counter % 2 == 1) and "/v1/pre-reboot" or "/v1/steady-state")
     local body = '{\n  "client_params": {\n    "id": "load-' .. tid .. '-' .. (n % 400) .. '",\n    "group": "default"\n  }\n}'
     return wrk.format("POST", path, {["fleet-lock-protocol"] = "true"}, body)
 end
