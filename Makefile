@@ -76,7 +76,7 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs tools standins deps install uninstall test check deb test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo test-machines machines-demo sysext clean
+.PHONY: all lib programs tools standins deps install uninstall test check deb test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo test-machines test-sysext machines-demo sysext clean
 
 all: lib programs tools
 
@@ -271,6 +271,11 @@ demo: deps
 # MACHINES_ARGS: --release trixie, --machines N, --debs DIR (Tests/machines/test-machines --help).
 test-machines: deps lib programs tools
 	@Tests/machines/test-machines $(MACHINES_ARGS)
+
+# Flatcar's system extension under real systemd: machines set up as Flatcar (the original
+# locksmith, Flatcar's unit), the image merged and unmerged, a mixed fleet (Tests/machines/test-sysext).
+test-sysext: deps lib programs tools standins
+	@Tests/machines/test-sysext
 
 # The same for a person to watch: the slot's holders as they change, and each step's times.
 machines-demo: deps lib programs tools
