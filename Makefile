@@ -7,6 +7,7 @@
 #   make test             install missing Debian packages, build, run every test suite (CI)
 #   make demo             a simulated fleet of real daemons does a rolling reboot
 #   make machines-demo    three Debian machines (systemd-nspawn) with the packages really reboot
+#   make sysext           the Flatcar system extension, build/sysext/locksmith-swift-VERSION-x86-64.raw
 #
 # The shared library is linked here rather than in Package.swift, because its flags
 # (-static-stdlib, the version script, the soname) are "unsafe" to SwiftPM and would break
@@ -75,7 +76,7 @@ BIN_FLAGS   := -c release --scratch-path $(BIN_SCRATCH) \
 
 STANDINS    := fake-logind fake-update-engine
 
-.PHONY: all lib programs tools standins deps install uninstall test check deb test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo test-machines machines-demo clean
+.PHONY: all lib programs tools standins deps install uninstall test check deb test-swift test-abi test-python test-faults test-sanitizers soak fuzz abi-baseline demo test-machines test-sysext machines-demo sysext clean
 
 all: lib programs tools
 
@@ -271,9 +272,21 @@ demo: deps
 test-machines: deps lib programs tools
 	@Tests/machines/test-machines $(MACHINES_ARGS)
 
+# Flatcar's system extension under real systemd: machines set up as Flatcar (the original
+# locksmith, Flatcar's unit), the image merged and unmerged, a mixed fleet (Tests/machines/test-sysext).
+test-sysext: deps lib programs tools standins
+	@Tests/machines/test-sysext
+
 # The same for a person to watch: the slot's holders as they change, and each step's times.
 machines-demo: deps lib programs tools
 	@Tests/machines/test-machines --watch $(or $(MACHINES_ARGS),--release bookworm --machines 5)
+
+# Flatcar's system extension (README: Flatcar): a squashfs image whose /usr systemd-sysext lays over
+# the host's, locksmith-swift at the original's paths. SYSEXT_ID=_any: an image any host accepts
+# (tests), instead of ID=flatcar with Flatcar's SYSEXT_LEVEL. Needs squashfs-tools.
+SYSEXT_ID ?= flatcar
+sysext: deps lib programs tools
+	@tools/build/sysext --id $(SYSEXT_ID) --out $(BUILD)/sysext $(VERSION)
 
 test-swift:
 	TZ=America/Los_Angeles $(SWIFT) test

@@ -3,6 +3,7 @@ built packages installed, each booted with `systemd-nspawn -b` on the host's net
 
     base = base_root("bookworm")             # cached under /var/cache/locksmith-machines
     fleet = Fleet(base, debs, workdir)       # the packages installed once, in a layer of their own
+                                             # (debs=[]: machines without our packages, test-sysext)
     m = fleet.machine("m1")                  # an overlay: base + packages + this machine's files
     m.configure(strategy="etcd-lock", endpoint=etcd.endpoint)
     m.boot(); m.run("systemctl", "is-active", "locksmithd")
@@ -189,7 +190,9 @@ def _umount(target):
 
 
 class Fleet:
-    """Machines on one base with the packages in `debs` (paths of .deb files), under workdir."""
+    """Machines on one base with the packages in `debs` (paths of .deb files), under workdir. With
+    no debs the packages layer stays empty: machines without our packages (Tests/machines/
+    test-sysext puts the original locksmith in them, and ours comes as a system extension)."""
 
     def __init__(self, base, debs, workdir=None):
         self.base = base
@@ -203,7 +206,7 @@ class Fleet:
         try:
             _mount_overlay([base], layer, os.path.join(self.dir, "packages-work"), root)
             self.mounts.append(root)
-            self.install_log = self._install(root, debs)
+            self.install_log = self._install(root, debs) if debs else ""
             _umount(root)
             self.mounts.remove(root)
         except BaseException:
@@ -294,6 +297,8 @@ class Machine:
         self.lock = threading.Lock()
         self.booted = threading.Event()
         self.watcher = None
+        # More systemd-nspawn options for every boot of this machine (e.g. --bind-ro=...).
+        self.nspawn_args = []
 
     # -- files, before boot -------------------------------------------------------------------
     def write(self, path, text, mode=0o644):
@@ -344,7 +349,7 @@ class Machine:
         procs = " ".join("echo $$ > %s/cgroup.procs &&" % cg for cg in self.cgroups)
         argv = ["sh", "-c", "%s exec \"$@\"" % procs, "sh",
                 "systemd-nspawn", "-q", "-b", "-D", self.root, "--register=no", "--keep-unit", "-M", self.name,
-                "--console=passive" if _nspawn_version() >= 242 else "--console=read-only"]
+                "--console=passive" if _nspawn_version() >= 242 else "--console=read-only"] + self.nspawn_args
         self.console.write(("\n==== boot %d at %.1f\n" % (len(self.starts) + 1, time.monotonic() - _t0)).encode())
         self.console.flush()
         self.leader = None
