@@ -82,6 +82,7 @@ struct local {
     int slot;              /* 1: the daemon holds a slot, 0: it does not, -1: not known */
     char group[256];       /* with slot 1: the slot's group ("" the default group) */
     time_t slot_since;     /* with slot 1: when it was taken; 0 if not known */
+    int uncertain;         /* whether a running daemon wrote it could not be told (fcntl failed) */
 };
 
 /* Option values point into argv, which PAM keeps for the life of the handle. Bad options are
@@ -136,7 +137,7 @@ static time_t config_time(const locksmith_config *conf, const char *key) {
  * or NULL: no file (*missing set), a file left by a daemon that stopped, or one that cannot be
  * used (logged). */
 static locksmith_config *read_daemon_file(pam_handle_t *pamh, const struct options *o, const char *path, int64_t *mtime,
-                                          int *missing) {
+                                          int *missing, int *uncertain) {
     locksmith_config *conf = NULL;
     int r = locksmith_daemon_file_read(o->root, path, &conf, mtime);
     *missing = r == -ENOENT;
@@ -149,7 +150,12 @@ static locksmith_config *read_daemon_file(pam_handle_t *pamh, const struct optio
         locksmith_config_free(conf);
         return NULL;
     }
-    if (r == 2) pam_syslog(pamh, LOG_WARNING, "cannot tell whether locksmithd holds %s (fcntl failed): taking it as current", path);
+    /* Told to users, never acted on: a file that may be left over does not refuse sessions. */
+    if (r == 2) {
+        pam_syslog(pamh, LOG_WARNING, "cannot tell whether locksmithd holds %s (fcntl failed): showing it, never refusing a session for it",
+                   path);
+        *uncertain = 1;
+    }
     return conf;
 }
 
@@ -160,10 +166,10 @@ static void read_local(pam_handle_t *pamh, const struct options *o, struct local
     l->slot = -1;
     int64_t mtime = 0;
     int missing = 0, from_state_file = 1;
-    locksmith_config *conf = read_daemon_file(pamh, o, LOCKSMITH_STATE_PATH, &mtime, &missing);
+    locksmith_config *conf = read_daemon_file(pamh, o, LOCKSMITH_STATE_PATH, &mtime, &missing, &l->uncertain);
     if (!conf && missing) {
         from_state_file = 0;
-        conf = read_daemon_file(pamh, o, LOCKSMITH_COORDINATOR_PATH, &mtime, &missing);
+        conf = read_daemon_file(pamh, o, LOCKSMITH_COORDINATOR_PATH, &mtime, &missing, &l->uncertain);
     }
     if (!conf) return;
     const char *state = NULL, *held = NULL, *group = NULL;
@@ -367,6 +373,8 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
         int root = user_is_root(pamh, &user);
         if (root < 0) {
             pam_syslog(pamh, LOG_ERR, "no user name: not refusing the session");
+        } else if (!root && l.uncertain) {
+            pam_syslog(pamh, LOG_WARNING, "not refusing the session of %s: whether the machine is rebooting is not known", user);
         } else if (!root) {
             pam_syslog(pamh, LOG_NOTICE, "refusing the session of %s: the machine is rebooting (since %s)", user, since);
             if (!(flags & PAM_SILENT))

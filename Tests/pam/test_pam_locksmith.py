@@ -461,6 +461,36 @@ class States(PamTest):
         self.assertIn("This machine is rebooting (since", r.messages[0])
         self.assertEqual(r.messages[1], 'This machine holds the reboot lock of group "%s".' % g)
 
+    def test_rebooting_that_cannot_be_confirmed_is_shown_but_never_refuses(self):
+        # Whether a running daemon holds the file cannot be told (fcntl fails: here a shim makes
+        # F_OFD_GETLK fail, as some file systems do): the file may be left over, so with deny the
+        # user is told of the reboot, and let in.
+        shim = os.path.join(work, "getlk-fails.so")
+        if not os.path.exists(shim):
+            source = shim[:-3] + ".c"
+            with open(source, "w") as f:
+                f.write("#define _GNU_SOURCE\n#include <dlfcn.h>\n#include <errno.h>\n#include <fcntl.h>\n#include <stdarg.h>\n"
+                        "static int pass(const char *name, int fd, int cmd, void *arg) {\n"
+                        "    if (cmd == F_OFD_GETLK) { errno = EINVAL; return -1; }\n"
+                        "    int (*next)(int, int, ...) = (int (*)(int, int, ...))dlsym(RTLD_NEXT, name);\n"
+                        "    return next(fd, cmd, arg);\n}\n"
+                        "int fcntl(int fd, int cmd, ...) { va_list a; va_start(a, cmd); void *arg = va_arg(a, void *); va_end(a);"
+                        " return pass(\"fcntl\", fd, cmd, arg); }\n"
+                        "int fcntl64(int fd, int cmd, ...) { va_list a; va_start(a, cmd); void *arg = va_arg(a, void *); va_end(a);"
+                        " return pass(\"fcntl64\", fd, cmd, arg); }\n")
+            subprocess.run(["cc", "-shared", "-fPIC", "-o", shim, source, "-ldl"], check=True)
+        n = self.node()
+        n.set_state("rebooting", age=30)
+        service = self.service("root=%s deny" % n.root)
+        r = self.pamtester(service, user="nobody", env={"LD_PRELOAD": shim})
+        self.assertOpened(r)
+        self.assertTrue(any("This machine is rebooting (since" in m for m in r.messages), r)
+        self.assertLogged(r, "cannot tell whether locksmithd holds")
+        self.assertLogged(r, "not refusing the session of nobody: whether the machine is rebooting is not known")
+        # Without the shim the same file refuses the session (the daemon is running).
+        r = self.pamtester(service, user="nobody")
+        self.assertNotEqual(r.rc, 0, r)
+
     def test_state_left_by_a_stopped_daemon_is_ignored(self):
         # Nobody holds coordinator.conf's flock: the daemon that wrote it is gone.
         n = self.node()
