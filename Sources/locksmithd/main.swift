@@ -14,10 +14,11 @@ let usage = """
     locksmithd reboots this machine after the update engine has applied an update: within the
     reboot window, if one is set, and with REBOOT_STRATEGY=etcd-lock only while it holds a slot of
     its group's semaphore in etcd (see locksmithctl), with fleetlock only once a FleetLock server
-    granted one. It is configured by the environment and by
-    /usr/share/coreos/update.conf, /usr/share/flatcar/update.conf, /etc/coreos/update.conf,
-    /etc/flatcar/update.conf and /etc/default/locksmithd (later files win, the environment wins
-    over files):
+    granted one. It is configured by the environment and by these files (later files win, the
+    environment wins over files):
+
+    \(Configuration.files.map { "  " + $0 }.joined(separator: "\n"))
+
 
       REBOOT_STRATEGY                    etcd-lock, fleetlock, reboot (default) or off
       LOCKSMITHD_FLEETLOCK_URL           fleetlock: the FleetLock server's base URL (before /v1/);

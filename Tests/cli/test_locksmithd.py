@@ -177,6 +177,15 @@ class LockDiscipline(DaemonTest):
         self.assertEqual(n.stop(), 0)
         self.assertTrue(n.saw("STOPPING=1"))
 
+    def test_help_lists_the_settings_files_the_library_reads(self):
+        # The list is the library's (locksmith_config_file), in its order: written once.
+        r = subprocess.run([LOCKSMITHD, "-help"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r)
+        files = ["/usr/share/coreos/update.conf", "/usr/share/flatcar/update.conf", "/etc/coreos/update.conf",
+                 "/etc/flatcar/update.conf", "/etc/default/locksmithd"]
+        listed = [line.strip() for line in r.stdout.splitlines() if line.strip() in files]
+        self.assertEqual(listed, files, r.stdout)
+
     def test_watchdog_is_pinged_when_the_unit_asks(self):
         ue = self.service(UpdateEngine())
         n = self.node(group(), env={"WATCHDOG_USEC": "400000"}).start()
