@@ -351,9 +351,22 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
         transition(to: .rebooting, status: "asking logind to reboot")
     }
 
+    /// Reboot requests whose answer was lost, a minute apart, before the slot is given back.
+    static let answersLostLimit = 10
+
     private func reboot() {
         do {
             try world.reboot()
+        } catch let error as RebootAnswerLost where state.answersLost >= Daemon.answersLostLimit {
+            // Still up ten minutes after the first lost answer: no reboot is under way, and a
+            // logind that never answers must not hold the group's slot for ever.
+            log(.error, "logind's answer to the reboot request was lost \(state.answersLost + 1) times and the machine is still up " +
+                "(\(error)): giving the reboot slot back")
+            state.answersLost = 0
+            releaseTakenSlot()
+            transition(to: .waitingForUpdate, status: "the reboot was not made; trying again")
+            pause(milliseconds: world.backoff(0))
+            return
         } catch let error as RebootAnswerLost {
             // Perhaps rebooting already: the slot stays this machine's (recorded), as after an
             // answer. Still up a minute later, it was not: ask again.

@@ -427,6 +427,17 @@ func harness(lockAnswers: [LocksmithFailure?] = [], turns: [ScriptedClient.Turn]
         #expect(h.states.last == "state rebooting")
     }
 
+    @Test func aLogindThatNeverAnswersDoesNotHoldTheSlotForEver() {
+        // Every answer lost, and the machine still up ten minutes later: no reboot is under way.
+        // The slot goes back to the group, and the update is tried again later.
+        let (h, client) = harness(turns: [.taken, .taken], rebootAnswerLost: true)
+        h.run(for: 11 * 60) { !client.unlocks.isEmpty }
+        #expect(h.rebootCount == 11, "at 0, 60, ... 600 s")
+        #expect(client.unlocks == [machine])
+        #expect(h.recorded == ["record \(machine)", "record none"])
+        #expect(h.logged.contains { $0.hasPrefix("logind's answer to the reboot request was lost 11 times") })
+    }
+
     @Test func stoppingAfterTakingASlotGivesItBack() {
         // A logged-in user makes the daemon wait a minute before the reboot; it is stopped first.
         let (h, client) = harness(turns: [.taken], broadcastDelay: 60_000_000_000, reached: 1)
