@@ -422,7 +422,9 @@ public final class Daemon: @unchecked Sendable {  // requestStop() is called fro
     /// How long a wait for a slot may last: until the open window closes (and a second), nil
     /// without a window; nil too when the window is not open (the caller's `windowOpen` says so).
     func windowLeftMilliseconds() -> Int? {
-        guard let window = settings.window, windowOpen, let open = try? window.occurrence(now: world.clock.now()) else { return nil }
+        guard let window = settings.window, windowOpen else { return nil }
+        // An open window whose end cannot be placed: a second, then the window rule decides.
+        guard let open = try? window.occurrence(now: world.clock.now()) else { return 1000 }
         return Int(open.end - world.clock.now()) * 1000 + 1000
     }
 

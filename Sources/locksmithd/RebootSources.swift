@@ -51,6 +51,7 @@ enum SentinelFile {
             }
             var n = 0
             repeat { n = read(fd, &buffer, buffer.count) } while n < 0 && errno == EINTR
+            if n <= 0 { sleep(1) }  // an inotify descriptor that fails: looked at again, not spun on
             // The watch is gone when its directory went (IN_IGNORED for it): made again above.
             var offset = 0
             while n > 0 && offset + 16 <= n {

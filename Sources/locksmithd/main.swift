@@ -19,7 +19,6 @@ let usage = """
 
     \(Configuration.files.map { "  " + $0 }.joined(separator: "\n"))
 
-
       REBOOT_STRATEGY                    etcd-lock, fleetlock, reboot (default) or off
       LOCKSMITHD_FLEETLOCK_URL           fleetlock: the FleetLock server's base URL (before /v1/);
                                          the group is LOCKSMITHD_GROUP (none: FleetLock's default)
