@@ -320,12 +320,15 @@ LOCKSMITH_WARN_UNUSED int locksmith_config_load_at(const char *root, uint64_t fl
 LOCKSMITH_WARN_UNUSED int locksmith_config_parse(const char *text, const char *origin, locksmith_config **ret);
 
 /* The value of key, and where it came from (a file path, or "environment"); ret_origin may be
- * NULL. Both borrowed. Returns 0; -ENOENT if nothing sets key; -EINVAL. [LOCKSMITH_1] */
+ * NULL. Both borrowed. A variable of the environment with the very value a file gives keeps the
+ * file as its origin (as under systemd, whose EnvironmentFile= puts the file's values in the
+ * daemon's environment). Returns 0; -ENOENT if nothing sets key; -EINVAL. [LOCKSMITH_1] */
 LOCKSMITH_WARN_UNUSED int locksmith_config_get(const locksmith_config *c, const char *key, const char **ret_value, const char **ret_origin);
 
 /* The line of its file on which the assignment of key that c holds starts (1 for the first line),
- * to point at a bad setting (`locksmithctl check`); 0 when it came from the environment or a text
- * without lines. Returns the line, -ENOENT when nothing sets key, or -EINVAL. [LOCKSMITH_3] */
+ * to point at a bad setting (`locksmithctl check`); 0 when it came from the environment (not equal
+ * to the file's value, see locksmith_config_get) or a text without lines. Returns the line,
+ * -ENOENT when nothing sets key, or -EINVAL. [LOCKSMITH_3] */
 LOCKSMITH_WARN_UNUSED int locksmith_config_line(const locksmith_config *c, const char *key);
 
 /* The number of lines of update.conf files that were skipped (not assignments), or -EINVAL.

@@ -109,7 +109,8 @@ public enum Library {
     /// `path` (absolute) under `root` ("/" or "": the system itself), by LOCKSMITH_ROOT's rule.
     public static func path(_ path: String, under root: String) -> String {
         var made: UnsafeMutablePointer<CChar>?
-        guard locksmith_root_path(root.isEmpty ? "/" : root, path, &made) >= 0 else { return path }
+        // Refused (a relative root or path): "", which opens nothing, never the system's own path.
+        guard locksmith_root_path(root.isEmpty ? "/" : root, path, &made) >= 0 else { return "" }
         return take(made)
     }
 
@@ -335,6 +336,18 @@ public final class DaemonSettings: @unchecked Sendable {
         var made: OpaquePointer?
         try check(locksmith_daemon_settings_load(config.handle, root, &made))
         handle = made!
+        // The settings the daemon acts on, checked once here: a library that does not give one
+        // (or gives a word this overlay does not know) is an error at start, never a default.
+        for name in ["strategy", "slot-wait", "reboot-source", "hooks-directory"] where value(name) == nil {
+            throw LocksmithFailure(code: EINVAL, message: "the library gives no daemon setting \(name)")
+        }
+        guard Strategy(rawValue: value("strategy")!) != nil, SlotWait(rawValue: value("slot-wait")!) != nil,
+              RebootSource(rawValue: value("reboot-source")!) != nil else {
+            throw LocksmithFailure(code: EINVAL, message: "the library gives a daemon setting this program does not know")
+        }
+        for name in ["broadcast-delay", "reboot-check-interval", "hook-timeout"] where nanoseconds(name) < 0 {
+            throw LocksmithFailure(code: EINVAL, message: "the library gives no duration for the daemon setting \(name)")
+        }
     }
 
     deinit { _ = locksmith_daemon_settings_free(handle) }
@@ -365,12 +378,12 @@ public final class DaemonSettings: @unchecked Sendable {
         return copy(value)
     }
 
-    /// A setting the library always sets, as the overlay's type (the library checked the word).
+    /// A setting the library always sets, as the overlay's type (checked in init).
     private func word<T: RawRepresentable>(_ name: String) -> T where T.RawValue == String {
         T(rawValue: value(name) ?? "")!
     }
 
-    /// A duration setting, in nanoseconds.
+    /// A duration setting, in nanoseconds (-1 if the library gives none: init refuses that).
     private func nanoseconds(_ name: String) -> Int64 {
         (try? Library.parseDuration(value(name) ?? "")) ?? -1
     }
@@ -399,7 +412,7 @@ public final class DaemonSettings: @unchecked Sendable {
     /// Nanoseconds.
     public var hookTimeout: Int64 { nanoseconds("hook-timeout") }
     /// The directory of pre-lock.d, pre-reboot.d and post-reboot.d.
-    public var hooksDirectory: String { value("hooks-directory") ?? "" }
+    public var hooksDirectory: String { value("hooks-directory")! }  // checked in init
     /// nil: no metrics file.
     public var metricsFile: String? { value("metrics-file") }
     /// The settings the window came from, as people read them ("LOCKSMITHD_REBOOT_WINDOW_START=...");

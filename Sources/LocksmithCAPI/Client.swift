@@ -218,7 +218,14 @@ public func locksmith_client_cancel(_ c: OpaquePointer!, _ cancel: Int32) -> Int
 
 @c @implementation
 public func locksmith_client_key(_ c: OpaquePointer!) -> UnsafePointer<CChar>! {
-    guard let handle = ClientHandle.accessed(c, "c"), let key = try? GroupKey.key(group: handle.value.options.group) else { return nil }
+    guard let handle = ClientHandle.accessed(c, "c") else { return nil }
+    let key: String
+    do {
+        key = try GroupKey.key(group: handle.value.options.group)
+    } catch {
+        _ = fail(error)
+        return nil
+    }
     return handle.lend("key") { key }
 }
 

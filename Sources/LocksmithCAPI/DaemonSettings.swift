@@ -75,7 +75,12 @@ public func locksmith_daemon_settings_window(_ s: OpaquePointer!) -> OpaquePoint
 
 @c @implementation
 public func locksmith_daemon_settings_window_source(_ s: OpaquePointer!, _ which: Int32) -> UnsafePointer<CChar>! {
-    guard let handle = DaemonSettingsHandle.accessed(s, "s"), let window = handle.value.settings.window, (0...2).contains(which) else { return nil }
+    guard let handle = DaemonSettingsHandle.accessed(s, "s") else { return nil }
+    guard (0...2).contains(which) else {
+        _ = fail(invalid("window source \(which) is out of range (0 to 2)"))
+        return nil
+    }
+    guard let window = handle.value.settings.window else { return nil }  // no window: no source
     if which == 2 {
         guard let zone = handle.value.settings.windowZone else { return nil }
         return handle.lend("window source 2") { zone.source.description }
