@@ -352,8 +352,11 @@ public final class EtcdClient {
             switch outcome {
             case .stored(let index):
                 cache.remember(written: StoredValue(bytes: Array(json.utf8), index: index), document)
-                cleanHolderRecords(after: document, at: index, listed: listed)
+                // The side writes first (v2: the end of a queue entry, so the next waiter moves
+                // up at once), then the clean-up of stale holder records, which may take a read
+                // and a few deletes.
                 backend.afterWrite(writes)
+                cleanHolderRecords(after: document, at: index, listed: listed)
                 return result
             case .conflict(let newer?), .value(let newer):
                 current = newer
