@@ -47,8 +47,14 @@ final class VirtualClock: DaemonClock, @unchecked Sendable {
     @discardableResult
     func pass(_ milliseconds: Int?) -> Bool {
         waits += 1
-        // A daemon that waits without end at no cost would be a bug: stop it rather than hang.
-        if until() || waits > 100_000 {
+        // A daemon that waits without end at no cost would be a bug: stop it rather than hang,
+        // and fail the test that let it.
+        if waits > 100_000 {
+            Issue.record("the daemon waited 100,000 times without the run's time passing")
+            stop()
+            return false
+        }
+        if until() {
             stop()
             return false
         }

@@ -54,11 +54,19 @@ for _sig in (signal.SIGTERM, signal.SIGHUP):
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_ports(1)[0]
+
+
+def free_ports(n):
+    """n different loopback ports free now (bound together, so that none is given twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 # How much longer than its own bound a test waits for a state before it gives up: waiting costs
@@ -350,10 +358,39 @@ class Etcd:
     def __init__(self, port=None, prefix="locksmith-test-etcd-", tls=None, client_certificate=None, enable_v2=True, client_ca=None):
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.dir = tempfile.mkdtemp(prefix=prefix, dir=base)
-        self.port, peer = port or free_port(), free_port()
+        # Two different ports; a port another test took between our pick and etcd's bind (suites
+        # run side by side) is picked again, with a fresh data directory.
+        for attempt in range(3):
+            if self._start(port, tls, client_certificate, enable_v2, client_ca, attempt):
+                return
+            if port or "address already in use" not in self._log():
+                break
+        log = self._log()
+        self.stop()
+        raise RuntimeError("etcd did not start: " + log)
+
+    def _log(self):
+        try:
+            with open(self.dir + "/etcd.log") as f:
+                return f.read()[-2000:]
+        except OSError:
+            return ""
+
+    def _start(self, port, tls, client_certificate, enable_v2, client_ca, attempt):
+        """Starts etcd; whether it answers."""
+        if port:
+            self.port, peer = port, next(p for p in iter(free_port, None) if p != port)
+        else:
+            self.port, peer = free_ports(2)
         self.endpoint = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
+        data = self.dir + ("/data" if attempt == 0 else "/data%d" % attempt)
+        if attempt:
+            try:
+                os.unlink(self.dir + "/etcd.log")
+            except OSError:
+                pass
         self.proc = subprocess.Popen(
-            ["etcd", "--name", "test", "--data-dir", self.dir + "/data", "--enable-v2=%s" % ("true" if enable_v2 else "false"),
+            ["etcd", "--name", "test", "--data-dir", data, "--enable-v2=%s" % ("true" if enable_v2 else "false"),
              "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
              "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
              "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
@@ -376,19 +413,14 @@ class Etcd:
         for _ in range(400):
             try:
                 urllib.request.urlopen(self.endpoint + "/version", timeout=0.5, context=context).read()
-                return
+                return True
             except Exception:
                 if self.proc.poll() is not None:
                     break
                 time.sleep(0.05)
-        log = ""
-        try:
-            with open(self.dir + "/etcd.log") as f:
-                log = f.read()[-2000:]
-        except OSError:
-            pass
-        self.stop()
-        raise RuntimeError("etcd did not start: " + log)
+        if self.proc.poll() is not None and self.proc in _running:
+            _running.remove(self.proc)
+        return False
 
     def stop(self):
         if self.proc in _running:
