@@ -37,10 +37,11 @@ protocol Backend: AnyObject {
     /// Creates the semaphore with `json` if it is missing.
     func create(_ json: String) throws -> WireResult
     /// The compare-and-swap of the semaphore over `index`, with `side` (v3: in the transaction).
-    /// Also returns the holder records' keys as they stand after a stored write: v3 reads at most
-    /// `holders` + `EtcdClient.recordsCleanedPerWrite` of them in the transaction, v2 lists them
-    /// after it (nil if that failed). `unchanged` (v3): more keys the write is conditional on.
-    func write(_ json: String, over index: Int64, holders: Int, side: [SideWrite],
+    /// With `listRecords`, also returns the holder records' keys as they stand after a stored
+    /// write: v3 reads at most `holders` + `EtcdClient.recordsCleanedPerWrite` of them in the
+    /// transaction, v2 lists them after it (nil if that failed, or without `listRecords`).
+    /// `unchanged` (v3): more keys the write is conditional on.
+    func write(_ json: String, over index: Int64, holders: Int, side: [SideWrite], listRecords: Bool,
                unchanged: [(key: String, revision: Int64)]) throws -> (WireResult, ListedKeys?)
     /// What is left of `side` once the write is stored (v2: those writes; v3: nothing). Best effort.
     func afterWrite(_ side: [SideWrite])
@@ -48,8 +49,10 @@ protocol Backend: AnyObject {
     func put(_ key: String, _ value: String) throws
     /// Every key under `directory` (no trailing "/") with its value and index; `label` names it in errors.
     func list(_ directory: String, label: String) throws -> [(key: String, value: [UInt8]?, index: Int64)]
-    /// Removes holder records, each only if it is still at the index listed. Best effort.
-    func removeRecords(_ stale: ListedKeys)
+    /// Removes holder records, each only if it is still at the index listed. Best effort: whether
+    /// every removal was answered (a record that changed since counts as answered: it is no longer
+    /// the stale one).
+    func removeRecords(_ stale: ListedKeys) -> Bool
     /// One watch request at `endpoint`: the first event of `key` after `index`; a timeout throws
     /// `.timedOut`; 5xx answers and streams that end without an event are `.connectionFailed`.
     func watch(_ key: String, at endpoint: String, after index: Int64, timeoutMilliseconds: Int) throws -> WatchEvent

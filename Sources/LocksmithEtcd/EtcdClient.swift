@@ -39,6 +39,12 @@ public final class EtcdClient {
     private var backend: Backend?
     /// What this client remembers of the semaphore.
     private var cache = DocumentCache()
+    /// The index of this client's last write after which no stale holder record was left (its
+    /// listing found none, or its clean-up removed them all); nil when not known. A write over
+    /// that same index, with no other writer in between, has nothing new to clean: it lists no
+    /// records (a long-lived client such as locksmith-fleetlockd writes many times in a row, and
+    /// the listing was a third of etcd's work for each of its writes).
+    private var recordsCleanAt: Int64?
     private var random = SystemRandomNumberGenerator()
 
     public init(options: ClientOptions, cancellation: Cancellation = Cancellation()) throws {
@@ -329,6 +335,7 @@ public final class EtcdClient {
             } catch let refusal as LocksmithError {
                 if let unheard, let seen = try? decode(current), done(seen) {
                     backend.afterWrite(unheard.side)
+                    recordsCleanAt = nil
                     return unheard.result
                 }
                 throw refusal
@@ -337,9 +344,11 @@ public final class EtcdClient {
             let writes = side(result)
             let outcome: WireResult
             let listed: ListedKeys?
+            let listRecords = current.index != recordsCleanAt
             do {
                 transport.failedBeforeAnswer = false
-                (outcome, listed) = try backend.write(json, over: current.index, holders: document.holders.count, side: writes, unchanged: unchanged)
+                (outcome, listed) = try backend.write(json, over: current.index, holders: document.holders.count, side: writes,
+                                                      listRecords: listRecords, unchanged: unchanged)
                 if transport.failedBeforeAnswer { unheard = (result, writes) }
             } catch {
                 // No answer (a lost reply, a timeout, a 5xx): the write may have been applied.
@@ -356,7 +365,8 @@ public final class EtcdClient {
                 // up at once), then the clean-up of stale holder records, which may take a read
                 // and a few deletes.
                 backend.afterWrite(writes)
-                cleanHolderRecords(after: document, at: index, listed: listed)
+                let cleaned = cleanHolderRecords(after: document, at: index, listed: listed)
+                recordsCleanAt = cleaned || (!listRecords && listed == nil) ? index : nil
                 return result
             case .conflict(let newer?), .value(let newer):
                 current = newer

@@ -331,11 +331,11 @@ enum V3 {
     }
 
     /// A compare-and-swap's answer, and the keys and mod_revisions that the range at `listing` of
-    /// its success branch found (nil if it did not succeed or has no such response).
-    static func parseTxn(_ response: HTTPResponse, key: String, listing: Int) throws -> (WireResult, [(key: String, index: Int64)]?) {
+    /// its success branch found (nil if it did not succeed, has no such response, or `listing` is nil).
+    static func parseTxn(_ response: HTTPResponse, key: String, listing: Int?) throws -> (WireResult, [(key: String, index: Int64)]?) {
         let tree = try answer(response, key: key)
         let result = try parseTxn(tree, key: key)
-        guard case .stored = result, let range = tree.node["responses"]?[listing]?["response_range"] else { return (result, nil) }
+        guard case .stored = result, let listing, let range = tree.node["responses"]?[listing]?["response_range"] else { return (result, nil) }
         return (result, keyValues(range).map { ($0.key, $0.index) })
     }
 

@@ -171,12 +171,12 @@ final class FleetLockBackend: Backend {
 
     func read(_ key: String) throws -> WireResult { throw unsupported }
     func create(_ json: String) throws -> WireResult { throw unsupported }
-    func write(_ json: String, over index: Int64, holders: Int, side: [SideWrite],
+    func write(_ json: String, over index: Int64, holders: Int, side: [SideWrite], listRecords: Bool,
                unchanged: [(key: String, revision: Int64)]) throws -> (WireResult, ListedKeys?) { throw unsupported }
     func afterWrite(_ side: [SideWrite]) {}
     func put(_ key: String, _ value: String) throws { throw unsupported }
     func list(_ directory: String, label: String) throws -> [(key: String, value: [UInt8]?, index: Int64)] { throw unsupported }
-    func removeRecords(_ stale: ListedKeys) {}
+    func removeRecords(_ stale: ListedKeys) -> Bool { true }
     func watch(_ key: String, at endpoint: String, after index: Int64, timeoutMilliseconds: Int) throws -> WatchEvent { throw unsupported }
     func join(value: String, ttl: Int) throws -> (QueueTicket, QueueListing) { throw unsupported }
     func renew(_ ticket: QueueTicket, ttl: Int) throws -> Int64? { throw unsupported }

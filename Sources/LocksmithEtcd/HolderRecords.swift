@@ -125,16 +125,23 @@ extension EtcdClient {
     /// or before `index`: a later one may be that of a new holder missing from `document`. Each
     /// removal is conditional on the record still being the one listed (v3: its mod_revision in
     /// one transaction; v2: `prevIndex`), so a holder that locked since keeps its new record.
-    /// Best effort, never an error: what is left is tried again at the next write.
-    func cleanHolderRecords(after document: SemaphoreDocument, at index: Int64, listed: ListedKeys?) {
+    /// Best effort, never an error: what is left is tried again at the next write. Whether no
+    /// stale record is left: false without a listing, with more stale records than one clean-up
+    /// removes, with a listing that may have been cut short, or with a removal unanswered.
+    @discardableResult
+    func cleanHolderRecords(after document: SemaphoreDocument, at index: Int64, listed: ListedKeys?) -> Bool {
+        guard let listed else { return false }
         let holders = Set(document.holders)
-        let stale = (listed ?? []).filter { entry in
+        let stale = listed.filter { entry in
             guard entry.index <= index, entry.key.hasPrefix(holderRecordsPrefix) else { return false }
             // A key that names no valid id is no holder's record either.
             guard let id = GroupKey.queryUnescape(String(entry.key.dropFirst(holderRecordsPrefix.count))) else { return true }
             return !holders.contains(id)
-        }.prefix(EtcdClient.recordsCleanedPerWrite)
-        guard !stale.isEmpty, let backend = try? resolvedBackend() else { return }
-        backend.removeRecords(Array(stale))
+        }
+        // (v3 reads at most holders + recordsCleanedPerWrite keys: a full listing may have more.)
+        let complete = stale.count <= EtcdClient.recordsCleanedPerWrite && listed.count < holders.count + EtcdClient.recordsCleanedPerWrite
+        guard !stale.isEmpty else { return complete }
+        guard let backend = try? resolvedBackend() else { return false }
+        return backend.removeRecords(Array(stale.prefix(EtcdClient.recordsCleanedPerWrite))) && complete
     }
 }

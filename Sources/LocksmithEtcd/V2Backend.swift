@@ -25,7 +25,7 @@ final class V2Backend: Backend {
         return try V2.parse(try transport.send(request.method, request.path, body: request.body, headers: [V2.formHeader]), key: keys.semaphore)
     }
 
-    func write(_ json: String, over index: Int64, holders: Int, side: [SideWrite],
+    func write(_ json: String, over index: Int64, holders: Int, side: [SideWrite], listRecords: Bool,
                unchanged: [(key: String, revision: Int64)]) throws -> (WireResult, ListedKeys?) {
         // (`unchanged` has no v2 form: callers read the keys after the semaphore and write over
         // the index they read it at, so a change in between fails the compare-and-swap.)
@@ -35,6 +35,10 @@ final class V2Backend: Backend {
         switch result {
         case .missing:
             return (.conflict(nil), nil)
+        case .stored where !listRecords && !side.contains(where: { if case .record(_, taken: false) = $0 { true } else { false } }):
+            // (A holder's record that a v2 write gives back goes with the clean-up after the
+            // listing: such a write always lists.)
+            return (result, nil)
         case .stored:
             // The records after the write: a plain read, served by any member (nothing in it is
             // trusted beyond what the cleanup's guards check).
@@ -70,11 +74,14 @@ final class V2Backend: Backend {
         return try V2.parseList(try transport.send(request.method, request.path), key: label)
     }
 
-    func removeRecords(_ stale: ListedKeys) {
+    func removeRecords(_ stale: ListedKeys) -> Bool {
+        var answered = true
         for entry in stale {
             let request = V2.compareAndDelete(entry.key, index: entry.index)
-            _ = try? transport.send(request.method, request.path)
+            // (412, the record changed since, and 404, gone already, are answers too.)
+            if (try? transport.send(request.method, request.path)).map({ $0.status < 500 }) != true { answered = false }
         }
+        return answered
     }
 
     func watch(_ key: String, at endpoint: String, after index: Int64, timeoutMilliseconds: Int) throws -> WatchEvent {

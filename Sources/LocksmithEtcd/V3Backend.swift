@@ -1,6 +1,6 @@
 // etcd's v3 API (through its JSON gateway) as a backend: the semaphore's compare-and-swap is a
-// transaction that also writes the keys beside it and lists the holder records; queue entries
-// live on leases, ordered by create revision (etcd's own lock recipe).
+// transaction that also writes the keys beside it and (unless the client knows them clean) lists
+// the holder records; queue entries live on leases, ordered by create revision (etcd's own lock recipe).
 import LocksmithCore
 
 final class V3Backend: Backend {
@@ -27,15 +27,18 @@ final class V3Backend: Backend {
                         key: keys.semaphore)
     }
 
-    /// The transaction ends with a keys-only range of the holder records, so the listing is at the
-    /// write's revision.
-    func write(_ json: String, over index: Int64, holders: Int, side: [SideWrite],
+    /// With `listRecords`, the transaction ends with a keys-only range of the holder records, so
+    /// the listing is at the write's revision.
+    func write(_ json: String, over index: Int64, holders: Int, side: [SideWrite], listRecords: Bool,
                unchanged: [(key: String, revision: Int64)]) throws -> (WireResult, ListedKeys?) {
-        let also = side.map(operation)
-        let records = V3.rangePrefix(keys.records, keysOnly: true, limit: holders + EtcdClient.recordsCleanedPerWrite)
-        let body = V3.putIf(keys.semaphore, json, target: "MOD", revision: index,
-                            also: also + [V3.rangeOp(String(decoding: records, as: UTF8.self))], unchanged: unchanged)
-        return try V3.parseTxn(try transport.send("POST", V3.txnPath, body: body), key: keys.semaphore, listing: 1 + also.count)
+        var also = side.map(operation)
+        if listRecords {
+            let records = V3.rangePrefix(keys.records, keysOnly: true, limit: holders + EtcdClient.recordsCleanedPerWrite)
+            also.append(V3.rangeOp(String(decoding: records, as: UTF8.self)))
+        }
+        let body = V3.putIf(keys.semaphore, json, target: "MOD", revision: index, also: also, unchanged: unchanged)
+        return try V3.parseTxn(try transport.send("POST", V3.txnPath, body: body), key: keys.semaphore,
+                               listing: listRecords ? also.count : nil)
     }
 
     /// A side write as an operation of the transaction.
@@ -62,8 +65,11 @@ final class V3Backend: Backend {
     }
 
     /// In one transaction, each compared on the mod_revision listed.
-    func removeRecords(_ stale: ListedKeys) {
-        _ = try? transport.send("POST", V3.txnPath, body: V3.txn(stale.map { V3.deleteOp($0.key) }, unchanged: stale.map { ($0.key, $0.index) }))
+    func removeRecords(_ stale: ListedKeys) -> Bool {
+        // (A refused transaction is answered too: some record changed since it was listed.)
+        guard let answer = try? transport.send("POST", V3.txnPath, body: V3.txn(stale.map { V3.deleteOp($0.key) },
+                                                                                    unchanged: stale.map { ($0.key, $0.index) })) else { return false }
+        return answer.status == 200
     }
 
     func watch(_ key: String, at endpoint: String, after index: Int64, timeoutMilliseconds: Int) throws -> WatchEvent {

@@ -146,6 +146,8 @@ func concurrently(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
         try client.lock("kept")
         let kept = try client.holderRecords()
         for i in 0..<20 { try raw.put(api, client.holderRecordKey("gone\(i)"), #"{"since":1,"host":"h"}"#) }
+        // The original's last write of the document (the one that gave those slots back).
+        try raw.put(api, client.key, try #require(try raw.get(api, client.key)))
         #expect(try client.holderRecords().count == 21)
         #expect(try client.apply([(holder: "new", take: true)]).allSatisfy { $0 == nil })
         let left = try client.holderRecords().map(\.id)
@@ -153,6 +155,31 @@ func concurrently(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
         #expect(left.contains("kept") && left.contains("new"))
         #expect(try client.apply([(holder: "new", take: false)]).allSatisfy { $0 == nil })
         #expect(try client.holderRecords() == kept)
+    }
+
+    /// Issue 29: a client that writes over its own last write lists no records (nobody changed
+    /// the holders since its last listing); a write of another writer in between (the original
+    /// giving a slot back, which leaves its record) makes the next write list and clean again.
+    @Test(arguments: bothAPIs)
+    func aWriteListsTheRecordsOnlyAfterAnotherWritersWrite(api: EtcdAPI) throws {
+        let client = try makeClient(api, group: uniqueGroup("records-listed"))
+        let raw = try RawEtcd(sharedEtcd)
+        try client.setMax(5)
+        #expect(try client.apply([(holder: "a1", take: true), (holder: "a2", take: true)]).allSatisfy { $0 == nil })
+        // A record planted without a write of the document is not looked for by the next write...
+        try raw.put(api, client.holderRecordKey("planted"), #"{"since":1,"host":"h"}"#)
+        #expect(try client.apply([(holder: "a3", take: true)]).allSatisfy { $0 == nil })
+        #expect(try client.holderRecords().map(\.id).sorted() == ["a1", "a2", "a3", "planted"])
+        // ...but the original giving a2's slot back (the document alone) is: both go.
+        try raw.put(api, client.key, #"{"semaphore":3,"max":5,"holders":["a1","a3"]}"#)
+        #expect(try client.apply([(holder: "a3", take: false)]).allSatisfy { $0 == nil })
+        #expect(try client.holderRecords().map(\.id) == ["a1"])
+        // Own writes in a row keep the records exact without listing.
+        #expect(try client.apply([(holder: "b1", take: true), (holder: "a1", take: false)]).allSatisfy { $0 == nil })
+        #expect(try client.apply([(holder: "b2", take: true)]).allSatisfy { $0 == nil })
+        #expect(try client.apply([(holder: "b1", take: false)]).allSatisfy { $0 == nil })
+        #expect(try client.holderRecords().map(\.id) == ["b2"])
+        #expect(try client.get().holders == ["b2"])
     }
 
     @Test func aV2DirectoryIsReportedAndKept() throws {
