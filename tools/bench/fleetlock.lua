@@ -1,6 +1,7 @@
 -- wrk script for tools/bench/fleetlock: each request alternates FleetLock pre-reboot and
 -- steady-state for one id of this thread, Zincati-shaped (pretty-printed JSON, no Content-Type,
--- fleet-lock-protocol: true); counts the answers that are not 200 and their kinds.
+-- fleet-lock-protocol: true); counts the answers that are not 200 and their kinds. The ids are
+-- load-THREAD-N, or PREFIX-THREAD-N with a first script argument (wrk ... -- PREFIX).
 local thread_id = 0
 local counter = 0
 local threads = {}
@@ -12,6 +13,7 @@ function setup(thread)
 end
 
 function init(args)
+    prefix = args[1] or "load"
     refused = 0
     kinds = {}
     -- The URL's path is the base URL's (with --group-secrets, "/SECRET"): the calls go below it.
@@ -22,7 +24,7 @@ function request()
     counter = counter + 1
     local n = math.floor((counter + 1) / 2)
     local path = base .. ((counter % 2 == 1) and "/v1/pre-reboot" or "/v1/steady-state")
-    local body = '{\n  "client_params": {\n    "id": "load-' .. tid .. '-' .. (n % 400) .. '",\n    "group": "default"\n  }\n}'
+    local body = '{\n  "client_params": {\n    "id": "' .. prefix .. '-' .. tid .. '-' .. (n % 400) .. '",\n    "group": "default"\n  }\n}'
     return wrk.format("POST", path, {["fleet-lock-protocol"] = "true"}, body)
 end
 
