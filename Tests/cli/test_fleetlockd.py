@@ -3,6 +3,7 @@ requests exactly as Zincati sends them, every error case with its status and kin
 shared with locksmithctl (group "default" is locksmith's default group), 200 concurrent pre-reboot
 calls never past max (checked against every revision etcd kept), a corrupt semaphore reported and
 never overwritten, slow and oversized clients, /health, /metrics, TLS, the command line, SIGTERM."""
+import http.client
 import base64
 import itertools
 import json
@@ -638,6 +639,19 @@ class Exposure(unittest.TestCase):
                         self.assertEqual(https_post(s.port, "/v1/pre-reboot", zincati_body(node_id), pki.context(client)), (200, {}))
                         self.assertIn(node_id, etcd.holders("v3", harness.PREFIX + "/semaphore"))
                         self.assertEqual(https_post(s.port, "/v1/steady-state", zincati_body(node_id), pki.context(client)), (200, {}))
+                # One connection, several requests: the certificate verified for the first is kept
+                # for the next, and each id is still matched against its names.
+                conn = http.client.HTTPSConnection("127.0.0.1", s.port, context=pki.context(node_a), timeout=30)
+                try:
+                    for path, node_id, expected in (("/v1/pre-reboot", "node-a", 200), ("/v1/pre-reboot", "node-b", 403),
+                                                    ("/v1/steady-state", "node-a", 200), ("/v1/pre-reboot", "whatever", 403)):
+                        conn.request("POST", path, zincati_body(node_id), {"fleet-lock-protocol": "true"})
+                        answer = conn.getresponse()
+                        self.assertEqual(answer.status, expected, (node_id, answer.read()))
+                        answer.read()
+                finally:
+                    conn.close()
+                self.assertEqual(etcd.holders("v3", harness.PREFIX + "/semaphore"), [])
                 # locksmith-run presents its certificate through the client's TLS files.
                 env = environment()
                 env.pop("LOCKSMITHCTL_ENDPOINT")
@@ -645,6 +659,7 @@ class Exposure(unittest.TestCase):
                 r = subprocess.run([RUN] + base + ["--etcd-certfile", node_a[0], "--etcd-keyfile", node_a[1], "--id", "node-a/job",
                                                    "--", "sh", "-c", "echo ran"], capture_output=True, text=True, env=env, timeout=60)
                 self.assertEqual((r.returncode, r.stdout), (0, "ran\n"), r.stderr)
+                before = etcd.get("v3", harness.PREFIX + "/semaphore")
                 r = subprocess.run([RUN] + base + ["--id", "node-a/job", "--timeout", "1s", "--", "true"],
                                    capture_output=True, text=True, env=env, timeout=60)
                 self.assertNotEqual(r.returncode, 0)
