@@ -547,6 +547,27 @@ class StaleHolderRecords(unittest.TestCase):
                     self.assertLess(time.time() - json.loads(record)["since"], 60)
 
 
+class LoaderScope(unittest.TestCase):
+    """libcurl is opened with RTLD_DEEPBIND (its libraries look in their own scope first) unless
+    something interposes symbols: then it binds as any library does, so that a preloaded
+    allocator or shim stays in front (Sources/CLoader/cloader.c)."""
+
+    def curl_scope(self, env):
+        r = ctl("status", env=dict(env, LD_DEBUG="scopes"))
+        self.assertEqual(r.code, 0, r.err)
+        lines = r.err.splitlines()
+        at = next(i for i, l in enumerate(lines) if re.search(r"object=\S*/libcurl\.so\.4 \[0\]$", l))
+        return lines[at + 1].split("scope 0:", 1)[1].split()
+
+    def test_deep_binding_unless_something_is_preloaded(self):
+        if os.path.exists("/etc/ld.so.preload"):
+            self.skipTest("this machine preloads objects into every program (/etc/ld.so.preload)")
+        self.assertTrue(self.curl_scope({})[0].endswith("/libcurl.so.4"))
+        # A preload (libm: already loaded, harmless) puts the program's scope first again.
+        preloaded = self.curl_scope({"LD_PRELOAD": "libm.so.6"})
+        self.assertTrue(preloaded[0].endswith("locksmithctl"), preloaded[:3])
+
+
 class Bus(unittest.TestCase):
     """reboot and send-need-reboot on a private bus with stand-in services."""
 
