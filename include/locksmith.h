@@ -5,9 +5,9 @@
  * The header is ordered by object: the library itself, values (durations, JSON), this node,
  * then one section per object (semaphore, window, config, client, groups, holder records, daemon
  * settings, the reboot-slot record, locksmithd's files), each function once. The comment of each
- * function ends with the version node that added it ([LOCKSMITH_1] ... [LOCKSMITH_5]); a node's
+ * function ends with the version node that added it ([LOCKSMITH_1] ... [LOCKSMITH_6]); a node's
  * functions are listed exactly in the linker's version script, and a node never changes once
- * released (LOCKSMITH_1 and _2: 0.7.0, _3: 0.8.0, _4: 0.9.0, _5: 0.10.0).
+ * released (LOCKSMITH_1 and _2: 0.7.0, _3: 0.8.0, _4: 0.9.0, _5 and _6: 0.10.0).
  *
  * Conventions (the same for every function):
  *   - Fallible functions return int: >= 0 on success, a negative errno on failure, so that
@@ -600,6 +600,17 @@ LOCKSMITH_WARN_UNUSED int locksmith_client_queue_all(locksmith_client *c, locksm
 /* The records of c's group, sorted by id (records that are not valid are left out). Creates
  * nothing. Returns 0, or a negative errno as locksmith_client_get. [LOCKSMITH_2] */
 LOCKSMITH_WARN_UNUSED int locksmith_client_holder_records(locksmith_client *c, locksmith_holder_records **ret);
+
+/* The group's semaphore (created if it is missing, as locksmith_client_get), its holder records
+ * (as locksmith_client_holder_records) and every entry of its queue (as
+ * locksmith_client_queue_all), read together: over etcd's v3 API in one transaction, so the
+ * three are of one revision; over v2, which reads several keys only by reading a whole directory
+ * (the default group's holds every other group's keys), one request each. Everything
+ * `locksmithctl status --json` shows. Returns 0, or a negative errno as locksmith_client_get
+ * (-EINVAL if a ret_* is NULL); nothing is written on failure. On success *ret_semaphore is
+ * freed with locksmith_semaphore_free(), *ret_records and *ret_queue with
+ * locksmith_holder_records_free(). [LOCKSMITH_6] */
+LOCKSMITH_WARN_UNUSED int locksmith_client_get_all(locksmith_client *c, locksmith_semaphore **ret_semaphore, locksmith_holder_records **ret_records, locksmith_holder_records **ret_queue);
 
 /* Every group that has a semaphore under LOCKSMITH_KEY_PREFIX, sorted by name ("" first), each
  * with its document or the reason it holds none. Creates nothing. *ret is freed with

@@ -468,11 +468,18 @@ public final class Client: @unchecked Sendable {
 
     /// Every option that is set, as it may be shown, with where it came from ("" for `set`).
     public var settings: [(name: String, value: String, origin: String)] {
-        Library.optionNames.indices.compactMap { i in
-            var value: UnsafePointer<CChar>?, origin: UnsafePointer<CChar>?
-            guard locksmith_client_setting(handle, Int32(i), &value, &origin) >= 0 else { return nil }
-            return (Library.optionNames[i], copy(value) ?? "", copy(origin) ?? "")
-        }
+        Library.optionNames.indices.compactMap { i in setting(at: i).map { (Library.optionNames[i], $0.value, $0.origin) } }
+    }
+
+    /// Option `name` as it may be shown, with where it came from ("" for `set`); nil if it is not set.
+    public func setting(_ name: String) -> (value: String, origin: String)? {
+        Library.optionNames.firstIndex(of: name).flatMap(setting(at:))
+    }
+
+    private func setting(at i: Int) -> (value: String, origin: String)? {
+        var value: UnsafePointer<CChar>?, origin: UnsafePointer<CChar>?
+        guard locksmith_client_setting(handle, Int32(i), &value, &origin) >= 0 else { return nil }
+        return (copy(value) ?? "", copy(origin) ?? "")
     }
 
     public var warnings: [String] { list(locksmith_client_warning_count(handle)) { locksmith_client_warning(handle, $0) } }
@@ -555,6 +562,14 @@ public final class Client: @unchecked Sendable {
     /// Every entry of the group's queue, first in line first, with those waiters skip (`ignored`).
     public func queueAll() throws -> [Record] {
         try records(locksmith_client_queue_all)
+    }
+
+    /// The semaphore (created if missing, as `get`), the holder records (as `holderRecords`) and
+    /// every queue entry (as `queueAll`), read together: one request over etcd v3.
+    public func getAll() throws -> (document: SemaphoreDocument, holderRecords: [Record], queue: [Record]) {
+        var s: OpaquePointer?, records: OpaquePointer?, queue: OpaquePointer?
+        try checkClient(locksmith_client_get_all(handle, &s, &records, &queue))
+        return (SemaphoreDocument(taking: s), Client.records(records), Client.records(queue))
     }
 
     /// The list a `locksmith_client_*` function that fills a locksmith_holder_records makes.

@@ -372,6 +372,21 @@ public func locksmith_client_holder_records(_ c: OpaquePointer!, _ ret: UnsafeMu
 }
 
 @c @implementation
+public func locksmith_client_get_all(_ c: OpaquePointer!, _ ret_semaphore: UnsafeMutablePointer<OpaquePointer?>!,
+                                    _ ret_records: UnsafeMutablePointer<OpaquePointer?>!, _ ret_queue: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
+    clientCall(c) { state in
+        let semaphore = try out(ret_semaphore, "ret_semaphore"), records = try out(ret_records, "ret_records")
+        let queue = try out(ret_queue, "ret_queue")
+        let client = try state.connected()
+        let status = try client.getAll()
+        semaphore.pointee = SemaphoreHandle.make(status.document)
+        records.pointee = HolderRecordsHandle.make(status.holderRecords.map { ListedRecord($0, key: client.holderRecordKey($0.id)) })
+        queue.pointee = HolderRecordsHandle.make(status.queue.map(ListedRecord.init))
+        return 0
+    }
+}
+
+@c @implementation
 public func locksmith_client_groups(_ c: OpaquePointer!, _ ret: UnsafeMutablePointer<OpaquePointer?>!) -> Int32 {
     clientCall(c) { state in
         let r = try out(ret, "ret")

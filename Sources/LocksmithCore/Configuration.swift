@@ -42,7 +42,10 @@ public struct Configuration: Sendable {
     /// whose value is the one a file already gave keeps the file as its origin: under the unit
     /// the files reach the daemon as variables too (EnvironmentFile=), and a message should name
     /// the file where the setting is to be changed, not "the environment".
-    public mutating func merge(environment: some Sequence<(key: String, value: String)>) {
+    public mutating func merge(environment: [(key: String, value: String)]) {
+        // (An array rather than any sequence: a generic call across modules is not specialized,
+        // and this runs over the whole environment in every program that loads its configuration.)
+        settings.reserveCapacity(settings.count + environment.count)
         for (key, value) in environment {
             if let known = settings[key], known.value == value { continue }
             settings[key] = Setting(value: value, origin: "environment")

@@ -53,6 +53,9 @@ protocol Backend: AnyObject {
     /// every removal was answered (a record that changed since counts as answered: it is no longer
     /// the stale one).
     func removeRecords(_ stale: ListedKeys) -> Bool
+    /// The semaphore, the holder records and the whole queue in one request (`GroupReading`),
+    /// or nil where the API has no such read: then they are read one by one.
+    func readGroup() throws -> GroupReading?
     /// One watch request at `endpoint`: the first event of `key` after `index`; a timeout throws
     /// `.timedOut`; 5xx answers and streams that end without an event are `.connectionFailed`.
     func watch(_ key: String, at endpoint: String, after index: Int64, timeoutMilliseconds: Int) throws -> WatchEvent
@@ -82,6 +85,9 @@ protocol Backend: AnyObject {
 extension Backend {
     // etcd's way, the same over v2 and v3: the compare-and-swap of the document, the watch, the
     // fair queue. FleetLockBackend has its own.
+
+    /// (Only v3 reads several keys in one request.)
+    func readGroup() throws -> GroupReading? { nil }
 
     func lock(_ holder: String, client: EtcdClient) throws {
         try client.takeSlot(holder)

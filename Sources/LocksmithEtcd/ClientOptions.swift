@@ -180,7 +180,7 @@ public struct ClientOptions: Sendable {
         try ClientOptions.checkPrefix(prefix)
         // etcd-password and etcd-password-file are one setting given two ways: once a source has
         // given either, lower sources give neither.
-        let password: Set = ["etcd-password", "etcd-password-file"]
+        let password = ["etcd-password", "etcd-password-file"]
         var pending = ClientOptions.names.filter { origins[$0] == nil }
         if pending.count(where: { password.contains($0) }) < 2 { pending.removeAll { password.contains($0) } }
         var count = 0
@@ -293,7 +293,14 @@ public struct ClientOptions: Sendable {
     /// The environment variable of option `name` under `prefix`: LOCKSMITHCTL + etcd-cafile ->
     /// LOCKSMITHCTL_ETCD_CAFILE.
     public static func variable(prefix: String, option: String) -> String {
-        prefix.uppercased() + "_" + option.uppercased().replacingDashes()
+        // Every caller's names are ASCII: upper-cased byte by byte (this runs twice per option
+        // each time a program resolves its settings); anything else by Unicode's rules.
+        guard prefix.utf8.allSatisfy({ $0 < 0x80 }), option.utf8.allSatisfy({ $0 < 0x80 }) else {
+            return prefix.uppercased() + "_" + option.uppercased().replacingDashes()
+        }
+        func upper(_ c: UInt8) -> UInt8 { (0x61...0x7a).contains(c) ? c - 0x20 : c }
+        return String(decoding: prefix.utf8.map(upper) + [UInt8(ascii: "_")]
+            + option.utf8.map { $0 == UInt8(ascii: "-") ? UInt8(ascii: "_") : upper($0) }, as: UTF8.self)
     }
 
     /// Splits a comma-separated endpoint list; each must be an http:// or https:// URL. A trailing

@@ -357,7 +357,7 @@ enum V3 {
     }
 
     /// The `kvs` of a range answer (`node`: the answer, or a response_range of a transaction).
-    private static func keyValues(_ node: JSONNode?) -> [(key: String, value: [UInt8]?, index: Int64)] {
+    static func keyValues(_ node: JSONNode?) -> [(key: String, value: [UInt8]?, index: Int64)] {
         guard let kvs = node?["kvs"] else { return [] }
         return (0..<kvs.count).compactMap { i in
             guard let kv = kvs[i], let k = kv["key"]?.string.flatMap(Base64.decode) else { return nil }

@@ -71,17 +71,7 @@ extension EtcdClient {
     /// The records of the group, sorted by id; records whose id or value is not valid are left
     /// out. Creates nothing.
     public func holderRecords() throws -> [HolderRecord] {
-        let entries = try resolvedBackend().list(String(holderRecordsPrefix.dropLast()), label: holderRecordsPrefix)  // the directory
-        var records: [HolderRecord] = []
-        for entry in entries {
-            let k = entry.key.hasPrefix("/") ? String(entry.key.dropFirst()) : entry.key
-            guard k.hasPrefix(holderRecordsPrefix), let value = entry.value,
-                  let id = GroupKey.queryUnescape(String(k.dropFirst(holderRecordsPrefix.count))),
-                  var record = HolderRecord(id: id, value: value) else { continue }
-            record.revision = entry.index
-            records.append(record)
-        }
-        return records.sorted { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
+        holderRecords(listed: try resolvedBackend().list(String(holderRecordsPrefix.dropLast()), label: holderRecordsPrefix))  // the directory
     }
 
     /// Gives back `holder`'s slot only if its record is still the one read at `revision`

@@ -171,8 +171,12 @@ extension EtcdClient {
     /// Every entry of the group's queue, first in line first; those waiters skip are marked
     /// (`ignored`). Creates nothing.
     public func queue() throws -> [QueueEntry] {
-        let listed = try resolvedBackend().listQueue(before: nil, semaphore: false)
-        return listed.entries.map { entry in
+        EtcdClient.queueEntries(try resolvedBackend().listQueue(before: nil, semaphore: false))
+    }
+
+    /// The entries of a listing of the whole queue.
+    static func queueEntries(_ listed: QueueListing) -> [QueueEntry] {
+        listed.entries.map { entry in
             let record = entry.value.flatMap { HolderRecord(id: nil, value: $0) }
             return QueueEntry(key: entry.key, id: record?.id ?? "", since: record?.since ?? 0, host: record?.host ?? "",
                               ignored: entry.ignored, revision: entry.index)

@@ -84,6 +84,12 @@ final class V2Backend: Backend {
         return answered
     }
 
+    /// v2 has no read of several keys but a recursive GET of a directory, and a group's
+    /// directory is no group's own: the default group's semaphore, queue and holder records lie
+    /// in coreos.com/updateengine/rebootlock beside groups/, which holds every other group's
+    /// keys. So the semaphore, the records and the queue are read one by one (EtcdClient.getAll).
+    func readGroup() throws -> GroupReading? { nil }
+
     func watch(_ key: String, at endpoint: String, after index: Int64, timeoutMilliseconds: Int) throws -> WatchEvent {
         let request = V2.watch(key, after: index)
         let response = try transport.http.perform(method: request.method, url: endpoint + request.path,

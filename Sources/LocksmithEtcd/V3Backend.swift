@@ -72,6 +72,21 @@ final class V3Backend: Backend {
         return answer.status == 200
     }
 
+    /// One transaction of three ranges, so that the three are of one revision: the semaphore,
+    /// the holder records (with their values) and the queue in the order it joined.
+    func readGroup() throws -> GroupReading? {
+        let tree = try V3.answer(try transport.send("POST", V3.txnPath, body: V3.txn([
+            V3.rangeOp(String(decoding: V3.range(keys.semaphore), as: UTF8.self)),
+            V3.rangeOp(String(decoding: V3.rangePrefix(keys.records), as: UTF8.self)),
+            V3.rangeOp(queueRange()),
+        ])), key: keys.semaphore)
+        let revision = tree.node["header"]?["revision"]?.int64
+        let responses = tree.node["responses"]
+        return GroupReading(semaphore: try V3.firstValue(responses?[0]?["response_range"], key: keys.semaphore, at: revision),
+                            records: V3.keyValues(responses?[1]?["response_range"]),
+                            queue: queueListing(responses?[2]?["response_range"], ticket: nil, revision: revision ?? 0))
+    }
+
     func watch(_ key: String, at endpoint: String, after index: Int64, timeoutMilliseconds: Int) throws -> WatchEvent {
         var line: [UInt8] = []
         var event: WatchEvent?

@@ -66,9 +66,13 @@ public enum Syscalls {
         var out: [(key: String, value: String)] = []
         var p = environ
         while let entry = p.pointee {
-            let text = String(cString: entry)
-            if let eq = text.firstIndex(of: "=") {
-                out.append((String(text[..<eq]), String(text[text.index(after: eq)...])))
+            // Split at the first "=" byte, as libc does, rather than at the first Character "="
+            // (which a value starting with a combining mark would hide); bytes, not Characters,
+            // also because this runs over the whole environment in every process that loads
+            // its configuration.
+            if let eq = strchr(entry, Int32(UInt8(ascii: "="))) {
+                let name = UnsafeBufferPointer(start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: eq - entry)
+                out.append((String(decoding: name, as: UTF8.self), String(cString: eq + 1)))
             }
             p += 1
         }

@@ -8,18 +8,49 @@ import Locksmith
 /// A flag every subcommand accepts.
 struct GlobalFlag {
     let name: String
-    /// "" for a boolean flag.
-    let valueName: String
-    let help: String
-    var isBoolean: Bool { valueName.isEmpty }
+    let isBoolean: Bool
+    private let texts: Texts
+
+    /// Where the value name and help come from: this program's own flags carry theirs; an etcd
+    /// option's are the library's, read only when help, completions or the manual are printed
+    /// (making them costs more than parsing a command line that never shows them).
+    private enum Texts {
+        case own(help: String)
+        case option(Int)
+    }
+
+    /// A boolean flag of locksmithctl's own.
+    init(boolean name: String, help: String) {
+        (self.name, isBoolean, texts) = (name, true, .own(help: help))
+    }
+
+    /// The flag of the library's etcd option number `index` (Library.optionNames).
+    init(option index: Int) {
+        (name, isBoolean, texts) = (Library.optionNames[index], false, .option(index))
+    }
+
+    /// What the flag takes ("URL", "FILE", ...); "" for a boolean flag.
+    var valueName: String {
+        switch texts {
+        case .own: ""
+        case .option(let index): Library.options[index].valueName
+        }
+    }
+
+    var help: String {
+        switch texts {
+        case .own(let help): help
+        case .option(let index): Library.options[index].description
+        }
+    }
 }
 
 /// -debug, -version, and one flag per etcd option, with the library's names and help texts
 /// (locksmith_client_option_name, locksmith_client_option_help), in alphabetical order.
 let globalFlags: [GlobalFlag] = (
-    [GlobalFlag(name: "debug", valueName: "", help: "Print where each setting came from, and every request to etcd (method, URL, status, time)."),
-     GlobalFlag(name: "version", valueName: "", help: "Print the version and exit.")]
-    + Library.options.map { GlobalFlag(name: $0.name, valueName: $0.valueName, help: $0.description) }
+    [GlobalFlag(boolean: "debug", help: "Print where each setting came from, and every request to etcd (method, URL, status, time)."),
+     GlobalFlag(boolean: "version", help: "Print the version and exit.")]
+    + Library.optionNames.indices.map { GlobalFlag(option: $0) }
 ).sorted { $0.name < $1.name }
 
 /// What the command line says: global flags in the order given, the subcommand, its arguments,

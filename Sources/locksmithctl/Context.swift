@@ -72,8 +72,11 @@ final class Context {
             throw Failure(message: "Error initializing etcd client: \(error.message)", status: ExitStatus.failed)
         }
         guard group == nil else { return client }
-        for setting in client.settings {
-            debugLog("\(setting.name) = \(setting.value) (from \(setting.origin.isEmpty ? "flag -\(setting.name)" : setting.origin))")
+        // (Only when they are shown: listing the settings asks the library for each of them.)
+        if debug {
+            for setting in client.settings {
+                debugLog("\(setting.name) = \(setting.value) (from \(setting.origin.isEmpty ? "flag -\(setting.name)" : setting.origin))")
+            }
         }
         for warning in client.warnings { standardError("locksmithctl: warning: \(warning)\n") }
         return client

@@ -16,7 +16,11 @@ struct HolderAge {
 
 /// The holders in the document's order, each with its record.
 func holderAges(_ document: SemaphoreDocument, _ client: Client) throws -> [HolderAge] {
-    let records = try client.holderRecords()
+    holderAges(document, records: try client.holderRecords())
+}
+
+/// The holders in the document's order, each with its record among `records`.
+func holderAges(_ document: SemaphoreDocument, records: [Client.Record]) -> [HolderAge] {
     var byID: [String: (since: Int64, host: String, revision: Int64)] = [:]
     for record in records { byID[record.id] = (record.since, record.host, record.revision) }
     return document.holders.map { HolderAge(id: $0, record: byID[$0]) }

@@ -16,14 +16,14 @@ func runStatus(_ context: Context) throws {
         try runAllGroups(context, json: json)
         return
     }
-    let document = try context.etcd("Error reading semaphore") { try $0.get() }
-    let client = try context.client()
-    let now = currentTime()
     if json {
-        let ages = try context.etcd("Error reading holder records") { try holderAges(document, $0) }
-        let entries = try context.etcd("Error reading the queue") { try $0.queueAll() }
+        // The semaphore, the holder records and the queue in one read (one request over v3).
+        let (document, records, entries) = try context.etcd("Error reading semaphore") { try $0.getAll() }
+        let client = try context.client()
+        let now = currentTime()
+        let ages = holderAges(document, records: records)
         standardOutput("{" + [
-            "\"group\":" + Library.jsonQuoted(client.settings.first { $0.name == "group" }?.value ?? ""),
+            "\"group\":" + Library.jsonQuoted(client.setting("group")?.value ?? ""),
             "\"key\":" + Library.jsonQuoted(client.key),
             "\"available\":\(document.available)",
             "\"max\":\(document.max)",
@@ -36,6 +36,9 @@ func runStatus(_ context: Context) throws {
         ].joined(separator: ",") + "}\n")
         return
     }
+    let document = try context.etcd("Error reading semaphore") { try $0.get() }
+    let client = try context.client()
+    let now = currentTime()
     var text = "Available: \(document.available)\nMax: \(document.max)\n"
     if context.line.localFlags.contains("queue") {
         let entries = try context.etcd("Error reading the queue") { try $0.queueAll() }

@@ -76,6 +76,22 @@ final class ScratchRoot {
         #expect(c["LOCKSMITHD_REBOOT_WINDOW_START"] == "Thu 23:00")
     }
 
+    @Test func environmentSplitsAtTheFirstEqualsByte() {
+        // (Names of this test's own: other tests may run at the same time.)
+        setenv("LOCKSMITH_TEST_SPLIT_EQUALS", "a=b=c", 1)
+        setenv("LOCKSMITH_TEST_SPLIT_MARK", "\u{301}x", 1)  // a value that starts with a combining mark
+        setenv("LOCKSMITH_TEST_SPLIT_EMPTY", "", 1)
+        defer {
+            for name in ["LOCKSMITH_TEST_SPLIT_EQUALS", "LOCKSMITH_TEST_SPLIT_MARK", "LOCKSMITH_TEST_SPLIT_EMPTY"] { unsetenv(name) }
+        }
+        let environment = Syscalls.environment()
+        func value(_ name: String) -> [String] { environment.filter { $0.key == name }.map(\.value) }
+        #expect(value("LOCKSMITH_TEST_SPLIT_EQUALS") == ["a=b=c"])
+        #expect(value("LOCKSMITH_TEST_SPLIT_MARK") == ["\u{301}x"])
+        #expect(value("LOCKSMITH_TEST_SPLIT_EMPTY") == [""])
+        #expect(!environment.contains { $0.key.contains("=") })
+    }
+
     @Test func noFilesIsAnEmptyConfiguration() throws {
         let root = ScratchRoot()
         #expect(try Configuration.load(root: root.path, environment: false).settings.isEmpty)

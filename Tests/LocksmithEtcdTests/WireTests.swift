@@ -123,6 +123,8 @@ import LocksmithCore
         #expect(throws: LocksmithError.self) { try o.set("etcd-api", "v4") }
         #expect(throws: LocksmithError.self) { try o.set("etcd-endpoint", "x") }
         #expect(ClientOptions.variable(prefix: "LOCKSMITHCTL", option: "etcd-cafile") == "LOCKSMITHCTL_ETCD_CAFILE")
+        #expect(ClientOptions.variable(prefix: "ab-c", option: "queue-ttl") == "AB-C_QUEUE_TTL")  // the prefix keeps its dashes
+        #expect(ClientOptions.variable(prefix: "P", option: "stra\u{DF}e-x") == "P_STRASSE_X")  // not ASCII: Unicode's rules
         var e = ClientOptions()
         try e.set("endpoint", "http://flag:1")
         let env = ["LOCKSMITHD_ENDPOINT": "http://env:1,http://env:2", "LOCKSMITHD_GROUP": "lb", "LOCKSMITHD_ETCD_USERNAME": ""]

@@ -2247,6 +2247,47 @@ static void test_queue(const char *endpoint) {
         CHECK_STR(locksmith_holder_records_key(r, 1), planted);
         CHECK_RC(locksmith_holder_records_ignored(r, 2), -EINVAL);
         r = locksmith_holder_records_free(r);
+        /* All of it in one read (LOCKSMITH_6): v3 in one request, v2 in three; the same lists. */
+        {
+            locksmith_semaphore *s = NULL, *got = NULL;
+            locksmith_holder_records *records = NULL, *queue = NULL, *alone = NULL;
+            char *json = NULL, *json_got = NULL;
+            int64_t before = 0, after = 0;
+            CHECK_RC(locksmith_client_get_all(c, NULL, &records, &queue), -EINVAL);
+            CHECK_RC(locksmith_client_get_all(c, &s, NULL, &queue), -EINVAL);
+            CHECK_RC(locksmith_client_get_all(c, &s, &records, NULL), -EINVAL);
+            CHECK(s == NULL && records == NULL && queue == NULL);
+            CHECK_RC(locksmith_client_lock(c, "status-holder"), 0);
+            CHECK_RC(locksmith_client_stats(c, &before, NULL), 0);
+            CHECK_RC(locksmith_client_get_all(c, &s, &records, &queue), 0);
+            CHECK_RC(locksmith_client_stats(c, &after, NULL), 0);
+            CHECK(after - before == (v3 ? 1 : 3));
+            CHECK_RC(locksmith_client_get(c, &got), 0);
+            CHECK_RC(locksmith_semaphore_to_json(s, &json), 0);
+            CHECK_RC(locksmith_semaphore_to_json(got, &json_got), 0);
+            CHECK_STR(json, json_got);
+            CHECK_RC(locksmith_client_holder_records(c, &alone), 0);
+            CHECK_RC(locksmith_holder_records_count(records), locksmith_holder_records_count(alone));
+            for (int i = 0; i < locksmith_holder_records_count(alone); i++) {
+                CHECK_STR(locksmith_holder_records_id(records, i), locksmith_holder_records_id(alone, i));
+                CHECK_STR(locksmith_holder_records_key(records, i), locksmith_holder_records_key(alone, i));
+                CHECK(locksmith_holder_records_revision(records, i) == locksmith_holder_records_revision(alone, i));
+            }
+            CHECK(locksmith_holder_records_count(records) >= 1);
+            alone = locksmith_holder_records_free(alone);
+            CHECK_RC(locksmith_holder_records_count(queue), 2);
+            CHECK_STR(locksmith_holder_records_id(queue, 0), "planted");
+            CHECK_RC(locksmith_holder_records_ignored(queue, 0), LOCKSMITH_QUEUE_NEVER_EXPIRES);
+            CHECK_RC(locksmith_holder_records_ignored(queue, 1), LOCKSMITH_QUEUE_UNREADABLE);
+            CHECK_STR(locksmith_holder_records_key(queue, 1), planted);
+            CHECK_RC(locksmith_client_unlock(c, "status-holder"), 0);
+            free(json);
+            free(json_got);
+            s = locksmith_semaphore_free(s);
+            got = locksmith_semaphore_free(got);
+            records = locksmith_holder_records_free(records);
+            queue = locksmith_holder_records_free(queue);
+        }
         CHECK_RC(locksmith_client_acquire(holder, "behind-planted", 5000, NULL, NULL), 0);
         CHECK_RC(locksmith_client_unlock(holder, "behind-planted"), 0);
         c = locksmith_client_free(c);

@@ -502,6 +502,7 @@ static void test_client(const char *root) {
     CHECK(locksmith_holder_records_revision(NULL, INT32_MAX) == -1);
     CHECK_RC(locksmith_holder_records_ignored(NULL, -1), -EINVAL);
     CHECK_RC(locksmith_client_queue_all(NULL, NULL), -EINVAL);
+    CHECK_RC(locksmith_client_get_all(NULL, NULL, NULL, NULL), -EINVAL);
     (void)root;
     /* A refused proxy is named without its credentials; no control characters or spaces. */
     CHECK_RC(locksmith_client_set(c, "proxy", "ftp://user:s3cret@proxy.example"), -EINVAL);

@@ -807,6 +807,11 @@ def test_queue_entries_no_waiter_made_are_listed_marked_and_skipped(etcd, group,
         assert [e.key for e in entries] == [prefix + "0000000000000001", prefix + "0000000000000002"]
         assert c.acquire("behind-them", timeout=10)
         assert c.status().holders == ["behind-them"]
+        # All of it in one read (LOCKSMITH_6): the same as the three reads.
+        semaphore, records, queue = c.get_all()
+        assert semaphore.holders == ["behind-them"] and records == c.holder_records() and queue == c.queue_all()
+        assert [r.id for r in records] == ["behind-them"] and [e.ignored for e in queue] == [
+            locksmith.QUEUE_NEVER_EXPIRES, locksmith.QUEUE_UNREADABLE]
 
 
 def test_holder_records_of_a_closed_or_unreachable_client():

@@ -164,6 +164,7 @@ PROTOTYPES: Dict[str, Prototype] = {
     "locksmith_client_queue": (c_int, [ClientP, P(HolderRecordsP)]),
     "locksmith_client_queue_all": (c_int, [ClientP, P(HolderRecordsP)]),
     "locksmith_client_holder_records": (c_int, [ClientP, P(HolderRecordsP)]),
+    "locksmith_client_get_all": (c_int, [ClientP, P(SemaphoreP), P(HolderRecordsP), P(HolderRecordsP)]),
     "locksmith_client_groups": (c_int, [ClientP, P(GroupsP)]),
     "locksmith_client_last_error": (c_char_p, [ClientP]),
     "locksmith_client_last_error_option": (c_char_p, [ClientP]),

@@ -596,6 +596,16 @@ class Client(Handle):
         Creates nothing; one request."""
         return self._records(lib.locksmith_client_holder_records)
 
+    def get_all(self) -> Tuple[Semaphore, List[HolderRecord], List[HolderRecord]]:
+        """The semaphore (created if missing, as status()), holder_records() and queue_all(),
+        read together: one request (one transaction) over etcd v3, three over v2."""
+        semaphore, records, queue = _native.SemaphoreP(), _native.HolderRecordsP(), _native.HolderRecordsP()
+        with self._lock:
+            pointer = self._live()
+            self._check(pointer, lib.locksmith_client_get_all(pointer, ctypes.byref(semaphore), ctypes.byref(records),
+                                                              ctypes.byref(queue)))
+        return Semaphore(semaphore), _records(records), _records(queue)
+
     def _records(self, function: Any) -> List[HolderRecord]:
         """The list a locksmith_client_* function that fills a locksmith_holder_records makes."""
         listing = _native.HolderRecordsP()
