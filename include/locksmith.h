@@ -7,7 +7,7 @@
  * settings, the reboot-slot record, locksmithd's files), each function once. The comment of each
  * function ends with the version node that added it ([LOCKSMITH_1] ... [LOCKSMITH_6]); a node's
  * functions are listed exactly in the linker's version script, and a node never changes once
- * released (LOCKSMITH_1 and _2: 0.7.0, _3: 0.8.0, _4: 0.9.0, _5 and _6: 0.10.0).
+ * released (LOCKSMITH_1 and _2: 0.7.0, _3: 0.8.0, _4: 0.9.0, _5: 0.10.0, _6: 0.11.0).
  *
  * Conventions (the same for every function):
  *   - Fallible functions return int: >= 0 on success, a negative errno on failure, so that
@@ -56,12 +56,12 @@ extern "C" {
  *     #if LOCKSMITH_VERSION_NUM >= 0x000a00    (0.10.0: locksmith_daemon_settings_get, ...)
  * The library a program runs with may be newer: locksmith_version() says which it is. A test
  * checks that the two agree for the library built with this header. */
-#define LOCKSMITH_VERSION "0.10.0"
+#define LOCKSMITH_VERSION "0.11.0"
 #define LOCKSMITH_VERSION_MAJOR 0
-#define LOCKSMITH_VERSION_MINOR 10
+#define LOCKSMITH_VERSION_MINOR 11
 #define LOCKSMITH_VERSION_PATCH 0
 /* 0xXXYYZZ: major, minor and patch, one byte each. */
-#define LOCKSMITH_VERSION_NUM 0x000a00
+#define LOCKSMITH_VERSION_NUM 0x000b00
 /* Whether this header is of version x.y.z or later. */
 #define LOCKSMITH_VERSION_AT_LEAST(x, y, z) (LOCKSMITH_VERSION_NUM >= (((x) << 16) | ((y) << 8) | (z)))
 
@@ -94,7 +94,7 @@ typedef struct locksmith_daemon_settings locksmith_daemon_settings;
 
 /* ---- The library ------------------------------------------------------------------------------ */
 
-/* The library's version, e.g. "0.10.0". A static string: never free it. [LOCKSMITH_1] */
+/* The library's version, e.g. "0.11.0". A static string: never free it. [LOCKSMITH_1] */
 LOCKSMITH_WARN_UNUSED const char *locksmith_version(void);
 
 /* Frees memory the library returned through a char **ret_* parameter (the same as free(3), for

@@ -47,7 +47,7 @@ func list(_ count: Int32, _ item: (Int32) -> UnsafePointer<CChar>?) -> [String] 
 }
 
 public enum Library {
-    /// The library's version, e.g. "0.10.0".
+    /// The library's version, e.g. "0.11.0".
     public static var version: String { String(cString: locksmith_version()) }
 
     /// The root system paths are read under by default: $LOCKSMITH_ROOT, else "/".

@@ -2,5 +2,5 @@
 
 public enum Version {
     /// Follows the original's last release, 0.6.2.
-    public static let string = "0.10.0"
+    public static let string = "0.11.0"
 }

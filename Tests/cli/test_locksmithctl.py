@@ -113,8 +113,8 @@ class GoldenOutputs(unittest.TestCase):
 
     def test_unknown_subcommand_and_version(self):
         self.expect(ctl("foo"), 'locksmithctl: unknown subcommand: "foo"\nRun \'locksmithctl help\' for usage.\n', code=2)
-        self.expect(ctl("-version"), "locksmithctl version 0.10.0\n")
-        self.expect(ctl("status", "--version"), "locksmithctl version 0.10.0\n")
+        self.expect(ctl("-version"), "locksmithctl version 0.11.0\n")
+        self.expect(ctl("status", "--version"), "locksmithctl version 0.11.0\n")
 
     def test_no_endpoint_reachable_names_each(self):
         dead = "http://127.0.0.1:%d" % harness.free_port()

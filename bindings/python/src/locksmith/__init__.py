@@ -28,7 +28,7 @@ from .errors import (AccessDenied, AlreadyHeld, BadData, Busy, Cancelled, Change
 from .semaphore import Semaphore
 from .window import Opening, Window
 
-__version__ = "0.10.0"
+__version__ = "0.11.0"
 
 #: The etcd key of the default group's semaphore; other groups live under KEY_PREFIX + "/groups/".
 KEY_PREFIX = "coreos.com/updateengine/rebootlock"
@@ -39,7 +39,7 @@ library_path: str = _native.path
 
 
 def version() -> str:
-    """The library's version, e.g. "0.10.0"."""
+    """The library's version, e.g. "0.11.0"."""
     text: bytes = lib.locksmith_version()
     return text.decode("utf-8")
 
