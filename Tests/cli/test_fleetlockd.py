@@ -8,6 +8,7 @@ import base64
 import itertools
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -331,6 +332,40 @@ class Concurrency(unittest.TestCase):
                 self.assertEqual(sorted(etcd.holders(api, key)), sorted(granted))
                 if api == "v3":
                     self.assertEqual(max_holders_in_history(key), 5)
+
+    def test_a_request_waiting_for_etcd_holds_no_worker(self):
+        # One worker thread, and an etcd that stops answering (SIGSTOP): a pre-reboot waits for
+        # its write, and the one worker still answers another connection at once.
+        own = harness.Etcd()
+        s = Server("v3", ["--threads", "1"], env={"LOCKSMITHCTL_ENDPOINT": own.endpoint})
+        port = int(own.endpoint.rsplit(":", 1)[1])
+        result = []
+        try:
+            self.assertEqual(s.post("/v1/pre-reboot", zincati_body("first")), (200, {}))
+            self.assertEqual(s.post("/v1/steady-state", zincati_body("first")), (200, {}))
+            os.kill(own.proc.pid, signal.SIGSTOP)
+            try:
+                waiting = threading.Thread(target=lambda: result.append(s.post("/v1/pre-reboot", zincati_body("second"))))
+                waiting.start()
+
+                def unread_at_etcd():
+                    # The write has reached etcd's socket: bytes wait there for etcd to read them.
+                    out = subprocess.run(["ss", "-Htn", "state", "established", "( sport = :%d )" % port],
+                                         capture_output=True, text=True).stdout
+                    return any(int(line.split()[0]) > 0 for line in out.splitlines() if line.split())
+                self.assertTrue(harness.wait_for(unread_at_etcd, timeout=20), "the pre-reboot's write never reached etcd")
+                started = time.monotonic()
+                status, _ = request(urllib.request.Request(s.base + "/not-here"))
+                self.assertEqual(status, 404)
+                self.assertLess(time.monotonic() - started, 5)
+                self.assertEqual(result, [])  # still waiting for etcd
+            finally:
+                os.kill(own.proc.pid, signal.SIGCONT)
+            waiting.join(60)
+            self.assertEqual(result, [(200, {})])
+        finally:
+            s.stop()
+            own.stop()
 
 
 def max_holders_in_history(key):
