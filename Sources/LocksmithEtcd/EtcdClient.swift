@@ -81,7 +81,9 @@ public final class EtcdClient {
     /// The backend, once known: `auto` decides with a read of the semaphore (not kept).
     func resolvedBackend() throws -> Backend {
         if let backend { return backend }
-        _ = try fetch()
+        // The probe is a read of the semaphore: what it finds is remembered, so the operation
+        // that needed the backend (a first lock, unlock or apply) does not read it again.
+        if case .value(let value) = try fetch() { cache.remember(value) }
         return try backend ?? EtcdClient.undecided()
     }
 

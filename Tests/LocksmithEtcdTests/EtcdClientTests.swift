@@ -302,6 +302,14 @@ func concurrently(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
         try client.lock("a")
         #expect(client.api == .v2)
         #expect(try RawEtcd(sharedEtcd).v2Get(client.key).value == #"{"semaphore":0,"max":1,"holders":["a"]}"#)
+        // A first write of a client on auto over a semaphore that exists: the probe's read is the
+        // write's read (one GET of the key, then the compare-and-swap).
+        let second = try EtcdClient(options: options)
+        let lines = Mutex<[String]>([])
+        second.transport.http.trace = { line in lines.withLock { $0.append(line) } }
+        try second.unlock("a")
+        let requests = lines.withLock { $0 }.map { $0.split(separator: " ", maxSplits: 2).prefix(2).joined(separator: " ") }
+        #expect(requests.filter { $0.hasPrefix("GET ") && $0.contains("/semaphore?") }.count == 1, "\(requests)")
     }
 }
 
@@ -314,6 +322,15 @@ func concurrently(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
         try client.lock("a")
         #expect(client.api == .v3)
         #expect(try RawEtcd(server).v3Get(client.key).value == #"{"semaphore":0,"max":1,"holders":["a"]}"#)
+        // A first write over a semaphore that exists: the v2 probe, one range (the probe's read,
+        // kept for the write) and the transaction.
+        let second = try EtcdClient(options: options)
+        let lines = Mutex<[String]>([])
+        second.transport.http.trace = { line in lines.withLock { $0.append(line) } }
+        try second.unlock("a")
+        #expect(lines.withLock { $0 }.map { $0.split(separator: " ", maxSplits: 2).prefix(2).joined(separator: " ") }
+                    == ["GET \(server.endpoint)/v2/keys/coreos.com/updateengine/rebootlock/semaphore?quorum=true",
+                        "POST \(server.endpoint)/v3/kv/range", "POST \(server.endpoint)/v3/kv/txn"], "\(lines.withLock { $0 })")
         let forced = try makeClient(.v2, group: "", server: server)
         do {
             _ = try forced.get()
