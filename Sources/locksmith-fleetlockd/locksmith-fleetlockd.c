@@ -106,7 +106,7 @@ static char etcd_error[600];
 static long long etcd_error_at;
 static atomic_llong etcd_errors;
 
-static volatile sig_atomic_t stopping;
+static atomic_int stopping;  /* set by main once a signal has ended its loop; read by the writers and workers */
 
 static void usage(FILE *f) {
     fputs("Usage: locksmith-fleetlockd [options]\n"
