@@ -6,6 +6,7 @@ import base64
 import itertools
 import json
 import os
+import random
 import re
 import select
 import shutil
@@ -57,12 +58,37 @@ def free_port():
     return free_ports(1)[0]
 
 
-def free_ports(n):
-    """n different loopback ports free now (bound together, so that none is given twice)."""
-    sockets = [socket.socket() for _ in range(n)]
+def _ephemeral_low():
+    """The lowest port the kernel gives outgoing connections (ip_local_port_range)."""
     try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(n):
+    """n different ports free now on every address (bound together, so that none is given twice),
+    below the range the kernel picks outgoing connections' ports from: a port the kernel chose
+    for a listener here goes back to that range when it is closed, and an outgoing connection
+    (to etcd, between tests) could take it before the server binds it (seen: a server on
+    0.0.0.0 failing with "Address already in use")."""
+    low = _ephemeral_low()
+    sockets = []
+    try:
+        if low - 10000 >= 1000:
+            rng = random.SystemRandom()
+            while len(sockets) < n:
+                s = socket.socket()
+                try:
+                    s.bind(("0.0.0.0", rng.randrange(10000, low)))
+                    sockets.append(s)
+                except OSError:
+                    s.close()
+        else:
+            for _ in range(n):
+                sockets.append(socket.socket())
+                sockets[-1].bind(("127.0.0.1", 0))
         return [s.getsockname()[1] for s in sockets]
     finally:
         for s in sockets:
