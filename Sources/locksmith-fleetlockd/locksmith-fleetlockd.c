@@ -345,7 +345,7 @@ struct group_queue {
     struct change *waiting[MAX_BATCH];
     int n_waiting;
     int writing;  /* the writer (or a worker in its place) has the queue */
-    int in_write; /* a batch is taken and its connections not all resumed yet */
+    int in_write; /* requests of the batch being written (0: none; until their connections are resumed) */
     pthread_cond_t work;  /* the writer waits on it for changes */
     long long last_write_end;  /* now_us() when the last write ended */
     locksmith_client *client;
@@ -495,7 +495,7 @@ static void write_waiting(struct group_queue *q) {
     int n = q->n_waiting;
     memcpy(batch, q->waiting, (size_t)n * sizeof *batch);
     q->n_waiting = 0;
-    q->in_write = 1;
+    q->in_write = n;
     pthread_mutex_unlock(&q->lock);
     write_batch(q, batch, n);
     /* Once done is set and its connection resumed, a change may be answered and freed at any
@@ -573,17 +573,18 @@ static int enqueue(struct group_queue *q, struct change *change) {
     return 1;
 }
 
-/* Whether every group's queue is idle (nothing waits, no write): what stopping waits for. */
-static int queues_idle(void) {
-    int idle = 1;
+/* Requests waiting for their group's write or in it, in every group: what stopping waits to see
+ * at 0, and a gauge of /metrics. */
+static long waiting_requests(void) {
+    long waiting = 0;
     pthread_mutex_lock(&queues_lock);
-    for (int i = 0; i < n_queues && idle; i++) {
+    for (int i = 0; i < n_queues; i++) {
         pthread_mutex_lock(&queues[i]->lock);
-        idle = queues[i]->n_waiting == 0 && !queues[i]->in_write;
+        waiting += queues[i]->n_waiting + queues[i]->in_write;
         pthread_mutex_unlock(&queues[i]->lock);
     }
     pthread_mutex_unlock(&queues_lock);
-    return idle;
+    return waiting;
 }
 
 /* ---- FleetLock ----------------------------------------------------------------------------- */
@@ -930,8 +931,11 @@ static enum MHD_Result metrics(struct MHD_Connection *connection) {
                  "# HELP locksmith_fleetlock_writes_total Writes of a group's semaphore, each for a batch of requests.\n"
                  "# TYPE locksmith_fleetlock_writes_total counter\nlocksmith_fleetlock_writes_total %lld\n"
                  "# HELP locksmith_fleetlock_batched_requests_total Requests answered through those writes.\n"
-                 "# TYPE locksmith_fleetlock_batched_requests_total counter\nlocksmith_fleetlock_batched_requests_total %lld\n",
-            (double)etcd_micros / 1e6, (long long)etcd_calls, (long long)conflict_rounds, (long long)batches, (long long)batched_changes);
+                 "# TYPE locksmith_fleetlock_batched_requests_total counter\nlocksmith_fleetlock_batched_requests_total %lld\n"
+                 "# HELP locksmith_fleetlock_waiting_requests Requests waiting for their group's write, or in it.\n"
+                 "# TYPE locksmith_fleetlock_waiting_requests gauge\nlocksmith_fleetlock_waiting_requests %ld\n",
+            (double)etcd_micros / 1e6, (long long)etcd_calls, (long long)conflict_rounds, (long long)batches, (long long)batched_changes,
+            waiting_requests());
     /* The slots of every group, read now (a listing that creates nothing). */
     locksmith_groups *g = NULL;
     pthread_mutex_lock(&admin_lock);
@@ -1513,7 +1517,7 @@ int main(int argc, char **argv) {
     /* The writes under way end and answer their requests (no new request is queued now), so that
      * no connection is left suspended when the daemons stop. Bounded by the etcd client's own
      * timeouts; a second's polls are nothing beside them. */
-    for (int waited = 0; !queues_idle() && waited < 120000; waited += 10) {
+    for (int waited = 0; waiting_requests() > 0 && waited < 120000; waited += 10) {
         struct timespec pause = {0, 10 * 1000000L};
         nanosleep(&pause, NULL);
     }

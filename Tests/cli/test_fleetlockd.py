@@ -298,6 +298,7 @@ class Protocol(unittest.TestCase):
         self.assertIn('locksmith_fleetlock_slots{group="%s",state="held"} 1' % group, text)
         self.assertIn("locksmith_fleetlock_etcd_up 1", text)
         self.assertRegex(text, r"locksmith_fleetlock_etcd_seconds_count [1-9]")
+        self.assertIn("locksmith_fleetlock_waiting_requests 0\n", text)  # none left waiting
         self.assertEqual(s.post("/v1/steady-state", zincati_body("m1", group)), (200, {}))
 
 
