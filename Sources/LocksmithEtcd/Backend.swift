@@ -50,8 +50,8 @@ protocol Backend: AnyObject {
     /// Every key under `directory` (no trailing "/") with its value and index; `label` names it in errors.
     func list(_ directory: String, label: String) throws -> [(key: String, value: [UInt8]?, index: Int64)]
     /// Removes holder records, each only if it is still at the index listed. Best effort: whether
-    /// every removal was answered (a record that changed since counts as answered: it is no longer
-    /// the stale one).
+    /// none of them is left stale (v2: a record that changed since, or is gone, is no longer the
+    /// stale one; v3: one transaction, refused whole when any record changed).
     func removeRecords(_ stale: ListedKeys) -> Bool
     /// The semaphore, the holder records and the whole queue in one request (`GroupReading`),
     /// or nil where the API has no such read: then they are read one by one.

@@ -65,11 +65,13 @@ final class V3Backend: Backend {
     }
 
     /// In one transaction, each compared on the mod_revision listed.
+    /// Whether they all went: the transaction is all or nothing, so one record that changed since
+    /// (a holder that took a slot again) keeps the others too, and the next write lists again.
     func removeRecords(_ stale: ListedKeys) -> Bool {
-        // (A refused transaction is answered too: some record changed since it was listed.)
-        guard let answer = try? transport.send("POST", V3.txnPath, body: V3.txn(stale.map { V3.deleteOp($0.key) },
-                                                                                    unchanged: stale.map { ($0.key, $0.index) })) else { return false }
-        return answer.status == 200
+        let body = V3.txn(stale.map { V3.deleteOp($0.key) }, unchanged: stale.map { ($0.key, $0.index) })
+        guard let response = try? transport.send("POST", V3.txnPath, body: body),
+              let tree = try? V3.answer(response, key: keys.records) else { return false }
+        return tree.node["succeeded"]?.bool == true
     }
 
     /// One transaction of three ranges, so that the three are of one revision: the semaphore,
